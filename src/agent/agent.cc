@@ -1,0 +1,392 @@
+#include "agent/agent.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "agent/abort_point.h"
+#include "agent/layout.h"
+#include "agent/state.h"
+#include "archive/package_index.h"
+#include "archive/reader.h"
+#include "base/file.h"
+#include "base/strings.h"
+#include "crypto/sha256.h"
+
+namespace wharf {
+namespace {
+
+constexpr uint64_t kMaxGenerationBytes = 1u << 20;
+constexpr uint64_t kMaxSignatureBytes = 4096;
+
+void Say(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
+
+// The worst of several mirrors' errors: a refusal says more than "nobody answered".
+int Severity(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kUnavailable: return 0;
+    case ErrorCode::kNotFound: return 1;
+    default: return 2;
+  }
+}
+
+Status CheckIndexMatches(const PackageIndex& index, const PackageRef& ref) {
+  if (index.name != ref.name || index.version != ref.version || index.prefix != ref.prefix ||
+      index.archive_size != ref.archive_size || index.archive_sha256 != ref.archive_sha256)
+    return Fail(ErrorCode::kCorrupt, ref.index + ": does not describe the archive the generation "
+                                                 "names; the store is inconsistent, republish");
+  return {};
+}
+
+}  // namespace
+
+struct Agent::Fetched {
+  Generation generation;
+  std::string json;
+  std::string signature;
+  Acceptance acceptance;
+  bool same_as_active = false;
+};
+
+Agent::Agent(AgentConfig config, const Clock& clock, Fetcher& fetcher)
+    : config_(std::move(config)), clock_(clock), fetcher_(fetcher) {}
+
+Result<SyncReport> Agent::Sync() {
+  Layout layout(config_.root);
+  WHARF_TRY(MakeDirs(layout.tmp()));
+  auto lock = FileLock::Acquire(layout.lock());
+  if (!lock) return std::unexpected(lock.error());
+  AbortPoint("locked");
+  if (!config_.dry_run) WHARF_TRY(RecoverLeftovers());
+  auto active = ReadActive(layout);
+  if (!active) return std::unexpected(active.error());
+  SyncReport report;
+  if (*active) report.previous = report.generation = (*active)->generation.number;
+  auto fetched = FetchGeneration(report);
+  if (!fetched) return std::unexpected(fetched.error());
+  if (!*fetched) {
+    report.outcome = SyncOutcome::kOffline;
+    return report;
+  }
+  AbortPoint("generation-verified");
+  const Generation& next = (*fetched)->generation;
+  report.clock_behind = (*fetched)->acceptance.clock_behind;
+  for (const auto& ref : next.packages) report.plan.push_back({ref, IsDirectory(layout.package(ref))});
+  report.requests = fetcher_.stats().requests;
+  report.bytes_fetched = fetcher_.stats().bytes;
+  if ((*fetched)->same_as_active) return report;
+  if (config_.dry_run) {
+    report.outcome = SyncOutcome::kPlanned;
+    return report;
+  }
+  for (const auto& step : report.plan)
+    if (!step.present) WHARF_TRY(InstallPackage(step.ref));
+  WHARF_TRY(WriteProfile(**fetched));
+  std::optional<Generation> previous;
+  if (*active) previous = (*active)->generation;
+  WHARF_TRY(LinkPrefixes(next, previous));
+  AbortPoint("before-switch");
+  WHARF_TRY(SymlinkAtomic("profiles/" + std::to_string(next.number), layout.current()));
+  AbortPoint("switched");
+  auto floor = ReadFloor(layout, std::nullopt);
+  if (!floor) return std::unexpected(floor.error());
+  WHARF_TRY(WriteFloor(layout, {std::max(floor->number, next.number),
+                                std::max(floor->created, next.created)}));
+  AbortPoint("floor-written");
+  WHARF_TRY(UnlinkDroppedPrefixes(next, previous));
+  AbortPoint("prefixes-cleaned");
+  WHARF_TRY(CollectGarbage());
+  report.outcome = SyncOutcome::kApplied;
+  report.generation = next.number;
+  report.requests = fetcher_.stats().requests;
+  report.bytes_fetched = fetcher_.stats().bytes;
+  return report;
+}
+
+// Asks each store in turn for the FEC's generation; the first one that is signed by a
+// trusted key, for this FEC, not older than the floor and not expired wins. nullopt when
+// no store answered at all.
+Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(SyncReport& report) {
+  Layout layout(config_.root);
+  auto active = ReadActive(layout);
+  if (!active) return std::unexpected(active.error());
+  auto floor = ReadFloor(layout, *active);
+  if (!floor) return std::unexpected(floor.error());
+  std::optional<Error> worst;
+  auto note = [&](Error error) {
+    if (!worst || Severity(error.code) > Severity(worst->code)) worst = std::move(error);
+  };
+  std::string folder = "fecs/" + config_.fec + "/";
+  for (const auto& store : config_.stores) {
+    auto json = fetcher_.Get(JoinUrl(store, folder + "generation.json"), kMaxGenerationBytes);
+    if (!json) {
+      note(json.error());
+      continue;
+    }
+    Fetched fetched;
+    fetched.json = std::move(*json);
+    auto generation = ParseGeneration(fetched.json);
+    if (!generation) {
+      note(Prefix(JoinUrl(store, folder + "generation.json"), generation.error()).error());
+      continue;
+    }
+    std::string sig_path = folder + "generations/" + std::to_string(generation->number) + ".json.sig";
+    auto signature = fetcher_.Get(JoinUrl(store, sig_path), kMaxSignatureBytes);
+    if (!signature) {
+      note(signature.error());
+      continue;
+    }
+    auto signer = VerifySignature(config_.trusted, fetched.json, *signature);
+    if (!signer) {
+      note(Prefix(config_.fec + ": generation " + std::to_string(generation->number),
+                   signer.error()).error());
+      continue;
+    }
+    fetched.generation = std::move(*generation);
+    fetched.same_as_active = *active && (*active)->json == fetched.json;
+    if (fetched.same_as_active) {
+      preferred_store_ = report.store = store;
+      return std::optional<Fetched>(std::move(fetched));
+    }
+    if (fetched.generation.number == floor->number) {
+      note(Error{ErrorCode::kRejected,
+                 config_.fec + ": store offers another generation numbered " +
+                     std::to_string(floor->number) +
+                     " than the one already applied; refusing (forged or rewritten?)"});
+      continue;
+    }
+    auto acceptance = CheckAcceptable(fetched.generation, config_.fec, *floor, clock_.Now());
+    if (!acceptance) {
+      note(acceptance.error());
+      continue;
+    }
+    fetched.acceptance = *acceptance;
+    fetched.signature = std::move(*signature);
+    preferred_store_ = report.store = store;
+    return std::optional<Fetched>(std::move(fetched));
+  }
+  if (!worst) return Fail(ErrorCode::kInvalidArgument, "no store URL given: pass --store URL");
+  if (worst->code == ErrorCode::kUnavailable) {
+    report.offline_reason = worst->message;
+    return std::optional<Fetched>();
+  }
+  if (worst->code == ErrorCode::kNotFound)
+    return Fail(ErrorCode::kNotFound, config_.fec + ": the store has no generation for this FEC (" +
+                                          worst->message + "); assign one with `wharf assign`");
+  return std::unexpected(*worst);
+}
+
+// Fetches a store-relative path, trying the store that answered first, then the others.
+Result<std::string> Agent::FetchFromMirrors(const std::string& path, uint64_t max_bytes,
+                                            std::string* download_to) {
+  std::vector<std::string> order{preferred_store_};
+  for (const auto& s : config_.stores)
+    if (s != preferred_store_) order.push_back(s);
+  std::optional<Error> worst;
+  for (const auto& store : order) {
+    std::string url = JoinUrl(store, path);
+    if (download_to == nullptr) {
+      auto body = fetcher_.Get(url, max_bytes);
+      if (body) return body;
+      if (!worst || Severity(body.error().code) >= Severity(worst->code)) worst = body.error();
+      continue;
+    }
+    bool announced = false;
+    auto digest = fetcher_.Download(url, *download_to, max_bytes, [&](uint64_t) {
+      if (!announced) AbortPoint("downloading:" + Basename(path));
+      announced = true;
+    });
+    if (digest) return digest->sha256 + " " + std::to_string(digest->size);
+    if (!worst || Severity(digest.error().code) >= Severity(worst->code)) worst = digest.error();
+  }
+  return std::unexpected(*worst);
+}
+
+Status Agent::InstallPackage(const PackageRef& ref) {
+  Layout layout(config_.root);
+  std::string what = ref.name + "@" + ref.version;
+  Say(config_.fec + ": fetching " + what + " (" + HumanBytes(ref.archive_size) + ")");
+  auto index_json = FetchFromMirrors(ref.index, ref.index_size, nullptr);
+  if (!index_json) return std::unexpected(index_json.error());
+  if (Sha256Hex(*index_json) != ref.index_sha256)
+    return Fail(ErrorCode::kCorrupt, ref.index + ": sha256 differs from the signed generation; "
+                                                 "the store or a mirror was altered, republish");
+  auto index = ParsePackageIndex(*index_json);
+  if (!index) return Prefix(ref.index, index.error());
+  WHARF_TRY(CheckIndexMatches(*index, ref));
+  AbortPoint("index-fetched:" + ref.name);
+  std::string archive = JoinPath(layout.tmp(), Basename(ref.archive));
+  auto digest = FetchFromMirrors(ref.archive, ref.archive_size, &archive);
+  if (!digest) return std::unexpected(digest.error());
+  if (*digest != ref.archive_sha256 + " " + std::to_string(ref.archive_size))
+    return Fail(ErrorCode::kCorrupt, ref.archive + ": sha256 or size differs from the signed "
+                                                   "generation; the store or a mirror was "
+                                                   "altered, republish");
+  AbortPoint("archive-fetched:" + ref.name);
+  std::string final_dir = layout.package(ref);
+  std::string staging = JoinPath(Dirname(final_dir), "." + Basename(final_dir) + ".unpacking");
+  WHARF_TRY(RemoveTree(staging));
+  WHARF_TRY(MakeDirs(Dirname(final_dir)));
+  if (auto extracted = ExtractArchive(archive, *index, staging); !extracted)
+    return Prefix(config_.fec + ": " + what, extracted.error());
+  AbortPoint("unpacked:" + ref.name);
+  WHARF_TRY(WriteFileAtomic(layout.package_index(ref), *index_json));
+  AbortPoint("index-saved:" + ref.name);
+  WHARF_TRY(RenameDurable(staging, final_dir));
+  AbortPoint("installed:" + ref.name);
+  return RemoveTree(archive);
+}
+
+Status Agent::WriteProfile(const Fetched& fetched) {
+  Layout layout(config_.root);
+  const Generation& g = fetched.generation;
+  std::string final_dir = layout.profile(g.number);
+  std::string staging = JoinPath(layout.profiles(), "." + std::to_string(g.number) + ".building");
+  WHARF_TRY(RemoveTree(staging));
+  WHARF_TRY(MakeDirs(staging));
+  for (const auto& ref : g.packages)
+    WHARF_TRY(SymlinkAtomic("../../packages/" + ref.name + "/" + Layout::PackageLeaf(ref),
+                            JoinPath(staging, ref.name)));
+  WHARF_TRY(WriteFileAtomic(JoinPath(staging, ".generation.json.sig"), fetched.signature));
+  WHARF_TRY(WriteFileAtomic(JoinPath(staging, ".generation.json"), fetched.json));
+  AbortPoint("profile-staged");
+  // A profile of this number left by an interrupted sync is replaced whole.
+  WHARF_TRY(RemoveTree(final_dir));
+  WHARF_TRY(RenameDurable(staging, final_dir));
+  AbortPoint("profile-written");
+  return {};
+}
+
+Status Agent::LinkPrefixes(const Generation& next, const std::optional<Generation>& previous) {
+  Layout layout(config_.root);
+  for (const auto& ref : next.packages) {
+    std::string link = layout.prefix_link(ref);
+    std::string target = RelativePath(Dirname(link), JoinPath(layout.current(), ref.name));
+    auto existing = ReadLink(link);
+    if (existing && *existing == target) continue;
+    bool ours = existing && previous &&
+                std::any_of(previous->packages.begin(), previous->packages.end(),
+                            [&](const PackageRef& p) { return p.prefix == ref.prefix; });
+    if (PathExists(link) && !ours)
+      return Fail(ErrorCode::kAlreadyExists,
+                  link + " exists and is not wharf's link; move it away so that " + ref.name +
+                      " can install there");
+    WHARF_TRY(MakeDirs(Dirname(link)));
+    WHARF_TRY(SymlinkAtomic(target, link));
+    AbortPoint("prefix-linked:" + ref.name);
+  }
+  return {};
+}
+
+Status Agent::UnlinkDroppedPrefixes(const Generation& next, const std::optional<Generation>& previous) {
+  if (!previous) return {};
+  Layout layout(config_.root);
+  for (const auto& old : previous->packages) {
+    bool kept = std::any_of(next.packages.begin(), next.packages.end(),
+                            [&](const PackageRef& p) { return p.prefix == old.prefix; });
+    if (kept) continue;
+    std::string link = layout.prefix_link(old);
+    auto existing = ReadLink(link);
+    if (existing && *existing == RelativePath(Dirname(link), JoinPath(layout.current(), old.name)))
+      WHARF_TRY(RemoveTree(link));
+  }
+  return {};
+}
+
+// Keeps the profiles of the newest `keep` generations (always the current one) and the
+// packages they name; removes everything else.
+Status Agent::CollectGarbage() {
+  Layout layout(config_.root);
+  auto names = ListDir(layout.profiles());
+  if (!names) return std::unexpected(names.error());
+  auto current = ReadLink(layout.current());
+  std::vector<uint64_t> numbers;
+  for (const auto& name : *names)
+    if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit))
+      numbers.push_back(std::stoull(name));
+  std::sort(numbers.rbegin(), numbers.rend());
+  std::vector<std::string> referenced;
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    std::string profile = layout.profile(numbers[i]);
+    bool is_current = current && *current == "profiles/" + std::to_string(numbers[i]);
+    if (i >= static_cast<size_t>(std::max(config_.keep, 1)) && !is_current) {
+      WHARF_TRY(RemoveTree(profile));
+      AbortPoint("profile-removed");
+      continue;
+    }
+    auto links = ListDir(profile);
+    if (!links) return std::unexpected(links.error());
+    for (const auto& link : *links)
+      if (link[0] != '.') referenced.push_back(link + "/" + Basename(ReadLink(JoinPath(profile, link)).value_or("")));
+  }
+  auto packages = ListDir(layout.packages());
+  if (!packages) return std::unexpected(packages.error());
+  for (const auto& name : *packages) {
+    std::string dir = JoinPath(layout.packages(), name);
+    auto leaves = ListDir(dir);
+    if (!leaves) return std::unexpected(leaves.error());
+    for (const auto& leaf : *leaves) {
+      std::string stem = leaf.size() > 13 && leaf.ends_with(".package.json")
+                             ? leaf.substr(0, leaf.size() - 13) : leaf;
+      if (std::find(referenced.begin(), referenced.end(), name + "/" + stem) != referenced.end())
+        continue;
+      WHARF_TRY(RemoveTree(JoinPath(dir, leaf)));
+      AbortPoint("package-removed");
+    }
+  }
+  return {};
+}
+
+// An interrupted sync leaves only hidden names and tmp/: remove them.
+Status Agent::RecoverLeftovers() {
+  Layout layout(config_.root);
+  auto tmp = ListDir(layout.tmp());
+  if (!tmp) return std::unexpected(tmp.error());
+  for (const auto& name : *tmp) WHARF_TRY(RemoveTree(JoinPath(layout.tmp(), name)));
+  for (const auto& dir : {layout.profiles(), layout.base()}) {
+    auto names = ListDir(dir);
+    if (!names) return std::unexpected(names.error());
+    for (const auto& name : *names)
+      if (name[0] == '.') WHARF_TRY(RemoveTree(JoinPath(dir, name)));
+  }
+  auto packages = ListDir(layout.packages());
+  if (!packages) return std::unexpected(packages.error());
+  for (const auto& name : *packages) {
+    auto leaves = ListDir(JoinPath(layout.packages(), name));
+    if (!leaves) return std::unexpected(leaves.error());
+    for (const auto& leaf : *leaves)
+      if (leaf[0] == '.') WHARF_TRY(RemoveTree(JoinPath(layout.packages(), name + "/" + leaf)));
+  }
+  return {};
+}
+
+Result<AgentStatus> Agent::ReadStatus() const {
+  Layout layout(config_.root);
+  AgentStatus status;
+  auto active = ReadActive(layout);
+  if (!active) return std::unexpected(active.error());
+  if (*active) status.active = (*active)->generation;
+  auto floor = ReadFloor(layout, *active);
+  if (!floor) return std::unexpected(floor.error());
+  status.floor = *floor;
+  auto profiles = ListDir(layout.profiles());
+  if (!profiles) return std::unexpected(profiles.error());
+  for (const auto& name : *profiles) {
+    if (name[0] == '.') {
+      status.half_done.push_back(JoinPath(layout.profiles(), name));
+    } else if (std::all_of(name.begin(), name.end(), ::isdigit)) {
+      status.kept.push_back(std::stoull(name));
+    }
+  }
+  std::sort(status.kept.begin(), status.kept.end());
+  auto tmp = ListDir(layout.tmp());
+  if (tmp)
+    for (const auto& name : *tmp) status.half_done.push_back(JoinPath(layout.tmp(), name));
+  auto packages = ListDir(layout.packages());
+  if (packages)
+    for (const auto& name : *packages)
+      for (const auto& leaf : ListDir(JoinPath(layout.packages(), name)).value_or(std::vector<std::string>{}))
+        if (leaf[0] == '.') status.half_done.push_back(JoinPath(layout.packages(), name + "/" + leaf));
+  return status;
+}
+
+}  // namespace wharf

@@ -1,0 +1,81 @@
+// The FEC side: fetch the signed generation, check it, fetch and unpack what is missing,
+// switch atomically, keep the last few generations. Any failure leaves the running
+// generation as it was; a kill at any point leaves the old or the new one, whole.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "crypto/sign.h"
+#include "fetch/fetch.h"
+#include "generation/generation.h"
+
+namespace wharf {
+
+struct AgentConfig {
+  std::string root = "/";
+  std::vector<std::string> stores;  // base URLs, tried in order
+  std::string fec;
+  std::vector<PublicKey> trusted;
+  int keep = 3;           // generations whose packages stay on disk
+  bool dry_run = false;   // sync: check and plan, change nothing
+};
+
+enum class SyncOutcome { kApplied, kUpToDate, kOffline, kPlanned };
+
+struct PackagePlan {
+  PackageRef ref;
+  bool present = false;  // already unpacked: nothing to fetch
+};
+
+struct SyncReport {
+  SyncOutcome outcome = SyncOutcome::kUpToDate;
+  std::optional<uint64_t> previous;  // the generation running before
+  uint64_t generation = 0;           // the generation running after
+  std::string store;                 // the URL that answered
+  std::vector<PackagePlan> plan;
+  bool clock_behind = false;
+  uint64_t bytes_fetched = 0;
+  uint64_t requests = 0;
+  std::string offline_reason;
+};
+
+struct AgentStatus {
+  std::optional<Generation> active;
+  AcceptedFloor floor;
+  std::vector<uint64_t> kept;          // generations whose profiles are on disk
+  std::vector<std::string> half_done;  // leftovers of an interrupted sync
+};
+
+class Agent {
+ public:
+  /// `clock` and `fetcher` must outlive the agent.
+  Agent(AgentConfig config, const Clock& clock, Fetcher& fetcher);
+
+  /// One pass of the boot sequence. kOffline when no store answered (the active
+  /// generation stays); an Error when a generation or archive was refused or the disk failed.
+  Result<SyncReport> Sync();
+  Result<AgentStatus> ReadStatus() const;
+
+ private:
+  struct Fetched;
+  Result<std::optional<Fetched>> FetchGeneration(SyncReport& report);
+  Result<std::string> FetchFromMirrors(const std::string& path, uint64_t max_bytes, std::string* from);
+  Status InstallPackage(const PackageRef& ref);
+  Status WriteProfile(const Fetched& fetched);
+  Status LinkPrefixes(const Generation& next, const std::optional<Generation>& previous);
+  Status UnlinkDroppedPrefixes(const Generation& next, const std::optional<Generation>& previous);
+  Status CollectGarbage();
+  Status RecoverLeftovers();
+
+  AgentConfig config_;
+  const Clock& clock_;
+  Fetcher& fetcher_;
+  std::string preferred_store_;
+};
+
+}  // namespace wharf

@@ -1,0 +1,39 @@
+// Packs a folder into a wharf archive and its package.json.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "archive/package_index.h"
+#include "base/error.h"
+
+namespace wharf {
+
+struct PackOptions {
+  std::string name;
+  std::string version;
+  std::string prefix;              // where the folder's contents install: "/opt/demo"
+  std::string out_dir = ".";       // writes <name>-<version>.tar.zst and .package.json here
+  int level = 12;                  // zstd level of every frame
+  uint64_t frame_size = 1u << 20;  // target raw size of a frame; big files split at this
+  bool keep_owners = false;        // else uid/gid 0, no names
+  bool keep_mtimes = false;        // else mtime 0
+  unsigned threads = 0;            // compression threads; 0: one per core
+  /// Called now and then with (raw bytes done, raw bytes total); may be empty.
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
+struct PackResult {
+  std::string archive_path;
+  std::string index_path;
+  PackageIndex index;
+};
+
+/// Walks `dir` (sorted, not following symlinks; regular files, folders and symlinks; hard
+/// links are stored as separate files; anything else is refused by name), writes the
+/// archive as independent frames and the index, both under temp names renamed into place.
+/// The same tree and options give byte-identical output.
+Result<PackResult> PackTree(const std::string& dir, const PackOptions& options);
+
+}  // namespace wharf

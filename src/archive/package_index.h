@@ -1,0 +1,67 @@
+// package.json: the metadata, frame index and file index of one package archive.
+//
+// The archive is a plain tar (entries relative to "/", all under the prefix) compressed as
+// a series of independent zstd frames. Each frame holds whole tar entries, or a fixed-size
+// piece of one big file, so that a reader can fetch, check and decompress any frame alone.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+
+namespace wharf {
+
+inline constexpr int kPackageFormat = 1;
+/// No frame may decompress to more than this: bounds a reader's memory.
+inline constexpr uint64_t kMaxFrameRawSize = 16u << 20;
+
+struct Frame {
+  uint64_t offset = 0;      // in the archive file
+  uint64_t size = 0;        // compressed bytes
+  uint64_t raw_offset = 0;  // in the uncompressed tar stream
+  uint64_t raw_size = 0;
+  std::string sha256;       // of the compressed bytes
+};
+
+enum class EntryType { kFile, kDirectory, kSymlink };
+
+struct FileEntry {
+  std::string path;    // relative to "/", e.g. "opt/demo/bin/ioc"
+  EntryType type = EntryType::kFile;
+  uint32_t mode = 0;   // permission bits (07777 at most)
+  uint64_t size = 0;   // files only
+  std::string sha256;  // files only
+  uint32_t frame = 0;  // the frame holding the entry's tar header
+  std::string link;    // symlinks only: the target as stored
+};
+
+struct PackageIndex {
+  int format = kPackageFormat;
+  std::string name;
+  std::string version;
+  std::string prefix;          // absolute: "/opt/demo"
+  std::string archive;         // file name beside package.json: "<name>-<version>.tar.zst"
+  uint64_t archive_size = 0;
+  std::string archive_sha256;
+  int zstd_level = 0;
+  uint64_t raw_size = 0;       // the uncompressed tar stream
+  std::vector<Frame> frames;   // in archive order, contiguous
+  std::vector<FileEntry> files;  // in archive order (sorted by path)
+};
+
+const char* EntryTypeName(EntryType type);
+
+/// Serialises deterministically (same index, same bytes).
+std::string PackageIndexToJson(const PackageIndex& index);
+/// Parses and validates (see ValidatePackageIndex): the result is safe to act on.
+Result<PackageIndex> ParsePackageIndex(std::string_view json);
+/// Pure checks: names and prefix valid, archive name "<name>-<version>.tar.zst", frames
+/// contiguous from 0 covering archive_size and raw_size, each frame's raw size within
+/// kMaxFrameRawSize, every path valid, unique and under the prefix, every symlink staying
+/// inside the prefix, file frames in range, modes within 07777.
+Status ValidatePackageIndex(const PackageIndex& index);
+
+}  // namespace wharf

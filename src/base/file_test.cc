@@ -1,0 +1,67 @@
+#include "base/file.h"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+namespace wharf {
+
+class FileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char name[] = "/tmp/wharf-file-test-XXXXXX";
+    dir_ = mkdtemp(name);
+  }
+  void TearDown() override { (void)RemoveTree(dir_); }
+  std::string dir_;
+};
+
+TEST_F(FileTest, AtomicWriteReplacesWholeFileAndLeavesNoTemp) {
+  std::string path = JoinPath(dir_, "a.json");
+  ASSERT_TRUE(WriteFileAtomic(path, "one"));
+  ASSERT_TRUE(WriteFileAtomic(path, "two, longer"));
+  EXPECT_EQ(*ReadFile(path), "two, longer");
+  EXPECT_EQ(ListDir(dir_)->size(), 1u);
+}
+
+TEST_F(FileTest, ReadFileRefusesOversize) {
+  std::string path = JoinPath(dir_, "big");
+  ASSERT_TRUE(WriteFileAtomic(path, std::string(100, 'x')));
+  auto read = ReadFile(path, 99);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error().code, ErrorCode::kCorrupt);
+}
+
+TEST_F(FileTest, MissingFileIsNotFound) {
+  auto read = ReadFile(JoinPath(dir_, "nope"));
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(read.error().message.find("nope"), std::string::npos);
+}
+
+TEST_F(FileTest, RemoveTreeHandlesReadOnlyFolders) {
+  std::string sub = JoinPath(dir_, "x/y");
+  ASSERT_TRUE(MakeDirs(sub));
+  ASSERT_TRUE(WriteFileAtomic(JoinPath(sub, "f"), "data", 0444));
+  ASSERT_EQ(::chmod(sub.c_str(), 0555), 0);
+  ASSERT_TRUE(RemoveTree(JoinPath(dir_, "x")));
+  EXPECT_FALSE(PathExists(JoinPath(dir_, "x")));
+}
+
+TEST_F(FileTest, SymlinkAtomicReplacesLink) {
+  std::string link = JoinPath(dir_, "current");
+  ASSERT_TRUE(SymlinkAtomic("profiles/1", link));
+  ASSERT_TRUE(SymlinkAtomic("profiles/2", link));
+  EXPECT_EQ(*ReadLink(link), "profiles/2");
+}
+
+TEST(Paths, RelativePathBetweenFolders) {
+  EXPECT_EQ(RelativePath("/r/opt/demo", "/r/var/lib/wharf/current/demo"),
+            "../../var/lib/wharf/current/demo");
+  EXPECT_EQ(RelativePath("/a/b", "/a/b/c"), "c");
+  EXPECT_EQ(AbsolutePath("/a/./b/../c/"), "/a/c");
+}
+
+}  // namespace wharf

@@ -1,0 +1,268 @@
+// The POSIX side of base/file.h.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "base/file.h"
+
+namespace wharf {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.Release();
+  }
+  return *this;
+}
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string ErrnoText() { return std::strerror(errno); }
+
+std::unexpected<Error> IoError(const std::string& what, const std::string& path) {
+  int saved = errno;
+  ErrorCode code = saved == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo;
+  return Fail(code, "cannot " + what + " " + path + ": " + std::strerror(saved));
+}
+
+Result<FileLock> FileLock::Acquire(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.valid()) return IoError("open lock file", path);
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return IoError("lock", path);
+  }
+  return FileLock(std::move(fd));
+}
+
+Result<UniqueFd> OpenRead(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return IoError("open", path);
+  return fd;
+}
+
+Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes) {
+  auto fd = OpenRead(path);
+  if (!fd) return std::unexpected(fd.error());
+  std::string data;
+  char buffer[65536];
+  for (;;) {
+    ssize_t n = ::read(fd->get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return IoError("read", path);
+    if (n == 0) break;
+    if (data.size() + n > max_bytes)
+      return Fail(ErrorCode::kCorrupt, path + ": larger than " + std::to_string(max_bytes) +
+                                           " bytes, which no such file should be");
+    data.append(buffer, n);
+  }
+  return data;
+}
+
+Status WriteAll(int fd, const void* data, size_t size, const std::string& path) {
+  auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return IoError("write", path);
+    p += n;
+    size -= n;
+  }
+  return {};
+}
+
+Status SyncPath(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return IoError("open", path);
+  if (::fsync(fd.get()) != 0) return IoError("fsync", path);
+  return {};
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode) {
+  std::string temp = TempSibling(path);
+  {
+    UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (!fd.valid()) return IoError("create", temp);
+    if (::fchmod(fd.get(), mode) != 0) return IoError("chmod", temp);
+    auto written = WriteAll(fd.get(), data.data(), data.size(), temp);
+    if (written && ::fsync(fd.get()) != 0) written = IoError("fsync", temp);
+    if (!written) {
+      ::unlink(temp.c_str());
+      return written;
+    }
+  }
+  auto renamed = RenameDurable(temp, path);
+  if (!renamed) ::unlink(temp.c_str());
+  return renamed;
+}
+
+Status CopyFile(const std::string& from, const std::string& to) {
+  auto in = OpenRead(from);
+  if (!in) return std::unexpected(in.error());
+  UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!out.valid()) return IoError("create", to);
+  std::string buffer(1 << 16, '\0');
+  for (;;) {
+    ssize_t n = ::read(in->get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return IoError("read", from);
+    if (n == 0) break;
+    WHARF_TRY(WriteAll(out.get(), buffer.data(), n, to));
+  }
+  if (::fsync(out.get()) != 0) return IoError("fsync", to);
+  return {};
+}
+
+Status MakeDirs(const std::string& path) {
+  if (path.empty() || IsDirectory(path)) return {};
+  std::string parent = Dirname(path);
+  if (parent != path) WHARF_TRY(MakeDirs(parent));
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return IoError("create folder", path);
+  return {};
+}
+
+Status RenameDurable(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return IoError("rename " + from + " to", to);
+  return SyncPath(Dirname(to));
+}
+
+Status SymlinkAtomic(const std::string& target, const std::string& link) {
+  std::string temp = TempSibling(link);
+  if (::symlink(target.c_str(), temp.c_str()) != 0) return IoError("create link", temp);
+  auto renamed = RenameDurable(temp, link);
+  if (!renamed) ::unlink(temp.c_str());
+  return renamed;
+}
+
+Status RemoveTree(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};
+    return IoError("inspect", path);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if ((st.st_mode & 0700) != 0700) ::chmod(path.c_str(), 0700);
+    auto names = ListDir(path);
+    if (!names) return std::unexpected(names.error());
+    for (const auto& name : *names) WHARF_TRY(RemoveTree(JoinPath(path, name)));
+    if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return IoError("remove folder", path);
+    return {};
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return IoError("remove", path);
+  return {};
+}
+
+Result<std::vector<std::string>> ListDir(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT) return names;
+    return IoError("list", path);
+  }
+  while (dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+Result<std::string> ReadLink(const std::string& path) {
+  char buffer[4096];
+  ssize_t n = ::readlink(path.c_str(), buffer, sizeof buffer);
+  if (n < 0) return IoError("read link", path);
+  return std::string(buffer, n);
+}
+
+Result<uint64_t> FileSize(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return IoError("inspect", path);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+std::string TempSibling(const std::string& path) {
+  static std::atomic<unsigned> counter{0};
+  return JoinPath(Dirname(path), "." + Basename(path) + ".tmp-" + std::to_string(::getpid()) +
+                                     "-" + std::to_string(counter++));
+}
+
+std::string Dirname(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string Basename(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string JoinPath(std::string_view a, std::string_view b) {
+  if (a.empty()) return std::string(b);
+  std::string joined(a);
+  if (joined.back() != '/') joined += '/';
+  while (!b.empty() && b.front() == '/') b.remove_prefix(1);
+  joined += b;
+  return joined;
+}
+
+static std::vector<std::string> Components(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(start, end - start);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    start = end + 1;
+  }
+  return parts;
+}
+
+std::string AbsolutePath(const std::string& path) {
+  std::string full = path;
+  if (path.empty() || path[0] != '/') {
+    char cwd[4096];
+    full = JoinPath(::getcwd(cwd, sizeof cwd) ? cwd : "/", path);
+  }
+  std::string out;
+  for (const auto& part : Components(full)) out += "/" + part;
+  return out.empty() ? "/" : out;
+}
+
+std::string RelativePath(const std::string& from_dir, const std::string& target) {
+  auto from = Components(from_dir);
+  auto to = Components(target);
+  size_t common = 0;
+  while (common < from.size() && common < to.size() && from[common] == to[common]) ++common;
+  std::string rel;
+  for (size_t i = common; i < from.size(); ++i) rel += rel.empty() ? ".." : "/..";
+  for (size_t i = common; i < to.size(); ++i) rel += (rel.empty() ? "" : "/") + to[i];
+  return rel.empty() ? "." : rel;
+}
+
+}  // namespace wharf

@@ -1,0 +1,25 @@
+// Small text helpers shared by every layer.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wharf {
+
+std::string HexEncode(std::string_view bytes);
+std::string Base64Encode(std::string_view bytes);
+std::optional<std::string> Base64Decode(std::string_view text);
+std::vector<std::string> Split(std::string_view text, char separator);
+bool StartsWith(std::string_view text, std::string_view prefix);
+/// "12.3 MB", "512 B": sizes for people.
+std::string HumanBytes(uint64_t bytes);
+
+/// Seconds since the epoch as "2026-11-24T01:02:03Z".
+std::string FormatTime(int64_t epoch_seconds);
+/// The inverse of FormatTime; only that exact UTC form is accepted.
+std::optional<int64_t> ParseTime(std::string_view text);
+
+}  // namespace wharf

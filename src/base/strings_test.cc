@@ -1,0 +1,40 @@
+#include "base/strings.h"
+
+#include <gtest/gtest.h>
+
+namespace wharf {
+
+TEST(Base64, RoundTripsEveryLength) {
+  std::string data;
+  for (int n = 0; n < 40; ++n) {
+    auto decoded = Base64Decode(Base64Encode(data));
+    ASSERT_TRUE(decoded.has_value()) << n;
+    EXPECT_EQ(*decoded, data);
+    data += char(n * 37);
+  }
+}
+
+TEST(Base64, RefusesGarbage) {
+  EXPECT_FALSE(Base64Decode("abc").has_value());
+  EXPECT_FALSE(Base64Decode("ab!d").has_value());
+  EXPECT_FALSE(Base64Decode("a=bc").has_value());
+}
+
+TEST(Time, FormatsAndParsesUtc) {
+  EXPECT_EQ(FormatTime(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(ParseTime("2026-11-24T01:02:03Z"), 1795482123);
+  EXPECT_EQ(FormatTime(1795482123), "2026-11-24T01:02:03Z");
+}
+
+TEST(Time, RefusesOtherForms) {
+  EXPECT_FALSE(ParseTime("2026-11-24 01:02:03").has_value());
+  EXPECT_FALSE(ParseTime("2026-13-24T01:02:03Z").has_value());
+  EXPECT_FALSE(ParseTime("").has_value());
+}
+
+TEST(HumanBytes, UsesDecimalUnits) {
+  EXPECT_EQ(HumanBytes(512), "512 B");
+  EXPECT_EQ(HumanBytes(1500000), "1.5 MB");
+}
+
+}  // namespace wharf

@@ -1,0 +1,192 @@
+#include "cli/agent_cli.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include "agent/agent.h"
+#include "agent/layout.h"
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/strings.h"
+#include "cli/output.h"
+
+namespace wharf {
+namespace {
+
+using nlohmann::ordered_json;
+constexpr const char* kProgram = "wharf-agent";
+
+int Failed(const Error& error, int code = kExitFailure) { return ReportError(kProgram, error, code); }
+
+void AddUrls(std::vector<std::string>& out, const std::string& text) {
+  for (auto& url : Split(text, ','))
+    if (!url.empty()) out.push_back(url);
+}
+
+// agent.toml holds FEC paths: under --root they are read from the root's folder.
+std::string UnderRoot(const std::string& root, const std::string& path) {
+  return path.starts_with("/") ? JoinPath(root, path) : path;
+}
+
+Status ReadConfigFile(const std::string& path, const std::string& root, AgentArgs& args) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return Fail(ErrorCode::kInvalidArgument,
+                path + ":" + std::to_string(e.source().begin.line) + ": " +
+                    std::string(e.description()) + "; fix the file");
+  }
+  if (args.stores.empty()) {
+    if (auto* list = table["store"].as_array()) {
+      for (auto& item : *list)
+        if (auto url = item.value<std::string>()) AddUrls(args.stores, *url);
+    } else if (auto url = table["store"].value<std::string>()) {
+      AddUrls(args.stores, *url);
+    }
+  }
+  if (args.fec.empty()) args.fec = table["fec"].value_or(std::string());
+  if (args.trust.empty()) {
+    if (auto* list = table["trust"].as_array())
+      for (auto& item : *list)
+        if (auto key = item.value<std::string>()) args.trust.push_back(UnderRoot(root, *key));
+  }
+  if (args.keep == 0) args.keep = static_cast<int>(table["keep"].value_or(int64_t{0}));
+  return {};
+}
+
+Result<AgentConfig> MakeConfig(AgentArgs args, bool need_store) {
+  AgentConfig config;
+  config.root = AbsolutePath(args.root);
+  std::string config_path = args.config.empty() ? Layout(config.root).config() : args.config;
+  if (!args.config.empty() || PathExists(config_path))
+    WHARF_TRY(ReadConfigFile(config_path, config.root, args));
+  std::vector<std::string> stores;
+  for (const auto& s : args.stores) AddUrls(stores, s);
+  config.stores = stores;
+  config.fec = args.fec;
+  config.keep = args.keep > 0 ? args.keep : 3;
+  config.dry_run = args.dry_run;
+  if (config.fec.empty())
+    return Fail(ErrorCode::kInvalidArgument, "which FEC is this? pass --fec NAME or set fec in " + config_path);
+  if (!need_store) return config;
+  if (config.stores.empty())
+    return Fail(ErrorCode::kInvalidArgument, "no store: pass --store URL[,URL...] or set store in " + config_path);
+  if (args.trust.empty())
+    return Fail(ErrorCode::kInvalidArgument,
+                "no trusted key: pass --trust NAME.pub or set trust in " + config_path);
+  for (const auto& path : args.trust) {
+    auto key = LoadPublicKey(path);
+    if (!key) return std::unexpected(key.error());
+    config.trusted.push_back(*key);
+  }
+  return config;
+}
+
+void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
+  static const char* kOutcomes[] = {"applied", "up-to-date", "offline", "planned"};
+  const char* outcome = kOutcomes[static_cast<int>(report.outcome)];
+  if (json) {
+    ordered_json j{{"fec", config.fec}, {"outcome", outcome}, {"generation", report.generation},
+                   {"store", report.store}, {"requests", report.requests},
+                   {"bytes_fetched", report.bytes_fetched}, {"clock_behind", report.clock_behind}};
+    if (report.previous) j["previous"] = *report.previous;
+    j["packages"] = ordered_json::array();
+    for (const auto& step : report.plan)
+      j["packages"].push_back({{"name", step.ref.name}, {"version", step.ref.version},
+                               {"fetched", !step.present}});
+    if (!report.offline_reason.empty()) j["reason"] = report.offline_reason;
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::string prev = report.previous ? std::to_string(*report.previous) : "none";
+  switch (report.outcome) {
+    case SyncOutcome::kApplied:
+      std::printf("%s: generation %s -> %llu applied (%s fetched in %llu requests)\n",
+                  config.fec.c_str(), prev.c_str(), static_cast<unsigned long long>(report.generation),
+                  HumanBytes(report.bytes_fetched).c_str(),
+                  static_cast<unsigned long long>(report.requests));
+      break;
+    case SyncOutcome::kUpToDate:
+      std::printf("%s: generation %llu is current; nothing to do\n", config.fec.c_str(),
+                  static_cast<unsigned long long>(report.generation));
+      break;
+    case SyncOutcome::kOffline:
+      std::printf("%s: no store answered; staying on generation %s (%s)\n", config.fec.c_str(),
+                  prev.c_str(), report.offline_reason.c_str());
+      break;
+    case SyncOutcome::kPlanned:
+      for (const auto& step : report.plan)
+        std::printf("dry run: %s@%s %s\n", step.ref.name.c_str(), step.ref.version.c_str(),
+                    step.present ? "present" : ("to fetch, " + HumanBytes(step.ref.archive_size)).c_str());
+      break;
+  }
+  if (report.clock_behind)
+    Note(config.fec + ": warning: this clock is behind the newest accepted generation; set the time (NTP)");
+}
+
+}  // namespace
+
+int RunAgentSync(const AgentArgs& args) {
+  auto config = MakeConfig(args, true);
+  if (!config) return Failed(config.error(), kExitUsage);
+  SystemClock clock;
+  Fetcher fetcher;
+  Agent agent(*config, clock, fetcher);
+  auto report = agent.Sync();
+  if (!report) return Failed(report.error());
+  PrintSync(*report, *config, args.json);
+  return report->outcome == SyncOutcome::kOffline ? kAgentExitOffline : kExitOk;
+}
+
+int RunAgentStatus(const AgentArgs& args) {
+  AgentArgs relaxed = args;
+  if (relaxed.fec.empty()) relaxed.fec = "-";
+  auto config = MakeConfig(relaxed, false);
+  if (!config) return Failed(config.error(), kExitUsage);
+  SystemClock clock;
+  Fetcher fetcher;
+  Agent agent(*config, clock, fetcher);
+  auto status = agent.ReadStatus();
+  if (!status) return Failed(status.error());
+  if (args.json) {
+    ordered_json j{{"root", config->root}};
+    if (status->active) {
+      const Generation& g = *status->active;
+      j["fec"] = g.fec;
+      j["generation"] = g.number;
+      j["created"] = FormatTime(g.created);
+      j["expires"] = FormatTime(g.expires);
+      j["packages"] = ordered_json::array();
+      for (const auto& p : g.packages)
+        j["packages"].push_back({{"name", p.name}, {"version", p.version}, {"prefix", p.prefix},
+                                 {"sha256", p.archive_sha256}});
+    } else {
+      j["generation"] = nullptr;
+    }
+    j["floor"] = {{"number", status->floor.number}, {"created", FormatTime(status->floor.created)}};
+    j["kept"] = status->kept;
+    j["half_done"] = status->half_done;
+    std::printf("%s\n", j.dump(2).c_str());
+    return kExitOk;
+  }
+  if (!status->active) {
+    std::printf("%s: no generation applied yet (run `wharf-agent sync`)\n", config->root.c_str());
+  } else {
+    const Generation& g = *status->active;
+    std::printf("FEC %s: generation %llu (created %s, expires %s)\n", g.fec.c_str(),
+                static_cast<unsigned long long>(g.number), FormatTime(g.created).c_str(),
+                FormatTime(g.expires).c_str());
+    for (const auto& p : g.packages)
+      std::printf("  %-24s %-16s %s\n", p.name.c_str(), p.version.c_str(), p.prefix.c_str());
+  }
+  std::string kept;
+  for (auto n : status->kept) kept += " " + std::to_string(n);
+  std::printf("kept generations:%s\n", kept.empty() ? " none" : kept.c_str());
+  for (const auto& path : status->half_done)
+    std::printf("half-done: %s (removed at the next sync)\n", path.c_str());
+  return kExitOk;
+}
+
+}  // namespace wharf

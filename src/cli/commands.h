@@ -1,0 +1,37 @@
+// The `wharf` commands (publisher and admin side). Each prints data on stdout, one-line
+// messages on stderr, and returns the process exit code:
+//   0 done (or nothing to do), 1 failed, 2 usage error.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "archive/pack.h"
+#include "cli/output.h"
+
+namespace wharf {
+
+struct StoreArgs {
+  std::string store;       // folder
+  std::string key;         // signing key (.key) for changes
+  int64_t lifetime_days = 30;
+  bool dry_run = false;
+  bool json = false;
+};
+
+int RunKeygen(const std::string& out, bool json);
+int RunPack(const std::string& dir, PackOptions options, bool json);
+/// Publishes each archive, with its <name>-<version>.package.json beside it.
+int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args);
+int RunAssign(const std::string& fec, const std::vector<std::string>& specs, const StoreArgs& args);
+int RunUnassign(const std::string& fec, const std::vector<std::string>& names, const StoreArgs& args);
+int RunRollback(const std::string& fec, std::optional<uint64_t> to, const StoreArgs& args);
+/// Re-signs the current generation of each FEC (all when `fecs` is empty).
+int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args);
+int RunShow(const std::string& fec, const StoreArgs& args);
+/// Lists FECs and their current generations, or the published packages.
+int RunList(const StoreArgs& args, bool packages);
+
+}  // namespace wharf

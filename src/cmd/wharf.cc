@@ -1,0 +1,125 @@
+// wharf: package, publish and assign software for the FECs. Only parses arguments.
+#include <CLI/CLI.hpp>
+
+#include <thread>
+
+#include "cli/commands.h"
+
+namespace {
+
+constexpr const char* kFooter = R"(Exit codes: 0 done (or nothing to do), 1 failed, 2 usage error.
+Typical release:
+  wharf keygen --out release
+  wharf pack build/ --name demo-ioc --version 1.0.0 --prefix /opt/epics/demo-ioc
+  wharf publish demo-ioc-1.0.0.tar.zst --store /srv/wharf
+  wharf assign fec01 demo-ioc@1.0.0 --store /srv/wharf --key release.key
+  wharf rollback fec01 --store /srv/wharf --key release.key
+Names: package names [A-Za-z0-9][A-Za-z0-9._+-]* (100 max), versions
+[A-Za-z0-9][A-Za-z0-9._+~-]* (64 max), FEC names [A-Za-z0-9][A-Za-z0-9._-]* (63 max).
+See docs/cli.md.)";
+
+void AddStoreOptions(CLI::App* cmd, wharf::StoreArgs& args, bool changes) {
+  cmd->add_option("--store", args.store, "the store folder")->required()->envname("WHARF_STORE");
+  cmd->add_flag("--json", args.json, "print the result as JSON on stdout");
+  if (!changes) return;
+  cmd->add_option("--key", args.key, "the signing key (NAME.key from `wharf keygen`)")
+      ->envname("WHARF_KEY");
+  cmd->add_option("--expires-days", args.lifetime_days, "days until the new generation expires")
+      ->capture_default_str()->check(CLI::Range(1, 3650));
+  cmd->add_flag("--dry-run", args.dry_run, "print the generation it would write, write nothing");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"wharf: package, publish and assign software for accelerator front-end computers"};
+  app.footer(kFooter);
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "wharf 0.1.0");
+  int code = 0;
+  wharf::StoreArgs store_args;
+  bool json = false;
+
+  std::string key_out;
+  auto* keygen = app.add_subcommand("keygen", "make an Ed25519 signing key pair (NAME.key, NAME.pub)");
+  keygen->add_option("--out", key_out, "NAME: writes NAME.key (mode 0600) and NAME.pub")->required();
+  keygen->add_flag("--json", json, "print the result as JSON");
+  keygen->callback([&] { code = wharf::RunKeygen(key_out, json); });
+
+  std::string pack_dir;
+  wharf::PackOptions pack;
+  auto* pack_cmd = app.add_subcommand(
+      "pack", "pack a folder into NAME-VERSION.tar.zst and NAME-VERSION.package.json");
+  pack_cmd->add_option("DIR", pack_dir, "the folder whose contents install under --prefix")
+      ->required()->check(CLI::ExistingDirectory);
+  pack_cmd->add_option("--name", pack.name, "package name")->required();
+  pack_cmd->add_option("--version", pack.version, "version")->required();
+  pack_cmd->add_option("--prefix", pack.prefix, "absolute install location, e.g. /opt/fesa/MyClass")
+      ->required();
+  pack_cmd->add_option("-o,--out", pack.out_dir, "folder for the two files")->capture_default_str();
+  pack_cmd->add_option("--level", pack.level, "zstd level (1-19)")->capture_default_str()
+      ->check(CLI::Range(1, 19));
+  pack_cmd->add_option("--frame-size", pack.frame_size, "target uncompressed bytes per frame")
+      ->capture_default_str()->check(CLI::Range(uint64_t{4096}, uint64_t{16} << 20));
+  pack_cmd->add_option("--threads", pack.threads, "compression threads (0: one per core)");
+  pack_cmd->add_flag("--keep-owners", pack.keep_owners, "keep uid/gid (default: 0)");
+  pack_cmd->add_flag("--keep-mtimes", pack.keep_mtimes, "keep modification times (default: 0)");
+  pack_cmd->add_flag("--json", json, "print the result as JSON");
+  pack_cmd->callback([&] { code = wharf::RunPack(pack_dir, pack, json); });
+
+  std::vector<std::string> archives;
+  auto* publish = app.add_subcommand("publish", "check archives and add them to the store");
+  publish->add_option("FILE", archives, "NAME-VERSION.tar.zst (its .package.json beside it)")
+      ->required()->check(CLI::ExistingFile);
+  AddStoreOptions(publish, store_args, false);
+  publish->add_flag("--dry-run", store_args.dry_run, "check only, write nothing");
+  publish->callback([&] { code = wharf::RunPublish(archives, store_args); });
+
+  std::string fec;
+  std::vector<std::string> items;
+  auto* assign = app.add_subcommand("assign", "put package versions on a FEC (a new generation)");
+  assign->add_option("FEC", fec, "FEC name")->required();
+  assign->add_option("NAME@VERSION", items, "packages to assign")->required();
+  AddStoreOptions(assign, store_args, true);
+  assign->callback([&] { code = wharf::RunAssign(fec, items, store_args); });
+
+  auto* unassign = app.add_subcommand("unassign", "take packages off a FEC (a new generation)");
+  unassign->add_option("FEC", fec, "FEC name")->required();
+  unassign->add_option("NAME", items, "package names")->required();
+  AddStoreOptions(unassign, store_args, true);
+  unassign->callback([&] { code = wharf::RunUnassign(fec, items, store_args); });
+
+  std::optional<uint64_t> to;
+  auto* rollback = app.add_subcommand(
+      "rollback", "publish a new generation with the packages of an earlier one");
+  rollback->add_option("FEC", fec, "FEC name")->required();
+  rollback->add_option("--to", to, "generation number to restore (default: the last one with "
+                                   "other packages)");
+  AddStoreOptions(rollback, store_args, true);
+  rollback->callback([&] { code = wharf::RunRollback(fec, to, store_args); });
+
+  auto* refresh = app.add_subcommand(
+      "refresh", "re-sign FECs' current packages with a later expiry (for a daily timer)");
+  refresh->add_option("FEC", items, "FEC names (default: every FEC)");
+  AddStoreOptions(refresh, store_args, true);
+  refresh->callback([&] { code = wharf::RunRefresh(items, store_args); });
+
+  auto* show = app.add_subcommand("show", "a FEC's current generation and its history");
+  show->add_option("FEC", fec, "FEC name")->required();
+  AddStoreOptions(show, store_args, false);
+  show->callback([&] { code = wharf::RunShow(fec, store_args); });
+
+  bool packages = false;
+  auto* list = app.add_subcommand("list", "FECs and their generations (or --packages)");
+  list->add_flag("--packages", packages, "list published packages and versions instead");
+  AddStoreOptions(list, store_args, false);
+  list->callback([&] { code = wharf::RunList(store_args, packages); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int exit = app.exit(e);
+    return exit == 0 ? 0 : wharf::kExitUsage;
+  }
+  return code;
+}

@@ -1,0 +1,57 @@
+#include "crypto/sha256.h"
+
+#include <openssl/evp.h>
+
+#include "base/file.h"
+#include "base/strings.h"
+
+#include <unistd.h>
+
+namespace wharf {
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  Impl() { EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr); }
+  ~Impl() { EVP_MD_CTX_free(ctx); }
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {}
+Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+
+void Sha256::Update(const void* data, size_t size) { EVP_DigestUpdate(impl_->ctx, data, size); }
+
+std::string Sha256::HexDigest() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(impl_->ctx, digest, &length);
+  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
+  return HexEncode(std::string_view(reinterpret_cast<char*>(digest), length));
+}
+
+std::string Sha256Hex(std::string_view data) {
+  Sha256 hash;
+  hash.Update(data);
+  return hash.HexDigest();
+}
+
+Result<FileDigest> Sha256File(const std::string& path) {
+  auto fd = OpenRead(path);
+  if (!fd) return std::unexpected(fd.error());
+  Sha256 hash;
+  FileDigest digest;
+  std::string buffer(1 << 16, '\0');
+  for (;;) {
+    ssize_t n = ::read(fd->get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return IoError("read", path);
+    if (n == 0) break;
+    hash.Update(buffer.data(), n);
+    digest.size += n;
+  }
+  digest.sha256 = hash.HexDigest();
+  return digest;
+}
+
+}  // namespace wharf

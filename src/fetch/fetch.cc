@@ -1,0 +1,145 @@
+#include "fetch/fetch.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <functional>
+#include <mutex>
+
+#include "base/file.h"
+
+namespace wharf {
+namespace {
+
+struct CurlDeleter {
+  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
+};
+
+void GlobalInitOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// Where a transfer's bytes go: memory or a file, with a limit and a hash.
+struct Sink {
+  std::string* memory = nullptr;
+  int fd = -1;
+  std::string path;
+  Sha256* hash = nullptr;
+  uint64_t max_bytes = 0;
+  uint64_t written = 0;
+  bool over_limit = false;
+  Status write_error;
+  const std::function<void(uint64_t)>* on_progress = nullptr;
+};
+
+size_t OnData(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<Sink*>(user);
+  size_t n = size * count;
+  if (sink->written + n > sink->max_bytes) {
+    sink->over_limit = true;
+    return 0;  // makes curl fail with CURLE_WRITE_ERROR
+  }
+  if (sink->memory) sink->memory->append(data, n);
+  if (sink->fd >= 0) {
+    if (auto ok = WriteAll(sink->fd, data, n, sink->path); !ok) {
+      sink->write_error = ok;
+      return 0;
+    }
+  }
+  if (sink->hash) sink->hash->Update(data, n);
+  sink->written += n;
+  if (sink->on_progress && *sink->on_progress) (*sink->on_progress)(sink->written);
+  return n;
+}
+
+bool IsFileUrl(const std::string& url) { return url.rfind("file://", 0) == 0; }
+
+}  // namespace
+
+struct Fetcher::Impl {
+  std::unique_ptr<CURL, CurlDeleter> curl;
+  FetchOptions options;
+};
+
+Fetcher::Fetcher(FetchOptions options) : impl_(std::make_unique<Impl>()) {
+  GlobalInitOnce();
+  impl_->curl.reset(curl_easy_init());
+  impl_->options = options;
+}
+
+Fetcher::~Fetcher() = default;
+
+static Status Transfer(CURL* curl, const FetchOptions& options, const std::string& url, Sink& sink,
+                       FetchStats& stats) {
+  char error_text[CURL_ERROR_SIZE] = "";
+  curl_easy_reset(curl);
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnData);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_text);
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https,file");
+  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, options.connect_timeout_seconds);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, options.low_speed_bytes_per_second);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, options.low_speed_seconds);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "wharf-agent/0.1");
+  CURLcode code = curl_easy_perform(curl);
+  ++stats.requests;
+  stats.bytes += sink.written;
+  if (sink.over_limit)
+    return Fail(ErrorCode::kCorrupt, url + ": larger than the " + std::to_string(sink.max_bytes) +
+                                         " bytes declared; the store holds other bytes than "
+                                         "were signed (republish, or check the mirror)");
+  if (!sink.write_error) return sink.write_error;
+  if (code == CURLE_FILE_COULDNT_READ_FILE)
+    return Fail(ErrorCode::kNotFound, url + ": no such file in the store");
+  if (code != CURLE_OK)
+    return Fail(ErrorCode::kUnavailable, url + ": " +
+                                             (error_text[0] ? error_text : curl_easy_strerror(code)));
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  if (!IsFileUrl(url) && status == 404)
+    return Fail(ErrorCode::kNotFound, url + ": no such file in the store (HTTP 404)");
+  if (!IsFileUrl(url) && status != 200)
+    return Fail(ErrorCode::kUnavailable, url + ": the server answered HTTP " + std::to_string(status));
+  return {};
+}
+
+Result<std::string> Fetcher::Get(const std::string& url, uint64_t max_bytes) {
+  std::string body;
+  Sink sink;
+  sink.memory = &body;
+  sink.max_bytes = max_bytes;
+  WHARF_TRY(Transfer(impl_->curl.get(), impl_->options, url, sink, stats_));
+  return body;
+}
+
+Result<FileDigest> Fetcher::Download(const std::string& url, const std::string& path,
+                                     uint64_t max_bytes,
+                                     const std::function<void(uint64_t)>& on_progress) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return IoError("create", path);
+  Sha256 hash;
+  Sink sink;
+  sink.fd = fd.get();
+  sink.path = path;
+  sink.hash = &hash;
+  sink.max_bytes = max_bytes;
+  sink.on_progress = &on_progress;
+  WHARF_TRY(Transfer(impl_->curl.get(), impl_->options, url, sink, stats_));
+  if (::fsync(fd.get()) != 0) return IoError("fsync", path);
+  return FileDigest{sink.written, hash.HexDigest()};
+}
+
+std::string JoinUrl(const std::string& base, const std::string& path) {
+  std::string url = base;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url + "/" + path;
+}
+
+}  // namespace wharf

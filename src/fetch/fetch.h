@@ -1,0 +1,54 @@
+// The one HTTP client of wharf (libcurl): http://, https:// and file:// URLs, keep-alive
+// across requests, size limits enforced while bytes arrive, and errors with kinds an
+// agent acts on (kNotFound: the store answered "no such file"; kUnavailable: nobody
+// answered, try the next mirror).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/error.h"
+#include "crypto/sha256.h"
+
+namespace wharf {
+
+struct FetchOptions {
+  long connect_timeout_seconds = 10;
+  long low_speed_bytes_per_second = 1024;  // abort a transfer slower than this ...
+  long low_speed_seconds = 30;             // ... for this long
+};
+
+struct FetchStats {
+  uint64_t requests = 0;
+  uint64_t bytes = 0;  // body bytes received
+};
+
+/// REQUIRES: one thread at a time per Fetcher.
+class Fetcher {
+ public:
+  explicit Fetcher(FetchOptions options = {});
+  ~Fetcher();
+  Fetcher(const Fetcher&) = delete;
+  Fetcher& operator=(const Fetcher&) = delete;
+
+  /// The body of `url`; refuses one longer than `max_bytes`.
+  Result<std::string> Get(const std::string& url, uint64_t max_bytes);
+  /// Writes the body of `url` to the new file `path`, hashing it; refuses more than
+  /// `max_bytes`. `on_progress` (may be empty) sees the bytes written so far.
+  Result<FileDigest> Download(const std::string& url, const std::string& path, uint64_t max_bytes,
+                              const std::function<void(uint64_t)>& on_progress = {});
+
+  const FetchStats& stats() const { return stats_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  FetchStats stats_;
+};
+
+/// "base" + "/" + "path", with exactly one slash.
+std::string JoinUrl(const std::string& base, const std::string& path);
+
+}  // namespace wharf

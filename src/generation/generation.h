@@ -1,0 +1,90 @@
+// A generation: the whole desired state of one FEC, signed. Its rules are pure functions
+// over values, shared by the tools that write generations and the agent that applies them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+
+namespace wharf {
+
+inline constexpr int kGenerationFormat = 1;
+inline constexpr int64_t kDefaultLifetimeSeconds = 30 * 24 * 3600;
+
+/// One package a generation names, with the hashes that pin its bytes.
+struct PackageRef {
+  std::string name;
+  std::string version;
+  std::string prefix;          // absolute install location: "/opt/demo"
+  std::string archive;         // store-relative: "software/<name>/<version>/<name>-<version>.tar.zst"
+  uint64_t archive_size = 0;
+  std::string archive_sha256;
+  std::string index;           // store-relative: "software/<name>/<version>/package.json"
+  uint64_t index_size = 0;
+  std::string index_sha256;
+
+  bool operator==(const PackageRef&) const = default;
+};
+
+struct Generation {
+  int format = kGenerationFormat;
+  std::string fec;
+  uint64_t number = 0;
+  std::string parent;  // sha256 of the previous generation's exact bytes; "" for the first
+  int64_t created = 0;
+  int64_t expires = 0;
+  std::vector<PackageRef> packages;  // sorted by name
+};
+
+/// Deterministic JSON (fixed key order, times as "YYYY-MM-DDTHH:MM:SSZ").
+std::string GenerationToJson(const Generation& generation);
+/// Parses and validates (ValidateGeneration).
+Result<Generation> ParseGeneration(std::string_view json);
+/// Names, versions and prefixes valid; packages sorted and unique; prefixes not
+/// overlapping; store paths of the canonical shape; hashes 64 hex digits; expires > created.
+Status ValidateGeneration(const Generation& generation);
+
+/// The packages of `current` with `changes` put in (a package of the same name is
+/// replaced). Refuses two versions of one package among `changes`, and any overlap of
+/// prefixes in the result.
+Result<std::vector<PackageRef>> AssignPackages(const std::vector<PackageRef>& current,
+                                               const std::vector<PackageRef>& changes);
+/// The packages of `current` less `names`; refuses a name that is not assigned.
+Result<std::vector<PackageRef>> UnassignPackages(const std::vector<PackageRef>& current,
+                                                 const std::vector<std::string>& names);
+
+/// The generation that follows `parent` (whose exact bytes are `parent_json`), or the
+/// first one when there is none.
+Generation NextGeneration(std::string_view fec, const std::optional<Generation>& parent,
+                          std::string_view parent_json, std::vector<PackageRef> packages,
+                          int64_t now, int64_t lifetime_seconds);
+
+/// The generation a rollback restores, from `history` (every generation of one FEC, in
+/// ascending number, the last one current): `to` when given, else the newest earlier
+/// generation whose packages differ from the current ones (so two rollbacks in a row
+/// go back and forth).
+Result<Generation> RollbackTarget(const std::vector<Generation>& history,
+                                  std::optional<uint64_t> to);
+
+/// What an agent has already accepted: the floor for numbers and for time.
+struct AcceptedFloor {
+  uint64_t number = 0;   // highest generation number applied
+  int64_t created = 0;   // newest `created` applied: the clock is never believed below it
+};
+
+struct Acceptance {
+  bool clock_behind = false;  // the clock read earlier than the floor; the floor was used
+  int64_t effective_now = 0;
+};
+
+/// May an agent for `fec` apply `candidate`? Refuses another FEC's generation, a number
+/// below the floor, and one expired at max(now, floor.created). An equal number is the
+/// caller's case (the same generation again, or a forged twin).
+Result<Acceptance> CheckAcceptable(const Generation& candidate, std::string_view fec,
+                                   const AcceptedFloor& floor, int64_t now);
+
+}  // namespace wharf

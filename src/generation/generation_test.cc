@@ -1,0 +1,132 @@
+#include "generation/generation.h"
+
+#include <gtest/gtest.h>
+
+namespace wharf {
+namespace {
+
+constexpr int64_t kNow = 1795482123;  // 2026-11-24T01:02:03Z
+
+PackageRef Ref(std::string name, std::string version, std::string prefix) {
+  PackageRef p;
+  p.name = name;
+  p.version = version;
+  p.prefix = prefix;
+  p.archive = "software/" + name + "/" + version + "/" + name + "-" + version + ".tar.zst";
+  p.archive_size = 10;
+  p.archive_sha256 = std::string(64, 'a');
+  p.index = "software/" + name + "/" + version + "/package.json";
+  p.index_size = 5;
+  p.index_sha256 = std::string(64, 'b');
+  return p;
+}
+
+Generation First() {
+  return NextGeneration("fec01", std::nullopt, "", {Ref("ioc", "1.0", "/opt/ioc")}, kNow,
+                        kDefaultLifetimeSeconds);
+}
+
+}  // namespace
+
+TEST(Generation, JsonRoundTripsExactly) {
+  Generation g = First();
+  std::string json = GenerationToJson(g);
+  auto parsed = ParseGeneration(json);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(GenerationToJson(*parsed), json);
+  EXPECT_NE(json.find("\"created\": \"2026-11-24T01:02:03Z\""), std::string::npos);
+}
+
+TEST(Generation, NextChainsNumberParentAndTime) {
+  Generation g1 = First();
+  std::string json1 = GenerationToJson(g1);
+  Generation g2 = NextGeneration("fec01", g1, json1, {}, kNow - 100, 60);
+  EXPECT_EQ(g2.number, 2u);
+  EXPECT_EQ(g2.parent.size(), 64u);
+  EXPECT_EQ(g2.created, kNow) << "a clock that went back must not make time go back";
+  EXPECT_EQ(g2.expires, kNow + 60);
+}
+
+TEST(Generation, ParseRefusesUnsafeNamesAndPaths) {
+  Generation g = First();
+  g.packages[0].archive = "software/ioc/1.0/../../../etc/passwd";
+  EXPECT_FALSE(ParseGeneration(GenerationToJson(g)));
+  g = First();
+  g.fec = "../x";
+  EXPECT_FALSE(ParseGeneration(GenerationToJson(g)));
+  EXPECT_FALSE(ParseGeneration("{\"format\": 1}"));
+  EXPECT_FALSE(ParseGeneration("not json"));
+}
+
+TEST(Generation, AssignReplacesSameName) {
+  auto result = AssignPackages({Ref("ioc", "1.0", "/opt/ioc"), Ref("cfg", "1", "/etc/x")},
+                               {Ref("ioc", "2.0", "/opt/ioc")});
+  ASSERT_TRUE(result);
+  ASSERT_EQ(result->size(), 2u);
+  EXPECT_EQ((*result)[0].name, "cfg");
+  EXPECT_EQ((*result)[1].version, "2.0");
+}
+
+TEST(Generation, AssignRefusesTwoVersionsOfOnePackage) {
+  auto result = AssignPackages({}, {Ref("ioc", "1.0", "/opt/ioc"), Ref("ioc", "2.0", "/opt/ioc")});
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("named twice"), std::string::npos);
+}
+
+TEST(Generation, AssignRefusesOverlappingPrefixes) {
+  auto result = AssignPackages({Ref("a", "1", "/opt/fesa")}, {Ref("b", "1", "/opt/fesa/b")});
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("overlap"), std::string::npos);
+  EXPECT_TRUE(AssignPackages({Ref("a", "1", "/opt/fesa")}, {Ref("b", "1", "/opt/fesab")}));
+}
+
+TEST(Generation, UnassignRefusesUnknownName) {
+  EXPECT_FALSE(UnassignPackages({Ref("a", "1", "/opt/a")}, {"b"}));
+  EXPECT_TRUE(UnassignPackages({Ref("a", "1", "/opt/a")}, {"a"})->empty());
+}
+
+TEST(Generation, RefusesAnotherFecsGeneration) {
+  auto result = CheckAcceptable(First(), "fec02", {}, kNow);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kRejected);
+  EXPECT_NE(result.error().message.find("fec01"), std::string::npos);
+}
+
+TEST(Generation, RefusesOlderNumber) {
+  auto result = CheckAcceptable(First(), "fec01", {5, kNow}, kNow);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("older than generation 5"), std::string::npos);
+}
+
+TEST(Generation, RefusesExpired) {
+  Generation g = First();
+  EXPECT_TRUE(CheckAcceptable(g, "fec01", {}, g.expires - 1));
+  EXPECT_FALSE(CheckAcceptable(g, "fec01", {}, g.expires));
+}
+
+TEST(Generation, ClockBehindFloorIsJudgedByFloor) {
+  Generation g = First();
+  // A board at 1970 that already accepted something newer than g's expiry: refused.
+  auto stale = CheckAcceptable(g, "fec01", {0, g.expires + 10}, 0);
+  ASSERT_FALSE(stale);
+  EXPECT_NE(stale.error().message.find("clock is behind"), std::string::npos);
+  // The same board with a floor inside g's lifetime accepts, and says the clock is wrong.
+  auto fresh = CheckAcceptable(g, "fec01", {0, g.created}, 0);
+  ASSERT_TRUE(fresh);
+  EXPECT_TRUE(fresh->clock_behind);
+  EXPECT_EQ(fresh->effective_now, g.created);
+}
+
+TEST(Generation, RollbackGoesToLastDifferentContent) {
+  Generation g1 = First();
+  Generation g2 = NextGeneration("fec01", g1, "1", {Ref("ioc", "2.0", "/opt/ioc")}, kNow, 60);
+  Generation g3 = NextGeneration("fec01", g2, "2", g2.packages, kNow, 60);  // a refresh
+  auto target = RollbackTarget({g1, g2, g3}, std::nullopt);
+  ASSERT_TRUE(target);
+  EXPECT_EQ(target->number, 1u);
+  EXPECT_EQ(RollbackTarget({g1, g2, g3}, 2)->number, 2u);
+  EXPECT_FALSE(RollbackTarget({g1, g2, g3}, 9));
+  EXPECT_FALSE(RollbackTarget({g1}, std::nullopt));
+}
+
+}  // namespace wharf

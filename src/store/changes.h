@@ -1,0 +1,44 @@
+// The changes an operator makes to a FEC's desired state. Each writes one new signed
+// generation (number + 1, parent hash) under the store lock; none rewrites an old one.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "crypto/sign.h"
+#include "generation/generation.h"
+#include "store/store.h"
+
+namespace wharf {
+
+struct ChangeOptions {
+  const PrivateKey* key = nullptr;  // required unless dry_run
+  int64_t now = 0;
+  int64_t lifetime_seconds = kDefaultLifetimeSeconds;
+  bool dry_run = false;  // compute and return the generation, write nothing
+};
+
+struct NameVersion {
+  std::string name;
+  std::string version;
+};
+/// Parses "NAME@VERSION" (both validated).
+Result<NameVersion> ParseNameVersion(const std::string& text);
+
+/// Puts these versions on the FEC (replacing other versions of the same packages).
+Result<Generation> Assign(Store& store, const std::string& fec, const std::vector<NameVersion>& packages,
+                          const ChangeOptions& options);
+/// Takes these packages off the FEC.
+Result<Generation> Unassign(Store& store, const std::string& fec,
+                            const std::vector<std::string>& names, const ChangeOptions& options);
+/// Publishes a new generation with the packages of generation `to` (default: the newest
+/// earlier generation whose packages differ from the current ones).
+Result<Generation> Rollback(Store& store, const std::string& fec, std::optional<uint64_t> to,
+                            const ChangeOptions& options);
+/// Re-signs the FEC's current packages with a later expiry (a daily timer's job).
+Result<Generation> Refresh(Store& store, const std::string& fec, const ChangeOptions& options);
+
+}  // namespace wharf

@@ -1,0 +1,218 @@
+#include "store/store.h"
+
+#include <algorithm>
+
+#include "archive/names.h"
+#include "archive/reader.h"
+#include "crypto/sha256.h"
+
+namespace wharf {
+namespace {
+
+constexpr uint64_t kMaxIndexBytes = 256u << 20;
+constexpr uint64_t kMaxGenerationBytes = 16u << 20;
+
+std::string VersionDir(const std::string& root, const std::string& name, const std::string& version) {
+  return JoinPath(root, "software/" + name + "/" + version);
+}
+
+}  // namespace
+
+Result<Store> Store::Open(const std::string& root, bool create) {
+  std::string abs = AbsolutePath(root);
+  if (create) {
+    for (const char* sub : {"software", "configuration", "fecs/global/init", ".wharf"})
+      WHARF_TRY(MakeDirs(JoinPath(abs, sub)));
+  }
+  if (!IsDirectory(JoinPath(abs, "software")) || !IsDirectory(JoinPath(abs, "fecs")))
+    return Fail(ErrorCode::kNotFound, abs + " is not a wharf store (no software/ and fecs/); "
+                                            "check --store, or publish once to create one");
+  WHARF_TRY(MakeDirs(JoinPath(abs, ".wharf")));
+  return Store(abs);
+}
+
+Result<FileLock> Store::Lock() const { return FileLock::Acquire(JoinPath(root_, ".wharf/lock")); }
+
+Result<PublishOutcome> Store::Publish(const std::string& archive_path,
+                                      const std::string& index_path, bool dry_run) {
+  auto index_json = ReadFile(index_path, kMaxIndexBytes);
+  if (!index_json) return std::unexpected(index_json.error());
+  auto index = ParsePackageIndex(*index_json);
+  if (!index) return Prefix(index_path, index.error());
+  if (Basename(archive_path) != index->archive)
+    return Fail(ErrorCode::kInvalidArgument, archive_path + ": its package.json describes " +
+                                                 index->archive + "; publish that file");
+  std::string dest = VersionDir(root_, index->name, index->version);
+  std::string package_dir = Dirname(dest);
+  WHARF_TRY(MakeDirs(package_dir));
+  // Copy first, then check the copy: what becomes visible is exactly what was checked.
+  std::string staging = TempSibling(dest);
+  WHARF_TRY(MakeDirs(staging));
+  auto cleanup = [&] { (void)RemoveTree(staging); };
+  std::string staged_archive = JoinPath(staging, index->archive);
+  Status staged = CopyFile(archive_path, staged_archive);
+  if (staged) staged = WriteFileAtomic(JoinPath(staging, "package.json"), *index_json);
+  if (staged) staged = VerifyArchive(staged_archive, *index);
+  if (!staged) {
+    cleanup();
+    return Prefix("publish " + index->name + "@" + index->version, staged.error());
+  }
+  auto lock = Lock();
+  if (!lock) {
+    cleanup();
+    return std::unexpected(lock.error());
+  }
+  if (PathExists(dest)) {
+    cleanup();
+    return CompareWithPublished(dest, *index, *index_json);
+  }
+  if (dry_run) {
+    cleanup();
+    return PublishOutcome{std::move(*index), false};
+  }
+  WHARF_TRY(SyncPath(staging));
+  if (auto renamed = RenameDurable(staging, dest); !renamed) {
+    cleanup();
+    return std::unexpected(renamed.error());
+  }
+  return PublishOutcome{std::move(*index), false};
+}
+
+Result<PublishOutcome> Store::CompareWithPublished(const std::string& dest,
+                                                   const PackageIndex& index,
+                                                   const std::string& index_json) {
+  auto published = ReadFile(JoinPath(dest, "package.json"), kMaxIndexBytes);
+  if (!published) return std::unexpected(published.error());
+  // The index pins the archive's sha256, so equal indexes mean equal archives.
+  if (*published != index_json)
+    return Fail(ErrorCode::kAlreadyExists,
+                index.name + "@" + index.version +
+                    " is already published with other content; a published version is "
+                    "immutable: publish under a new version");
+  return PublishOutcome{index, true};
+}
+
+Result<PackageIndex> Store::ReadIndex(const std::string& name, const std::string& version) const {
+  WHARF_TRY(ValidatePackageName(name));
+  WHARF_TRY(ValidateVersion(version));
+  auto json = ReadFile(JoinPath(VersionDir(root_, name, version), "package.json"), kMaxIndexBytes);
+  if (!json) {
+    if (json.error().code == ErrorCode::kNotFound)
+      return Fail(ErrorCode::kNotFound, name + "@" + version +
+                                            " is not published in this store; `wharf publish` it "
+                                            "first");
+    return std::unexpected(json.error());
+  }
+  auto index = ParsePackageIndex(*json);
+  if (!index) return Prefix(name + "@" + version + " package.json", index.error());
+  return index;
+}
+
+Result<PackageRef> Store::ResolvePackage(const std::string& name,
+                                         const std::string& version) const {
+  auto index = ReadIndex(name, version);
+  if (!index) return std::unexpected(index.error());
+  std::string folder = "software/" + name + "/" + version + "/";
+  auto digest = Sha256File(JoinPath(root_, folder + "package.json"));
+  if (!digest) return std::unexpected(digest.error());
+  PackageRef ref;
+  ref.name = name;
+  ref.version = version;
+  ref.prefix = index->prefix;
+  ref.archive = folder + index->archive;
+  ref.archive_size = index->archive_size;
+  ref.archive_sha256 = index->archive_sha256;
+  ref.index = folder + "package.json";
+  ref.index_size = digest->size;
+  ref.index_sha256 = digest->sha256;
+  return ref;
+}
+
+Result<std::vector<std::string>> Store::Versions(const std::string& name) const {
+  WHARF_TRY(ValidatePackageName(name));
+  auto names = ListDir(JoinPath(root_, "software/" + name));
+  if (!names) return std::unexpected(names.error());
+  std::vector<std::string> versions;
+  for (auto& v : *names)
+    if (v[0] != '.') versions.push_back(v);
+  return versions;
+}
+
+std::string Store::FecDir(const std::string& fec) const { return JoinPath(root_, "fecs/" + fec); }
+
+Result<std::optional<StoredGeneration>> Store::CurrentGeneration(const std::string& fec) const {
+  WHARF_TRY(ValidateFecName(fec));
+  auto json = ReadFile(JoinPath(FecDir(fec), "generation.json"), kMaxGenerationBytes);
+  if (!json) {
+    if (json.error().code == ErrorCode::kNotFound) return std::optional<StoredGeneration>();
+    return std::unexpected(json.error());
+  }
+  auto generation = ParseGeneration(*json);
+  if (!generation) return Prefix(fec + " generation.json", generation.error());
+  return StoredGeneration{std::move(*generation), std::move(*json)};
+}
+
+Result<std::vector<Generation>> Store::History(const std::string& fec) const {
+  WHARF_TRY(ValidateFecName(fec));
+  std::string dir = JoinPath(FecDir(fec), "generations");
+  auto names = ListDir(dir);
+  if (!names) return std::unexpected(names.error());
+  std::vector<Generation> history;
+  for (const auto& name : *names) {
+    if (name.size() < 6 || name.substr(name.size() - 5) != ".json" || name[0] == '.') continue;
+    auto json = ReadFile(JoinPath(dir, name), kMaxGenerationBytes);
+    if (!json) return std::unexpected(json.error());
+    auto generation = ParseGeneration(*json);
+    if (!generation) return Prefix(JoinPath(dir, name), generation.error());
+    history.push_back(std::move(*generation));
+  }
+  std::sort(history.begin(), history.end(),
+            [](const Generation& a, const Generation& b) { return a.number < b.number; });
+  return history;
+}
+
+Result<std::vector<std::string>> Store::Fecs() const {
+  auto names = ListDir(JoinPath(root_, "fecs"));
+  if (!names) return std::unexpected(names.error());
+  std::vector<std::string> fecs;
+  for (auto& name : *names)
+    if (name != "global" && name[0] != '.' && ValidateFecName(name)) fecs.push_back(name);
+  return fecs;
+}
+
+Status Store::WriteGeneration(const Generation& generation, const std::string& json,
+                              const PrivateKey& key) {
+  auto signature = key.Sign(json);
+  if (!signature) return std::unexpected(signature.error());
+  std::string dir = FecDir(generation.fec);
+  std::string numbered = JoinPath(dir, "generations/" + std::to_string(generation.number) + ".json");
+  WHARF_TRY(MakeDirs(Dirname(numbered)));
+  // The numbered files are written first: an agent reading generation.json finds the
+  // signature of that number already there.
+  WHARF_TRY(WriteFileAtomic(numbered + ".sig", *signature));
+  WHARF_TRY(WriteFileAtomic(numbered, json));
+  WHARF_TRY(WriteFileAtomic(JoinPath(dir, "generation.json.sig"), *signature));
+  WHARF_TRY(WriteFileAtomic(JoinPath(dir, "generation.json"), json));
+  return DeriveView(generation);
+}
+
+Status Store::DeriveView(const Generation& generation) {
+  std::string view = JoinPath(FecDir(generation.fec), "software");
+  WHARF_TRY(MakeDirs(view));
+  std::vector<std::string> wanted;
+  for (const auto& p : generation.packages) {
+    for (const auto& [link, target] :
+         {std::pair{p.name + ".tar.zst", p.archive}, std::pair{p.name + ".package.json", p.index}}) {
+      WHARF_TRY(SymlinkAtomic(RelativePath(view, JoinPath(root_, target)), JoinPath(view, link)));
+      wanted.push_back(link);
+    }
+  }
+  auto present = ListDir(view);
+  if (!present) return std::unexpected(present.error());
+  for (const auto& name : *present)
+    if (std::find(wanted.begin(), wanted.end(), name) == wanted.end())
+      WHARF_TRY(RemoveTree(JoinPath(view, name)));
+  return {};
+}
+
+}  // namespace wharf
