@@ -59,9 +59,11 @@ Result<SyncReport> Agent::Sync() {
   if (!config_.dry_run) WHARF_TRY(RecoverLeftovers());
   auto active = ReadActive(layout);
   if (!active) return std::unexpected(active.error());
+  auto floor = ReadFloor(layout, *active);
+  if (!floor) return std::unexpected(floor.error());
   SyncReport report;
   if (*active) report.previous = report.generation = (*active)->generation.number;
-  auto fetched = FetchGeneration(report);
+  auto fetched = FetchGeneration(*active, *floor, report);
   if (!fetched) return std::unexpected(fetched.error());
   if (!*fetched) {
     report.outcome = SyncOutcome::kOffline;
@@ -87,8 +89,6 @@ Result<SyncReport> Agent::Sync() {
   AbortPoint("before-switch");
   WHARF_TRY(SymlinkAtomic("profiles/" + std::to_string(next.number), layout.current()));
   AbortPoint("switched");
-  auto floor = ReadFloor(layout, std::nullopt);
-  if (!floor) return std::unexpected(floor.error());
   WHARF_TRY(WriteFloor(layout, {std::max(floor->number, next.number),
                                 std::max(floor->created, next.created)}));
   AbortPoint("floor-written");
@@ -105,12 +105,8 @@ Result<SyncReport> Agent::Sync() {
 // Asks each store in turn for the FEC's generation; the first one that is signed by a
 // trusted key, for this FEC, not older than the floor and not expired wins. nullopt when
 // no store answered at all.
-Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(SyncReport& report) {
-  Layout layout(config_.root);
-  auto active = ReadActive(layout);
-  if (!active) return std::unexpected(active.error());
-  auto floor = ReadFloor(layout, *active);
-  if (!floor) return std::unexpected(floor.error());
+Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
+    const std::optional<ActiveGeneration>& active, const AcceptedFloor& floor, SyncReport& report) {
   std::optional<Error> worst;
   auto note = [&](Error error) {
     if (!worst || Severity(error.code) > Severity(worst->code)) worst = std::move(error);
@@ -142,19 +138,19 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(SyncReport& report)
       continue;
     }
     fetched.generation = std::move(*generation);
-    fetched.same_as_active = *active && (*active)->json == fetched.json;
+    fetched.same_as_active = active && active->json == fetched.json;
     if (fetched.same_as_active) {
       preferred_store_ = report.store = store;
       return std::optional<Fetched>(std::move(fetched));
     }
-    if (fetched.generation.number == floor->number) {
+    if (fetched.generation.number == floor.number) {
       note(Error{ErrorCode::kRejected,
                  config_.fec + ": store offers another generation numbered " +
-                     std::to_string(floor->number) +
+                     std::to_string(floor.number) +
                      " than the one already applied; refusing (forged or rewritten?)"});
       continue;
     }
-    auto acceptance = CheckAcceptable(fetched.generation, config_.fec, *floor, clock_.Now());
+    auto acceptance = CheckAcceptable(fetched.generation, config_.fec, floor, clock_.Now());
     if (!acceptance) {
       note(acceptance.error());
       continue;

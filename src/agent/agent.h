@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/state.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "crypto/sign.h"
@@ -63,7 +64,8 @@ class Agent {
 
  private:
   struct Fetched;
-  Result<std::optional<Fetched>> FetchGeneration(SyncReport& report);
+  Result<std::optional<Fetched>> FetchGeneration(const std::optional<ActiveGeneration>& active,
+                                                 const AcceptedFloor& floor, SyncReport& report);
   Result<std::string> FetchFromMirrors(const std::string& path, uint64_t max_bytes, std::string* from);
   Status InstallPackage(const PackageRef& ref);
   Status WriteProfile(const Fetched& fetched);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -57,12 +58,27 @@ int ReportChange(const Result<Generation>& result, const StoreArgs& args, const 
   return kExitOk;
 }
 
+// "90s", "12h", "30d" (a bare number is days).
+Result<int64_t> ParseDuration(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  std::string unit = text.substr(digits);
+  int64_t scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600
+                : unit == "d" || unit.empty() ? 86400 : 0;
+  if (digits == 0 || digits > 9 || scale == 0 || std::stoll(text.substr(0, digits)) == 0)
+    return Fail(ErrorCode::kInvalidArgument,
+                "--expires-in " + text + ": expected a positive duration like 90s, 12h or 30d");
+  return std::stoll(text.substr(0, digits)) * scale;
+}
+
 struct Opened {
   Store store;
   std::optional<PrivateKey> key;
 };
 
 Result<Opened> OpenForChange(const StoreArgs& args) {
+  if (auto lifetime = ParseDuration(args.expires_in); !lifetime)
+    return std::unexpected(lifetime.error());
   auto store = Store::Open(args.store, false);
   if (!store) return std::unexpected(store.error());
   Opened opened{std::move(*store), std::nullopt};
@@ -77,11 +93,13 @@ Result<Opened> OpenForChange(const StoreArgs& args) {
   return opened;
 }
 
-ChangeOptions MakeChangeOptions(const Opened& opened, const StoreArgs& args) {
+Result<ChangeOptions> MakeChangeOptions(const Opened& opened, const StoreArgs& args) {
+  auto lifetime = ParseDuration(args.expires_in);
+  if (!lifetime) return std::unexpected(lifetime.error());
   ChangeOptions options;
   options.key = opened.key ? &*opened.key : nullptr;
   options.now = SystemClock().Now();
-  options.lifetime_seconds = args.lifetime_days * 24 * 3600;
+  options.lifetime_seconds = *lifetime;
   options.dry_run = args.dry_run;
   return options;
 }
@@ -161,21 +179,21 @@ int RunAssign(const std::string& fec, const std::vector<std::string>& specs, con
   }
   auto opened = OpenForChange(args);
   if (!opened) return Failed(opened.error());
-  return ReportChange(Assign(opened->store, fec, packages, MakeChangeOptions(*opened, args)), args,
+  return ReportChange(Assign(opened->store, fec, packages, *MakeChangeOptions(*opened, args)), args,
                       "assigned");
 }
 
 int RunUnassign(const std::string& fec, const std::vector<std::string>& names, const StoreArgs& args) {
   auto opened = OpenForChange(args);
   if (!opened) return Failed(opened.error());
-  return ReportChange(Unassign(opened->store, fec, names, MakeChangeOptions(*opened, args)), args,
+  return ReportChange(Unassign(opened->store, fec, names, *MakeChangeOptions(*opened, args)), args,
                       "unassigned, now");
 }
 
 int RunRollback(const std::string& fec, std::optional<uint64_t> to, const StoreArgs& args) {
   auto opened = OpenForChange(args);
   if (!opened) return Failed(opened.error());
-  return ReportChange(Rollback(opened->store, fec, to, MakeChangeOptions(*opened, args)), args,
+  return ReportChange(Rollback(opened->store, fec, to, *MakeChangeOptions(*opened, args)), args,
                       "rolled back in");
 }
 
@@ -192,7 +210,7 @@ int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args) {
   for (const auto& fec : targets) {
     auto current = opened->store.CurrentGeneration(fec);
     if (current && !*current && fecs.empty()) continue;  // a folder without a generation yet
-    int one = ReportChange(Refresh(opened->store, fec, MakeChangeOptions(*opened, args)), args,
+    int one = ReportChange(Refresh(opened->store, fec, *MakeChangeOptions(*opened, args)), args,
                            "refreshed as");
     if (one != kExitOk) code = one;
   }

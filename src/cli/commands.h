@@ -16,7 +16,7 @@ namespace wharf {
 struct StoreArgs {
   std::string store;       // folder
   std::string key;         // signing key (.key) for changes
-  int64_t lifetime_days = 30;
+  std::string expires_in = "30d";  // lifetime of new generations: 90s, 12h, 30d
   bool dry_run = false;
   bool json = false;
 };

@@ -24,8 +24,9 @@ void AddStoreOptions(CLI::App* cmd, wharf::StoreArgs& args, bool changes) {
   if (!changes) return;
   cmd->add_option("--key", args.key, "the signing key (NAME.key from `wharf keygen`)")
       ->envname("WHARF_KEY");
-  cmd->add_option("--expires-days", args.lifetime_days, "days until the new generation expires")
-      ->capture_default_str()->check(CLI::Range(1, 3650));
+  cmd->add_option("--expires-in", args.expires_in,
+                  "lifetime of the new generation: 90s, 12h, 30d (FECs refuse it after)")
+      ->capture_default_str();
   cmd->add_flag("--dry-run", args.dry_run, "print the generation it would write, write nothing");
 }
 

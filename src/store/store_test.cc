@@ -1,0 +1,181 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "archive/pack.h"
+#include "base/file.h"
+#include "crypto/sha256.h"
+#include "store/changes.h"
+
+namespace wharf {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char name[] = "/tmp/wharf-store-test-XXXXXX";
+    dir_ = mkdtemp(name);
+    ASSERT_TRUE(GenerateKeyPair(dir_ + "/release"));
+    auto key = PrivateKey::Load(dir_ + "/release.key");
+    ASSERT_TRUE(key);
+    key_.emplace(std::move(*key));
+    auto store = Store::Open(dir_ + "/store", true);
+    ASSERT_TRUE(store);
+    store_.emplace(std::move(*store));
+  }
+  void TearDown() override { (void)RemoveTree(dir_); }
+
+  // Packs a one-file tree as name@version and returns the archive path.
+  std::string Pack(const std::string& name, const std::string& version, const std::string& content,
+                   const std::string& prefix = "") {
+    std::string tree = dir_ + "/tree-" + name + "-" + version;
+    EXPECT_TRUE(MakeDirs(tree + "/bin"));
+    EXPECT_TRUE(WriteFileAtomic(tree + "/bin/app", content, 0755));
+    PackOptions options;
+    options.name = name;
+    options.version = version;
+    options.prefix = prefix.empty() ? "/opt/" + name : prefix;
+    options.out_dir = dir_ + "/out-" + version + "-" + std::to_string(counter_++);
+    EXPECT_TRUE(MakeDirs(options.out_dir));
+    auto packed = PackTree(tree, options);
+    EXPECT_TRUE(packed) << packed.error().message;
+    (void)RemoveTree(tree);
+    return packed->archive_path;
+  }
+
+  static std::string IndexOf(const std::string& archive) {
+    return archive.substr(0, archive.size() - 8) + ".package.json";
+  }
+
+  ChangeOptions Options() {
+    ChangeOptions options;
+    options.key = &*key_;
+    options.now = 1795482123;
+    return options;
+  }
+
+  std::string dir_;
+  int counter_ = 0;
+  std::optional<PrivateKey> key_;
+  std::optional<Store> store_;
+};
+
+TEST_F(StoreTest, PublishMakesVersionVisibleAndIsIdempotent) {
+  std::string archive = Pack("app", "1.0", "one");
+  auto first = store_->Publish(archive, IndexOf(archive), false);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_FALSE(first->already_present);
+  EXPECT_TRUE(PathExists(store_->root() + "/software/app/1.0/app-1.0.tar.zst"));
+  EXPECT_TRUE(PathExists(store_->root() + "/software/app/1.0/package.json"));
+  auto again = store_->Publish(archive, IndexOf(archive), false);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->already_present);
+}
+
+TEST_F(StoreTest, PublishedVersionIsImmutable) {
+  std::string a = Pack("app", "1.0", "one");
+  std::string b = Pack("app", "1.0", "two");
+  ASSERT_TRUE(store_->Publish(a, IndexOf(a), false));
+  auto other = store_->Publish(b, IndexOf(b), false);
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error().code, ErrorCode::kAlreadyExists);
+  auto index = store_->ReadIndex("app", "1.0");
+  ASSERT_TRUE(index);
+  auto original = ReadFile(IndexOf(a));
+  EXPECT_EQ(*ReadFile(store_->root() + "/software/app/1.0/package.json"), *original);
+}
+
+TEST_F(StoreTest, PublishRefusesFlippedByteAndLeavesNothing) {
+  std::string archive = Pack("app", "1.0", std::string(5000, 'x'));
+  auto bytes = ReadFile(archive);
+  ASSERT_TRUE(bytes);
+  (*bytes)[bytes->size() / 2] ^= 0x01;
+  ASSERT_TRUE(WriteFileAtomic(archive, *bytes));
+  auto result = store_->Publish(archive, IndexOf(archive), false);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kCorrupt) << result.error().message;
+  EXPECT_TRUE(ListDir(store_->root() + "/software/app")->empty());
+}
+
+TEST_F(StoreTest, DryRunPublishWritesNothing) {
+  std::string archive = Pack("app", "1.0", "one");
+  ASSERT_TRUE(store_->Publish(archive, IndexOf(archive), true));
+  EXPECT_FALSE(PathExists(store_->root() + "/software/app/1.0"));
+}
+
+TEST_F(StoreTest, AssignWritesSignedChainedGenerations) {
+  for (const char* v : {"1.0", "2.0"}) {
+    std::string a = Pack("app", v, v);
+    ASSERT_TRUE(store_->Publish(a, IndexOf(a), false));
+  }
+  auto g1 = Assign(*store_, "fec01", {{"app", "1.0"}}, Options());
+  ASSERT_TRUE(g1) << g1.error().message;
+  auto g2 = Assign(*store_, "fec01", {{"app", "2.0"}}, Options());
+  ASSERT_TRUE(g2);
+  EXPECT_EQ(g2->number, 2u);
+  auto current = store_->CurrentGeneration("fec01");
+  ASSERT_TRUE(current && *current);
+  EXPECT_EQ((*current)->generation.packages[0].version, "2.0");
+  auto g1_json = ReadFile(store_->root() + "/fecs/fec01/generations/1.json");
+  EXPECT_EQ((*current)->generation.parent, Sha256Hex(*g1_json));
+  auto signature = ReadFile(store_->root() + "/fecs/fec01/generations/2.json.sig");
+  ASSERT_TRUE(signature);
+  EXPECT_TRUE(VerifySignature({key_->public_key()}, (*current)->json, *signature));
+  EXPECT_EQ(*ReadLink(store_->root() + "/fecs/fec01/software/app.tar.zst"),
+            "../../../software/app/2.0/app-2.0.tar.zst");
+}
+
+TEST_F(StoreTest, AssignRefusesUnpublishedVersion) {
+  auto result = Assign(*store_, "fec01", {{"app", "9.9"}}, Options());
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("not published"), std::string::npos);
+  EXPECT_FALSE(PathExists(store_->root() + "/fecs/fec01/generation.json"));
+}
+
+TEST_F(StoreTest, RollbackPublishesEarlierPackagesAsNewGeneration) {
+  for (const char* v : {"1.0", "2.0"}) {
+    std::string a = Pack("app", v, v);
+    ASSERT_TRUE(store_->Publish(a, IndexOf(a), false));
+  }
+  ASSERT_TRUE(Assign(*store_, "fec01", {{"app", "1.0"}}, Options()));
+  ASSERT_TRUE(Assign(*store_, "fec01", {{"app", "2.0"}}, Options()));
+  auto back = Rollback(*store_, "fec01", std::nullopt, Options());
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->number, 3u);
+  EXPECT_EQ(back->packages[0].version, "1.0");
+  EXPECT_EQ(store_->History("fec01")->size(), 3u);
+}
+
+TEST_F(StoreTest, RefreshKeepsPackagesAndExtendsExpiry) {
+  std::string a = Pack("app", "1.0", "one");
+  ASSERT_TRUE(store_->Publish(a, IndexOf(a), false));
+  auto g1 = Assign(*store_, "fec01", {{"app", "1.0"}}, Options());
+  ChangeOptions later = Options();
+  later.now += 86400;
+  auto g2 = Refresh(*store_, "fec01", later);
+  ASSERT_TRUE(g2);
+  EXPECT_EQ(g2->packages, g1->packages);
+  EXPECT_GT(g2->expires, g1->expires);
+}
+
+TEST_F(StoreTest, DryRunChangeWritesNothing) {
+  std::string a = Pack("app", "1.0", "one");
+  ASSERT_TRUE(store_->Publish(a, IndexOf(a), false));
+  ChangeOptions options = Options();
+  options.dry_run = true;
+  auto g = Assign(*store_, "fec01", {{"app", "1.0"}}, options);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->number, 1u);
+  EXPECT_FALSE(PathExists(store_->root() + "/fecs/fec01"));
+}
+
+TEST(NameVersion, ParsesAndRefuses) {
+  EXPECT_EQ(ParseNameVersion("demo-ioc@1.2.0")->version, "1.2.0");
+  EXPECT_FALSE(ParseNameVersion("demo-ioc"));
+  EXPECT_FALSE(ParseNameVersion("../x@1"));
+  EXPECT_FALSE(ParseNameVersion("x@../1"));
+}
+
+}  // namespace wharf

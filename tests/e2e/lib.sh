@@ -1,0 +1,150 @@
+# Shared helpers of wharf's end-to-end tests. Source it; it needs $WHARF and $WHARF_AGENT
+# (the binaries under test; ctest sets them) and makes $T, a scratch folder removed at exit.
+set -euo pipefail
+
+: "${WHARF:?set WHARF to the wharf binary}"
+: "${WHARF_AGENT:?set WHARF_AGENT to the wharf-agent binary}"
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# With KEEP_T=1 and T set (the demo), the folder stays for people to look at.
+if [ "${KEEP_T:-0}" != 1 ]; then
+  T=$(mktemp -d /tmp/wharf-e2e.XXXXXX)
+fi
+mkdir -p "$T" && chmod 755 "$T"
+NGINX_PID_FILE=""
+
+cleanup() {
+  if [ -n "$NGINX_PID_FILE" ] && [ -f "$NGINX_PID_FILE" ]; then
+    kill "$(cat "$NGINX_PID_FILE")" 2>/dev/null || true
+  fi
+  [ "${KEEP_T:-0}" = 1 ] && return
+  chmod -R u+w "$T" 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+
+# expect_exit CODE CMD...: runs CMD, fails unless it exits with CODE; its stderr is in $T/err.
+expect_exit() {
+  local want=$1; shift
+  local got=0
+  "$@" >"$T/out" 2>"$T/err" || got=$?
+  [ "$got" -eq "$want" ] || { cat "$T/out" "$T/err" >&2; fail "exit $got, wanted $want: $*"; }
+}
+
+# expect_refused PATTERN CMD...: CMD must fail with exit 1 and one stderr line matching PATTERN.
+expect_refused() {
+  local pattern=$1; shift
+  expect_exit 1 "$@"
+  [ "$(wc -l <"$T/err")" -eq 1 ] || { cat "$T/err" >&2; fail "wanted one line on stderr: $*"; }
+  grep -Eq -- "$pattern" "$T/err" || { cat "$T/err" >&2; fail "stderr does not match /$pattern/"; }
+}
+
+# free_port: a TCP port on loopback that nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_nginx STORE: serves STORE on loopback; sets $STORE_URL and $NGINX_LOG (access log).
+start_nginx() {
+  local store=$1 port conf
+  port=$(free_port)
+  mkdir -p "$T/nginx"
+  conf=$T/nginx/nginx.conf
+  NGINX_PID_FILE=$T/nginx/nginx.pid
+  NGINX_LOG=$T/nginx/access.log
+  {
+    [ "$(id -u)" -eq 0 ] && echo "user root;"
+    cat <<CONF
+worker_processes 1;
+pid $NGINX_PID_FILE;
+error_log $T/nginx/error.log;
+events { worker_connections 512; }
+http {
+  access_log $NGINX_LOG;
+  client_body_temp_path $T/nginx/body;
+  proxy_temp_path $T/nginx/proxy;
+  fastcgi_temp_path $T/nginx/fastcgi;
+  uwsgi_temp_path $T/nginx/uwsgi;
+  scgi_temp_path $T/nginx/scgi;
+  sendfile on;
+  server {
+    listen 127.0.0.1:$port;
+    root $store;
+    location /.wharf { deny all; }
+  }
+}
+CONF
+  } >"$conf"
+  /usr/sbin/nginx -p "$T/nginx" -c "$conf" -e "$T/nginx/error.log" 2>/dev/null \
+    || /usr/sbin/nginx -p "$T/nginx" -c "$conf"
+  for _ in $(seq 50); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+    sleep 0.1
+  done
+  STORE_URL="http://127.0.0.1:$port"
+}
+
+stop_nginx() {
+  [ -f "$NGINX_PID_FILE" ] && kill "$(cat "$NGINX_PID_FILE")" 2>/dev/null || true
+  for _ in $(seq 50); do [ -f "$NGINX_PID_FILE" ] || break; sleep 0.1; done
+}
+
+# make_tree DIR VARIANT: a small EPICS-IOC-like install tree; VARIANT 1 or 2 differ the way
+# a release does (a binary rebuilt, a file added, one removed, a config edited).
+make_tree() {
+  local dir=$1 variant=$2
+  mkdir -p "$dir/bin" "$dir/db" "$dir/lib" "$dir/iocBoot/iocdemo" "$dir/empty"
+  cp /bin/true "$dir/bin/demoApp"
+  chmod 0755 "$dir/bin/demoApp"
+  printf 'record(ai, "DEMO:T%s") { field(SCAN, "1 second") }\n' "$variant" >"$dir/db/demo.db"
+  printf '#!../../bin/demoApp\ndbLoadRecords("db/demo.db")\niocInit\n' >"$dir/iocBoot/iocdemo/st.cmd"
+  chmod 0755 "$dir/iocBoot/iocdemo/st.cmd"
+  printf 'secret=%s\n' "$variant" >"$dir/db/private.cfg"
+  chmod 0600 "$dir/db/private.cfg"
+  # a file above the frame size, so that it spans several frames
+  head -c 3000000 /usr/bin/bash >"$dir/lib/libdemo.so"
+  printf 'build %s\n' "$variant" >>"$dir/lib/libdemo.so"
+  ln -sf libdemo.so "$dir/lib/libdemo.so.1"
+  if [ "$variant" = 1 ]; then
+    echo "only in v1" >"$dir/db/old.db"
+  else
+    cp /bin/false "$dir/bin/demoTool"
+    echo "only in v2" >"$dir/db/new.db"
+  fi
+}
+
+# manifest DIR: one line per entry below DIR (type, mode less write bits, sha256 or link
+# target), sorted; identical for a source tree and its installed copy.
+manifest() {
+  python3 - "$1" <<'PY'
+import hashlib, os, stat, sys
+root = sys.argv[1]
+rows = []
+for base, dirs, files in os.walk(root):
+    for name in dirs + files:
+        path = os.path.join(base, name)
+        rel = os.path.relpath(path, root)
+        st = os.lstat(path)
+        mode = oct(stat.S_IMODE(st.st_mode) & 0o555)
+        if stat.S_ISLNK(st.st_mode):
+            rows.append(f"l {rel} -> {os.readlink(path)}")
+        elif stat.S_ISDIR(st.st_mode):
+            rows.append(f"d {mode} {rel}")
+        else:
+            h = hashlib.sha256(open(path, "rb").read()).hexdigest()
+            rows.append(f"f {mode} {rel} {h}")
+print("\n".join(sorted(rows)))
+PY
+}
+
+# same_tree A B: fails with a diff unless the two trees have the same manifest.
+same_tree() {
+  diff <(manifest "$1") <(manifest "$2") >"$T/tree.diff" || { cat "$T/tree.diff" >&2; fail "trees differ: $1 $2"; }
+}
+
+# agent_generation ROOT: the generation number the agent under ROOT runs ("null" if none).
+agent_generation() {
+  "$WHARF_AGENT" status --root "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])'
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The whole path against real nginx: pack, publish, assign, sync v1, v2, rollback, no-op
+# sync, offline. Acceptance 2 of the foundation issue.
+source "$(dirname "$0")/lib.sh"
+
+cd "$T"
+make_tree "$T/src1" 1
+make_tree "$T/src2" 2
+"$WHARF" keygen --out release >/dev/null
+"$WHARF" pack src1 --name demo-ioc --version 1.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
+"$WHARF" pack src2 --name demo-ioc --version 2.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
+"$WHARF" publish out/demo-ioc-1.0.tar.zst out/demo-ioc-2.0.tar.zst --store store >/dev/null
+pass "pack and publish"
+
+# GNU tar reads the archive as it is.
+mkdir gnutar && tar --zstd -xf store/software/demo-ioc/1.0/demo-ioc-1.0.tar.zst -C gnutar
+same_tree gnutar/opt/epics/demo-ioc src1
+pass "GNU tar extracts the archive"
+
+# Publishing is idempotent for the same bytes and refuses other bytes.
+expect_exit 0 "$WHARF" publish out/demo-ioc-1.0.tar.zst --store store
+grep -q "already published" "$T/out" || fail "same bytes again should be a no-op"
+echo changed >>src1/db/demo.db
+"$WHARF" pack src1 --name demo-ioc --version 1.0 --prefix /opt/epics/demo-ioc -o other >/dev/null
+expect_refused "already published with other content" "$WHARF" publish other/demo-ioc-1.0.tar.zst --store store
+make_tree "$T/src1" 1  # back to the published content
+pass "a published version is immutable"
+
+start_nginx "$T/store"
+agent() { "$WHARF_AGENT" sync --root "$T/$1" --store "$STORE_URL" --fec "$1" --trust release.pub "${@:2}"; }
+
+"$WHARF" assign fec01 demo-ioc@1.0 --store store --key release.key >/dev/null
+"$WHARF" assign fec02 demo-ioc@1.0 --store store --key release.key >/dev/null
+expect_exit 0 agent fec01
+[ "$(agent_generation fec01)" = 1 ] || fail "fec01 should run generation 1"
+same_tree fec01/opt/epics/demo-ioc src1
+[ "$(readlink fec01/opt/epics/demo-ioc)" = ../../var/lib/wharf/current/demo-ioc ] || fail "prefix link not relative"
+pass "v1 installed with the right content and modes"
+
+# Package folders are read-only: no write bit anywhere under packages/.
+writable=$(find fec01/var/lib/wharf/packages -mindepth 2 ! -type l -perm /0222 | head -3)
+[ -z "$writable" ] || fail "writable entries in a package folder: $writable"
+pass "package folders are read-only"
+
+# A second sync with nothing new downloads nothing but the generation file.
+before=$(wc -l <"$NGINX_LOG")
+expect_exit 0 agent fec01 --json
+grep -q '"outcome": "up-to-date"' "$T/out" || fail "second sync should be up to date"
+new_requests=$(tail -n +$((before + 1)) "$NGINX_LOG")
+echo "$new_requests" | grep -qE 'tar\.zst|package\.json' && fail "no-op sync fetched a package: $new_requests"
+[ "$(echo "$new_requests" | wc -l)" -eq 1 ] || fail "no-op sync made more than one request: $new_requests"
+pass "no-op sync makes one small request"
+
+"$WHARF" assign fec01 demo-ioc@2.0 --store store --key release.key >/dev/null
+expect_exit 0 agent fec01
+[ "$(agent_generation fec01)" = 2 ] || fail "fec01 should run generation 2"
+same_tree fec01/opt/epics/demo-ioc src2
+pass "v2 switches"
+
+"$WHARF" rollback fec01 --store store --key release.key >/dev/null
+expect_exit 0 agent fec01
+[ "$(agent_generation fec01)" = 3 ] || fail "rollback should be generation 3"
+same_tree fec01/opt/epics/demo-ioc src1
+grep -q '"bytes_fetched"' <("$WHARF_AGENT" status --root fec01 --json) || true
+pass "rollback goes back (as generation 3)"
+
+# The rollback reused the kept v1 package: the log shows no second fetch of its archive.
+[ "$(grep -c 'demo-ioc-1.0.tar.zst' "$NGINX_LOG")" -eq 1 ] || fail "rollback fetched v1 again"
+pass "rollback reuses the kept package"
+
+# The other FEC is untouched by fec01's changes and installs on its own.
+expect_exit 0 agent fec02
+same_tree fec02/opt/epics/demo-ioc src1
+pass "fec02 syncs its own generation"
+
+# The store's human view links each FEC's packages.
+[ "$(readlink store/fecs/fec01/software/demo-ioc.tar.zst)" = ../../../software/demo-ioc/1.0/demo-ioc-1.0.tar.zst ] \
+  || fail "human view link wrong: $(readlink store/fecs/fec01/software/demo-ioc.tar.zst)"
+pass "human view derived"
+
+# Offline: the active generation stays, with its own exit code.
+stop_nginx
+expect_exit 3 agent fec01
+grep -q "no store answered" "$T/out" || fail "offline sync should say so"
+[ "$(agent_generation fec01)" = 3 ] || fail "offline sync changed the generation"
+same_tree fec01/opt/epics/demo-ioc src1
+pass "offline keeps the active generation (exit 3)"
+
+# Settings from agent.toml instead of flags; a file:// store (a DVD or NFS copy).
+mkdir -p fec03/etc/wharf/keys && cp release.pub fec03/etc/wharf/keys/
+cat >fec03/etc/wharf/agent.toml <<TOML
+fec = "fec03"
+store = ["http://127.0.0.1:9", "file://$T/store"]
+trust = ["/etc/wharf/keys/release.pub"]
+TOML
+"$WHARF" assign fec03 demo-ioc@2.0 --store store --key release.key >/dev/null
+expect_exit 0 "$WHARF_AGENT" sync --root fec03
+same_tree fec03/opt/epics/demo-ioc src2
+pass "agent.toml settings and a file:// mirror after a dead one"
+
+echo "e2e sync: all passed"
