@@ -120,6 +120,13 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
     }
     Fetched fetched;
     fetched.json = std::move(*json);
+    if (active && active->json == fetched.json) {
+      // The very bytes already verified and applied: nothing more to fetch or check.
+      fetched.generation = active->generation;
+      fetched.same_as_active = true;
+      preferred_store_ = report.store = store;
+      return std::optional<Fetched>(std::move(fetched));
+    }
     auto generation = ParseGeneration(fetched.json);
     if (!generation) {
       note(Prefix(JoinUrl(store, folder + "generation.json"), generation.error()).error());
@@ -138,11 +145,6 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
       continue;
     }
     fetched.generation = std::move(*generation);
-    fetched.same_as_active = active && active->json == fetched.json;
-    if (fetched.same_as_active) {
-      preferred_store_ = report.store = store;
-      return std::optional<Fetched>(std::move(fetched));
-    }
     if (fetched.generation.number == floor.number) {
       note(Error{ErrorCode::kRejected,
                  config_.fec + ": store offers another generation numbered " +
@@ -225,7 +227,7 @@ Status Agent::InstallPackage(const PackageRef& ref) {
   if (auto extracted = ExtractArchive(archive, *index, staging); !extracted)
     return Prefix(config_.fec + ": " + what, extracted.error());
   AbortPoint("unpacked:" + ref.name);
-  WHARF_TRY(WriteFileAtomic(layout.package_index(ref), *index_json));
+  WHARF_TRY(WriteFileAtomic(layout.package_index(ref), *index_json, 0444));
   AbortPoint("index-saved:" + ref.name);
   WHARF_TRY(RenameDurable(staging, final_dir));
   AbortPoint("installed:" + ref.name);

@@ -48,7 +48,7 @@ for point in "${points[@]}"; do
   WHARF_TEST_ABORT_AT="$point" sync fec >/dev/null 2>&1 || code=$?
   [ "$code" -eq 137 ] || fail "agent was not killed at $point (exit $code)"
   gen=$(check_whole fec)
-  sync fec >/dev/null 2>"$T/err" || { cat "$T/err" >&2; fail "sync after a kill at $point"; }
+  sync fec >/dev/null 2>"$T/stderr" || { cat "$T/stderr" >&2; fail "sync after a kill at $point"; }
   [ "$(check_whole fec)" = 3 ] || fail "sync after a kill at $point did not reach generation 3"
   leftovers=$("$WHARF_AGENT" status --root fec --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["half_done"]))')
   [ "$leftovers" = 0 ] || fail "leftovers after recovery from $point"

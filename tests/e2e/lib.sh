@@ -25,20 +25,20 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok - $*"; }
 
-# expect_exit CODE CMD...: runs CMD, fails unless it exits with CODE; its stderr is in $T/err.
+# expect_exit CODE CMD...: runs CMD, fails unless it exits with CODE; its stderr is in $T/stderr.
 expect_exit() {
   local want=$1; shift
   local got=0
-  "$@" >"$T/out" 2>"$T/err" || got=$?
-  [ "$got" -eq "$want" ] || { cat "$T/out" "$T/err" >&2; fail "exit $got, wanted $want: $*"; }
+  "$@" >"$T/stdout" 2>"$T/stderr" || got=$?
+  [ "$got" -eq "$want" ] || { cat "$T/stdout" "$T/stderr" >&2; fail "exit $got, wanted $want: $*"; }
 }
 
 # expect_refused PATTERN CMD...: CMD must fail with exit 1 and one stderr line matching PATTERN.
 expect_refused() {
   local pattern=$1; shift
   expect_exit 1 "$@"
-  [ "$(wc -l <"$T/err")" -eq 1 ] || { cat "$T/err" >&2; fail "wanted one line on stderr: $*"; }
-  grep -Eq -- "$pattern" "$T/err" || { cat "$T/err" >&2; fail "stderr does not match /$pattern/"; }
+  [ "$(wc -l <"$T/stderr")" -eq 1 ] || { cat "$T/stderr" >&2; fail "wanted one line on stderr: $*"; }
+  grep -Eq -- "$pattern" "$T/stderr" || { cat "$T/stderr" >&2; fail "stderr does not match /$pattern/"; }
 }
 
 # free_port: a TCP port on loopback that nothing listens on now.

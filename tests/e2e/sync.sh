@@ -19,7 +19,7 @@ pass "GNU tar extracts the archive"
 
 # Publishing is idempotent for the same bytes and refuses other bytes.
 expect_exit 0 "$WHARF" publish out/demo-ioc-1.0.tar.zst --store store
-grep -q "already published" "$T/out" || fail "same bytes again should be a no-op"
+grep -q "already published" "$T/stdout" || fail "same bytes again should be a no-op"
 echo changed >>src1/db/demo.db
 "$WHARF" pack src1 --name demo-ioc --version 1.0 --prefix /opt/epics/demo-ioc -o other >/dev/null
 expect_refused "already published with other content" "$WHARF" publish other/demo-ioc-1.0.tar.zst --store store
@@ -45,7 +45,7 @@ pass "package folders are read-only"
 # A second sync with nothing new downloads nothing but the generation file.
 before=$(wc -l <"$NGINX_LOG")
 expect_exit 0 agent fec01 --json
-grep -q '"outcome": "up-to-date"' "$T/out" || fail "second sync should be up to date"
+grep -q '"outcome": "up-to-date"' "$T/stdout" || fail "second sync should be up to date"
 new_requests=$(tail -n +$((before + 1)) "$NGINX_LOG")
 echo "$new_requests" | grep -qE 'tar\.zst|package\.json' && fail "no-op sync fetched a package: $new_requests"
 [ "$(echo "$new_requests" | wc -l)" -eq 1 ] || fail "no-op sync made more than one request: $new_requests"
@@ -81,7 +81,7 @@ pass "human view derived"
 # Offline: the active generation stays, with its own exit code.
 stop_nginx
 expect_exit 3 agent fec01
-grep -q "no store answered" "$T/out" || fail "offline sync should say so"
+grep -q "no store answered" "$T/stdout" || fail "offline sync should say so"
 [ "$(agent_generation fec01)" = 3 ] || fail "offline sync changed the generation"
 same_tree fec01/opt/epics/demo-ioc src1
 pass "offline keeps the active generation (exit 3)"

@@ -1,0 +1,86 @@
+#include "archive/package_index.h"
+
+#include <gtest/gtest.h>
+
+namespace wharf {
+namespace {
+
+PackageIndex Sample() {
+  PackageIndex index;
+  index.name = "demo";
+  index.version = "1.0";
+  index.prefix = "/opt/demo";
+  index.archive = "demo-1.0.tar.zst";
+  index.archive_size = 300;
+  index.archive_sha256 = std::string(64, 'a');
+  index.zstd_level = 12;
+  index.raw_size = 5000;
+  index.frames = {{0, 100, 0, 2000, std::string(64, 'b')}, {100, 200, 2000, 3000, std::string(64, 'c')}};
+  index.files = {{"opt/demo", EntryType::kDirectory, 0755, 0, "", 0, ""},
+                 {"opt/demo/bin", EntryType::kDirectory, 0755, 0, "", 0, ""},
+                 {"opt/demo/bin/app", EntryType::kFile, 0755, 10, std::string(64, 'd'), 0, ""},
+                 {"opt/demo/bin/link", EntryType::kSymlink, 0777, 0, "", 1, "app"}};
+  return index;
+}
+
+}  // namespace
+
+TEST(PackageIndex, JsonRoundTripsExactly) {
+  std::string json = PackageIndexToJson(Sample());
+  auto parsed = ParsePackageIndex(json);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(PackageIndexToJson(*parsed), json);
+  EXPECT_EQ(parsed->files[3].link, "app");
+}
+
+TEST(PackageIndex, FramesMustBeContiguousAndCoverArchive) {
+  PackageIndex index = Sample();
+  index.frames[1].offset = 101;
+  EXPECT_FALSE(ValidatePackageIndex(index));
+  index = Sample();
+  index.archive_size = 301;
+  EXPECT_FALSE(ValidatePackageIndex(index));
+  index = Sample();
+  index.frames[1].raw_size = kMaxFrameRawSize + 1;
+  index.raw_size = 2000 + kMaxFrameRawSize + 1;
+  EXPECT_FALSE(ValidatePackageIndex(index));
+}
+
+TEST(PackageIndex, RefusesEntriesOutsidePrefix) {
+  for (const char* path : {"../x", "/etc/x", "opt/other/x", "opt/demo/../x"}) {
+    PackageIndex index = Sample();
+    index.files[2].path = path;
+    auto result = ValidatePackageIndex(index);
+    ASSERT_FALSE(result) << path;
+    EXPECT_EQ(result.error().code, ErrorCode::kUnsafe) << path;
+  }
+}
+
+TEST(PackageIndex, RefusesSymlinkLeavingPrefix) {
+  PackageIndex index = Sample();
+  index.files[3].link = "../../../etc";
+  auto result = ValidatePackageIndex(index);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("outside the prefix"), std::string::npos);
+}
+
+TEST(PackageIndex, RefusesDuplicatesBadFramesAndTypes) {
+  PackageIndex index = Sample();
+  index.files[3].path = "opt/demo/bin/app";
+  EXPECT_FALSE(ValidatePackageIndex(index));
+  index = Sample();
+  index.files[2].frame = 7;
+  EXPECT_FALSE(ValidatePackageIndex(index));
+  std::string json = PackageIndexToJson(Sample());
+  json.replace(json.find("\"symlink\""), 9, "\"chardev\"");
+  EXPECT_FALSE(ParsePackageIndex(json));
+  EXPECT_FALSE(ParsePackageIndex("{}"));
+}
+
+TEST(PackageIndex, ArchiveNameFollowsNameAndVersion) {
+  PackageIndex index = Sample();
+  index.archive = "other.tar.zst";
+  EXPECT_FALSE(ValidatePackageIndex(index));
+}
+
+}  // namespace wharf

@@ -1,0 +1,324 @@
+#include "archive/reader.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "archive/names.h"
+#include "base/file.h"
+#include "base/strings.h"
+#include "crypto/sha256.h"
+
+namespace wharf {
+namespace {
+
+struct ReadArchiveDeleter {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+
+// Hands out the archive's frames in order, each checked against the index (size, sha256,
+// decompressed size) and decompressed alone: memory is one frame.
+class FrameSource {
+ public:
+  FrameSource(int fd, const PackageIndex& index) : fd_(fd), index_(index) {}
+
+  /// The next frame's bytes; empty at the end.
+  Result<std::string_view> Next() {
+    if (next_ == index_.frames.size()) return std::string_view();
+    const Frame& frame = index_.frames[next_];
+    std::string what = index_.archive + " frame " + std::to_string(next_);
+    compressed_.resize(frame.size);
+    ssize_t n = ::pread(fd_, compressed_.data(), frame.size, static_cast<off_t>(frame.offset));
+    if (n != static_cast<ssize_t>(frame.size))
+      return Fail(ErrorCode::kCorrupt, what + ": archive is shorter than its index says; fetch it again");
+    archive_hash_.Update(compressed_);
+    if (Sha256Hex(compressed_) != frame.sha256)
+      return Fail(ErrorCode::kCorrupt, what + ": sha256 differs from package.json (a flipped byte?); "
+                                              "fetch or republish the archive");
+    unsigned long long declared = ZSTD_getFrameContentSize(compressed_.data(), compressed_.size());
+    if (declared != frame.raw_size || ZSTD_findFrameCompressedSize(compressed_.data(), compressed_.size()) != frame.size)
+      return Fail(ErrorCode::kCorrupt, what + ": not one zstd frame of the declared sizes; republish");
+    raw_.resize(frame.raw_size);
+    size_t got = ZSTD_decompress(raw_.data(), raw_.size(), compressed_.data(), compressed_.size());
+    if (ZSTD_isError(got) || got != frame.raw_size)
+      return Fail(ErrorCode::kCorrupt, what + ": does not decompress to its declared size; republish");
+    ++next_;
+    return std::string_view(raw_);
+  }
+
+  /// After the tar end: the rest of the stream may only be zero padding, and the whole
+  /// archive must hash to the index's sha256.
+  Status Finish(std::string_view unread) {
+    auto zeros = [](std::string_view bytes) {
+      return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
+    };
+    if (!zeros(unread))
+      return Fail(ErrorCode::kCorrupt, index_.archive + ": data after the end of the tar; republish");
+    for (;;) {
+      auto frame = Next();
+      if (!frame) return std::unexpected(frame.error());
+      if (frame->empty()) break;
+      if (!zeros(*frame))
+        return Fail(ErrorCode::kCorrupt, index_.archive + ": data after the end of the tar; republish");
+    }
+    if (archive_hash_.HexDigest() != index_.archive_sha256)
+      return Fail(ErrorCode::kCorrupt, index_.archive + ": sha256 differs from package.json; "
+                                                        "fetch or republish the archive");
+    return {};
+  }
+
+  std::optional<Error> error;
+
+ private:
+  int fd_;
+  const PackageIndex& index_;
+  size_t next_ = 0;
+  std::string compressed_, raw_;
+  Sha256 archive_hash_;
+};
+
+la_ssize_t ReadFrame(archive* a, void* client, const void** buffer) {
+  auto* source = static_cast<FrameSource*>(client);
+  auto frame = source->Next();
+  if (!frame) {
+    source->error = frame.error();
+    archive_set_error(a, EIO, "%s", frame.error().message.c_str());
+    return -1;
+  }
+  *buffer = frame->data();
+  return static_cast<la_ssize_t>(frame->size());
+}
+
+std::string Quoted(const char* text) { return "\"" + std::string(text ? text : "") + "\""; }
+
+// Is this tar header exactly the index's next entry?
+Status MatchHeader(archive_entry* entry, const FileEntry& want, const PackageIndex& index) {
+  std::string path = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "";
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  auto unsafe = [&](const std::string& why) {
+    return Fail(ErrorCode::kUnsafe, index.archive + ": entry " + Quoted(path.c_str()) + " " + why +
+                                        "; the archive is hostile or broken, republish it");
+  };
+  if (path != want.path) return unsafe("is not the next entry of package.json (\"" + want.path + "\")");
+  if (archive_entry_hardlink(entry) != nullptr) return unsafe("is a hard link");
+  auto type = archive_entry_filetype(entry);
+  EntryType got = type == AE_IFREG ? EntryType::kFile
+                  : type == AE_IFDIR ? EntryType::kDirectory
+                  : type == AE_IFLNK ? EntryType::kSymlink
+                                     : EntryType(-1);
+  if (got != want.type)
+    return unsafe(type == AE_IFREG || type == AE_IFDIR || type == AE_IFLNK
+                      ? std::string("has another type than package.json says")
+                      : std::string("is a device, fifo or socket"));
+  if ((archive_entry_perm(entry) & 07777) != want.mode) return unsafe("has another mode than package.json says");
+  if (got == EntryType::kFile && archive_entry_size(entry) != static_cast<la_int64_t>(want.size))
+    return Fail(ErrorCode::kCorrupt, index.archive + ": entry " + Quoted(path.c_str()) + " holds " +
+                                         std::to_string(archive_entry_size(entry)) + " bytes, not the " +
+                                         std::to_string(want.size) + " declared; republish");
+  if (got == EntryType::kSymlink && Quoted(archive_entry_symlink(entry)) != Quoted(want.link.c_str()))
+    return unsafe("links elsewhere than package.json says");
+  return {};
+}
+
+Status CheckFrameOf(archive* a, const FileEntry& want, const PackageIndex& index) {
+  auto position = static_cast<uint64_t>(archive_read_header_position(a));
+  const Frame& frame = index.frames[want.frame];
+  if (position < frame.raw_offset || position >= frame.raw_offset + frame.raw_size)
+    return Fail(ErrorCode::kCorrupt, index.archive + ": entry \"" + want.path +
+                                         "\" is not in the frame package.json says; republish");
+  return {};
+}
+
+Status ReadFileData(archive* a, const FileEntry& want, const PackageIndex& index, EntrySink& sink) {
+  WHARF_TRY(sink.BeginFile(want));
+  Sha256 hash;
+  uint64_t total = 0;
+  const void* block;
+  size_t size;
+  la_int64_t offset;
+  int r;
+  while ((r = archive_read_data_block(a, &block, &size, &offset)) == ARCHIVE_OK) {
+    if (static_cast<uint64_t>(offset) != total || total + size > want.size)
+      return Fail(ErrorCode::kCorrupt, index.archive + ": entry \"" + want.path +
+                                           "\" holds more or other data than declared; republish");
+    hash.Update(block, size);
+    WHARF_TRY(sink.FileData(block, size));
+    total += size;
+  }
+  if (r != ARCHIVE_EOF)
+    return Fail(ErrorCode::kCorrupt, index.archive + ": entry \"" + want.path + "\": " +
+                                         (archive_error_string(a) ? archive_error_string(a) : "unreadable"));
+  if (total != want.size || hash.HexDigest() != want.sha256)
+    return Fail(ErrorCode::kCorrupt, index.archive + ": entry \"" + want.path +
+                                         "\" sha256 differs from package.json; republish");
+  return sink.EndFile();
+}
+
+class DiscardSink : public EntrySink {
+ public:
+  Status Directory(const FileEntry&) override { return {}; }
+  Status Symlink(const FileEntry&) override { return {}; }
+  Status BeginFile(const FileEntry&) override { return {}; }
+  Status FileData(const void*, size_t) override { return {}; }
+  Status EndFile() override { return {}; }
+};
+
+// Writes entries below a folder, opening every component without following symlinks.
+class ExtractSink : public EntrySink {
+ public:
+  ExtractSink(UniqueFd dest, std::string dest_path, std::string prefix)
+      : dest_(std::move(dest)), dest_path_(std::move(dest_path)), prefix_(prefix.substr(1)) {}
+
+  Status Directory(const FileEntry& e) override {
+    std::string rel = Relative(e.path);
+    if (!rel.empty()) {
+      auto parent = OpenParent(rel);
+      if (!parent) return std::unexpected(parent.error());
+      if (::mkdirat(parent->get(), Basename(rel).c_str(), 0700) != 0) return IoError("create folder", Where(rel));
+    }
+    folders_.push_back({rel, e.mode});
+    return {};
+  }
+
+  Status Symlink(const FileEntry& e) override {
+    std::string rel = Relative(e.path);
+    auto parent = OpenParent(rel);
+    if (!parent) return std::unexpected(parent.error());
+    if (::symlinkat(e.link.c_str(), parent->get(), Basename(rel).c_str()) != 0)
+      return IoError("create link", Where(rel));
+    return {};
+  }
+
+  Status BeginFile(const FileEntry& e) override {
+    std::string rel = Relative(e.path);
+    auto parent = OpenParent(rel);
+    if (!parent) return std::unexpected(parent.error());
+    file_ = UniqueFd(::openat(parent->get(), Basename(rel).c_str(),
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!file_.valid()) return IoError("create", Where(rel));
+    file_path_ = Where(rel);
+    file_mode_ = e.mode & 0555;
+    return {};
+  }
+
+  Status FileData(const void* data, size_t size) override {
+    return WriteAll(file_.get(), data, size, file_path_);
+  }
+
+  Status EndFile() override {
+    if (::fchmod(file_.get(), file_mode_) != 0) return IoError("chmod", file_path_);
+    file_ = UniqueFd();
+    return {};
+  }
+
+  /// Folders read-only, deepest first; then everything to disk.
+  Status Finish() {
+    std::sort(folders_.begin(), folders_.end(),
+              [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+    for (const auto& [rel, mode] : folders_) {
+      unsigned m = (mode & 0555) | 0500;
+      int r = rel.empty() ? ::fchmod(dest_.get(), m) : ::fchmodat(dest_.get(), rel.c_str(), m, 0);
+      if (r != 0) return IoError("chmod", Where(rel));
+    }
+    if (::syncfs(dest_.get()) != 0) return IoError("sync", dest_path_);
+    return {};
+  }
+
+ private:
+  // "opt/demo/bin/x" under prefix "opt/demo" is "bin/x"; the prefix itself is "".
+  std::string Relative(const std::string& path) const {
+    return path.size() == prefix_.size() ? "" : path.substr(prefix_.size() + 1);
+  }
+  std::string Where(const std::string& rel) const { return JoinPath(dest_path_, rel); }
+
+  Result<UniqueFd> OpenParent(const std::string& rel) {
+    auto parts = Split(rel, '/');
+    UniqueFd dir(::dup(dest_.get()));
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      UniqueFd next(::openat(dir.get(), parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!next.valid())
+        return Fail(ErrorCode::kUnsafe, Where(rel) + ": a parent is missing or is not a folder "
+                                                     "(a symlink?); refusing to write through it");
+      dir = std::move(next);
+    }
+    return dir;
+  }
+
+  UniqueFd dest_;
+  std::string dest_path_;
+  std::string prefix_;  // without the leading "/"
+  UniqueFd file_;
+  std::string file_path_;
+  unsigned file_mode_ = 0;
+  std::vector<std::pair<std::string, uint32_t>> folders_;
+};
+
+}  // namespace
+
+Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink) {
+  auto fd = OpenRead(archive_path);
+  if (!fd) return std::unexpected(fd.error());
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0) return IoError("inspect", archive_path);
+  if (static_cast<uint64_t>(st.st_size) != index.archive_size)
+    return Fail(ErrorCode::kCorrupt, archive_path + " is " + std::to_string(st.st_size) +
+                                         " bytes, package.json says " + std::to_string(index.archive_size) +
+                                         "; fetch or republish it");
+  FrameSource source(fd->get(), index);
+  std::unique_ptr<archive, ReadArchiveDeleter> tar(archive_read_new());
+  archive_read_support_format_tar(tar.get());
+  if (archive_read_open(tar.get(), &source, nullptr, ReadFrame, nullptr) != ARCHIVE_OK)
+    return Fail(ErrorCode::kCorrupt, source.error ? source.error->message
+                                                  : index.archive + ": not a tar stream; republish");
+  size_t next = 0;
+  archive_entry* entry;
+  int r;
+  while ((r = archive_read_next_header(tar.get(), &entry)) == ARCHIVE_OK) {
+    if (next == index.files.size())
+      return Fail(ErrorCode::kUnsafe, index.archive + ": entry " + Quoted(archive_entry_pathname(entry)) +
+                                          " is not in package.json; the archive is hostile or broken");
+    const FileEntry& want = index.files[next++];
+    WHARF_TRY(MatchHeader(entry, want, index));
+    WHARF_TRY(CheckFrameOf(tar.get(), want, index));
+    switch (want.type) {
+      case EntryType::kDirectory: WHARF_TRY(sink.Directory(want)); break;
+      case EntryType::kSymlink: WHARF_TRY(sink.Symlink(want)); break;
+      case EntryType::kFile: WHARF_TRY(ReadFileData(tar.get(), want, index, sink)); break;
+    }
+  }
+  if (source.error) return std::unexpected(*source.error);
+  if (r != ARCHIVE_EOF)
+    return Fail(ErrorCode::kCorrupt, index.archive + ": " +
+                                         (archive_error_string(tar.get()) ? archive_error_string(tar.get())
+                                                                          : "unreadable tar") + "; republish");
+  if (next != index.files.size())
+    return Fail(ErrorCode::kCorrupt, index.archive + ": ends before entry \"" + index.files[next].path +
+                                         "\" of package.json; republish");
+  // libarchive stops at the end marker; whatever it had not consumed of the current
+  // frame, and every later frame, must be padding.
+  return source.Finish({});
+}
+
+Status VerifyArchive(const std::string& archive_path, const PackageIndex& index) {
+  DiscardSink sink;
+  return ReadArchive(archive_path, index, sink);
+}
+
+Status ExtractArchive(const std::string& archive_path, const PackageIndex& index,
+                      const std::string& dest) {
+  if (::mkdir(dest.c_str(), 0700) != 0) return IoError("create folder", dest);
+  UniqueFd fd(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return IoError("open", dest);
+  ExtractSink sink(std::move(fd), dest, index.prefix);
+  WHARF_TRY(ReadArchive(archive_path, index, sink));
+  return sink.Finish();
+}
+
+}  // namespace wharf

@@ -1,0 +1,243 @@
+#include "archive/reader.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <gtest/gtest.h>
+#include <zstd.h>
+
+#include <memory>
+#include <vector>
+
+#include "archive/test_tree.h"
+#include "crypto/sha256.h"
+
+namespace wharf {
+namespace {
+
+// One entry of a hand-made (possibly hostile) tar.
+struct Spec {
+  std::string path;
+  int type = AE_IFREG;
+  std::string content;
+  std::string link;      // symlink target
+  std::string hardlink;  // hard link target
+  unsigned mode = 0644;
+};
+
+la_ssize_t Append(archive*, void* out, const void* data, size_t size) {
+  static_cast<std::string*>(out)->append(static_cast<const char*>(data), size);
+  return static_cast<la_ssize_t>(size);
+}
+
+std::string MakeTar(const std::vector<Spec>& specs) {
+  std::string out;
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_set_bytes_per_block(a, 0);
+  archive_write_set_bytes_in_last_block(a, 1);
+  archive_write_open(a, &out, nullptr, Append, nullptr);
+  for (const auto& s : specs) {
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, s.path.c_str());
+    archive_entry_set_filetype(e, s.type);
+    archive_entry_set_perm(e, s.mode);
+    if (!s.link.empty()) archive_entry_set_symlink(e, s.link.c_str());
+    if (!s.hardlink.empty()) archive_entry_set_hardlink(e, s.hardlink.c_str());
+    if (s.type == AE_IFREG && s.hardlink.empty()) archive_entry_set_size(e, s.content.size());
+    archive_write_header(a, e);
+    if (!s.content.empty()) archive_write_data(a, s.content.data(), s.content.size());
+    archive_entry_free(e);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  return out;
+}
+
+std::string Compress(const std::string& raw) {
+  std::string out(ZSTD_compressBound(raw.size()), '\0');
+  out.resize(ZSTD_compress(out.data(), out.size(), raw.data(), raw.size(), 3));
+  return out;
+}
+
+FileEntry Honest(const Spec& s) {
+  FileEntry e;
+  e.path = s.path;
+  e.mode = s.mode;
+  e.type = s.type == AE_IFDIR ? EntryType::kDirectory
+           : s.type == AE_IFLNK ? EntryType::kSymlink
+                                : EntryType::kFile;
+  if (e.type == EntryType::kFile) {
+    e.size = s.content.size();
+    e.sha256 = Sha256Hex(s.content);
+  }
+  e.link = s.link;
+  return e;
+}
+
+class ReaderTest : public ::testing::Test {
+ protected:
+  // Writes the tar as one frame and an index listing `files` (default: every spec).
+  PackageIndex Write(const std::vector<Spec>& specs, std::vector<FileEntry> files = {},
+                     std::string trailing_frame = "") {
+    if (files.empty())
+      for (const auto& s : specs) files.push_back(Honest(s));
+    std::string raw = MakeTar(specs);
+    std::string frame = Compress(raw);
+    PackageIndex index;
+    index.name = "demo";
+    index.version = "1";
+    index.prefix = "/opt/demo";
+    index.archive = "demo-1.tar.zst";
+    index.frames.push_back({0, frame.size(), 0, raw.size(), Sha256Hex(frame)});
+    std::string bytes = frame;
+    index.raw_size = raw.size();
+    if (!trailing_frame.empty()) {
+      std::string extra = Compress(trailing_frame);
+      index.frames.push_back({frame.size(), extra.size(), raw.size(), trailing_frame.size(), Sha256Hex(extra)});
+      bytes += extra;
+      index.raw_size += trailing_frame.size();
+    }
+    index.archive_size = bytes.size();
+    index.archive_sha256 = Sha256Hex(bytes);
+    index.files = std::move(files);
+    EXPECT_TRUE(WriteFileAtomic(archive_, bytes));
+    return index;
+  }
+
+  Status Extract(const PackageIndex& index) { return ExtractArchive(archive_, index, dir_ / "x"); }
+
+  ScratchDir dir_;
+  std::string archive_ = dir_ / "demo-1.tar.zst";
+  Spec root_{"opt/demo", AE_IFDIR, "", "", "", 0755};
+  Spec file_{"opt/demo/a", AE_IFREG, "hello", "", "", 0644};
+};
+
+}  // namespace
+
+TEST_F(ReaderTest, HonestArchiveExtracts) {
+  auto index = Write({root_, file_});
+  ASSERT_TRUE(ValidatePackageIndex(index)) << ValidatePackageIndex(index).error().message;
+  auto result = Extract(index);
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_EQ(*ReadFile(dir_ / "x/a"), "hello");
+}
+
+TEST_F(ReaderTest, RefusesEntryMissingFromIndex) {
+  Spec extra{"opt/demo/evil", AE_IFREG, "boo", "", "", 0644};
+  auto index = Write({root_, file_, extra}, {Honest(root_), Honest(file_)});
+  auto result = Extract(index);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kUnsafe);
+  EXPECT_NE(result.error().message.find("not in package.json"), std::string::npos);
+}
+
+TEST_F(ReaderTest, RefusesDotDotAndAbsolutePaths) {
+  for (const char* path : {"../escaped", "opt/demo/../../escaped", "/etc/wharf-evil-test"}) {
+    Spec evil{path, AE_IFREG, "boo", "", "", 0644};
+    auto honest = Write({root_, evil});
+    EXPECT_FALSE(ValidatePackageIndex(honest)) << path;
+    auto index = Write({root_, evil, file_}, {Honest(root_), Honest(file_)});
+    auto result = Extract(index);
+    ASSERT_FALSE(result) << path;
+    EXPECT_EQ(result.error().code, ErrorCode::kUnsafe) << path;
+    EXPECT_FALSE(PathExists(dir_ / "escaped"));
+    (void)RemoveTree(dir_ / "x");
+  }
+  EXPECT_FALSE(PathExists("/etc/wharf-evil-test"));
+}
+
+TEST_F(ReaderTest, NeverWritesThroughASymlink) {
+  ASSERT_TRUE(MakeDirs(dir_ / "outside"));
+  Spec link{"opt/demo/l", AE_IFLNK, "", dir_ / "outside", "", 0777};
+  Spec through{"opt/demo/l/x", AE_IFREG, "boo", "", "", 0644};
+  auto index = Write({root_, link, through});
+  EXPECT_FALSE(ValidatePackageIndex(index)) << "the index check refuses the link";
+  auto result = Extract(index);  // and extraction refuses to follow it even so
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kUnsafe);
+  EXPECT_FALSE(PathExists(dir_ / "outside/x"));
+}
+
+TEST_F(ReaderTest, RefusesDeviceNode) {
+  Spec device{"opt/demo/dev", AE_IFCHR, "", "", "", 0644};
+  FileEntry as_file = Honest(file_);
+  as_file.path = "opt/demo/dev";
+  auto index = Write({root_, device}, {Honest(root_), as_file});
+  auto result = Extract(index);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("device"), std::string::npos);
+}
+
+TEST_F(ReaderTest, RefusesHardLink) {
+  Spec hard{"opt/demo/h", AE_IFREG, "", "", "/etc/passwd", 0644};
+  FileEntry as_file = Honest(file_);
+  as_file.path = "opt/demo/h";
+  auto index = Write({root_, hard}, {Honest(root_), as_file});
+  auto result = Extract(index);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("hard link"), std::string::npos);
+}
+
+TEST_F(ReaderTest, RefusesFileLargerThanDeclared) {
+  FileEntry small = Honest(file_);
+  small.size = 2;
+  small.sha256 = Sha256Hex("he");
+  auto index = Write({root_, file_}, {Honest(root_), small});
+  auto result = Extract(index);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kCorrupt);
+  EXPECT_NE(result.error().message.find("not the 2 declared"), std::string::npos);
+}
+
+TEST_F(ReaderTest, RefusesWrongContent) {
+  FileEntry wrong = Honest(file_);
+  wrong.sha256 = Sha256Hex("HELLO");
+  auto index = Write({root_, file_}, {Honest(root_), wrong});
+  auto result = VerifyArchive(archive_, index);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("sha256"), std::string::npos);
+}
+
+TEST_F(ReaderTest, RefusesFlippedByte) {
+  auto index = Write({root_, file_});
+  std::string bytes = *ReadFile(archive_);
+  bytes[bytes.size() / 2] ^= 0x20;
+  ASSERT_TRUE(WriteFileAtomic(archive_, bytes));
+  auto result = VerifyArchive(archive_, index);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kCorrupt);
+}
+
+TEST_F(ReaderTest, RefusesTrailingData) {
+  auto index = Write({root_, file_}, {}, "garbage after the end");
+  auto result = VerifyArchive(archive_, index);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("after the end"), std::string::npos);
+}
+
+TEST_F(ReaderTest, RefusesFrameThatLiesAboutItsRawSize) {
+  auto index = Write({root_, file_});
+  index.frames[0].raw_size += 512;
+  index.raw_size += 512;
+  auto result = VerifyArchive(archive_, index);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kCorrupt);
+}
+
+TEST_F(ReaderTest, RefusesArchiveOfAnotherSize) {
+  auto index = Write({root_, file_});
+  index.archive_size += 1;
+  auto result = VerifyArchive(archive_, index);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("package.json says"), std::string::npos);
+}
+
+TEST_F(ReaderTest, RefusesMissingEntries) {
+  Spec other{"opt/demo/b", AE_IFREG, "b", "", "", 0644};
+  auto index = Write({root_, file_}, {Honest(root_), Honest(file_), Honest(other)});
+  auto result = VerifyArchive(archive_, index);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("ends before"), std::string::npos);
+}
+
+}  // namespace wharf
