@@ -135,7 +135,7 @@ int RunPack(const std::string& dir, PackOptions options, bool json) {
                {"raw_size", index.raw_size}, {"size", index.archive_size},
                {"sha256", index.archive_sha256}});
   } else {
-    std::printf("%s: %zu entries, %s → %s in %zu frames\n", result->archive_path.c_str(),
+    std::printf("%s: %zu entries, %s -> %s in %zu frames\n", result->archive_path.c_str(),
                 index.files.size(), HumanBytes(index.raw_size).c_str(),
                 HumanBytes(index.archive_size).c_str(), index.frames.size());
   }

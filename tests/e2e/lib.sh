@@ -33,12 +33,13 @@ expect_exit() {
   [ "$got" -eq "$want" ] || { cat "$T/stdout" "$T/stderr" >&2; fail "exit $got, wanted $want: $*"; }
 }
 
-# expect_refused PATTERN CMD...: CMD must fail with exit 1 and one stderr line matching PATTERN.
+# expect_refused PATTERN CMD...: CMD must fail with exit 1 and one error line (progress
+# lines may come before it) matching PATTERN.
 expect_refused() {
   local pattern=$1; shift
   expect_exit 1 "$@"
-  [ "$(wc -l <"$T/stderr")" -eq 1 ] || { cat "$T/stderr" >&2; fail "wanted one line on stderr: $*"; }
-  grep -Eq -- "$pattern" "$T/stderr" || { cat "$T/stderr" >&2; fail "stderr does not match /$pattern/"; }
+  [ "$(grep -c 'error:' "$T/stderr")" -eq 1 ] || { cat "$T/stderr" >&2; fail "wanted one error line: $*"; }
+  grep 'error:' "$T/stderr" | grep -Eq -- "$pattern" || { cat "$T/stderr" >&2; fail "error does not match /$pattern/"; }
 }
 
 # free_port: a TCP port on loopback that nothing listens on now.
