@@ -55,3 +55,29 @@ for point in "${points[@]}"; do
   pass "killed at $point: on generation $gen, whole; next sync completes"
 done
 echo "e2e crash: ${#points[@]} kill points, all passed"
+
+# Cuts at random moments too (inside unpacking, between fsyncs): the same guarantees.
+duration=$(python3 - "$WHARF_AGENT" "$URL" <<'PY'
+import shutil, subprocess, sys, time
+shutil.copytree("base", "timing", symlinks=True)
+t = time.monotonic()
+subprocess.run([sys.argv[1], "sync", "--root", "timing", "--store", sys.argv[2], "--fec", "fec",
+                "--trust", "release.pub", "--keep", "1"], check=True, capture_output=True)
+print(time.monotonic() - t)
+PY
+)
+for i in $(seq 12); do
+  rm -rf fec && cp -a base fec
+  delay=$(python3 -c "print(f\"{$duration * $i / 13:.3f}\")")
+  # The binary itself in the background (not the shell function), so the kill reaches it.
+  "$WHARF_AGENT" sync --root fec --store "$URL" --fec fec --trust release.pub --keep 1 >/dev/null 2>&1 &
+  pid=$!
+  sleep "$delay"
+  kill -KILL $pid 2>/dev/null || true
+  wait $pid 2>/dev/null || true
+  gen=$(check_whole fec)
+  sync fec >/dev/null 2>"$T/stderr" || { cat "$T/stderr" >&2; fail "sync after a kill at ${delay}s"; }
+  [ "$(check_whole fec)" = 3 ] || fail "sync after a kill at ${delay}s did not reach generation 3"
+  pass "killed after ${delay}s: on generation $gen, whole; next sync completes"
+done
+echo "e2e crash: random cuts passed"
