@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 
 #include "archive/reader.h"
-#include "archive/test_tree.h"
+#include "base/scratch_dir.h"
 #include "crypto/sha256.h"
 
 namespace wharf {

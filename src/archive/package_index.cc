@@ -5,17 +5,12 @@
 #include <set>
 
 #include "archive/names.h"
+#include "base/strings.h"
 
 namespace wharf {
 namespace {
 
 using nlohmann::ordered_json;
-
-bool IsHexDigest(const std::string& text) {
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
 
 Result<EntryType> ParseEntryType(const std::string& text) {
   if (text == "file") return EntryType::kFile;
@@ -38,7 +33,7 @@ Status ValidateFrames(const PackageIndex& index) {
       return Bad(index, "frame " + std::to_string(i) + " is not contiguous with the one before");
     if (f.size == 0 || f.raw_size == 0 || f.raw_size > kMaxFrameRawSize)
       return Bad(index, "frame " + std::to_string(i) + " has an empty or oversized extent");
-    if (!IsHexDigest(f.sha256)) return Bad(index, "frame " + std::to_string(i) + " sha256 is malformed");
+    if (!IsSha256Hex(f.sha256)) return Bad(index, "frame " + std::to_string(i) + " sha256 is malformed");
     offset += f.size;
     raw_offset += f.raw_size;
   }
@@ -60,7 +55,7 @@ Status ValidateEntry(const PackageIndex& index, const FileEntry& e) {
   if (e.frame >= index.frames.size()) return unsafe("names a frame that does not exist");
   switch (e.type) {
     case EntryType::kFile:
-      if (!IsHexDigest(e.sha256)) return unsafe("has a malformed sha256");
+      if (!IsSha256Hex(e.sha256)) return unsafe("has a malformed sha256");
       if (!e.link.empty()) return unsafe("is a file with a link target");
       break;
     case EntryType::kDirectory:
@@ -164,7 +159,7 @@ Status ValidatePackageIndex(const PackageIndex& index) {
   if (index.archive != index.name + "-" + index.version + ".tar.zst")
     return Bad(index, "archive is named \"" + index.archive + "\", not " + index.name + "-" +
                           index.version + ".tar.zst");
-  if (!IsHexDigest(index.archive_sha256)) return Bad(index, "archive_sha256 is malformed");
+  if (!IsSha256Hex(index.archive_sha256)) return Bad(index, "archive_sha256 is malformed");
   WHARF_TRY(ValidateFrames(index));
   std::set<std::string> seen;
   uint32_t last_frame = 0;

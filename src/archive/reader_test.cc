@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "archive/test_tree.h"
+#include "base/scratch_dir.h"
 #include "crypto/sha256.h"
 
 namespace wharf {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,9 @@ std::string ErrnoText();
 std::unexpected<Error> IoError(const std::string& what, const std::string& path);
 
 Result<UniqueFd> OpenRead(const std::string& path);
+/// Calls `chunk` with successive pieces of the file (64 KiB at most); bounded memory.
+Status ReadChunks(const std::string& path,
+                  const std::function<Status(const char* data, size_t size)>& chunk);
 /// Reads a whole file; refuses one larger than `max_bytes`.
 Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes = 64 << 20);
 /// Writes `data` to `path` atomically and durably: a temp file beside it, fsync,

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/scratch_dir.h"
+
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -10,12 +12,8 @@ namespace wharf {
 
 class FileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char name[] = "/tmp/wharf-file-test-XXXXXX";
-    dir_ = mkdtemp(name);
-  }
-  void TearDown() override { (void)RemoveTree(dir_); }
-  std::string dir_;
+  ScratchDir scratch_;
+  std::string dir_ = scratch_.path();
 };
 
 TEST_F(FileTest, AtomicWriteReplacesWholeFileAndLeavesNoTemp) {

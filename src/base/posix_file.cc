@@ -104,19 +104,26 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned 
   return renamed;
 }
 
-Status CopyFile(const std::string& from, const std::string& to) {
-  auto in = OpenRead(from);
-  if (!in) return std::unexpected(in.error());
-  UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!out.valid()) return IoError("create", to);
+Status ReadChunks(const std::string& path,
+                  const std::function<Status(const char* data, size_t size)>& chunk) {
+  auto fd = OpenRead(path);
+  if (!fd) return std::unexpected(fd.error());
   std::string buffer(1 << 16, '\0');
   for (;;) {
-    ssize_t n = ::read(in->get(), buffer.data(), buffer.size());
+    ssize_t n = ::read(fd->get(), buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return IoError("read", from);
-    if (n == 0) break;
-    WHARF_TRY(WriteAll(out.get(), buffer.data(), n, to));
+    if (n < 0) return IoError("read", path);
+    if (n == 0) return {};
+    WHARF_TRY(chunk(buffer.data(), static_cast<size_t>(n)));
   }
+}
+
+Status CopyFile(const std::string& from, const std::string& to) {
+  UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!out.valid()) return IoError("create", to);
+  WHARF_TRY(ReadChunks(from, [&](const char* data, size_t size) {
+    return WriteAll(out.get(), data, size, to);
+  }));
   if (::fsync(out.get()) != 0) return IoError("fsync", to);
   return {};
 }

@@ -13,6 +13,8 @@ std::string HexEncode(std::string_view bytes);
 std::string Base64Encode(std::string_view bytes);
 std::optional<std::string> Base64Decode(std::string_view text);
 std::vector<std::string> Split(std::string_view text, char separator);
+/// 64 lowercase hex digits: the only form wharf writes a sha256 in.
+bool IsSha256Hex(std::string_view text);
 bool StartsWith(std::string_view text, std::string_view prefix);
 /// "12.3 MB", "512 B": sizes for people.
 std::string HumanBytes(uint64_t bytes);

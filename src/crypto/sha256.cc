@@ -5,8 +5,6 @@
 #include "base/file.h"
 #include "base/strings.h"
 
-#include <unistd.h>
-
 namespace wharf {
 
 struct Sha256::Impl {
@@ -37,19 +35,13 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 Result<FileDigest> Sha256File(const std::string& path) {
-  auto fd = OpenRead(path);
-  if (!fd) return std::unexpected(fd.error());
   Sha256 hash;
   FileDigest digest;
-  std::string buffer(1 << 16, '\0');
-  for (;;) {
-    ssize_t n = ::read(fd->get(), buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return IoError("read", path);
-    if (n == 0) break;
-    hash.Update(buffer.data(), n);
-    digest.size += n;
-  }
+  WHARF_TRY(ReadChunks(path, [&](const char* data, size_t size) -> Status {
+    hash.Update(data, size);
+    digest.size += size;
+    return {};
+  }));
   digest.sha256 = hash.HexDigest();
   return digest;
 }

@@ -1,6 +1,8 @@
 #include "crypto/sign.h"
 
 #include <gtest/gtest.h>
+
+#include "base/scratch_dir.h"
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -12,12 +14,8 @@ namespace wharf {
 
 class SignTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char name[] = "/tmp/wharf-sign-test-XXXXXX";
-    dir_ = mkdtemp(name);
-  }
-  void TearDown() override { (void)RemoveTree(dir_); }
-  std::string dir_;
+  ScratchDir scratch_;
+  std::string dir_ = scratch_.path();
 };
 
 TEST(Sha256, KnownDigest) {

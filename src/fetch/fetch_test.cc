@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/scratch_dir.h"
+
 #include <cstdlib>
 
 #include "base/file.h"
@@ -11,12 +13,10 @@ namespace wharf {
 class FetchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char name[] = "/tmp/wharf-fetch-test-XXXXXX";
-    dir_ = mkdtemp(name);
     ASSERT_TRUE(WriteFileAtomic(dir_ + "/hello.txt", "hello"));
   }
-  void TearDown() override { (void)RemoveTree(dir_); }
-  std::string dir_;
+  ScratchDir scratch_;
+  std::string dir_ = scratch_.path();
 };
 
 TEST_F(FetchTest, GetsFileUrl) {

@@ -12,13 +12,6 @@ namespace {
 
 using nlohmann::ordered_json;
 
-bool IsHexDigest(std::string_view text) {
-  return text.size() == 64 &&
-         std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
 ordered_json PackageToJson(const PackageRef& p) {
   ordered_json j;
   j["name"] = p.name;
@@ -52,7 +45,7 @@ Status ValidatePackageRef(const PackageRef& p) {
       p.index != folder + "package.json")
     return Fail(ErrorCode::kCorrupt, "package " + p.name + "@" + p.version +
                                          ": archive or index path is not the store's own shape");
-  if (!IsHexDigest(p.archive_sha256) || !IsHexDigest(p.index_sha256))
+  if (!IsSha256Hex(p.archive_sha256) || !IsSha256Hex(p.index_sha256))
     return Fail(ErrorCode::kCorrupt,
                 "package " + p.name + "@" + p.version + ": sha256 is not 64 hex digits");
   return {};
@@ -118,7 +111,7 @@ Result<Generation> ParseGeneration(std::string_view json) {
 Status ValidateGeneration(const Generation& g) {
   WHARF_TRY(ValidateFecName(g.fec));
   if (g.number == 0) return Fail(ErrorCode::kCorrupt, "generation number 0 is not valid");
-  if (!g.parent.empty() && !IsHexDigest(g.parent))
+  if (!g.parent.empty() && !IsSha256Hex(g.parent))
     return Fail(ErrorCode::kCorrupt, "generation parent is not a sha256");
   if (g.expires <= g.created)
     return Fail(ErrorCode::kCorrupt, "generation expires before it was created");

@@ -7,6 +7,7 @@
 
 #include "archive/pack.h"
 #include "base/file.h"
+#include "base/scratch_dir.h"
 #include "crypto/sha256.h"
 #include "store/changes.h"
 
@@ -15,8 +16,6 @@ namespace wharf {
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char name[] = "/tmp/wharf-store-test-XXXXXX";
-    dir_ = mkdtemp(name);
     ASSERT_TRUE(GenerateKeyPair(dir_ + "/release"));
     auto key = PrivateKey::Load(dir_ + "/release.key");
     ASSERT_TRUE(key);
@@ -25,7 +24,6 @@ class StoreTest : public ::testing::Test {
     ASSERT_TRUE(store);
     store_.emplace(std::move(*store));
   }
-  void TearDown() override { (void)RemoveTree(dir_); }
 
   // Packs a one-file tree as name@version and returns the archive path.
   std::string Pack(const std::string& name, const std::string& version, const std::string& content,
@@ -56,7 +54,8 @@ class StoreTest : public ::testing::Test {
     return options;
   }
 
-  std::string dir_;
+  ScratchDir scratch_;
+  std::string dir_ = scratch_.path();
   int counter_ = 0;
   std::optional<PrivateKey> key_;
   std::optional<Store> store_;

@@ -1,4 +1,4 @@
-// Test helpers of the archive tests: scratch folders and small trees.
+// Test helpers: a scratch folder removed at the end of a test, and a small sample tree.
 #pragma once
 
 #include <sys/stat.h>
@@ -13,7 +13,7 @@ namespace wharf {
 class ScratchDir {
  public:
   ScratchDir() {
-    char name[] = "/tmp/wharf-archive-test-XXXXXX";
+    char name[] = "/tmp/wharf-test-XXXXXX";
     path_ = ::mkdtemp(name);
   }
   ~ScratchDir() { (void)RemoveTree(path_); }
