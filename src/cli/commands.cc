@@ -151,6 +151,9 @@ int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args) 
       return ReportError(kProgram, {ErrorCode::kInvalidArgument,
                                     archive + ": not a .tar.zst made by `wharf pack`"}, kExitUsage);
     std::string index = archive.substr(0, archive.size() - 8) + ".package.json";
+    if (!PathExists(index))
+      return Failed({ErrorCode::kNotFound, index + " is missing: publish the archive together "
+                                                   "with the package.json `wharf pack` wrote beside it"});
     auto outcome = store->Publish(archive, index, args.dry_run);
     if (!outcome) return Failed(outcome.error());
     const PackageIndex& i = outcome->index;
