@@ -43,7 +43,7 @@ mapfile -t points < <(sed -n 's/^abort-point: //p' trace.err | awk '!seen[$0]++'
 [ "${#points[@]}" -ge 20 ] || fail "only ${#points[@]} abort points: ${points[*]}"
 
 for point in "${points[@]}"; do
-  rm -rf fec && cp -a base fec
+  remove_tree fec && cp -a base fec
   code=0
   WHARF_TEST_ABORT_AT="$point" sync fec >/dev/null 2>&1 || code=$?
   [ "$code" -eq 137 ] || fail "agent was not killed at $point (exit $code)"
@@ -67,7 +67,7 @@ print(time.monotonic() - t)
 PY
 )
 for i in $(seq 12); do
-  rm -rf fec && cp -a base fec
+  remove_tree fec && cp -a base fec
   delay=$(python3 -c "print(f\"{$duration * $i / 13:.3f}\")")
   # The binary itself in the background (not the shell function), so the kill reaches it.
   "$WHARF_AGENT" sync --root fec --store "$URL" --fec fec --trust release.pub --keep 1 >/dev/null 2>&1 &
