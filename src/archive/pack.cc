@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "archive/names.h"
+#include "archive/utf8_locale.h"
 #include "base/file.h"
+#include "base/strings.h"
 #include "crypto/sha256.h"
 
 namespace wharf {
@@ -47,6 +49,9 @@ Status Walk(const std::string& disk_dir, const std::string& archive_dir, std::ve
       return Fail(ErrorCode::kInvalidArgument,
                   s.disk_path + " is a device, fifo or socket, which a package cannot hold; "
                                 "remove it from the tree (create it at boot from an init script)");
+    if (!IsValidUtf8(s.path))
+      return Fail(ErrorCode::kInvalidArgument, s.disk_path + ": the name is not UTF-8; rename it "
+                                                             "(package indexes are JSON, UTF-8 only)");
     WHARF_TRY(ValidateEntryPath(s.path));
     bool is_dir = S_ISDIR(s.st.st_mode);
     out.push_back(std::move(s));
@@ -179,6 +184,11 @@ class Packer {
       auto target = ReadLink(s.disk_path);
       if (!target) return std::unexpected(target.error());
       entry.link = *target;
+      if (!IsValidUtf8(entry.link) || !SymlinkStaysInside(s.path, entry.link, options_.prefix))
+        return Fail(ErrorCode::kInvalidArgument,
+                    s.disk_path + " links to \"" + entry.link + "\", outside the package (prefix " +
+                        options_.prefix + "); a FEC refuses such links: make it point inside the "
+                        "tree, or create it at boot from an init script");
       archive_entry_set_filetype(e.get(), AE_IFLNK);
       archive_entry_set_symlink(e.get(), entry.link.c_str());
     } else {
@@ -264,6 +274,7 @@ Status CheckOptions(const std::string& dir, const PackOptions& options) {
 
 Result<PackResult> PackTree(const std::string& dir, const PackOptions& options) {
   WHARF_TRY(CheckOptions(dir, options));
+  ScopedUtf8Locale utf8;
   std::string root_path = options.prefix.substr(1);
   std::vector<Source> sources{{dir, root_path, {}}};
   if (::stat(dir.c_str(), &sources[0].st) != 0) return IoError("inspect", dir);

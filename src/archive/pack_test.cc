@@ -134,3 +134,40 @@ TEST(Pack, StoresHardLinksAsSeparateFiles) {
 }
 
 }  // namespace wharf
+
+namespace wharf {
+
+TEST(Pack, LongUnicodeAndSpacedNamesRoundTrip) {
+  ScratchDir dir;
+  std::string long_dir(150, 'd');
+  WriteTestFile(dir / ("tree/" + long_dir + "/" + long_dir + "/file"), "deep");
+  WriteTestFile(dir / "tree/r\xc3\xa9sum\xc3\xa9 with spaces.txt", "u");
+  WriteTestFile(dir / "tree/empty", "");
+  ASSERT_EQ(::symlink("/opt/demo/empty", (dir / "tree/absolute-inside").c_str()), 0);
+  auto packed = PackTree(dir / "tree", Options(dir / "out"));
+  ASSERT_TRUE(packed) << packed.error().message;
+  auto extracted = ExtractArchive(packed->archive_path, packed->index, dir / "x");
+  ASSERT_TRUE(extracted) << extracted.error().message;
+  EXPECT_EQ(*ReadFile(dir / ("x/" + long_dir + "/" + long_dir + "/file")), "deep");
+  EXPECT_EQ(*ReadFile(dir / "x/r\xc3\xa9sum\xc3\xa9 with spaces.txt"), "u");
+  EXPECT_EQ(*ReadLink(dir / "x/absolute-inside"), "/opt/demo/empty");
+}
+
+TEST(Pack, RefusesNamesThatAreNotUtf8) {
+  ScratchDir dir;
+  WriteTestFile(dir / "tree/bad-\xff-name", "x");
+  auto packed = PackTree(dir / "tree", Options(dir / "out"));
+  ASSERT_FALSE(packed);
+  EXPECT_NE(packed.error().message.find("not UTF-8"), std::string::npos);
+}
+
+TEST(Pack, RefusesSymlinkLeavingThePackage) {
+  ScratchDir dir;
+  MakeSampleTree(dir / "tree");
+  ASSERT_EQ(::symlink("/usr/lib/libz.so", (dir / "tree/lib/libz.so").c_str()), 0);
+  auto packed = PackTree(dir / "tree", Options(dir / "out"));
+  ASSERT_FALSE(packed);
+  EXPECT_NE(packed.error().message.find("outside the package"), std::string::npos);
+}
+
+}  // namespace wharf

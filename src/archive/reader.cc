@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "archive/names.h"
+#include "archive/utf8_locale.h"
 #include "base/file.h"
 #include "base/strings.h"
 #include "crypto/sha256.h"
@@ -100,7 +101,8 @@ std::string Quoted(const char* text) { return "\"" + std::string(text ? text : "
 
 // Is this tar header exactly the index's next entry?
 Status MatchHeader(archive_entry* entry, const FileEntry& want, const PackageIndex& index) {
-  std::string path = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "";
+  const char* name = archive_entry_pathname(entry);
+  std::string path = name ? name : "";
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   auto unsafe = [&](const std::string& why) {
     return Fail(ErrorCode::kUnsafe, index.archive + ": entry " + Quoted(path.c_str()) + " " + why +
@@ -272,6 +274,7 @@ Status ReadArchive(const std::string& archive_path, const PackageIndex& index, E
                                          " bytes, package.json says " + std::to_string(index.archive_size) +
                                          "; fetch or republish it");
   FrameSource source(fd->get(), index);
+  ScopedUtf8Locale utf8;
   std::unique_ptr<archive, ReadArchiveDeleter> tar(archive_read_new());
   archive_read_support_format_tar(tar.get());
   if (archive_read_open(tar.get(), &source, nullptr, ReadFrame, nullptr) != ARCHIVE_OK)

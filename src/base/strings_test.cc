@@ -32,6 +32,14 @@ TEST(Time, RefusesOtherForms) {
   EXPECT_FALSE(ParseTime("").has_value());
 }
 
+TEST(Utf8, AcceptsWellFormedRefusesBroken) {
+  EXPECT_TRUE(IsValidUtf8("r\xc3\xa9sum\xc3\xa9 \xf0\x9f\x9a\x80"));
+  EXPECT_FALSE(IsValidUtf8("\xff"));
+  EXPECT_FALSE(IsValidUtf8("\xc3"));             // truncated
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));         // overlong "/"
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));     // a surrogate
+}
+
 TEST(HumanBytes, UsesDecimalUnits) {
   EXPECT_EQ(HumanBytes(512), "512 B");
   EXPECT_EQ(HumanBytes(1500000), "1.5 MB");
