@@ -6,9 +6,8 @@
 
 namespace {
 
-constexpr const char* kFooter = R"(Exit codes: 0 applied or up to date; 1 failed or refused (the
-active generation stays); 2 usage error; 3 offline: no store answered (the active generation
-stays).
+constexpr const char* kFooter = R"(Exit codes: 0 applied or up to date; 1 failed or refused (the active
+generation stays); 2 usage error; 3 offline: no store answered (the active generation stays).
 Settings may come from <root>/etc/wharf/agent.toml instead of flags:
   fec = "fec01"
   store = ["http://wharf.example:8080", "file:///media/dvd/store"]
@@ -17,7 +16,7 @@ Settings may come from <root>/etc/wharf/agent.toml instead of flags:
 See docs/agent.md.)";
 
 void AddCommon(CLI::App* cmd, wharf::AgentArgs& args) {
-  cmd->add_option("--root", args.root, "the FEC's root folder (tests and --local use a folder)")
+  cmd->add_option("--root", args.root, "the FEC's root: a folder instead of / for tests or an unprivileged user")
       ->capture_default_str();
   cmd->add_option("--config", args.config, "settings file (default <root>/etc/wharf/agent.toml)");
   cmd->add_option("--fec", args.fec, "this FEC's name");
