@@ -1,0 +1,161 @@
+// The agent against a real store in a scratch folder (file://) with a fake clock: the
+// time rules a board without a real-time clock depends on, and the plan it makes.
+#include "agent/agent.h"
+
+#include <gtest/gtest.h>
+
+#include "archive/pack.h"
+#include "base/scratch_dir.h"
+#include "store/changes.h"
+#include "store/store.h"
+
+namespace wharf {
+namespace {
+
+constexpr int64_t kNow = 1795482123;  // 2026-11-24T01:02:03Z
+constexpr int64_t kDay = 86400;
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(GenerateKeyPair(dir_ / "release"));
+    key_.emplace(std::move(*PrivateKey::Load(dir_ / "release.key")));
+    store_.emplace(std::move(*Store::Open(dir_ / "store", true)));
+    for (const char* version : {"1", "2"}) {
+      WriteTestFile(dir_ / ("tree" + std::string(version) + "/bin/app"), version, 0755);
+      PackOptions options;
+      options.name = "app";
+      options.version = version;
+      options.prefix = "/opt/app";
+      options.out_dir = dir_ / "out";
+      auto packed = PackTree(dir_ / ("tree" + std::string(version)), options);
+      ASSERT_TRUE(packed) << packed.error().message;
+      ASSERT_TRUE(store_->Publish(packed->archive_path, packed->index_path, false));
+    }
+    config_.root = dir_ / "fec";
+    config_.stores = {"file://" + dir_ / "store"};
+    config_.fec = "fec01";
+    config_.trusted = {key_->public_key()};
+  }
+
+  // Publishes a generation with app@version, created at `created`.
+  void Assign(const std::string& version, int64_t created, int64_t lifetime = 30 * kDay) {
+    ChangeOptions options;
+    options.key = &*key_;
+    options.now = created;
+    options.lifetime_seconds = lifetime;
+    auto g = wharf::Assign(*store_, "fec01", {{"app", version}}, options);
+    ASSERT_TRUE(g) << g.error().message;
+  }
+
+  Result<SyncReport> Sync(int64_t clock_now) {
+    FakeClock clock(clock_now);
+    Fetcher fetcher;
+    Agent agent(config_, clock, fetcher);
+    return agent.Sync();
+  }
+
+  ScratchDir dir_;
+  std::optional<PrivateKey> key_;
+  std::optional<Store> store_;
+  AgentConfig config_;
+};
+
+}  // namespace
+
+TEST_F(AgentTest, AppliesThenHasNothingToDo) {
+  Assign("1", kNow);
+  auto first = Sync(kNow);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->outcome, SyncOutcome::kApplied);
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "1");
+  auto again = Sync(kNow);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->outcome, SyncOutcome::kUpToDate);
+  EXPECT_EQ(again->requests, 1u);
+}
+
+TEST_F(AgentTest, DryRunPlansAndChangesNothing) {
+  Assign("1", kNow);
+  config_.dry_run = true;
+  auto report = Sync(kNow);
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->outcome, SyncOutcome::kPlanned);
+  ASSERT_EQ(report->plan.size(), 1u);
+  EXPECT_FALSE(report->plan[0].present);
+  EXPECT_FALSE(PathExists(dir_ / "fec/var/lib/wharf/current"));
+}
+
+TEST_F(AgentTest, BoardAt1970AcceptsNewerGenerationAndSaysClockIsBehind) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  Assign("2", kNow + kDay);
+  auto report = Sync(0);  // no real-time clock: the board thinks it is 1970
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->outcome, SyncOutcome::kApplied);
+  EXPECT_TRUE(report->clock_behind);
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "2");
+}
+
+TEST_F(AgentTest, BoardAt1970StillRefusesGenerationExpiredBeforeWhatItAccepted) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  // A generation that expired before the one already accepted was created, yet numbered
+  // above it (wharf's tools never make one; a stolen old signing run might): a board at
+  // 1970 must judge it by the newest time it has accepted, not by its own clock.
+  auto current = store_->CurrentGeneration("fec01");
+  Generation stale = (*current)->generation;
+  stale.number += 1;
+  stale.created = kNow - 10 * kDay;
+  stale.expires = kNow - 9 * kDay;
+  auto lock = store_->Lock();
+  ASSERT_TRUE(store_->WriteGeneration(stale, GenerationToJson(stale), *key_));
+  auto report = Sync(0);
+  ASSERT_FALSE(report);
+  EXPECT_EQ(report.error().code, ErrorCode::kRejected);
+  EXPECT_NE(report.error().message.find("clock is behind"), std::string::npos);
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "1");
+}
+
+TEST_F(AgentTest, ActiveGenerationKeepsRunningAfterItExpires) {
+  Assign("1", kNow, kDay);
+  ASSERT_TRUE(Sync(kNow));
+  auto later = Sync(kNow + 2 * kDay);
+  ASSERT_TRUE(later) << later.error().message;
+  EXPECT_EQ(later->outcome, SyncOutcome::kUpToDate);
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "1");
+}
+
+TEST_F(AgentTest, GoodClockRefusesExpiredNewGeneration) {
+  Assign("1", kNow, kDay);
+  auto report = Sync(kNow + 2 * kDay);
+  ASSERT_FALSE(report);
+  EXPECT_NE(report.error().message.find("expired"), std::string::npos);
+  EXPECT_FALSE(PathExists(dir_ / "fec/opt/app"));
+}
+
+TEST_F(AgentTest, KeepsOnlyTheNewestGenerations) {
+  config_.keep = 2;
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  Assign("2", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  Assign("2", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  auto profiles = ListDir(dir_ / "fec/var/lib/wharf/profiles");
+  EXPECT_EQ(*profiles, (std::vector<std::string>{"3", "4"}));
+  // Both versions are named by a kept profile: both stay.
+  EXPECT_EQ(ListDir(dir_ / "fec/var/lib/wharf/packages/app")->size(), 4u);  // 2 folders + 2 indexes
+}
+
+TEST_F(AgentTest, OfflineWhenNoStoreAnswers) {
+  config_.stores = {"http://127.0.0.1:9"};
+  auto report = Sync(kNow);
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->outcome, SyncOutcome::kOffline);
+  EXPECT_FALSE(report->offline_reason.empty());
+}
+
+}  // namespace wharf
