@@ -74,9 +74,12 @@ class FrameWriter {
 
   std::string& buffer() { return buffer_; }
   uint32_t frame_in_progress() const { return static_cast<uint32_t>(index_.frames.size() + pending_.size()); }
+  /// Where the next byte lands in the uncompressed tar stream.
+  uint64_t raw_position() const { return raw_cut_ + buffer_.size(); }
 
   Status Cut() {
     if (buffer_.empty()) return {};
+    raw_cut_ += buffer_.size();
     pending_.push_back(std::move(buffer_));
     buffer_.clear();
     if (pending_.size() >= 2 * threads_) return Flush();
@@ -134,7 +137,7 @@ class FrameWriter {
   unsigned threads_ = 1;
   std::string buffer_;
   std::vector<std::string> pending_;
-  uint64_t archive_size_ = 0, raw_size_ = 0, total_ = 0;
+  uint64_t archive_size_ = 0, raw_size_ = 0, raw_cut_ = 0, total_ = 0;
   Sha256 archive_hash_;
 };
 
@@ -199,7 +202,10 @@ class Packer {
     }
     entry.frame = frames_.frame_in_progress();
     if (archive_write_header(tar_.get(), e.get()) != ARCHIVE_OK) return TarError(s.path);
-    if (entry.type == EntryType::kFile) WHARF_TRY(CopyData(s, entry, big));
+    if (entry.type == EntryType::kFile) {
+      entry.data_offset = frames_.raw_position();
+      WHARF_TRY(CopyData(s, entry, big));
+    }
     if (archive_write_finish_entry(tar_.get()) != ARCHIVE_OK) return TarError(s.path);
     index_.files.push_back(std::move(entry));
     if (big || frames_.buffer().size() >= options_.frame_size) WHARF_TRY(frames_.Cut());

@@ -88,6 +88,24 @@ TEST(Pack, InPlaceChangeOfBigFileChangesOneFrame) {
   EXPECT_EQ(differing, 1);
 }
 
+TEST(Pack, DataOffsetsPointAtEachFilesBytesInTheTarStream) {
+  ScratchDir dir;
+  MakeSampleTree(dir / "tree");
+  auto packed = PackTree(dir / "tree", Options(dir / "out"));
+  ASSERT_TRUE(packed);
+  std::string command = "zstd -q -d -c " + packed->archive_path + " > " + dir / "raw.tar";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  std::string raw = *ReadFile(dir / "raw.tar");
+  ASSERT_EQ(raw.size(), packed->index.raw_size);
+  int files = 0;
+  for (const auto& f : packed->index.files) {
+    if (f.type != EntryType::kFile) continue;
+    EXPECT_EQ(Sha256Hex(raw.substr(f.data_offset, f.size)), f.sha256) << f.path;
+    ++files;
+  }
+  EXPECT_EQ(files, 3);
+}
+
 TEST(Pack, GnuTarExtractsIt) {
   ScratchDir dir;
   MakeSampleTree(dir / "tree");

@@ -57,6 +57,8 @@ Status ValidateEntry(const PackageIndex& index, const FileEntry& e) {
     case EntryType::kFile:
       if (!IsSha256Hex(e.sha256)) return unsafe("has a malformed sha256");
       if (!e.link.empty()) return unsafe("is a file with a link target");
+      if (e.data_offset > index.raw_size || e.size > index.raw_size - e.data_offset)
+        return unsafe("has its data outside the tar stream");
       break;
     case EntryType::kDirectory:
       if (e.size != 0 || !e.link.empty()) return unsafe("is a folder with a size or link target");
@@ -102,6 +104,7 @@ std::string PackageIndexToJson(const PackageIndex& index) {
     if (e.type == EntryType::kFile) {
       file["size"] = e.size;
       file["sha256"] = e.sha256;
+      file["data_offset"] = e.data_offset;
     }
     if (e.type == EntryType::kSymlink) file["link"] = e.link;
     file["frame"] = e.frame;
@@ -140,6 +143,7 @@ Result<PackageIndex> ParsePackageIndex(std::string_view json) {
       e.size = f.value("size", uint64_t{0});
       e.sha256 = f.value("sha256", std::string());
       e.link = f.value("link", std::string());
+      e.data_offset = f.value("data_offset", uint64_t{0});
       e.frame = f.at("frame").get<uint32_t>();
       index.files.push_back(std::move(e));
     }

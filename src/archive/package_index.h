@@ -36,6 +36,9 @@ struct FileEntry {
   std::string sha256;  // files only
   uint32_t frame = 0;  // the frame holding the entry's tar header
   std::string link;    // symlinks only: the target as stored
+  uint64_t data_offset = 0;  // files only: where the content starts in the tar stream, so
+                             // that a reader holding the right frames can take a file's
+                             // bytes without parsing tar (they are checked by sha256)
 };
 
 struct PackageIndex {

@@ -18,7 +18,7 @@ PackageIndex Sample() {
   index.frames = {{0, 100, 0, 2000, std::string(64, 'b')}, {100, 200, 2000, 3000, std::string(64, 'c')}};
   index.files = {{"opt/demo", EntryType::kDirectory, 0755, 0, "", 0, ""},
                  {"opt/demo/bin", EntryType::kDirectory, 0755, 0, "", 0, ""},
-                 {"opt/demo/bin/app", EntryType::kFile, 0755, 10, std::string(64, 'd'), 0, ""},
+                 {"opt/demo/bin/app", EntryType::kFile, 0755, 10, std::string(64, 'd'), 0, "", 1024},
                  {"opt/demo/bin/link", EntryType::kSymlink, 0777, 0, "", 1, "app"}};
   return index;
 }
@@ -75,6 +75,12 @@ TEST(PackageIndex, RefusesDuplicatesBadFramesAndTypes) {
   json.replace(json.find("\"symlink\""), 9, "\"chardev\"");
   EXPECT_FALSE(ParsePackageIndex(json));
   EXPECT_FALSE(ParsePackageIndex("{}"));
+}
+
+TEST(PackageIndex, RefusesFileDataBeyondTheStream) {
+  PackageIndex index = Sample();
+  index.files[2].data_offset = 4995;
+  EXPECT_FALSE(ValidatePackageIndex(index));
 }
 
 TEST(PackageIndex, ArchiveNameFollowsNameAndVersion) {
