@@ -34,22 +34,13 @@ class FrameSource {
   Result<std::string_view> Next() {
     if (next_ == index_.frames.size()) return std::string_view();
     const Frame& frame = index_.frames[next_];
-    std::string what = index_.archive + " frame " + std::to_string(next_);
     compressed_.resize(frame.size);
     ssize_t n = ::pread(fd_, compressed_.data(), frame.size, static_cast<off_t>(frame.offset));
     if (n != static_cast<ssize_t>(frame.size))
-      return Fail(ErrorCode::kCorrupt, what + ": archive is shorter than its index says; fetch it again");
+      return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(next_) +
+                                           ": archive is shorter than its index says; fetch it again");
     archive_hash_.Update(compressed_);
-    if (Sha256Hex(compressed_) != frame.sha256)
-      return Fail(ErrorCode::kCorrupt, what + ": sha256 differs from package.json (a flipped byte?); "
-                                              "fetch or republish the archive");
-    unsigned long long declared = ZSTD_getFrameContentSize(compressed_.data(), compressed_.size());
-    if (declared != frame.raw_size || ZSTD_findFrameCompressedSize(compressed_.data(), compressed_.size()) != frame.size)
-      return Fail(ErrorCode::kCorrupt, what + ": not one zstd frame of the declared sizes; republish");
-    raw_.resize(frame.raw_size);
-    size_t got = ZSTD_decompress(raw_.data(), raw_.size(), compressed_.data(), compressed_.size());
-    if (ZSTD_isError(got) || got != frame.raw_size)
-      return Fail(ErrorCode::kCorrupt, what + ": does not decompress to its declared size; republish");
+    WHARF_TRY(DecodeFrame(index_, next_, compressed_, raw_));
     ++next_;
     return std::string_view(raw_);
   }
@@ -172,97 +163,110 @@ class DiscardSink : public EntrySink {
   Status EndFile() override { return {}; }
 };
 
-// Writes entries below a folder, opening every component without following symlinks.
-class ExtractSink : public EntrySink {
- public:
-  ExtractSink(UniqueFd dest, std::string dest_path, std::string prefix)
-      : dest_(std::move(dest)), dest_path_(std::move(dest_path)), prefix_(prefix.substr(1)) {}
-
-  Status Directory(const FileEntry& e) override {
-    std::string rel = Relative(e.path);
-    if (!rel.empty()) {
-      auto parent = OpenParent(rel);
-      if (!parent) return std::unexpected(parent.error());
-      if (::mkdirat(parent->get(), Basename(rel).c_str(), 0700) != 0) return IoError("create folder", Where(rel));
-    }
-    folders_.push_back({rel, e.mode});
-    return {};
-  }
-
-  Status Symlink(const FileEntry& e) override {
-    std::string rel = Relative(e.path);
-    auto parent = OpenParent(rel);
-    if (!parent) return std::unexpected(parent.error());
-    if (::symlinkat(e.link.c_str(), parent->get(), Basename(rel).c_str()) != 0)
-      return IoError("create link", Where(rel));
-    return {};
-  }
-
-  Status BeginFile(const FileEntry& e) override {
-    std::string rel = Relative(e.path);
-    auto parent = OpenParent(rel);
-    if (!parent) return std::unexpected(parent.error());
-    file_ = UniqueFd(::openat(parent->get(), Basename(rel).c_str(),
-                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!file_.valid()) return IoError("create", Where(rel));
-    file_path_ = Where(rel);
-    file_mode_ = e.mode & 0555;
-    return {};
-  }
-
-  Status FileData(const void* data, size_t size) override {
-    return WriteAll(file_.get(), data, size, file_path_);
-  }
-
-  Status EndFile() override {
-    if (::fchmod(file_.get(), file_mode_) != 0) return IoError("chmod", file_path_);
-    file_ = UniqueFd();
-    return {};
-  }
-
-  /// Folders read-only, deepest first; then everything to disk.
-  Status Finish() {
-    std::sort(folders_.begin(), folders_.end(),
-              [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
-    for (const auto& [rel, mode] : folders_) {
-      unsigned m = (mode & 0555) | 0500;
-      int r = rel.empty() ? ::fchmod(dest_.get(), m) : ::fchmodat(dest_.get(), rel.c_str(), m, 0);
-      if (r != 0) return IoError("chmod", Where(rel));
-    }
-    if (::syncfs(dest_.get()) != 0) return IoError("sync", dest_path_);
-    return {};
-  }
-
- private:
-  // "opt/demo/bin/x" under prefix "opt/demo" is "bin/x"; the prefix itself is "".
-  std::string Relative(const std::string& path) const {
-    return path.size() == prefix_.size() ? "" : path.substr(prefix_.size() + 1);
-  }
-  std::string Where(const std::string& rel) const { return JoinPath(dest_path_, rel); }
-
-  Result<UniqueFd> OpenParent(const std::string& rel) {
-    auto parts = Split(rel, '/');
-    UniqueFd dir(::dup(dest_.get()));
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      UniqueFd next(::openat(dir.get(), parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!next.valid())
-        return Fail(ErrorCode::kUnsafe, Where(rel) + ": a parent is missing or is not a folder "
-                                                     "(a symlink?); refusing to write through it");
-      dir = std::move(next);
-    }
-    return dir;
-  }
-
-  UniqueFd dest_;
-  std::string dest_path_;
-  std::string prefix_;  // without the leading "/"
-  UniqueFd file_;
-  std::string file_path_;
-  unsigned file_mode_ = 0;
-  std::vector<std::pair<std::string, uint32_t>> folders_;
-};
-
 }  // namespace
+
+Status DecodeFrame(const PackageIndex& index, size_t number, std::string_view compressed,
+                   std::string& raw) {
+  const Frame& frame = index.frames[number];
+  std::string what = index.archive + " frame " + std::to_string(number);
+  if (compressed.size() != frame.size || Sha256Hex(compressed) != frame.sha256)
+    return Fail(ErrorCode::kCorrupt, what + ": sha256 differs from package.json (a flipped byte?); "
+                                            "fetch or republish the archive");
+  unsigned long long declared = ZSTD_getFrameContentSize(compressed.data(), compressed.size());
+  if (declared != frame.raw_size ||
+      ZSTD_findFrameCompressedSize(compressed.data(), compressed.size()) != frame.size)
+    return Fail(ErrorCode::kCorrupt, what + ": not one zstd frame of the declared sizes; republish");
+  raw.resize(frame.raw_size);
+  size_t got = ZSTD_decompress(raw.data(), raw.size(), compressed.data(), compressed.size());
+  if (ZSTD_isError(got) || got != frame.raw_size)
+    return Fail(ErrorCode::kCorrupt, what + ": does not decompress to its declared size; republish");
+  return {};
+}
+
+Result<std::unique_ptr<TreeWriter>> TreeWriter::Create(const std::string& dest, const std::string& prefix) {
+  if (::mkdir(dest.c_str(), 0700) != 0) return IoError("create folder", dest);
+  UniqueFd fd(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return IoError("open", dest);
+  return std::unique_ptr<TreeWriter>(new TreeWriter(std::move(fd), dest, prefix));
+}
+
+TreeWriter::TreeWriter(UniqueFd dest, std::string dest_path, const std::string& prefix)
+    : dest_(std::move(dest)), dest_path_(std::move(dest_path)), prefix_(prefix.substr(1)) {}
+
+TreeWriter::~TreeWriter() = default;
+
+Status TreeWriter::Directory(const FileEntry& e) {
+  std::string rel = Relative(e.path);
+  if (!rel.empty()) {
+    auto parent = OpenParent(rel);
+    if (!parent) return std::unexpected(parent.error());
+    if (::mkdirat(parent->get(), Basename(rel).c_str(), 0700) != 0) return IoError("create folder", Where(rel));
+  }
+  folders_.push_back({rel, e.mode});
+  return {};
+}
+
+Status TreeWriter::Symlink(const FileEntry& e) {
+  std::string rel = Relative(e.path);
+  auto parent = OpenParent(rel);
+  if (!parent) return std::unexpected(parent.error());
+  if (::symlinkat(e.link.c_str(), parent->get(), Basename(rel).c_str()) != 0)
+    return IoError("create link", Where(rel));
+  return {};
+}
+
+Status TreeWriter::BeginFile(const FileEntry& e) {
+  std::string rel = Relative(e.path);
+  auto parent = OpenParent(rel);
+  if (!parent) return std::unexpected(parent.error());
+  file_ = UniqueFd(::openat(parent->get(), Basename(rel).c_str(),
+                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!file_.valid()) return IoError("create", Where(rel));
+  file_path_ = Where(rel);
+  file_mode_ = e.mode & 0555;
+  return {};
+}
+
+Status TreeWriter::FileData(const void* data, size_t size) {
+  return WriteAll(file_.get(), data, size, file_path_);
+}
+
+Status TreeWriter::EndFile() {
+  if (::fchmod(file_.get(), file_mode_) != 0) return IoError("chmod", file_path_);
+  file_ = UniqueFd();
+  return {};
+}
+
+Status TreeWriter::Finish() {
+  std::sort(folders_.begin(), folders_.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& [rel, mode] : folders_) {
+    unsigned m = (mode & 0555) | 0500;
+    int r = rel.empty() ? ::fchmod(dest_.get(), m) : ::fchmodat(dest_.get(), rel.c_str(), m, 0);
+    if (r != 0) return IoError("chmod", Where(rel));
+  }
+  if (::syncfs(dest_.get()) != 0) return IoError("sync", dest_path_);
+  return {};
+}
+
+std::string TreeWriter::Relative(const std::string& path) const {
+  return path.size() == prefix_.size() ? "" : path.substr(prefix_.size() + 1);
+}
+
+std::string TreeWriter::Where(const std::string& rel) const { return JoinPath(dest_path_, rel); }
+
+Result<UniqueFd> TreeWriter::OpenParent(const std::string& rel) {
+  auto parts = Split(rel, '/');
+  UniqueFd dir(::dup(dest_.get()));
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    UniqueFd next(::openat(dir.get(), parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!next.valid())
+      return Fail(ErrorCode::kUnsafe, Where(rel) + ": a parent is missing or is not a folder "
+                                                   "(a symlink?); refusing to write through it");
+    dir = std::move(next);
+  }
+  return dir;
+}
 
 Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink) {
   auto fd = OpenRead(archive_path);
@@ -316,12 +320,10 @@ Status VerifyArchive(const std::string& archive_path, const PackageIndex& index)
 
 Status ExtractArchive(const std::string& archive_path, const PackageIndex& index,
                       const std::string& dest) {
-  if (::mkdir(dest.c_str(), 0700) != 0) return IoError("create folder", dest);
-  UniqueFd fd(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid()) return IoError("open", dest);
-  ExtractSink sink(std::move(fd), dest, index.prefix);
-  WHARF_TRY(ReadArchive(archive_path, index, sink));
-  return sink.Finish();
+  auto writer = TreeWriter::Create(dest, index.prefix);
+  if (!writer) return std::unexpected(writer.error());
+  WHARF_TRY(ReadArchive(archive_path, index, **writer));
+  return (*writer)->Finish();
 }
 
 }  // namespace wharf

@@ -4,10 +4,15 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "archive/package_index.h"
 #include "base/error.h"
+#include "base/file.h"
 
 namespace wharf {
 
@@ -25,16 +30,51 @@ class EntrySink {
   virtual Status EndFile() = 0;
 };
 
+/// Writes entries below a new folder: the entry "opt/demo/bin/x" of prefix "/opt/demo"
+/// becomes "<dest>/bin/x". Never writes outside `dest`: every component is opened without
+/// following symlinks, files are created exclusively. Files get their mode less write
+/// permission. Finish() makes folders read-only (deepest first) and syncs the file system.
+/// Entries must come parents first, as in an archive.
+class TreeWriter : public EntrySink {
+ public:
+  /// Creates `dest` (which must not exist).
+  static Result<std::unique_ptr<TreeWriter>> Create(const std::string& dest, const std::string& prefix);
+  ~TreeWriter() override;
+
+  Status Directory(const FileEntry& entry) override;
+  Status Symlink(const FileEntry& entry) override;
+  Status BeginFile(const FileEntry& entry) override;
+  Status FileData(const void* data, size_t size) override;
+  Status EndFile() override;
+  Status Finish();
+
+ private:
+  TreeWriter(UniqueFd dest, std::string dest_path, const std::string& prefix);
+  std::string Relative(const std::string& path) const;
+  std::string Where(const std::string& rel) const;
+  Result<UniqueFd> OpenParent(const std::string& rel);
+
+  UniqueFd dest_;
+  std::string dest_path_;
+  std::string prefix_;  // without the leading "/"
+  UniqueFd file_;
+  std::string file_path_;
+  unsigned file_mode_ = 0;
+  std::vector<std::pair<std::string, uint32_t>> folders_;
+};
+
+/// Checks frame `number` of `index` (its compressed bytes: size, sha256, one zstd frame of
+/// the declared content size) and decompresses it into `raw`.
+Status DecodeFrame(const PackageIndex& index, size_t number, std::string_view compressed,
+                   std::string& raw);
+
 /// Reads `archive_path` against `index` (already validated): each frame's size and sha256,
 /// its decompressed size, then every tar entry, which must be exactly the next entry of
 /// the index (no extra, missing, reordered, hard-link, device or oversize entry; no
 /// trailing bytes). Stops at the first mismatch with kCorrupt or kUnsafe naming the entry.
 Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink);
 
-/// Unpacks into `dest` (a new, empty folder) the contents of the prefix: the entry
-/// "opt/demo/bin/x" of prefix "/opt/demo" becomes "<dest>/bin/x". Never writes outside
-/// `dest`: every component is opened without following symlinks. Files get their mode
-/// less write permission; file data is fsynced; folders are made read-only last.
+/// Unpacks the archive into `dest` (which must not exist) through a TreeWriter.
 Status ExtractArchive(const std::string& archive_path, const PackageIndex& index,
                       const std::string& dest);
 
