@@ -7,7 +7,6 @@
 #include "agent/layout.h"
 #include "agent/state.h"
 #include "archive/package_index.h"
-#include "archive/reader.h"
 #include "base/file.h"
 #include "base/strings.h"
 #include "crypto/sha256.h"
@@ -19,15 +18,6 @@ constexpr uint64_t kMaxGenerationBytes = 1u << 20;
 constexpr uint64_t kMaxSignatureBytes = 4096;
 
 void Say(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
-
-// The worst of several mirrors' errors: a refusal says more than "nobody answered".
-int Severity(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kUnavailable: return 0;
-    case ErrorCode::kNotFound: return 1;
-    default: return 2;
-  }
-}
 
 Status CheckIndexMatches(const PackageIndex& index, const PackageRef& ref) {
   if (index.name != ref.name || index.version != ref.version || index.prefix != ref.prefix ||
@@ -80,8 +70,10 @@ Result<SyncReport> Agent::Sync() {
     report.outcome = SyncOutcome::kPlanned;
     return report;
   }
+  Mirrors mirrors(config_.stores, fetcher_);
+  mirrors.Prefer(report.store);
   for (const auto& step : report.plan)
-    if (!step.present) WHARF_TRY(InstallPackage(step.ref));
+    if (!step.present) WHARF_TRY(InstallPackage(step.ref, mirrors, report));
   WHARF_TRY(WriteProfile(**fetched));
   std::optional<Generation> previous;
   if (*active) previous = (*active)->generation;
@@ -109,7 +101,7 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
     const std::optional<ActiveGeneration>& active, const AcceptedFloor& floor, SyncReport& report) {
   std::optional<Error> worst;
   auto note = [&](Error error) {
-    if (!worst || Severity(error.code) > Severity(worst->code)) worst = std::move(error);
+    if (!worst || ErrorSeverity(error.code) > ErrorSeverity(worst->code)) worst = std::move(error);
   };
   std::string folder = "fecs/" + config_.fec + "/";
   for (const auto& store : config_.stores) {
@@ -124,7 +116,7 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
       // The very bytes already verified and applied: nothing more to fetch or check.
       fetched.generation = active->generation;
       fetched.same_as_active = true;
-      preferred_store_ = report.store = store;
+      report.store = store;
       return std::optional<Fetched>(std::move(fetched));
     }
     auto generation = ParseGeneration(fetched.json);
@@ -159,7 +151,7 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
     }
     fetched.acceptance = *acceptance;
     fetched.signature = std::move(*signature);
-    preferred_store_ = report.store = store;
+    report.store = store;
     return std::optional<Fetched>(std::move(fetched));
   }
   if (!worst) return Fail(ErrorCode::kInvalidArgument, "no store URL given: pass --store URL");
@@ -173,37 +165,10 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
   return std::unexpected(*worst);
 }
 
-// Fetches a store-relative path, trying the store that answered first, then the others.
-Result<std::string> Agent::FetchFromMirrors(const std::string& path, uint64_t max_bytes,
-                                            std::string* download_to) {
-  std::vector<std::string> order{preferred_store_};
-  for (const auto& s : config_.stores)
-    if (s != preferred_store_) order.push_back(s);
-  std::optional<Error> worst;
-  for (const auto& store : order) {
-    std::string url = JoinUrl(store, path);
-    if (download_to == nullptr) {
-      auto body = fetcher_.Get(url, max_bytes);
-      if (body) return body;
-      if (!worst || Severity(body.error().code) >= Severity(worst->code)) worst = body.error();
-      continue;
-    }
-    bool announced = false;
-    auto digest = fetcher_.Download(url, *download_to, max_bytes, [&](uint64_t) {
-      if (!announced) AbortPoint("downloading:" + Basename(path));
-      announced = true;
-    });
-    if (digest) return digest->sha256 + " " + std::to_string(digest->size);
-    if (!worst || Severity(digest.error().code) >= Severity(worst->code)) worst = digest.error();
-  }
-  return std::unexpected(*worst);
-}
-
-Status Agent::InstallPackage(const PackageRef& ref) {
+Status Agent::InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport& report) {
   Layout layout(config_.root);
   std::string what = ref.name + "@" + ref.version;
-  Say(config_.fec + ": fetching " + what + " (" + HumanBytes(ref.archive_size) + ")");
-  auto index_json = FetchFromMirrors(ref.index, ref.index_size, nullptr);
+  auto index_json = mirrors.Get(ref.index, ref.index_size);
   if (!index_json) return std::unexpected(index_json.error());
   if (Sha256Hex(*index_json) != ref.index_sha256)
     return Fail(ErrorCode::kCorrupt, ref.index + ": sha256 differs from the signed generation; "
@@ -212,26 +177,15 @@ Status Agent::InstallPackage(const PackageRef& ref) {
   if (!index) return Prefix(ref.index, index.error());
   WHARF_TRY(CheckIndexMatches(*index, ref));
   AbortPoint("index-fetched:" + ref.name);
-  std::string archive = JoinPath(layout.tmp(), Basename(ref.archive));
-  auto digest = FetchFromMirrors(ref.archive, ref.archive_size, &archive);
-  if (!digest) return std::unexpected(digest.error());
-  if (*digest != ref.archive_sha256 + " " + std::to_string(ref.archive_size))
-    return Fail(ErrorCode::kCorrupt, ref.archive + ": sha256 or size differs from the signed "
-                                                   "generation; the store or a mirror was "
-                                                   "altered, republish");
-  AbortPoint("archive-fetched:" + ref.name);
-  std::string final_dir = layout.package(ref);
-  std::string staging = JoinPath(Dirname(final_dir), "." + Basename(final_dir) + ".unpacking");
-  WHARF_TRY(RemoveTree(staging));
-  WHARF_TRY(MakeDirs(Dirname(final_dir)));
-  if (auto extracted = ExtractArchive(archive, *index, staging); !extracted)
-    return Prefix(config_.fec + ": " + what, extracted.error());
-  AbortPoint("unpacked:" + ref.name);
-  WHARF_TRY(WriteFileAtomic(layout.package_index(ref), *index_json, 0444));
-  AbortPoint("index-saved:" + ref.name);
-  WHARF_TRY(RenameDurable(staging, final_dir));
-  AbortPoint("installed:" + ref.name);
-  return RemoveTree(archive);
+  auto stats = wharf::InstallPackage(layout, mirrors, ref, *index, *index_json);
+  if (!stats) return Prefix(config_.fec, stats.error());
+  report.files_reused += stats->reused_files;
+  Say(config_.fec + ": installed " + what + (stats->incremental
+          ? " (" + HumanBytes(stats->fetched_bytes) + " of " + HumanBytes(ref.archive_size) +
+                " fetched in " + std::to_string(stats->fetched_frames) + " frames, " +
+                std::to_string(stats->reused_files) + " files reused)"
+          : " (" + HumanBytes(ref.archive_size) + ")"));
+  return {};
 }
 
 Status Agent::WriteProfile(const Fetched& fetched) {

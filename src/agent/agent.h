@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/install.h"
 #include "agent/state.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -41,6 +42,7 @@ struct SyncReport {
   std::vector<PackagePlan> plan;
   bool clock_behind = false;
   uint64_t bytes_fetched = 0;
+  size_t files_reused = 0;  // taken from packages already on the FEC instead of fetched
   uint64_t requests = 0;
   std::string offline_reason;
 };
@@ -66,8 +68,7 @@ class Agent {
   struct Fetched;
   Result<std::optional<Fetched>> FetchGeneration(const std::optional<ActiveGeneration>& active,
                                                  const AcceptedFloor& floor, SyncReport& report);
-  Result<std::string> FetchFromMirrors(const std::string& path, uint64_t max_bytes, std::string* from);
-  Status InstallPackage(const PackageRef& ref);
+  Status InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport& report);
   Status WriteProfile(const Fetched& fetched);
   Status LinkPrefixes(const Generation& next, const std::optional<Generation>& previous);
   Status UnlinkDroppedPrefixes(const Generation& next, const std::optional<Generation>& previous);
@@ -77,7 +78,6 @@ class Agent {
   AgentConfig config_;
   const Clock& clock_;
   Fetcher& fetcher_;
-  std::string preferred_store_;
 };
 
 }  // namespace wharf

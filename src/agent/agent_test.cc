@@ -21,8 +21,11 @@ class AgentTest : public ::testing::Test {
     ASSERT_TRUE(GenerateKeyPair(dir_ / "release"));
     key_.emplace(std::move(*PrivateKey::Load(dir_ / "release.key")));
     store_.emplace(std::move(*Store::Open(dir_ / "store", true)));
+    std::string big;
+    for (int i = 0; i < 400000; ++i) big += static_cast<char>('a' + (i * 7919L) % 26);
     for (const char* version : {"1", "2"}) {
       WriteTestFile(dir_ / ("tree" + std::string(version) + "/bin/app"), version, 0755);
+      WriteTestFile(dir_ / ("tree" + std::string(version) + "/lib/big"), big);
       PackOptions options;
       options.name = "app";
       options.version = version;
@@ -148,6 +151,20 @@ TEST_F(AgentTest, KeepsOnlyTheNewestGenerations) {
   EXPECT_EQ(*profiles, (std::vector<std::string>{"3", "4"}));
   // Both versions are named by a kept profile: both stay.
   EXPECT_EQ(ListDir(dir_ / "fec/var/lib/wharf/packages/app")->size(), 4u);  // 2 folders + 2 indexes
+}
+
+TEST_F(AgentTest, UpdateTakesUnchangedFilesFromThePackagesItHolds) {
+  Assign("1", kNow);
+  auto first = Sync(kNow);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->files_reused, 0u);
+  Assign("2", kNow);
+  auto second = Sync(kNow);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->files_reused, 1u);  // lib/big, unchanged
+  EXPECT_LT(second->bytes_fetched, first->bytes_fetched / 2);
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "2");
+  EXPECT_EQ(ReadFile(dir_ / "fec/opt/app/lib/big")->size(), 400000u);
 }
 
 TEST_F(AgentTest, OfflineWhenNoStoreAnswers) {

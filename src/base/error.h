@@ -18,6 +18,7 @@ enum class ErrorCode {
   kUnsafe,           // an archive or index that would write outside its folder
   kUnavailable,      // no store, mirror or server answered
   kIo,               // the local system failed: disk full, permission, ...
+  kUnsupported,      // the other side cannot do this (a server ignoring Range): fall back
   kAborted,          // a test-only abort point was reached
 };
 

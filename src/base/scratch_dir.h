@@ -34,7 +34,7 @@ inline void MakeSampleTree(const std::string& dir) {
   WriteTestFile(dir + "/bin/app", "#!/bin/sh\necho app\n", 0755);
   WriteTestFile(dir + "/etc/app.conf", "level = 3\n", 0640);
   std::string big;
-  for (int i = 0; i < 150000; ++i) big += static_cast<char>('a' + (i * 7919) % 26);
+  for (int i = 0; i < 150000; ++i) big += static_cast<char>('a' + (i * 7919L) % 26);
   WriteTestFile(dir + "/lib/big", big);
   (void)::symlink("big", (dir + "/lib/big.1").c_str());
   (void)MakeDirs(dir + "/empty");

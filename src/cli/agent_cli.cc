@@ -90,7 +90,8 @@ void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
   if (json) {
     ordered_json j{{"fec", config.fec}, {"outcome", outcome}, {"generation", report.generation},
                    {"store", report.store}, {"requests", report.requests},
-                   {"bytes_fetched", report.bytes_fetched}, {"clock_behind", report.clock_behind}};
+                   {"bytes_fetched", report.bytes_fetched}, {"files_reused", report.files_reused},
+                   {"clock_behind", report.clock_behind}};
     if (report.previous) j["previous"] = *report.previous;
     j["packages"] = ordered_json::array();
     for (const auto& step : report.plan)

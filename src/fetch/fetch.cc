@@ -26,6 +26,8 @@ struct Sink {
   std::string* memory = nullptr;
   int fd = -1;
   std::string path;
+  bool positioned = false;  // pwrite at file_offset instead of appending
+  uint64_t file_offset = 0;
   Sha256* hash = nullptr;
   uint64_t max_bytes = 0;
   uint64_t written = 0;
@@ -42,10 +44,22 @@ size_t OnData(char* data, size_t size, size_t count, void* user) {
     return 0;  // makes curl fail with CURLE_WRITE_ERROR
   }
   if (sink->memory) sink->memory->append(data, n);
-  if (sink->fd >= 0) {
+  if (sink->fd >= 0 && !sink->positioned) {
     if (auto ok = WriteAll(sink->fd, data, n, sink->path); !ok) {
       sink->write_error = ok;
       return 0;
+    }
+  }
+  if (sink->fd >= 0 && sink->positioned) {
+    for (size_t done = 0; done < n;) {
+      ssize_t w = ::pwrite(sink->fd, data + done, n - done,
+                           static_cast<off_t>(sink->file_offset + sink->written + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        sink->write_error = IoError("write", sink->path);
+        return 0;
+      }
+      done += w;
     }
   }
   if (sink->hash) sink->hash->Update(data, n);
@@ -72,7 +86,7 @@ Fetcher::Fetcher(FetchOptions options) : impl_(std::make_unique<Impl>()) {
 Fetcher::~Fetcher() = default;
 
 static Status Transfer(CURL* curl, const FetchOptions& options, const std::string& url, Sink& sink,
-                       FetchStats& stats) {
+                       FetchStats& stats, const std::string& range = "") {
   char error_text[CURL_ERROR_SIZE] = "";
   curl_easy_reset(curl);
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -88,9 +102,14 @@ static Status Transfer(CURL* curl, const FetchOptions& options, const std::strin
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, options.low_speed_seconds);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "wharf-agent/0.1");
+  if (!range.empty()) curl_easy_setopt(curl, CURLOPT_RANGE, range.c_str());
   CURLcode code = curl_easy_perform(curl);
   ++stats.requests;
   stats.bytes += sink.written;
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  if (!range.empty() && !IsFileUrl(url) && status == 200)
+    return Fail(ErrorCode::kUnsupported, url + ": the server ignores Range requests");
   if (sink.over_limit)
     return Fail(ErrorCode::kCorrupt, url + ": larger than the " + std::to_string(sink.max_bytes) +
                                          " bytes declared; the store holds other bytes than "
@@ -101,11 +120,9 @@ static Status Transfer(CURL* curl, const FetchOptions& options, const std::strin
   if (code != CURLE_OK)
     return Fail(ErrorCode::kUnavailable, url + ": " +
                                              (error_text[0] ? error_text : curl_easy_strerror(code)));
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   if (!IsFileUrl(url) && status == 404)
     return Fail(ErrorCode::kNotFound, url + ": no such file in the store (HTTP 404)");
-  if (!IsFileUrl(url) && status != 200)
+  if (!IsFileUrl(url) && status != 200 && status != 206)
     return Fail(ErrorCode::kUnavailable, url + ": the server answered HTTP " + std::to_string(status));
   return {};
 }
@@ -134,6 +151,23 @@ Result<FileDigest> Fetcher::Download(const std::string& url, const std::string& 
   WHARF_TRY(Transfer(impl_->curl.get(), impl_->options, url, sink, stats_));
   if (::fsync(fd.get()) != 0) return IoError("fsync", path);
   return FileDigest{sink.written, hash.HexDigest()};
+}
+
+Status Fetcher::FetchRange(const std::string& url, int fd, const std::string& path, uint64_t offset,
+                           uint64_t size) {
+  if (size == 0) return {};
+  Sink sink;
+  sink.fd = fd;
+  sink.path = path;
+  sink.positioned = true;
+  sink.file_offset = offset;
+  sink.max_bytes = size;
+  std::string range = std::to_string(offset) + "-" + std::to_string(offset + size - 1);
+  WHARF_TRY(Transfer(impl_->curl.get(), impl_->options, url, sink, stats_, range));
+  if (sink.written != size)
+    return Fail(ErrorCode::kCorrupt, url + ": a range request returned " + std::to_string(sink.written) +
+                                         " bytes, not " + std::to_string(size) + "; check the mirror");
+  return {};
 }
 
 std::string JoinUrl(const std::string& base, const std::string& path) {

@@ -40,6 +40,11 @@ class Fetcher {
   Result<FileDigest> Download(const std::string& url, const std::string& path, uint64_t max_bytes,
                               const std::function<void(uint64_t)>& on_progress = {});
 
+  /// Writes bytes [offset, offset + size) of `url` at the same offset of the open file
+  /// `fd` (a sparse copy of the remote file). kUnsupported when the server ignores Range.
+  Status FetchRange(const std::string& url, int fd, const std::string& path, uint64_t offset,
+                    uint64_t size);
+
   const FetchStats& stats() const { return stats_; }
 
  private:

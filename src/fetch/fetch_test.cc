@@ -4,6 +4,8 @@
 
 #include "base/scratch_dir.h"
 
+#include <fcntl.h>
+
 #include <cstdlib>
 
 #include "base/file.h"
@@ -51,6 +53,16 @@ TEST_F(FetchTest, DownloadHashesWhatItWrites) {
   EXPECT_EQ(digest->size, 5u);
   EXPECT_EQ(digest->sha256, Sha256Hex("hello"));
   EXPECT_EQ(*ReadFile(dir_ + "/copy"), "hello");
+}
+
+TEST_F(FetchTest, RangeLandsAtItsOffset) {
+  Fetcher fetcher;
+  std::string sparse = dir_ + "/sparse";
+  UniqueFd fd(::open(sparse.c_str(), O_RDWR | O_CREAT, 0644));
+  ASSERT_TRUE(fd.valid());
+  auto ok = fetcher.FetchRange("file://" + dir_ + "/hello.txt", fd.get(), sparse, 1, 3);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(*ReadFile(sparse), std::string("\0ell", 4));
 }
 
 TEST(Fetch, UnreachableServerIsUnavailable) {

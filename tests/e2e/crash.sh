@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Crash safety: the agent is killed with SIGKILL at every named step of a sync from v1 to
-# v2 (packages changed, added and dropped; old ones collected). Each time the FEC must run
+# v2 (packages changed whole and incrementally, added and dropped; old ones collected). Each time the FEC must run
 # the old or the new generation, every file right, and the next sync must complete.
 # Acceptance 4 of the foundation issue.
 source "$(dirname "$0")/lib.sh"
@@ -8,9 +8,9 @@ source "$(dirname "$0")/lib.sh"
 cd "$T"
 "$WHARF" keygen --out release >/dev/null
 pack() { "$WHARF" pack "$1" --name "$2" --version "$3" --prefix "$4" -o out >/dev/null; }
-make_tree a1 1; make_tree a2 2
-make_tree b1 2; make_tree b2 1
-make_tree c2 1; make_tree d1 2
+make_tree a1 1; make_tree a2 2; make_tree b1 2; make_tree c2 1; make_tree d1 2
+for t in a1 a2 b1 c2 d1; do echo "$t" >>$t/lib/libdemo.so; done  # no two trees share their big file
+cp -a b1 b2; echo "# patched" >>b2/db/demo.db  # lib: an incremental update
 pack a1 app 1 /opt/app;   pack a2 app 2 /opt/app
 pack b1 lib 1 /opt/lib;   pack b2 lib 2 /opt/lib
 pack c2 tool 2 /opt/tool  # new in v2

@@ -78,12 +78,29 @@ pass "fec02 syncs its own generation"
   || fail "human view link wrong: $(readlink store/fecs/fec01/software/demo-ioc.tar.zst)"
 pass "human view derived"
 
+# A small release on top of v2: only the frames of the changed file come over the wire,
+# as Range requests; every other file is taken from the packages the FEC holds.
+cp -a src2 src3
+echo 'record(ao, "DEMO:NEW") {}' >>src3/db/demo.db
+"$WHARF" pack src3 --name demo-ioc --version 3.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
+"$WHARF" publish out/demo-ioc-3.0.tar.zst --store store >/dev/null
+"$WHARF" assign fec01 demo-ioc@3.0 --store store --key release.key >/dev/null
+expect_exit 0 agent fec01 --json
+same_tree fec01/opt/epics/demo-ioc src3
+reused=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["files_reused"])' "$T/stdout")
+[ "$reused" -ge 5 ] || fail "the update reused $reused files"
+grep -q 'GET /software/demo-ioc/3.0/demo-ioc-3.0.tar.zst HTTP/1.1" 206' "$NGINX_LOG" || fail "no Range request"
+fetched=$(awk '/demo-ioc-3.0.tar.zst/ {n += $10} END {print n}' "$NGINX_LOG")
+size=$(stat -c %s store/software/demo-ioc/3.0/demo-ioc-3.0.tar.zst)
+[ "$fetched" -lt $((size / 2)) ] || fail "fetched $fetched of $size bytes for a one-line change"
+pass "an update fetches only the changed frames ($fetched of $size bytes) and reuses $reused files"
+
 # Offline: the active generation stays, with its own exit code.
 stop_nginx
 expect_exit 3 agent fec01
 grep -q "no store answered" "$T/stdout" || fail "offline sync should say so"
-[ "$(agent_generation fec01)" = 3 ] || fail "offline sync changed the generation"
-same_tree fec01/opt/epics/demo-ioc src1
+[ "$(agent_generation fec01)" = 4 ] || fail "offline sync changed the generation"
+same_tree fec01/opt/epics/demo-ioc src3
 pass "offline keeps the active generation (exit 3)"
 
 # Settings from agent.toml instead of flags; a file:// store (a DVD or NFS copy).

@@ -1,0 +1,238 @@
+#include "agent/install.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <map>
+#include <optional>
+
+#include "agent/abort_point.h"
+#include "archive/frame_plan.h"
+#include "archive/names.h"
+#include "archive/reader.h"
+#include "base/file.h"
+#include "crypto/sha256.h"
+
+namespace wharf {
+namespace {
+
+// Requests whose frames are closer than this are joined: a few wasted bytes beat a round trip.
+constexpr uint64_t kRangeGap = 64 * 1024;
+
+// Every file the FEC already holds, by sha256: from the index beside each unpacked package.
+std::map<std::string, std::string> LocalFiles(const Layout& layout) {
+  std::map<std::string, std::string> files;
+  for (const auto& name : ListDir(layout.packages()).value_or(std::vector<std::string>{})) {
+    std::string dir = JoinPath(layout.packages(), name);
+    for (const auto& leaf : ListDir(dir).value_or(std::vector<std::string>{})) {
+      if (leaf[0] == '.' || !leaf.ends_with(".package.json")) continue;
+      std::string folder = JoinPath(dir, leaf.substr(0, leaf.size() - 13));
+      auto json = ReadFile(JoinPath(dir, leaf), 256u << 20);
+      if (!json || !IsDirectory(folder)) continue;
+      auto index = ParsePackageIndex(*json);
+      if (!index) continue;
+      size_t strip = index->prefix.size();  // "/opt/x" is the entry "opt/x": same length + "/"
+      for (const auto& f : index->files)
+        if (f.type == EntryType::kFile && f.size > 0)
+          files.emplace(f.sha256, JoinPath(folder, f.path.substr(strip)));
+    }
+  }
+  return files;
+}
+
+Status Commit(const Layout& layout, const PackageRef& ref, const std::string& staging,
+              const std::string& index_json) {
+  AbortPoint("unpacked:" + ref.name);
+  WHARF_TRY(WriteFileAtomic(layout.package_index(ref), index_json, 0444));
+  AbortPoint("index-saved:" + ref.name);
+  WHARF_TRY(RenameDurable(staging, layout.package(ref)));
+  AbortPoint("installed:" + ref.name);
+  return {};
+}
+
+std::string Staging(const Layout& layout, const PackageRef& ref) {
+  std::string final_dir = layout.package(ref);
+  return JoinPath(Dirname(final_dir), "." + Basename(final_dir) + ".unpacking");
+}
+
+Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
+                    const PackageIndex& index, const std::string& index_json) {
+  std::string archive = JoinPath(layout.tmp(), Basename(ref.archive));
+  std::optional<FileDigest> digest;
+  WHARF_TRY(mirrors.Try(ref.archive, [&](const std::string& url) -> Status {
+    bool announced = false;
+    auto got = mirrors.fetcher().Download(url, archive, ref.archive_size, [&](uint64_t) {
+      if (!announced) AbortPoint("downloading:" + Basename(ref.archive));
+      announced = true;
+    });
+    if (!got) return std::unexpected(got.error());
+    if (got->size != ref.archive_size || got->sha256 != ref.archive_sha256)
+      return Fail(ErrorCode::kCorrupt, url + ": sha256 or size differs from the signed generation; "
+                                             "the store or a mirror was altered, republish");
+    digest = *got;
+    return {};
+  }));
+  AbortPoint("archive-fetched:" + ref.name);
+  std::string staging = Staging(layout, ref);
+  WHARF_TRY(RemoveTree(staging));
+  WHARF_TRY(MakeDirs(Dirname(staging)));
+  if (auto extracted = ExtractArchive(archive, index, staging); !extracted)
+    return Prefix(ref.name + "@" + ref.version, extracted.error());
+  WHARF_TRY(Commit(layout, ref, staging, index_json));
+  return RemoveTree(archive);
+}
+
+// Decodes the frames of a sparse local copy of the archive, one at a time, in order.
+class FrameReader {
+ public:
+  FrameReader(int fd, const PackageIndex& index) : fd_(fd), index_(index) {}
+
+  Result<const std::string*> Raw(uint32_t number) {
+    if (current_ == number) return &raw_;
+    const Frame& frame = index_.frames[number];
+    compressed_.resize(frame.size);
+    if (::pread(fd_, compressed_.data(), frame.size, static_cast<off_t>(frame.offset)) !=
+        static_cast<ssize_t>(frame.size))
+      return Fail(ErrorCode::kIo, index_.archive + ": cannot read fetched frame " + std::to_string(number));
+    WHARF_TRY(DecodeFrame(index_, number, compressed_, raw_));
+    current_ = number;
+    return &raw_;
+  }
+
+ private:
+  int fd_;
+  const PackageIndex& index_;
+  std::optional<uint32_t> current_;
+  std::string compressed_, raw_;
+};
+
+// The bytes of file `f`, from the frames that hold them, into the writer.
+Status CopyFromFrames(const PackageIndex& index, const FileEntry& f, FrameReader& frames,
+                      EntrySink& writer, Sha256& hash) {
+  uint64_t begin = f.data_offset, end = f.data_offset + f.size;
+  for (uint32_t n : FramesOfFiles(index, {static_cast<size_t>(&f - index.files.data())})) {
+    auto raw = frames.Raw(n);
+    if (!raw) return std::unexpected(raw.error());
+    const Frame& frame = index.frames[n];
+    uint64_t from = std::max(begin, frame.raw_offset), to = std::min(end, frame.raw_offset + frame.raw_size);
+    const char* data = (*raw)->data() + (from - frame.raw_offset);
+    hash.Update(data, to - from);
+    WHARF_TRY(writer.FileData(data, to - from));
+  }
+  return {};
+}
+
+Status CopyFromLocal(const std::string& path, EntrySink& writer, Sha256& hash) {
+  return ReadChunks(path, [&](const char* data, size_t size) {
+    hash.Update(data, size);
+    return writer.FileData(data, size);
+  });
+}
+
+// Builds the package folder entry by entry: folders and links from the index, each file
+// from a local copy with the same sha256 or from the fetched frames; every file checked.
+Status Assemble(const PackageIndex& index, const std::map<std::string, std::string>& local,
+                FrameReader& frames, TreeWriter& writer) {
+  for (const auto& f : index.files) {
+    if (f.type == EntryType::kDirectory) WHARF_TRY(writer.Directory(f));
+    if (f.type == EntryType::kSymlink) WHARF_TRY(writer.Symlink(f));
+    if (f.type != EntryType::kFile) continue;
+    WHARF_TRY(writer.BeginFile(f));
+    Sha256 hash;
+    auto held = f.size > 0 ? local.find(f.sha256) : local.end();
+    if (held != local.end()) WHARF_TRY(CopyFromLocal(held->second, writer, hash));
+    else WHARF_TRY(CopyFromFrames(index, f, frames, writer, hash));
+    if (hash.HexDigest() != f.sha256)
+      return Fail(ErrorCode::kCorrupt, index.archive + ": \"" + f.path + "\" does not match its sha256 " +
+                                           (held != local.end() ? "(the local copy " + held->second +
+                                                                      " is damaged; remove that package folder)"
+                                                                : "(the index lies; republish)"));
+    WHARF_TRY(writer.EndFile());
+  }
+  return writer.Finish();
+}
+
+}  // namespace
+
+int ErrorSeverity(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kUnavailable: return 0;
+    case ErrorCode::kNotFound: return 1;
+    default: return 2;
+  }
+}
+
+Status Mirrors::Try(const std::string& path, const std::function<Status(const std::string&)>& attempt) {
+  std::vector<std::string> order;
+  if (!preferred_.empty()) order.push_back(preferred_);
+  for (const auto& s : stores_)
+    if (s != preferred_) order.push_back(s);
+  std::optional<Error> worst;
+  for (const auto& store : order) {
+    auto done = attempt(JoinUrl(store, path));
+    if (done) return done;
+    if (done.error().code == ErrorCode::kUnsupported) return done;
+    if (!worst || ErrorSeverity(done.error().code) >= ErrorSeverity(worst->code)) worst = done.error();
+  }
+  if (!worst) return Fail(ErrorCode::kInvalidArgument, "no store URL given: pass --store URL");
+  return std::unexpected(*worst);
+}
+
+Result<std::string> Mirrors::Get(const std::string& path, uint64_t max_bytes) {
+  std::string body;
+  WHARF_TRY(Try(path, [&](const std::string& url) -> Status {
+    auto got = fetcher_.Get(url, max_bytes);
+    if (!got) return std::unexpected(got.error());
+    body = std::move(*got);
+    return {};
+  }));
+  return body;
+}
+
+Result<InstallStats> InstallPackage(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
+                                    const PackageIndex& index, const std::string& index_json) {
+  InstallStats stats;
+  auto local = LocalFiles(layout);
+  FetchPlan plan = PlanFetch(index, [&](const std::string& sha) { return local.count(sha) > 0; }, kRangeGap);
+  // Worth it only when it saves most of the archive; else one plain download is simpler.
+  if (local.empty() || plan.bytes * 2 > ref.archive_size) {
+    WHARF_TRY(InstallWhole(layout, mirrors, ref, index, index_json));
+    stats.fetched_bytes = ref.archive_size;
+    stats.fetched_frames = index.frames.size();
+    return stats;
+  }
+  std::string sparse = JoinPath(layout.tmp(), Basename(ref.archive) + ".frames");
+  UniqueFd fd(::open(sparse.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return IoError("create", sparse);
+  for (const auto& range : plan.ranges) {
+    auto fetched = mirrors.Try(ref.archive, [&](const std::string& url) {
+      return mirrors.fetcher().FetchRange(url, fd.get(), sparse, range.offset, range.size);
+    });
+    if (!fetched && fetched.error().code == ErrorCode::kUnsupported) {
+      WHARF_TRY(InstallWhole(layout, mirrors, ref, index, index_json));
+      stats.fetched_bytes = ref.archive_size;
+      return stats;
+    }
+    if (!fetched) return std::unexpected(fetched.error());
+    AbortPoint("range-fetched:" + ref.name);
+  }
+  std::string staging = Staging(layout, ref);
+  WHARF_TRY(RemoveTree(staging));
+  WHARF_TRY(MakeDirs(Dirname(staging)));
+  auto writer = TreeWriter::Create(staging, index.prefix);
+  if (!writer) return std::unexpected(writer.error());
+  FrameReader frames(fd.get(), index);
+  if (auto built = Assemble(index, local, frames, **writer); !built)
+    return Prefix(ref.name + "@" + ref.version, built.error());
+  WHARF_TRY(Commit(layout, ref, staging, index_json));
+  stats.incremental = true;
+  stats.fetched_frames = plan.frames.size();
+  stats.fetched_bytes = plan.bytes;
+  stats.reused_files = 0;
+  for (const auto& f : index.files)
+    if (f.type == EntryType::kFile && f.size > 0 && local.count(f.sha256)) ++stats.reused_files;
+  WHARF_TRY(RemoveTree(sparse));
+  return stats;
+}
+
+}  // namespace wharf

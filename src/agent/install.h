@@ -1,0 +1,54 @@
+// Installing one package on the FEC: from the whole archive, or incrementally from the
+// files the FEC already holds plus only the frames that carry what it lacks.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "agent/layout.h"
+#include "archive/package_index.h"
+#include "base/error.h"
+#include "fetch/fetch.h"
+#include "generation/generation.h"
+
+namespace wharf {
+
+/// The stores of a FEC, tried in turn: the one that answered first, then the others.
+class Mirrors {
+ public:
+  Mirrors(std::vector<std::string> stores, Fetcher& fetcher) : stores_(std::move(stores)), fetcher_(fetcher) {}
+
+  void Prefer(const std::string& store) { preferred_ = store; }
+  Fetcher& fetcher() { return fetcher_; }
+
+  /// Runs `attempt` with the URL of the store-relative `path` at each store until one
+  /// succeeds. kUnsupported stops at once (the caller falls back); otherwise the most
+  /// telling error (a refusal says more than "nobody answered").
+  Status Try(const std::string& path, const std::function<Status(const std::string& url)>& attempt);
+  Result<std::string> Get(const std::string& path, uint64_t max_bytes);
+
+ private:
+  std::vector<std::string> stores_;
+  std::string preferred_;
+  Fetcher& fetcher_;
+};
+
+/// How bad an error is, for choosing which of several mirrors' errors to report.
+int ErrorSeverity(ErrorCode code);
+
+struct InstallStats {
+  bool incremental = false;
+  size_t reused_files = 0;
+  size_t fetched_frames = 0;
+  uint64_t fetched_bytes = 0;
+};
+
+/// Puts `ref` (whose checked index is `index`, bytes `index_json`) into
+/// layout.package(ref): unpacked in a hidden staging folder, every byte checked, renamed
+/// into place. Incremental when the FEC holds enough of its files and the store serves
+/// Range requests; from the whole archive otherwise.
+Result<InstallStats> InstallPackage(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
+                                    const PackageIndex& index, const std::string& index_json);
+
+}  // namespace wharf
