@@ -54,8 +54,22 @@ sync_wall=$wall
 echo "first sync:  $(rate $raw $sync_wall) MB/s ($sync_wall s; agent peak RSS $((rss / 1024)) MB)"
 run_measured noop "$WHARF_AGENT" sync --root fec --store "$STORE_URL" --fec fec --trust k.pub
 echo "no-op sync:  $(python3 -c "print(round($wall*1000))") ms (agent peak RSS $((rss / 1024)) MB)"
+# A small release: 8 configs edited, one binary rebuilt (replaced by another of the tree).
+cp -a tree tree2
+for i in 1 2 3 4 5 6 7 8; do echo "# edited" >>tree2/db/r$i.db; done
+victim=$(ls tree2/bin | sed -n 1p); cp "tree2/bin/$(ls tree2/bin | sed -n 2p)" "tree2/bin/$victim"
+"$WHARF" pack tree2 --name bench --version 2 --prefix /opt/bench -o out >/dev/null
+"$WHARF" publish out/bench-2.tar.zst --store store >/dev/null
+"$WHARF" assign fec bench@2 --store store --key k.key >/dev/null
+run_measured update "$WHARF_AGENT" sync --root fec --store "$STORE_URL" --fec fec --trust k.pub --json
+"$WHARF_AGENT" status --root fec --json >/dev/null
+before=$(awk '/bench-2.tar.zst/ {n += $10} END {print n+0}' "$NGINX_LOG")
+a2=$(stat -c %s out/bench-2.tar.zst)
+echo "update v1->v2: $wall s, $(python3 -c "print(round($before/1e3,1))") kB of the $(python3 -c "print(round($a2/1e6,1))") MB archive fetched (agent peak RSS $((rss / 1024)) MB)"
+same_tree tree2 fec/opt/bench && echo "result: identical trees after the update"
+
 mkdir plain
 run_measured curl bash -c "curl -s $STORE_URL/software/bench/1/bench-1.tar.zst | tar --zstd -x -C plain"
 echo "curl | tar --zstd -x: $(rate $raw $wall) MB/s ($wall s, no verification)"
 echo "ratio first sync / curl|tar: $(python3 -c "print(round($sync_wall/$wall,2))")x the time"
-same_tree plain/opt/bench fec/opt/bench && echo "result: identical trees"
+same_tree plain/opt/bench tree && echo "result: curl|tar gives the same tree"
