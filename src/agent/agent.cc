@@ -70,28 +70,36 @@ Result<SyncReport> Agent::Sync() {
     report.outcome = SyncOutcome::kPlanned;
     return report;
   }
-  Mirrors mirrors(config_.stores, fetcher_);
-  mirrors.Prefer(report.store);
-  for (const auto& step : report.plan)
-    if (!step.present) WHARF_TRY(InstallPackage(step.ref, mirrors, report));
-  WHARF_TRY(WriteProfile(**fetched));
   std::optional<Generation> previous;
   if (*active) previous = (*active)->generation;
-  WHARF_TRY(LinkPrefixes(next, previous));
-  AbortPoint("before-switch");
-  WHARF_TRY(SymlinkAtomic("profiles/" + std::to_string(next.number), layout.current()));
-  AbortPoint("switched");
-  WHARF_TRY(WriteFloor(layout, {std::max(floor->number, next.number),
-                                std::max(floor->created, next.created)}));
-  AbortPoint("floor-written");
-  WHARF_TRY(UnlinkDroppedPrefixes(next, previous));
-  AbortPoint("prefixes-cleaned");
-  WHARF_TRY(CollectGarbage());
+  WHARF_TRY(Apply(**fetched, previous, *floor, report));
   report.outcome = SyncOutcome::kApplied;
   report.generation = next.number;
   report.requests = fetcher_.stats().requests;
   report.bytes_fetched = fetcher_.stats().bytes;
   return report;
+}
+
+// Installs what is missing, writes the profile, links the prefixes, switches, and only
+// then removes what the new generation no longer needs.
+Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& previous,
+                    const AcceptedFloor& floor, SyncReport& report) {
+  Layout layout(config_.root);
+  const Generation& next = fetched.generation;
+  Mirrors mirrors(config_.stores, fetcher_);
+  mirrors.Prefer(report.store);
+  for (const auto& step : report.plan)
+    if (!step.present) WHARF_TRY(InstallPackage(step.ref, mirrors, report));
+  WHARF_TRY(WriteProfile(fetched));
+  WHARF_TRY(LinkPrefixes(next, previous));
+  AbortPoint("before-switch");
+  WHARF_TRY(SymlinkAtomic("profiles/" + std::to_string(next.number), layout.current()));
+  AbortPoint("switched");
+  WHARF_TRY(WriteFloor(layout, {std::max(floor.number, next.number), std::max(floor.created, next.created)}));
+  AbortPoint("floor-written");
+  WHARF_TRY(UnlinkDroppedPrefixes(next, previous));
+  AbortPoint("prefixes-cleaned");
+  return CollectGarbage();
 }
 
 // Asks each store in turn for the FEC's generation; the first one that is signed by a

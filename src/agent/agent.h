@@ -68,6 +68,8 @@ class Agent {
   struct Fetched;
   Result<std::optional<Fetched>> FetchGeneration(const std::optional<ActiveGeneration>& active,
                                                  const AcceptedFloor& floor, SyncReport& report);
+  Status Apply(const Fetched& fetched, const std::optional<Generation>& previous,
+               const AcceptedFloor& floor, SyncReport& report);
   Status InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport& report);
   Status WriteProfile(const Fetched& fetched);
   Status LinkPrefixes(const Generation& next, const std::optional<Generation>& previous);
