@@ -82,6 +82,9 @@ Result<uint64_t> FileSize(const std::string& path);
 
 /// A unique name beside `path` for a temporary file or folder: "<dir>/.<base>.tmp-<pid>-<n>".
 std::string TempSibling(const std::string& path);
+/// Removes from `dir` the temporaries (TempSibling names) left by processes that are gone,
+/// e.g. a publisher killed mid-copy; those of running processes stay.
+Status RemoveStaleTemps(const std::string& dir);
 std::string Dirname(const std::string& path);
 std::string Basename(const std::string& path);
 /// Joins with exactly one '/'.

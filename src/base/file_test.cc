@@ -5,6 +5,7 @@
 #include "base/scratch_dir.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
@@ -53,6 +54,14 @@ TEST_F(FileTest, SymlinkAtomicReplacesLink) {
   ASSERT_TRUE(SymlinkAtomic("profiles/1", link));
   ASSERT_TRUE(SymlinkAtomic("profiles/2", link));
   EXPECT_EQ(*ReadLink(link), "profiles/2");
+}
+
+TEST_F(FileTest, RemovesTempsOfGoneProcessesOnly) {
+  ASSERT_TRUE(MakeDirs(JoinPath(dir_, ".1.0.tmp-999999999-0/x")));      // no such process
+  ASSERT_TRUE(MakeDirs(JoinPath(dir_, ".1.1.tmp-" + std::to_string(::getpid()) + "-0")));
+  ASSERT_TRUE(MakeDirs(JoinPath(dir_, "1.2")));
+  ASSERT_TRUE(RemoveStaleTemps(dir_));
+  EXPECT_EQ(*ListDir(dir_), (std::vector<std::string>{".1.1.tmp-" + std::to_string(::getpid()) + "-0", "1.2"}));
 }
 
 TEST(Paths, RelativePathBetweenFolders) {

@@ -1,6 +1,7 @@
 // The POSIX side of base/file.h.
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/file.h"
@@ -210,6 +212,19 @@ std::string TempSibling(const std::string& path) {
   static std::atomic<unsigned> counter{0};
   return JoinPath(Dirname(path), "." + Basename(path) + ".tmp-" + std::to_string(::getpid()) +
                                      "-" + std::to_string(counter++));
+}
+
+Status RemoveStaleTemps(const std::string& dir) {
+  auto names = ListDir(dir);
+  if (!names) return std::unexpected(names.error());
+  for (const auto& name : *names) {
+    auto mark = name.rfind(".tmp-");
+    if (name[0] != '.' || mark == std::string::npos) continue;
+    long pid = std::strtol(name.c_str() + mark + 5, nullptr, 10);
+    if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH))
+      WHARF_TRY(RemoveTree(JoinPath(dir, name)));
+  }
+  return {};
 }
 
 std::string Dirname(const std::string& path) {

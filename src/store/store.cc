@@ -62,6 +62,7 @@ Result<PublishOutcome> Store::Publish(const std::string& archive_path,
     cleanup();
     return std::unexpected(lock.error());
   }
+  WHARF_TRY(RemoveStaleTemps(package_dir));  // a publisher killed mid-copy left these
   if (PathExists(dest)) {
     cleanup();
     return CompareWithPublished(dest, *index, *index_json);
