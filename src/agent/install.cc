@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "agent/abort_point.h"
+#include "agent/progress.h"
 #include "archive/frame_plan.h"
 #include "archive/names.h"
 #include "archive/reader.h"
@@ -61,9 +62,11 @@ Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& re
   std::optional<FileDigest> digest;
   WHARF_TRY(mirrors.Try(ref.archive, [&](const std::string& url) -> Status {
     bool announced = false;
-    auto got = mirrors.fetcher().Download(url, archive, ref.archive_size, [&](uint64_t) {
+    Progress progress(ref.name + "@" + ref.version, ref.archive_size);
+    auto got = mirrors.fetcher().Download(url, archive, ref.archive_size, [&](uint64_t done) {
       if (!announced) AbortPoint("downloading:" + Basename(ref.archive));
       announced = true;
+      progress.Update(done);
     });
     if (!got) return std::unexpected(got.error());
     if (got->size != ref.archive_size || got->sha256 != ref.archive_sha256)
