@@ -8,25 +8,30 @@ and the agent's checks are what a test exercises.
   forge.py archive (--out DIR | --store STORE) --name N --version V --prefix /opt/x
                    --entry SPEC [SPEC...] [--index-omit PATH]... [--index-size PATH=N]...
                    [--index-type PATH=TYPE]...
-      Writes a tar holding exactly the SPECs, in order, as one zstd frame (content size in
-      its header), and its package.json. With --out: DIR/N-V.tar.zst and DIR/N-V.package.json
+      Writes a tar holding exactly the SPECs, in order, as zstd frames (the content size in
+      each frame header), and its package.json. With --out: DIR/N-V.tar.zst and DIR/N-V.package.json
       (what `wharf pack` writes, for `wharf publish`); with --store: straight into
       STORE/software/N/V/ (N-V.tar.zst and package.json), as if published.
       SPEC (PATH relative to /, e.g. opt/x/bin/a; anything goes, "../x" and "/etc/x" too):
         dir:PATH                  a folder (0755)
         file:PATH:CONTENT         a file (0644) holding CONTENT
         bigfile:PATH:BYTES        a file (0644) of BYTES real bytes (zeros, then a line)
+        copy:PATH:LOCAL_FILE      a file (0644) holding the bytes of LOCAL_FILE
         hugefile:PATH:BYTES       a tar header claiming BYTES, followed by only 4 KiB of data
                                   and the end of the stream (no end-of-archive blocks)
         symlink:PATH:TARGET       a symbolic link (0777)
         hardlink:PATH:TARGET      a hard link to TARGET (a tar path such as etc/passwd)
         chardev:PATH  blockdev:PATH  fifo:PATH   device nodes (1,3 / 7,0) and a fifo
+        cut                       not an entry: the entries after it go into a new zstd
+                                  frame (each frame holds whole entries; default: one frame)
       The index lists every entry honestly (hard links, devices and fifos with their own
       type names, which wharf does not know) unless told otherwise:
         --index-omit PATH     leave the entry out (the archive holds more than the index)
         --index-size PATH=N   declare N bytes for a file instead of its real size
         --index-type PATH=T   declare the entry as type T ("file" disguises a link or device
                               as an empty file)
+        --index-archive-size N  declare the archive N bytes long (the last frame's size is
+                              adjusted so that the index stays consistent with itself)
 
   forge.py sign-generation --store DIR --fec F --key K.key [--package N@V...]
                    [--fec-field OTHER] [--number N] [--expires-in SECONDS]
@@ -66,10 +71,12 @@ def die(message):
 
 
 def split_spec(spec):
+    if spec == "cut":
+        return "cut", "", ""
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         die(f"bad entry spec {spec!r}")
-    if kind in ("file", "bigfile", "hugefile", "symlink", "hardlink"):
+    if kind in ("file", "bigfile", "copy", "hugefile", "symlink", "hardlink"):
         path, sep, arg = rest.partition(":")
         if not sep:
             die(f"entry spec {spec!r} needs PATH:ARG")
@@ -86,25 +93,37 @@ def padded(data):
 
 
 def build_tar(specs):
-    """The raw tar stream and one index entry per spec (before overrides)."""
+    """The raw tar stream, where each frame starts in it, and one index entry per spec
+    (before overrides)."""
     raw = bytearray()
     entries = []
+    cuts = [0]
     truncated = False
     for spec in specs:
         if truncated:
             die("nothing can follow a hugefile entry")
         kind, path, arg = split_spec(spec)
+        if kind == "cut":
+            if len(raw) > cuts[-1]:
+                cuts.append(len(raw))
+            continue
         info = tarfile.TarInfo(path)
         info.mtime = 0
         info.uid = info.gid = 0
         info.uname = info.gname = "root"
         data = b""
-        entry = {"path": path}
+        entry = {"path": path, "frame": len(cuts) - 1}
         if kind == "dir":
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             entry.update(type="dir", mode=0o755)
-        elif kind in ("file", "bigfile"):
-            data = arg.encode() if kind == "file" else b"\0" * (int(arg) - 6) + b"tail!\n"
+        elif kind in ("file", "bigfile", "copy"):
+            if kind == "file":
+                data = arg.encode()
+            elif kind == "bigfile":
+                data = b"\0" * (int(arg) - 6) + b"tail!\n"
+            else:
+                with open(arg, "rb") as f:
+                    data = f.read()
             info.size, info.mode = len(data), 0o644
             entry.update(type="file", mode=0o644, size=len(data), sha256=sha256(data))
         elif kind == "hugefile":
@@ -138,7 +157,7 @@ def build_tar(specs):
         entries.append(entry)
     if not truncated:
         raw += b"\0" * (2 * BLOCK)
-    return bytes(raw), entries
+    return bytes(raw), cuts, entries
 
 
 def zstd_frame(raw):
@@ -167,13 +186,19 @@ def index_entry(e):
         out["data_offset"] = e.get("data_offset", 0)
     if e["type"] in ("symlink", "hardlink"):
         out["link"] = e["link"]
-    out["frame"] = 0
+    out["frame"] = e["frame"]
     return out
 
 
 def cmd_archive(args):
-    raw, entries = build_tar(args.entry)
-    frame = zstd_frame(raw)
+    raw, cuts, entries = build_tar(args.entry)
+    frames, archive_bytes = [], b""
+    for i, start in enumerate(cuts):
+        end = cuts[i + 1] if i + 1 < len(cuts) else len(raw)
+        frame = zstd_frame(raw[start:end])
+        frames.append({"offset": len(archive_bytes), "size": len(frame), "raw_offset": start,
+                       "raw_size": end - start, "sha256": sha256(frame)})
+        archive_bytes += frame
     sizes = dict(s.split("=", 1) for s in args.index_size)
     types = dict(s.split("=", 1) for s in args.index_type)
     known = {e["path"] for e in entries}
@@ -194,12 +219,13 @@ def cmd_archive(args):
     archive = f"{args.name}-{args.version}.tar.zst"
     index = {
         "format": 1, "name": args.name, "version": args.version, "prefix": args.prefix,
-        "archive": archive, "archive_size": len(frame), "archive_sha256": sha256(frame),
-        "zstd_level": 3, "raw_size": len(raw),
-        "frames": [{"offset": 0, "size": len(frame), "raw_offset": 0, "raw_size": len(raw),
-                    "sha256": sha256(frame)}],
-        "files": files,
+        "archive": archive, "archive_size": len(archive_bytes),
+        "archive_sha256": sha256(archive_bytes), "zstd_level": 3, "raw_size": len(raw),
+        "frames": frames, "files": files,
     }
+    if args.index_archive_size is not None:
+        frames[-1]["size"] += args.index_archive_size - index["archive_size"]
+        index["archive_size"] = args.index_archive_size
     if args.store:
         out = os.path.join(args.store, "software", args.name, args.version)
         index_path = os.path.join(out, "package.json")
@@ -208,7 +234,7 @@ def cmd_archive(args):
         index_path = os.path.join(out, f"{args.name}-{args.version}.package.json")
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, archive), "wb") as f:
-        f.write(frame)
+        f.write(archive_bytes)
     with open(index_path, "w", encoding="utf-8") as f:
         f.write(json.dumps(index, indent=1, ensure_ascii=False) + "\n")
 
@@ -319,6 +345,7 @@ def main():
     a.add_argument("--index-omit", nargs="+", action="extend", default=[], metavar="PATH")
     a.add_argument("--index-size", nargs="+", action="extend", default=[], metavar="PATH=N")
     a.add_argument("--index-type", nargs="+", action="extend", default=[], metavar="PATH=TYPE")
+    a.add_argument("--index-archive-size", type=int, metavar="BYTES")
     a.set_defaults(run=cmd_archive)
     s = sub.add_parser("sign-generation", help="sign the next generation of a FEC, unchecked")
     s.add_argument("--store", required=True)

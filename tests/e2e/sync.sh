@@ -95,6 +95,33 @@ size=$(stat -c %s store/software/demo-ioc/3.0/demo-ioc-3.0.tar.zst)
 [ "$fetched" -lt $((size / 2)) ] || fail "fetched $fetched of $size bytes for a one-line change"
 pass "an update fetches only the changed frames ($fetched of $size bytes) and reuses $reused files"
 
+# Changes print what they would do with --dry-run and write nothing.
+before=$(ls store/fecs/fec02/generations | wc -l)
+expect_exit 0 "$WHARF" assign fec02 demo-ioc@2.0 --store store --key release.key --dry-run --json
+grep -q '"dry_run": true' "$T/stdout" || fail "dry run not reported"
+[ "$(ls store/fecs/fec02/generations | wc -l)" = "$before" ] || fail "a dry run wrote a generation"
+pass "assign --dry-run writes nothing"
+
+# A folder already at a prefix is never replaced: refused before anything switches.
+mkdir -p fec05/opt/epics/demo-ioc && echo "hand-made" >fec05/opt/epics/demo-ioc/README
+"$WHARF" assign fec05 demo-ioc@1.0 --store store --key release.key >/dev/null
+expect_refused "exists and is not wharf's link; move it away" agent fec05
+[ "$(agent_generation fec05)" = None ] || fail "fec05 switched despite the conflict"
+[ "$(cat fec05/opt/epics/demo-ioc/README)" = hand-made ] || fail "the existing folder was touched"
+pass "an existing folder at the prefix is left alone and named"
+
+# Unassigning a package removes its prefix link; refresh re-signs with a later expiry.
+"$WHARF" unassign fec02 demo-ioc --store store --key release.key >/dev/null
+expect_exit 0 agent fec02
+[ ! -e fec02/opt/epics/demo-ioc ] && [ ! -L fec02/opt/epics/demo-ioc ] || fail "prefix link left behind"
+old_expiry=$("$WHARF" show fec02 --store store --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["expires"])')
+sleep 1
+"$WHARF" refresh --store store --key release.key >/dev/null
+new_expiry=$("$WHARF" show fec02 --store store --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["expires"])')
+[[ "$new_expiry" > "$old_expiry" ]] || fail "refresh did not extend the expiry ($old_expiry -> $new_expiry)"
+expect_exit 0 agent fec02
+pass "unassign removes the prefix link; refresh extends the expiry"
+
 # Offline: the active generation stays, with its own exit code.
 stop_nginx
 expect_exit 3 agent fec01
