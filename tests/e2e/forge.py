@@ -30,8 +30,9 @@ and the agent's checks are what a test exercises.
         --index-size PATH=N   declare N bytes for a file instead of its real size
         --index-type PATH=T   declare the entry as type T ("file" disguises a link or device
                               as an empty file)
-        --index-archive-size N  declare the archive N bytes long (the last frame's size is
-                              adjusted so that the index stays consistent with itself)
+        --index-archive-size N  declare the archive N bytes long ("+N"/"-N": N more/fewer
+                              than it is); the last frame's size is adjusted so that the
+                              index stays consistent with itself
 
   forge.py sign-generation --store DIR --fec F --key K.key [--package N@V...]
                    [--fec-field OTHER] [--number N] [--expires-in SECONDS]
@@ -224,8 +225,10 @@ def cmd_archive(args):
         "frames": frames, "files": files,
     }
     if args.index_archive_size is not None:
-        frames[-1]["size"] += args.index_archive_size - index["archive_size"]
-        index["archive_size"] = args.index_archive_size
+        text = args.index_archive_size
+        declared = len(archive_bytes) + int(text) if text[0] in "+-" else int(text)
+        frames[-1]["size"] += declared - index["archive_size"]
+        index["archive_size"] = declared
     if args.store:
         out = os.path.join(args.store, "software", args.name, args.version)
         index_path = os.path.join(out, "package.json")
@@ -345,7 +348,7 @@ def main():
     a.add_argument("--index-omit", nargs="+", action="extend", default=[], metavar="PATH")
     a.add_argument("--index-size", nargs="+", action="extend", default=[], metavar="PATH=N")
     a.add_argument("--index-type", nargs="+", action="extend", default=[], metavar="PATH=TYPE")
-    a.add_argument("--index-archive-size", type=int, metavar="BYTES")
+    a.add_argument("--index-archive-size", metavar="BYTES")
     a.set_defaults(run=cmd_archive)
     s = sub.add_parser("sign-generation", help="sign the next generation of a FEC, unchecked")
     s.add_argument("--store", required=True)
