@@ -34,7 +34,7 @@ std::map<std::string, std::string> LocalFiles(const Layout& layout) {
       if (!index) continue;
       size_t strip = index->prefix.size();  // "/opt/x" is the entry "opt/x": same length + "/"
       for (const auto& f : index->files)
-        if (f.type == EntryType::kFile && f.size > 0)
+        if (f.type == EntryType::kFile && f.size > 0 && (f.mode & 0400))  // readable by the agent
           files.emplace(f.sha256, JoinPath(folder, f.path.substr(strip)));
     }
   }
