@@ -188,10 +188,12 @@ Status Agent::InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport
   auto stats = wharf::InstallPackage(layout, mirrors, ref, *index, *index_json);
   if (!stats) return Prefix(config_.fec, stats.error());
   report.files_reused += stats->reused_files;
+  report.files_patched += stats->deltas;
   Say(config_.fec + ": installed " + what + (stats->incremental
           ? " (" + HumanBytes(stats->fetched_bytes) + " of " + HumanBytes(ref.archive_size) +
                 " fetched in " + std::to_string(stats->fetched_frames) + " frames, " +
-                std::to_string(stats->reused_files) + " files reused)"
+                std::to_string(stats->reused_files) + " files reused, " +
+                std::to_string(stats->deltas) + " patched)"
           : " (" + HumanBytes(ref.archive_size) + ")"));
   return {};
 }

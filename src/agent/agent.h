@@ -42,7 +42,8 @@ struct SyncReport {
   std::vector<PackagePlan> plan;
   bool clock_behind = false;
   uint64_t bytes_fetched = 0;
-  size_t files_reused = 0;  // taken from packages already on the FEC instead of fetched
+  size_t files_reused = 0;   // taken from packages already on the FEC instead of fetched
+  size_t files_patched = 0;  // rebuilt from a delta against a file already on the FEC
   uint64_t requests = 0;
   std::string offline_reason;
 };

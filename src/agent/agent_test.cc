@@ -169,6 +169,32 @@ TEST_F(AgentTest, UpdateTakesUnchangedFilesFromThePackagesItHolds) {
   EXPECT_EQ(ReadFile(dir_ / "fec/opt/app/lib/big")->size(), 1500000u);
 }
 
+TEST_F(AgentTest, ChangedBigFileComesAsDeltaAgainstTheHeldVersion) {
+  Assign("1", kNow);
+  auto first = Sync(kNow);
+  ASSERT_TRUE(first);
+  // Version 3: the big file rebuilt with a small change in its middle.
+  std::string big = *ReadFile(dir_ / "tree1/lib/big");
+  big.replace(700000, 32, "a small change to a big binary.");
+  WriteTestFile(dir_ / "tree3/bin/app", "3", 0755);
+  WriteTestFile(dir_ / "tree3/lib/big", big);
+  PackOptions options;
+  options.name = "app";
+  options.version = "3";
+  options.prefix = "/opt/app";
+  options.out_dir = dir_ / "out";
+  auto packed = PackTree(dir_ / "tree3", options);
+  ASSERT_TRUE(packed);
+  ASSERT_TRUE(store_->Publish(packed->archive_path, packed->index_path, false));
+  ASSERT_TRUE(PathExists(dir_ / "store/software/app/3/deltas.json"));
+  Assign("3", kNow);
+  auto update = Sync(kNow);
+  ASSERT_TRUE(update) << update.error().message;
+  EXPECT_EQ(update->files_patched, 1u);
+  EXPECT_LT(update->bytes_fetched, 20000u) << "a patch, not the file's 1.5 MB of frames";
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/lib/big"), big);
+}
+
 TEST_F(AgentTest, OfflineWhenNoStoreAnswers) {
   config_.stores = {"http://127.0.0.1:9"};
   auto report = Sync(kNow);

@@ -8,6 +8,7 @@
 
 #include "agent/abort_point.h"
 #include "agent/progress.h"
+#include "archive/delta.h"
 #include "archive/frame_plan.h"
 #include "archive/names.h"
 #include "archive/reader.h"
@@ -132,10 +133,59 @@ Status CopyFromLocal(const std::string& path, EntrySink& writer, Sha256& hash) {
   });
 }
 
+struct FetchedDelta {
+  DeltaEntry entry;
+  std::string patch_path;  // under tmp/, checked against entry.sha256
+};
+
+// The deltas worth taking: their base is held here, their target is not, and the patch is
+// smaller than the frames the file would otherwise cost. The store may have none.
+std::map<std::string, DeltaEntry> UsableDeltas(Mirrors& mirrors, const PackageRef& ref,
+                                               const PackageIndex& index,
+                                               const std::map<std::string, std::string>& local) {
+  std::map<std::string, DeltaEntry> usable;
+  auto json = mirrors.Get(Dirname(ref.index) + "/deltas.json", 16u << 20);
+  if (!json) return usable;
+  auto deltas = ParseDeltaIndex(*json);
+  if (!deltas) return usable;
+  for (size_t i = 0; i < index.files.size(); ++i) {
+    const FileEntry& f = index.files[i];
+    if (f.type != EntryType::kFile || local.count(f.sha256)) continue;
+    uint64_t frames_cost = 0;
+    for (uint32_t n : FramesOfFiles(index, {i})) frames_cost += index.frames[n].size;
+    for (const auto& d : *deltas)
+      if (d.path == f.path && d.target_sha256 == f.sha256 && local.count(d.base_sha256) &&
+          d.size < frames_cost && (!usable.count(f.sha256) || d.size < usable[f.sha256].size))
+        usable[f.sha256] = d;
+  }
+  return usable;
+}
+
+Result<std::map<std::string, FetchedDelta>> FetchDeltas(const Layout& layout, Mirrors& mirrors,
+                                                        const PackageRef& ref,
+                                                        const std::map<std::string, DeltaEntry>& usable) {
+  std::map<std::string, FetchedDelta> fetched;
+  for (const auto& [target, d] : usable) {
+    std::string path = JoinPath(layout.tmp(), Basename(ref.archive) + ".delta-" + std::to_string(fetched.size()));
+    WHARF_TRY(mirrors.Try(Dirname(ref.index) + "/" + d.file, [&](const std::string& url) -> Status {
+      auto got = mirrors.fetcher().Download(url, path, d.size);
+      if (!got) return std::unexpected(got.error());
+      if (got->sha256 != d.sha256)
+        return Fail(ErrorCode::kCorrupt, url + ": sha256 differs from deltas.json");
+      return {};
+    }));
+    fetched[target] = FetchedDelta{d, path};
+  }
+  AbortPoint("deltas-fetched:" + ref.name);
+  return fetched;
+}
+
 // Builds the package folder entry by entry: folders and links from the index, each file
-// from a local copy with the same sha256 or from the fetched frames; every file checked.
+// from a local copy with the same sha256, a delta against one, or the fetched frames;
+// every file checked against its sha256.
 Status Assemble(const PackageIndex& index, const std::map<std::string, std::string>& local,
-                FrameReader& frames, TreeWriter& writer) {
+                const std::map<std::string, FetchedDelta>& deltas, FrameReader& frames,
+                TreeWriter& writer) {
   for (const auto& f : index.files) {
     if (f.type == EntryType::kDirectory) WHARF_TRY(writer.Directory(f));
     if (f.type == EntryType::kSymlink) WHARF_TRY(writer.Symlink(f));
@@ -143,8 +193,20 @@ Status Assemble(const PackageIndex& index, const std::map<std::string, std::stri
     WHARF_TRY(writer.BeginFile(f));
     Sha256 hash;
     auto held = f.size > 0 ? local.find(f.sha256) : local.end();
-    if (held != local.end()) WHARF_TRY(CopyFromLocal(held->second, writer, hash));
-    else WHARF_TRY(CopyFromFrames(index, f, frames, writer, hash));
+    auto delta = held == local.end() && f.size > 0 ? deltas.find(f.sha256) : deltas.end();
+    if (held != local.end()) {
+      WHARF_TRY(CopyFromLocal(held->second, writer, hash));
+    } else if (delta != deltas.end()) {
+      auto patch = ReadFile(delta->second.patch_path, delta->second.entry.size);
+      if (!patch) return std::unexpected(patch.error());
+      WHARF_TRY(ApplyDelta(local.at(delta->second.entry.base_sha256), *patch, f.size,
+                           [&](const char* data, size_t size) {
+                             hash.Update(data, size);
+                             return writer.FileData(data, size);
+                           }));
+    } else {
+      WHARF_TRY(CopyFromFrames(index, f, frames, writer, hash));
+    }
     if (hash.HexDigest() != f.sha256)
       return Fail(ErrorCode::kCorrupt, index.archive + ": \"" + f.path + "\" does not match its sha256 " +
                                            (held != local.end() ? "(the local copy " + held->second +
@@ -196,9 +258,15 @@ Result<InstallStats> InstallPackage(const Layout& layout, Mirrors& mirrors, cons
                                     const PackageIndex& index, const std::string& index_json) {
   InstallStats stats;
   auto local = LocalFiles(layout);
-  FetchPlan plan = PlanFetch(index, [&](const std::string& sha) { return local.count(sha) > 0; }, kRangeGap);
+  std::map<std::string, DeltaEntry> usable;
+  if (!local.empty()) usable = UsableDeltas(mirrors, ref, index, local);
+  FetchPlan plan = PlanFetch(
+      index, [&](const std::string& sha) { return local.count(sha) > 0 || usable.count(sha) > 0; },
+      kRangeGap);
+  uint64_t delta_bytes = 0;
+  for (const auto& [target, d] : usable) delta_bytes += d.size;
   // Worth it only when it saves most of the archive; else one plain download is simpler.
-  if (local.empty() || plan.bytes * 2 > ref.archive_size) {
+  if (local.empty() || (plan.bytes + delta_bytes) * 2 > ref.archive_size) {
     WHARF_TRY(InstallWhole(layout, mirrors, ref, index, index_json));
     stats.fetched_bytes = ref.archive_size;
     stats.fetched_frames = index.frames.size();
@@ -219,22 +287,25 @@ Result<InstallStats> InstallPackage(const Layout& layout, Mirrors& mirrors, cons
     if (!fetched) return std::unexpected(fetched.error());
     AbortPoint("range-fetched:" + ref.name);
   }
+  auto deltas = FetchDeltas(layout, mirrors, ref, usable);
+  if (!deltas) return std::unexpected(deltas.error());
   std::string staging = Staging(layout, ref);
   WHARF_TRY(RemoveTree(staging));
   WHARF_TRY(MakeDirs(Dirname(staging)));
   auto writer = TreeWriter::Create(staging, index.prefix);
   if (!writer) return std::unexpected(writer.error());
   FrameReader frames(fd.get(), index);
-  if (auto built = Assemble(index, local, frames, **writer); !built)
+  if (auto built = Assemble(index, local, *deltas, frames, **writer); !built)
     return Prefix(ref.name + "@" + ref.version, built.error());
   WHARF_TRY(Commit(layout, ref, staging, index_json));
   stats.incremental = true;
   stats.fetched_frames = plan.frames.size();
-  stats.fetched_bytes = plan.bytes;
-  stats.reused_files = 0;
+  stats.fetched_bytes = plan.bytes + delta_bytes;
+  stats.deltas = deltas->size();
   for (const auto& f : index.files)
     if (f.type == EntryType::kFile && f.size > 0 && local.count(f.sha256)) ++stats.reused_files;
   WHARF_TRY(RemoveTree(sparse));
+  for (const auto& [target, d] : *deltas) WHARF_TRY(RemoveTree(d.patch_path));
   return stats;
 }
 

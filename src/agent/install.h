@@ -41,6 +41,7 @@ struct InstallStats {
   bool incremental = false;
   size_t reused_files = 0;
   size_t fetched_frames = 0;
+  size_t deltas = 0;  // files rebuilt from a patch against a file held here
   uint64_t fetched_bytes = 0;
 };
 

@@ -79,6 +79,8 @@ bool PathExists(const std::string& path);  // lstat: a dangling link exists
 bool IsDirectory(const std::string& path);  // follows links
 Result<std::string> ReadLink(const std::string& path);
 Result<uint64_t> FileSize(const std::string& path);
+/// Last modification, in seconds since the epoch.
+Result<int64_t> FileModifiedTime(const std::string& path);
 
 /// A unique name beside `path` for a temporary file or folder: "<dir>/.<base>.tmp-<pid>-<n>".
 std::string TempSibling(const std::string& path);

@@ -208,6 +208,12 @@ Result<uint64_t> FileSize(const std::string& path) {
   return static_cast<uint64_t>(st.st_size);
 }
 
+Result<int64_t> FileModifiedTime(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return IoError("inspect", path);
+  return static_cast<int64_t>(st.st_mtime);
+}
+
 std::string TempSibling(const std::string& path) {
   static std::atomic<unsigned> counter{0};
   return JoinPath(Dirname(path), "." + Basename(path) + ".tmp-" + std::to_string(::getpid()) +

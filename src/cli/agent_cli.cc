@@ -91,6 +91,7 @@ void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
     ordered_json j{{"fec", config.fec}, {"outcome", outcome}, {"generation", report.generation},
                    {"store", report.store}, {"requests", report.requests},
                    {"bytes_fetched", report.bytes_fetched}, {"files_reused", report.files_reused},
+                   {"files_patched", report.files_patched},
                    {"clock_behind", report.clock_behind}};
     if (report.previous) j["previous"] = *report.previous;
     j["packages"] = ordered_json::array();

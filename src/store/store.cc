@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "archive/delta.h"
 #include "archive/names.h"
 #include "archive/reader.h"
 #include "crypto/sha256.h"
@@ -34,7 +35,7 @@ Result<Store> Store::Open(const std::string& root, bool create) {
 Result<FileLock> Store::Lock() const { return FileLock::Acquire(JoinPath(root_, ".wharf/lock")); }
 
 Result<PublishOutcome> Store::Publish(const std::string& archive_path,
-                                      const std::string& index_path, bool dry_run) {
+                                      const std::string& index_path, bool dry_run, int delta_bases) {
   auto index_json = ReadFile(index_path, kMaxIndexBytes);
   if (!index_json) return std::unexpected(index_json.error());
   auto index = ParsePackageIndex(*index_json);
@@ -53,6 +54,9 @@ Result<PublishOutcome> Store::Publish(const std::string& archive_path,
   Status staged = CopyFile(archive_path, staged_archive);
   if (staged) staged = WriteFileAtomic(JoinPath(staging, "package.json"), *index_json);
   if (staged) staged = VerifyArchive(staged_archive, *index);
+  if (staged && !dry_run && !PathExists(dest))
+    staged = WriteDeltas(staging, staged_archive, *index,
+                         RecentVersions(index->name, index->version, delta_bases), 19);
   if (!staged) {
     cleanup();
     return Prefix("publish " + index->name + "@" + index->version, staged.error());
@@ -137,6 +141,27 @@ Result<std::vector<std::string>> Store::Versions(const std::string& name) const 
   for (auto& v : *names)
     if (v[0] != '.') versions.push_back(v);
   return versions;
+}
+
+std::vector<std::pair<std::string, PackageIndex>> Store::RecentVersions(const std::string& name,
+                                                                        const std::string& except,
+                                                                        int count) const {
+  std::vector<std::pair<int64_t, std::string>> by_time;
+  for (const auto& version : Versions(name).value_or(std::vector<std::string>{})) {
+    if (version == except) continue;
+    auto when = FileModifiedTime(JoinPath(VersionDir(root_, name, version), "package.json"));
+    if (when) by_time.push_back({*when, version});
+  }
+  std::sort(by_time.rbegin(), by_time.rend());
+  std::vector<std::pair<std::string, PackageIndex>> recent;
+  for (const auto& [when, version] : by_time) {
+    if (static_cast<int>(recent.size()) >= count) break;
+    auto index = ReadIndex(name, version);
+    if (!index) continue;
+    std::string archive = JoinPath(VersionDir(root_, name, version), index->archive);
+    recent.push_back({archive, std::move(*index)});
+  }
+  return recent;
 }
 
 std::string Store::FecDir(const std::string& fec) const { return JoinPath(root_, "fecs/" + fec); }

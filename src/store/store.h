@@ -43,8 +43,10 @@ class Store {
   /// Checks the archive against its package.json (every frame and file) and makes the
   /// version visible under software/<name>/<version>/ in one rename. The same bytes again
   /// are a no-op; other bytes for a published version are refused (kAlreadyExists).
+  /// Beside the archive it writes zstd patches of changed big files against the newest
+  /// `delta_bases` earlier versions (deltas.json), for agents that hold those.
   Result<PublishOutcome> Publish(const std::string& archive_path, const std::string& index_path,
-                                 bool dry_run);
+                                 bool dry_run, int delta_bases = 2);
 
   /// The reference a generation records for a published version.
   Result<PackageRef> ResolvePackage(const std::string& name, const std::string& version) const;
@@ -68,6 +70,11 @@ class Store {
  private:
   explicit Store(std::string root) : root_(std::move(root)) {}
   std::string FecDir(const std::string& fec) const;
+  /// The newest `count` published versions of `name` other than `except`, newest first,
+  /// with their archives' paths.
+  std::vector<std::pair<std::string, PackageIndex>> RecentVersions(const std::string& name,
+                                                                   const std::string& except,
+                                                                   int count) const;
   Status DeriveView(const Generation& generation);
   Result<PublishOutcome> CompareWithPublished(const std::string& dest, const PackageIndex& index,
                                               const std::string& index_json);

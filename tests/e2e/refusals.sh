@@ -22,9 +22,10 @@ make_tree src2 2
 start_nginx "$T/store"
 
 sync() { "$WHARF_AGENT" sync --root "$T/fec01" --store "$STORE_URL" --fec fec01 --trust "$T/release.pub"; }
-floor() {
+# agent_state: "<active generation> <highest generation applied>" of fec01.
+agent_state() {
   "$WHARF_AGENT" status --root "$T/fec01" --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["floor"]["number"])'
+    python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["generation"], j["floor"]["number"])'
 }
 store_generation() {
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["number"])' store/fecs/fec01/generation.json
@@ -33,13 +34,12 @@ store_generation() {
 expect_exit 0 sync
 [ "$(agent_generation fec01)" = 1 ] || fail "the first sync did not apply generation 1"
 same_tree fec01/opt/demo src1
-MANIFEST=$(manifest fec01/opt/demo)
+MANIFEST=$(manifest src1)
 pass "setup: fec01 runs generation 1 (demo@1.0)"
 
 # The FEC's state a refusal must leave as it is; the store's generation files to put back.
 remember() {
-  GEN=$(agent_generation fec01)
-  FLOOR=$(floor)
+  STATE=$(agent_state)
   rm -rf "$T/saved-fec01" && cp -a store/fecs/fec01 "$T/saved-fec01"
 }
 restore_store() { rm -rf store/fecs/fec01 && cp -a "$T/saved-fec01" store/fecs/fec01; }
@@ -54,10 +54,10 @@ ESCAPES=("$T/x" "$T/$EVIL" "$T/fec01/../$EVIL" "/tmp/$EVIL" "/etc/$EVIL" "$T/out
 # untouched CASE: the FEC runs what it ran with every file right, and nothing escaped.
 untouched() {
   local case=$1 found
-  [ "$(agent_generation fec01)" = "$GEN" ] || fail "$case: the active generation changed"
-  [ "$(floor)" = "$FLOOR" ] || fail "$case: the remembered highest generation changed"
-  same_tree fec01/opt/demo src1
-  [ "$(manifest fec01/opt/demo)" = "$MANIFEST" ] || fail "$case: /opt/demo changed"
+  [ "$(agent_state)" = "$STATE" ] ||
+    fail "$case: the active or highest generation changed ($STATE -> $(agent_state))"
+  diff <(echo "$MANIFEST") <(manifest fec01/opt/demo) >"$T/tree.diff" ||
+    { cat "$T/tree.diff" >&2; fail "$case: the files of /opt/demo changed"; }
   [ "$(ls -A fec01/opt)" = demo ] || fail "$case: fec01/opt holds $(ls -A fec01/opt | tr '\n' ' ')"
   for path in "${ESCAPES[@]}"; do
     [ ! -e "$path" ] && [ ! -L "$path" ] || fail "$case: something was written at $path"
@@ -101,7 +101,7 @@ refused "a flipped byte in an archive" "sha256 (or size )?differs"
 "$WHARF" assign fec01 demo@1.0 --store store --key other.key >/dev/null
 refused "a generation signed by an unknown key" "signed by key [0-9a-f]{16}, which is not trusted"
 "${FORGE[@]}" sign-generation --store store --fec fec01 --key release.key --package demo@1.0 >/dev/null
-sed -i 's/"expires": "2/"expires": "3/' store/fecs/fec01/generation.json
+sed -i 's#"prefix": "/opt/demo"#"prefix": "/opt/demx"#' store/fecs/fec01/generation.json
 refused "a trusted signature over tampered bytes" "does not match the content"
 
 # 3. A generation for another FEC, signed and all: fec02's own, and one forged to name fec02.
@@ -176,6 +176,20 @@ hostile() {  # CASE PATTERN FORGE-ARCHIVE-OPTIONS...
   refused "$case" "$pattern"
 }
 OK=(dir:opt/evil file:opt/evil/ok:fine)
+
+# First a control: what forge.py writes is what wharf reads. A benign forged package (a
+# folder, files, a link inside, two frames), signed for another FEC, installs there.
+"${FORGE[@]}" archive --store store --name good --version 1 --prefix /opt/good \
+  --entry dir:opt/good file:opt/good/a:hello dir:opt/good/d symlink:opt/good/l:d/b \
+  file:opt/good/d/b:world cut "copy:opt/good/libdemo.so:src1/lib/libdemo.so"
+"${FORGE[@]}" sign-generation --store store --fec fec03 --key release.key \
+  --package good@1 demo@1.0 >/dev/null
+expect_exit 0 "$WHARF_AGENT" sync --root "$T/fec03" --store "$STORE_URL" --fec fec03 --trust release.pub
+[ "$(cat fec03/opt/good/a)$(cat fec03/opt/good/l)" = helloworld ] &&
+  cmp -s fec03/opt/good/libdemo.so src1/lib/libdemo.so || fail "the forged package installed wrong"
+same_tree fec03/opt/demo src1
+remove_tree fec03
+pass "control: a benign forged package and generation are accepted"
 NOT_LISTED="is not in package.json"
 
 # 7a. ../x

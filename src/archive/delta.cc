@@ -1,0 +1,196 @@
+#include "archive/delta.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "archive/frame_plan.h"
+#include "archive/names.h"
+#include "archive/reader.h"
+#include "base/file.h"
+#include "base/strings.h"
+#include "crypto/sha256.h"
+
+namespace wharf {
+namespace {
+
+struct CctxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct DctxDeleter {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+// A read-only mapping of a whole file.
+class MappedFile {
+ public:
+  ~MappedFile() {
+    if (data_ != nullptr && data_ != MAP_FAILED) ::munmap(data_, size_);
+  }
+  Status Open(const std::string& path) {
+    auto fd = OpenRead(path);
+    if (!fd) return std::unexpected(fd.error());
+    struct stat st;
+    if (::fstat(fd->get(), &st) != 0) return IoError("inspect", path);
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ == 0) return {};
+    data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd->get(), 0);
+    if (data_ == MAP_FAILED) return IoError("map", path);
+    return {};
+  }
+  const void* data() const { return size_ ? data_ : ""; }
+  size_t size() const { return size_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+unsigned WindowLogFor(uint64_t size) {
+  unsigned log = 10;
+  while (log < 31 && (uint64_t{1} << log) < size) ++log;
+  return log;
+}
+
+uint64_t FramesCost(const PackageIndex& index, size_t file) {
+  uint64_t cost = 0;
+  for (uint32_t n : FramesOfFiles(index, {file})) cost += index.frames[n].size;
+  return cost;
+}
+
+}  // namespace
+
+std::string DeltaIndexToJson(const std::vector<DeltaEntry>& deltas) {
+  nlohmann::ordered_json j;
+  j["format"] = 1;
+  j["deltas"] = nlohmann::ordered_json::array();
+  for (const auto& d : deltas)
+    j["deltas"].push_back({{"path", d.path}, {"base_sha256", d.base_sha256},
+                           {"target_sha256", d.target_sha256}, {"file", d.file},
+                           {"size", d.size}, {"sha256", d.sha256}});
+  return j.dump(1) + "\n";
+}
+
+Result<std::vector<DeltaEntry>> ParseDeltaIndex(std::string_view json) {
+  std::vector<DeltaEntry> deltas;
+  try {
+    auto j = nlohmann::json::parse(json);
+    for (const auto& d : j.at("deltas")) {
+      DeltaEntry e{d.at("path").get<std::string>(), d.at("base_sha256").get<std::string>(),
+                   d.at("target_sha256").get<std::string>(), d.at("file").get<std::string>(),
+                   d.at("size").get<uint64_t>(), d.at("sha256").get<std::string>()};
+      std::string name = e.file.substr(std::min<size_t>(7, e.file.size()));
+      if (!e.file.starts_with("deltas/") || !ValidateEntryPath(e.file) || name.find('/') != std::string::npos ||
+          !IsSha256Hex(e.base_sha256) || !IsSha256Hex(e.target_sha256) || !IsSha256Hex(e.sha256))
+        return Fail(ErrorCode::kCorrupt, "deltas.json lists a malformed delta; republish");
+      deltas.push_back(std::move(e));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Fail(ErrorCode::kCorrupt, std::string("deltas.json is not valid (") + e.what() + ")");
+  }
+  return deltas;
+}
+
+Result<std::string> ReadFileFromArchive(const std::string& archive_path, const PackageIndex& index,
+                                        const FileEntry& entry) {
+  auto fd = OpenRead(archive_path);
+  if (!fd) return std::unexpected(fd.error());
+  std::string out, compressed, raw;
+  out.reserve(entry.size);
+  size_t number = static_cast<size_t>(&entry - index.files.data());
+  for (uint32_t n : FramesOfFiles(index, {number})) {
+    const Frame& frame = index.frames[n];
+    compressed.resize(frame.size);
+    if (::pread(fd->get(), compressed.data(), frame.size, static_cast<off_t>(frame.offset)) !=
+        static_cast<ssize_t>(frame.size))
+      return Fail(ErrorCode::kCorrupt, archive_path + ": shorter than its index says");
+    WHARF_TRY(DecodeFrame(index, n, compressed, raw));
+    uint64_t from = std::max(entry.data_offset, frame.raw_offset);
+    uint64_t to = std::min(entry.data_offset + entry.size, frame.raw_offset + frame.raw_size);
+    out.append(raw, from - frame.raw_offset, to - from);
+  }
+  if (out.size() != entry.size || Sha256Hex(out) != entry.sha256)
+    return Fail(ErrorCode::kCorrupt, archive_path + ": \"" + entry.path + "\" does not match its sha256");
+  return out;
+}
+
+Result<std::string> MakeDelta(std::string_view base, std::string_view target, int level) {
+  std::unique_ptr<ZSTD_CCtx, CctxDeleter> cctx(ZSTD_createCCtx());
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_windowLog, WindowLogFor(base.size() + target.size()));
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_enableLongDistanceMatching, 1);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
+  ZSTD_CCtx_refPrefix(cctx.get(), base.data(), base.size());
+  std::string out(ZSTD_compressBound(target.size()), '\0');
+  size_t n = ZSTD_compress2(cctx.get(), out.data(), out.size(), target.data(), target.size());
+  if (ZSTD_isError(n)) return Fail(ErrorCode::kIo, std::string("zstd patch failed: ") + ZSTD_getErrorName(n));
+  out.resize(n);
+  return out;
+}
+
+Status ApplyDelta(const std::string& base_path, std::string_view delta, uint64_t max_size,
+                  const std::function<Status(const char*, size_t)>& out) {
+  MappedFile base;
+  WHARF_TRY(base.Open(base_path));
+  std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, WindowLogFor(base.size() + max_size));
+  ZSTD_DCtx_refPrefix(dctx.get(), base.data(), base.size());
+  ZSTD_inBuffer in{delta.data(), delta.size(), 0};
+  std::string buffer(ZSTD_DStreamOutSize(), '\0');
+  uint64_t produced = 0;
+  size_t left = 1;
+  while (left != 0) {
+    ZSTD_outBuffer piece{buffer.data(), buffer.size(), 0};
+    left = ZSTD_decompressStream(dctx.get(), &piece, &in);
+    if (ZSTD_isError(left)) return Fail(ErrorCode::kCorrupt, std::string("delta does not apply: ") + ZSTD_getErrorName(left));
+    produced += piece.pos;
+    if (produced > max_size) return Fail(ErrorCode::kCorrupt, "delta produces more than the file's declared size");
+    if (piece.pos > 0) WHARF_TRY(out(buffer.data(), piece.pos));
+    if (left != 0 && in.pos == in.size && piece.pos == 0)
+      return Fail(ErrorCode::kCorrupt, "delta is truncated");
+  }
+  return {};
+}
+
+Status WriteDeltas(const std::string& dir, const std::string& archive_path, const PackageIndex& index,
+                   const std::vector<std::pair<std::string, PackageIndex>>& older, int level) {
+  std::vector<DeltaEntry> deltas;
+  for (size_t i = 0; i < index.files.size(); ++i) {
+    const FileEntry& f = index.files[i];
+    if (f.type != EntryType::kFile || f.size < kMinDeltaFileSize || f.size > kMaxDeltaFileSize) continue;
+    std::optional<std::string> target;
+    for (const auto& [old_archive, old_index] : older) {
+      auto base = std::find_if(old_index.files.begin(), old_index.files.end(),
+                               [&](const FileEntry& e) { return e.path == f.path; });
+      if (base == old_index.files.end() || base->type != EntryType::kFile || base->sha256 == f.sha256 ||
+          base->size > kMaxDeltaFileSize)
+        continue;
+      if (!target) {
+        auto bytes = ReadFileFromArchive(archive_path, index, f);
+        if (!bytes) return std::unexpected(bytes.error());
+        target = std::move(*bytes);
+      }
+      auto base_bytes = ReadFileFromArchive(old_archive, old_index, *base);
+      if (!base_bytes) return std::unexpected(base_bytes.error());
+      auto patch = MakeDelta(*base_bytes, *target, level);
+      if (!patch) return std::unexpected(patch.error());
+      if (patch->size() >= FramesCost(index, i)) continue;  // no cheaper than the frames
+      DeltaEntry e{f.path, base->sha256, f.sha256, "deltas/" + std::to_string(deltas.size()) + ".zst",
+                   patch->size(), Sha256Hex(*patch)};
+      WHARF_TRY(MakeDirs(JoinPath(dir, "deltas")));
+      WHARF_TRY(WriteFileAtomic(JoinPath(dir, e.file), *patch));
+      deltas.push_back(std::move(e));
+    }
+  }
+  if (deltas.empty()) return {};
+  return WriteFileAtomic(JoinPath(dir, "deltas.json"), DeltaIndexToJson(deltas));
+}
+
+}  // namespace wharf
