@@ -45,7 +45,7 @@ import sys
 with open(sys.argv[1], "r+b") as f:
     f.seek(300); b = f.read(1); f.seek(300); f.write(bytes([b[0] ^ 0x01]))
 PY
-expect_refused "sha256 or size differs" sync
+expect_refused "sha256 or size differs|sha256 differs from package.json" sync
 untouched "a flipped byte in an archive"
 
 # 2. A generation signed by a key this FEC does not trust.

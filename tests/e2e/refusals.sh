@@ -27,9 +27,6 @@ agent_state() {
   "$WHARF_AGENT" status --root "$T/fec01" --json |
     python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["generation"], j["floor"]["number"])'
 }
-store_generation() {
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["number"])' store/fecs/fec01/generation.json
-}
 
 expect_exit 0 sync
 [ "$(agent_generation fec01)" = 1 ] || fail "the first sync did not apply generation 1"
