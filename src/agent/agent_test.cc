@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include "archive/delta.h"
 #include "archive/pack.h"
+#include "crypto/sha256.h"
 #include "base/scratch_dir.h"
 #include "store/changes.h"
 #include "store/store.h"
@@ -193,6 +195,42 @@ TEST_F(AgentTest, ChangedBigFileComesAsDeltaAgainstTheHeldVersion) {
   EXPECT_EQ(update->files_patched, 1u);
   EXPECT_LT(update->bytes_fetched, 20000u) << "a patch, not the file's 1.5 MB of frames";
   EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/lib/big"), big);
+}
+
+TEST_F(AgentTest, ForgedDeltaIsRefusedByTheSignedHash) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  std::string big = *ReadFile(dir_ / "tree1/lib/big");
+  std::string changed = big;
+  changed.replace(700000, 5, "12345");
+  WriteTestFile(dir_ / "tree3/bin/app", "3", 0755);
+  WriteTestFile(dir_ / "tree3/lib/big", changed);
+  PackOptions options;
+  options.name = "app";
+  options.version = "3";
+  options.prefix = "/opt/app";
+  options.out_dir = dir_ / "out";
+  auto packed = PackTree(dir_ / "tree3", options);
+  ASSERT_TRUE(packed);
+  ASSERT_TRUE(store_->Publish(packed->archive_path, packed->index_path, false));
+  // deltas.json is not signed: a mirror swaps in a patch that makes other content, with a
+  // deltas.json that vouches for it.
+  std::string evil = big;
+  evil.replace(700000, 5, "EVIL!");
+  auto patch = MakeDelta(big, evil, 3);
+  std::string folder = dir_ / "store/software/app/3/";
+  ASSERT_TRUE(WriteFileAtomic(folder + "deltas/0.zst", *patch));
+  auto deltas = ParseDeltaIndex(*ReadFile(folder + "deltas.json"));
+  ASSERT_EQ(deltas->size(), 1u) << "versions 1 and 2 hold the same big file: one patch";
+  (*deltas)[0].size = patch->size();
+  (*deltas)[0].sha256 = Sha256Hex(*patch);
+  ASSERT_TRUE(WriteFileAtomic(folder + "deltas.json", DeltaIndexToJson(*deltas)));
+  Assign("3", kNow);
+  auto update = Sync(kNow);
+  ASSERT_FALSE(update);
+  EXPECT_EQ(update.error().code, ErrorCode::kCorrupt);
+  EXPECT_NE(update.error().message.find("does not match its sha256"), std::string::npos);
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/lib/big"), big) << "still on version 1";
 }
 
 TEST_F(AgentTest, OfflineWhenNoStoreAnswers) {

@@ -172,6 +172,10 @@ Status WriteDeltas(const std::string& dir, const std::string& archive_path, cons
       if (base == old_index.files.end() || base->type != EntryType::kFile || base->sha256 == f.sha256 ||
           base->size > kMaxDeltaFileSize)
         continue;
+      bool seen = std::any_of(deltas.begin(), deltas.end(), [&](const DeltaEntry& d) {
+        return d.path == f.path && d.base_sha256 == base->sha256;
+      });
+      if (seen) continue;  // two older versions with the same content: one patch serves both
       if (!target) {
         auto bytes = ReadFileFromArchive(archive_path, index, f);
         if (!bytes) return std::unexpected(bytes.error());

@@ -82,16 +82,64 @@ refused() {
   untouched "$1"
 }
 
-# 1. A flipped byte in an archive: the archive the signed generation pins is not what is served.
+# 1. A flipped byte in an archive: the archive the signed generation pins is not what is
+#    served. The byte is flipped in the frame of db/new.db, a file only demo@2.0 has, so
+#    that every way of installing it (whole archive, frames, deltas) must read that frame.
+#    Then the deltas `wharf publish` wrote beside it (unsigned, checked by what they make).
 "$WHARF" publish out/demo-2.0.tar.zst --store store >/dev/null
-"$WHARF" assign fec01 demo@2.0 --store store --key release.key >/dev/null
-python3 - store/software/demo/2.0/demo-2.0.tar.zst <<'PY'
-import os, sys
-with open(sys.argv[1], "r+b") as f:
-    where = os.path.getsize(sys.argv[1]) // 2
-    f.seek(where); b = f.read(1); f.seek(where); f.write(bytes([b[0] ^ 0x10]))
+V2=store/software/demo/2.0
+cp -a "$V2" "$T/demo-2.0.pristine"
+v2() {  # demo@2.0 as published, assigned to fec01
+  rm -rf "$V2" && cp -a "$T/demo-2.0.pristine" "$V2"
+  "$WHARF" assign fec01 demo@2.0 --store store --key release.key >/dev/null
+}
+# tamper HOW: flip (one byte of the frame of db/new.db), delta-flip (one byte of a delta),
+# delta-rewrite (the same, and deltas.json says so), delta-bomb (a delta that inflates to
+# 32 MiB, and deltas.json says so).
+tamper() {
+  python3 - "$V2" "$1" <<'PY'
+import hashlib, json, os, subprocess, sys
+folder, how = sys.argv[1:]
+def flip(path, where):
+    with open(path, "r+b") as f:
+        f.seek(where); b = f.read(1); f.seek(where); f.write(bytes([b[0] ^ 0x10]))
+if how == "flip":
+    index = json.load(open(os.path.join(folder, "package.json")))
+    entry = next(e for e in index["files"] if e["path"] == "opt/demo/db/new.db")
+    frame = index["frames"][entry["frame"]]
+    flip(os.path.join(folder, index["archive"]), frame["offset"] + frame["size"] // 2)
+    sys.exit(0)
+deltas_path = os.path.join(folder, "deltas.json")
+deltas = json.load(open(deltas_path))
+d = deltas["deltas"][0]
+patch = os.path.join(folder, d["file"])
+if how in ("delta-flip", "delta-rewrite"):
+    flip(patch, os.path.getsize(patch) // 2)
+else:
+    bomb = subprocess.run(["zstd", "-q", "-3", "-c", f"--stream-size={32 << 20}"],
+                          input=bytes(32 << 20), stdout=subprocess.PIPE, check=True).stdout
+    open(patch, "wb").write(bomb)
+if how != "delta-flip":
+    data = open(patch, "rb").read()
+    d["size"], d["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    open(deltas_path, "w").write(json.dumps(deltas, indent=1) + "\n")
 PY
+}
+v2 && tamper flip
 refused "a flipped byte in an archive" "sha256 (or size )?differs"
+if [ -f "$V2/deltas.json" ] && grep -q '"file"' "$V2/deltas.json"; then
+  v2 && tamper delta-flip
+  refused "a flipped byte in a delta" "sha256 differs from deltas.json"
+  v2 && tamper delta-rewrite
+  refused "a flipped byte in a delta that deltas.json vouches for" \
+    "delta does not apply|delta is truncated|does not match its sha256"
+  v2 && tamper delta-bomb
+  refused "a delta that inflates past the file's size" \
+    "delta produces more than the file's declared size|delta does not apply"
+else
+  echo "ok - deltas # SKIP the store holds no delta for demo@2.0"
+fi
+rm -rf "$V2" && cp -a "$T/demo-2.0.pristine" "$V2"
 
 # 2. Signatures: a key this FEC does not trust; a trusted signature over other bytes.
 "$WHARF" keygen --out other >/dev/null
