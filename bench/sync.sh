@@ -54,18 +54,28 @@ sync_wall=$wall
 echo "first sync:  $(rate $raw $sync_wall) MB/s ($sync_wall s; agent peak RSS $((rss / 1024)) MB)"
 run_measured noop "$WHARF_AGENT" sync --root fec --store "$STORE_URL" --fec fec --trust k.pub
 echo "no-op sync:  $(python3 -c "print(round($wall*1000))") ms (agent peak RSS $((rss / 1024)) MB)"
-# A small release: 8 configs edited, one binary rebuilt (replaced by another of the tree).
+# A small release: 8 configs edited, 3 binaries rebuilt with small changes (a few bytes
+# patched in the middle, as a one-line fix does), one binary added.
 cp -a tree tree2
 for i in 1 2 3 4 5 6 7 8; do echo "# edited" >>tree2/db/r$i.db; done
-victim=$(ls tree2/bin | sed -n 1p); cp "tree2/bin/$(ls tree2/bin | sed -n 2p)" "tree2/bin/$victim"
+for victim in $(ls -S tree2/lib | sed -n '1p;5p;9p'); do
+  python3 - "tree2/lib/$victim" <<'PY'
+import sys
+p = sys.argv[1]; data = bytearray(open(p, "rb").read())
+mid = len(data) // 2; data[mid:mid + 64] = bytes((b + 1) % 256 for b in data[mid:mid + 64])
+open(p, "wb").write(bytes(data))
+PY
+done
+cp /usr/bin/zstd tree2/bin/added-tool
 "$WHARF" pack tree2 --name bench --version 2 --prefix /opt/bench -o out >/dev/null
-"$WHARF" publish out/bench-2.tar.zst --store store >/dev/null
+run_measured publish2 "$WHARF" publish out/bench-2.tar.zst --store store
+echo "publish v2:  $wall s (with deltas against v1: $(ls store/software/bench/2/deltas 2>/dev/null | wc -l) patches, $(du -sb store/software/bench/2/deltas 2>/dev/null | cut -f1) bytes)"
 "$WHARF" assign fec bench@2 --store store --key k.key >/dev/null
 run_measured update "$WHARF_AGENT" sync --root fec --store "$STORE_URL" --fec fec --trust k.pub --json
 "$WHARF_AGENT" status --root fec --json >/dev/null
-before=$(awk '/bench-2.tar.zst/ {n += $10} END {print n+0}' "$NGINX_LOG")
+moved=$(awk '/software\/bench\/2\// {n += $10} END {print n+0}' "$NGINX_LOG")
 a2=$(stat -c %s out/bench-2.tar.zst)
-echo "update v1->v2: $wall s, $(python3 -c "print(round($before/1e3,1))") kB of the $(python3 -c "print(round($a2/1e6,1))") MB archive fetched (agent peak RSS $((rss / 1024)) MB)"
+echo "update v1->v2: $wall s, $(python3 -c "print(round($moved/1e3,1))") kB on the wire for a $(python3 -c "print(round($a2/1e6,1))") MB archive (agent peak RSS $((rss / 1024)) MB)"
 same_tree tree2 fec/opt/bench && echo "result: identical trees after the update"
 
 mkdir plain

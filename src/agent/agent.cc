@@ -65,7 +65,11 @@ Result<SyncReport> Agent::Sync() {
   for (const auto& ref : next.packages) report.plan.push_back({ref, IsDirectory(layout.package(ref))});
   report.requests = fetcher_.stats().requests;
   report.bytes_fetched = fetcher_.stats().bytes;
-  if ((*fetched)->same_as_active) return report;
+  if ((*fetched)->same_as_active) {
+    // Nothing to fetch; a link lost to a crash after the switch is made again.
+    if (!config_.dry_run) WHARF_TRY(LinkPrefixes(next, next, nullptr));
+    return report;
+  }
   if (config_.dry_run) {
     report.outcome = SyncOutcome::kPlanned;
     return report;
@@ -91,7 +95,8 @@ Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& pre
   for (const auto& step : report.plan)
     if (!step.present) WHARF_TRY(InstallPackage(step.ref, mirrors, report));
   WHARF_TRY(WriteProfile(fetched));
-  WHARF_TRY(LinkPrefixes(next, previous));
+  std::vector<PackageRef> deferred;
+  WHARF_TRY(LinkPrefixes(next, previous, &deferred));
   AbortPoint("before-switch");
   WHARF_TRY(SymlinkAtomic("profiles/" + std::to_string(next.number), layout.current()));
   AbortPoint("switched");
@@ -99,6 +104,7 @@ Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& pre
   AbortPoint("floor-written");
   WHARF_TRY(UnlinkDroppedPrefixes(next, previous));
   AbortPoint("prefixes-cleaned");
+  if (!deferred.empty()) WHARF_TRY(LinkPrefixes(next, previous, nullptr));
   return CollectGarbage();
 }
 
@@ -147,9 +153,9 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
     fetched.generation = std::move(*generation);
     if (fetched.generation.number == floor.number) {
       note(Error{ErrorCode::kRejected,
-                 config_.fec + ": store offers another generation numbered " +
+                 config_.fec + ": the store offers a different generation numbered " +
                      std::to_string(floor.number) +
-                     " than the one already applied; refusing (forged or rewritten?)"});
+                     " from the one already applied; refusing (forged or rewritten?)"});
       continue;
     }
     auto acceptance = CheckAcceptable(fetched.generation, config_.fec, floor, clock_.Now());
@@ -218,13 +224,50 @@ Status Agent::WriteProfile(const Fetched& fetched) {
   return {};
 }
 
-Status Agent::LinkPrefixes(const Generation& next, const std::optional<Generation>& previous) {
+// The folders above a prefix may be the FEC's own links (/opt -> /data/opt is common), but
+// never a wharf prefix link: that would put this package inside another one.
+struct WharfLink {
+  std::string path;
+  std::string package;  // the name it links to under current/
+};
+
+static std::optional<WharfLink> WharfLinkAbove(const Layout& layout, const std::string& prefix) {
+  static constexpr std::string_view kMark = "var/lib/wharf/current/";
+  std::string path = layout.root();
+  for (const auto& part : Split(Dirname(prefix), '/')) {
+    if (part.empty()) continue;
+    path = JoinPath(path, part);
+    auto target = ReadLink(path);
+    if (!target) continue;
+    auto at = target->find(kMark);
+    if (at != std::string::npos) return WharfLink{path, target->substr(at + kMark.size())};
+  }
+  return std::nullopt;
+}
+
+Status Agent::LinkPrefixes(const Generation& next, const std::optional<Generation>& previous,
+                           std::vector<PackageRef>* deferred) {
   Layout layout(config_.root);
   for (const auto& ref : next.packages) {
     std::string link = layout.prefix_link(ref);
     std::string target = RelativePath(Dirname(link), JoinPath(layout.current(), ref.name));
     auto existing = ReadLink(link);
     if (existing && *existing == target) continue;
+    if (auto blocking = WharfLinkAbove(layout, ref.prefix)) {
+      // Below the prefix link of a package this generation drops: made once that link is
+      // gone, after the switch (before it, the running generation still needs it).
+      bool dropped = std::none_of(next.packages.begin(), next.packages.end(),
+                                  [&](const PackageRef& p) { return p.name == blocking->package; });
+      if (!dropped)
+        return Fail(ErrorCode::kUnsafe, config_.fec + ": cannot link " + ref.name + " at " + ref.prefix +
+                                            ": " + blocking->path + " is the prefix link of " +
+                                            blocking->package + "; a package cannot sit inside another");
+      if (deferred != nullptr) {
+        deferred->push_back(ref);
+        continue;
+      }
+      WHARF_TRY(RemoveTree(blocking->path));
+    }
     bool ours = existing && previous &&
                 std::any_of(previous->packages.begin(), previous->packages.end(),
                             [&](const PackageRef& p) { return p.prefix == ref.prefix; });

@@ -73,7 +73,10 @@ class Agent {
                const AcceptedFloor& floor, SyncReport& report);
   Status InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport& report);
   Status WriteProfile(const Fetched& fetched);
-  Status LinkPrefixes(const Generation& next, const std::optional<Generation>& previous);
+  /// Makes the prefix links of `next`. With `deferred`, a link that must wait for a link
+  /// of `previous` to go is put there instead of made.
+  Status LinkPrefixes(const Generation& next, const std::optional<Generation>& previous,
+                      std::vector<PackageRef>* deferred);
   Status UnlinkDroppedPrefixes(const Generation& next, const std::optional<Generation>& previous);
   Status CollectGarbage();
   Status RecoverLeftovers();

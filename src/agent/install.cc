@@ -199,11 +199,16 @@ Status Assemble(const PackageIndex& index, const std::map<std::string, std::stri
     } else if (delta != deltas.end()) {
       auto patch = ReadFile(delta->second.patch_path, delta->second.entry.size);
       if (!patch) return std::unexpected(patch.error());
-      WHARF_TRY(ApplyDelta(local.at(delta->second.entry.base_sha256), *patch, f.size,
-                           [&](const char* data, size_t size) {
-                             hash.Update(data, size);
-                             return writer.FileData(data, size);
-                           }));
+      auto applied = ApplyDelta(local.at(delta->second.entry.base_sha256), *patch, f.size,
+                                [&](const char* data, size_t size) {
+                                  hash.Update(data, size);
+                                  return writer.FileData(data, size);
+                                });
+      if (!applied)
+        return Fail(applied.error().code, "\"" + f.path + "\" from " + delta->second.entry.file + ": " +
+                                              applied.error().message +
+                                              "; the store's deltas are damaged: republish, or "
+                                              "remove its deltas.json");
     } else {
       WHARF_TRY(CopyFromFrames(index, f, frames, writer, hash));
     }
@@ -211,7 +216,9 @@ Status Assemble(const PackageIndex& index, const std::map<std::string, std::stri
       return Fail(ErrorCode::kCorrupt, index.archive + ": \"" + f.path + "\" does not match its sha256 " +
                                            (held != local.end() ? "(the local copy " + held->second +
                                                                       " is damaged; remove that package folder)"
-                                                                : "(the index lies; republish)"));
+                                            : delta != deltas.end() ? "(the store's delta " + delta->second.entry.file +
+                                                                      " is wrong; republish, or remove its deltas.json)"
+                                                                    : "(the index lies; republish)"));
     WHARF_TRY(writer.EndFile());
   }
   return writer.Finish();

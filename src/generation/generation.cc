@@ -194,9 +194,10 @@ Result<Generation> RollbackTarget(const std::vector<Generation>& history,
 Result<Acceptance> CheckAcceptable(const Generation& candidate, std::string_view fec,
                                    const AcceptedFloor& floor, int64_t now) {
   if (candidate.fec != fec)
-    return Fail(ErrorCode::kRejected, "generation " + std::to_string(candidate.number) +
-                                          " is for FEC " + candidate.fec + ", not " +
-                                          std::string(fec) + "; check the store's fecs/ folder");
+    return Fail(ErrorCode::kRejected, std::string(fec) + ": generation " +
+                                          std::to_string(candidate.number) + " is for FEC " +
+                                          candidate.fec + ", not " + std::string(fec) +
+                                          "; check the store's fecs/ folder");
   if (candidate.number < floor.number)
     return Fail(ErrorCode::kRejected,
                 std::string(fec) + ": generation " + std::to_string(candidate.number) +

@@ -170,7 +170,7 @@ cp store/fecs/fec01/generations/1.json.sig store/fecs/fec01/generation.json.sig
 refused "an older generation replayed" "generation 1 is older than generation 2 already applied"
 "${FORGE[@]}" sign-generation --store store --fec fec01 --key release.key --package demo@1.0 \
   --number 2 >/dev/null
-refused "another generation with the number already applied" "another generation numbered 2"
+refused "another generation with the number already applied" "different generation numbered 2"
 
 # 5. Expired: a short-lived one that ran out, and a forged one born expired.
 "$WHARF" assign fec01 demo@1.0 --store store --key release.key --expires-in 1s >/dev/null

@@ -122,6 +122,22 @@ new_expiry=$("$WHARF" show fec02 --store store --json | python3 -c 'import json,
 expect_exit 0 agent fec02
 pass "unassign removes the prefix link; refresh extends the expiry"
 
+# A package whose prefix lies inside the prefix of one it replaces (/opt/epics/demo-ioc
+# then /opt/epics/demo-ioc/inner): the old link goes after the switch, then the new one
+# is made in a real folder; nothing is written into the old package.
+"$WHARF" assign fec06 demo-ioc@1.0 --store store --key release.key >/dev/null
+expect_exit 0 agent fec06
+mkdir -p inner && echo inner >inner/file
+"$WHARF" pack inner --name inner --version 1 --prefix /opt/epics/demo-ioc/inner -o out >/dev/null
+"$WHARF" publish out/inner-1.tar.zst --store store >/dev/null
+"$WHARF" unassign fec06 demo-ioc --store store --key release.key >/dev/null
+"$WHARF" assign fec06 inner@1 --store store --key release.key >/dev/null
+expect_exit 0 agent fec06
+[ -d fec06/opt/epics/demo-ioc ] && [ ! -L fec06/opt/epics/demo-ioc ] || fail "the old prefix link is still there"
+same_tree fec06/opt/epics/demo-ioc/inner inner
+[ -z "$(find fec06/var/lib/wharf/packages -name inner -path '*demo-ioc*')" ] || fail "a link was written into a package"
+pass "a package inside the prefix of the one it replaces"
+
 # Offline: the active generation stays, with its own exit code.
 stop_nginx
 expect_exit 3 agent fec01
