@@ -58,8 +58,8 @@ echo "no-op sync:  $(python3 -c "print(round($wall*1000))") ms (agent peak RSS $
 # patched in the middle, as a one-line fix does), one binary added.
 cp -a tree tree2
 for i in 1 2 3 4 5 6 7 8; do echo "# edited" >>tree2/db/r$i.db; done
-for victim in $(ls -S tree2/lib | sed -n '1p;5p;9p'); do
-  python3 - "tree2/lib/$victim" <<'PY'
+for victim in $(find tree2/bin tree2/lib -type f -size +1M | sort | sed -n '1p;5p;9p'); do
+  python3 - "$victim" <<'PY'
 import sys
 p = sys.argv[1]; data = bytearray(open(p, "rb").read())
 mid = len(data) // 2; data[mid:mid + 64] = bytes((b + 1) % 256 for b in data[mid:mid + 64])
