@@ -154,7 +154,7 @@ int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args) 
     if (!PathExists(index))
       return Failed({ErrorCode::kNotFound, index + " is missing: publish the archive together "
                                                    "with the package.json `wharf pack` wrote beside it"});
-    auto outcome = store->Publish(archive, index, args.dry_run);
+    auto outcome = store->Publish(archive, index, args.dry_run, args.delta_bases);
     if (!outcome) return Failed(outcome.error());
     const PackageIndex& i = outcome->index;
     std::string state = outcome->already_present ? "already published (same bytes)"

@@ -19,6 +19,7 @@ struct StoreArgs {
   std::string expires_in = "30d";  // lifetime of new generations: 90s, 12h, 30d
   bool dry_run = false;
   bool json = false;
+  int delta_bases = 2;  // publish: earlier versions to write patches against (0: none)
 };
 
 int RunKeygen(const std::string& out, bool json);

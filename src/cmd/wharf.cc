@@ -74,6 +74,9 @@ int main(int argc, char** argv) {
       ->required()->check(CLI::ExistingFile);
   AddStoreOptions(publish, store_args, false);
   publish->add_flag("--dry-run", store_args.dry_run, "check only, write nothing");
+  publish->add_option("--deltas", store_args.delta_bases,
+                      "write patches of changed big files against this many earlier versions")
+      ->capture_default_str()->check(CLI::Range(0, 10));
   publish->callback([&] { code = wharf::RunPublish(archives, store_args); });
 
   std::string fec;
