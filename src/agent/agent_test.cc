@@ -27,22 +27,28 @@ class AgentTest : public ::testing::Test {
     std::string big;
     uint32_t state = 12345;
     for (int i = 0; i < 1500000; ++i) big += static_cast<char>((state = state * 1103515245u + 12345u) >> 24);
-    for (const char* version : {"1", "2"}) {
-      WriteTestFile(dir_ / ("tree" + std::string(version) + "/bin/app"), version, 0755);
-      WriteTestFile(dir_ / ("tree" + std::string(version) + "/lib/big"), big);
-      PackOptions options;
-      options.name = "app";
-      options.version = version;
-      options.prefix = "/opt/app";
-      options.out_dir = dir_ / "out";
-      auto packed = PackTree(dir_ / ("tree" + std::string(version)), options);
-      ASSERT_TRUE(packed) << packed.error().message;
-      ASSERT_TRUE(store_->Publish(packed->archive_path, packed->index_path, false));
-    }
+    for (const char* version : {"1", "2"}) ASSERT_TRUE(PublishVersion(version, big));
     config_.root = dir_ / "fec";
     config_.stores = {"file://" + dir_ / "store"};
     config_.fec = "fec01";
     config_.trusted = {key_->public_key()};
+  }
+
+  // Packs and publishes app@version: bin/app holds the version, lib/big `big`.
+  Status PublishVersion(const std::string& version, const std::string& big) {
+    std::string tree = dir_ / ("tree" + version);
+    WriteTestFile(tree + "/bin/app", version, 0755);
+    WriteTestFile(tree + "/lib/big", big);
+    PackOptions options;
+    options.name = "app";
+    options.version = version;
+    options.prefix = "/opt/app";
+    options.out_dir = dir_ / "out";
+    auto packed = PackTree(tree, options);
+    if (!packed) return std::unexpected(packed.error());
+    auto published = store_->Publish(packed->archive_path, packed->index_path, false);
+    if (!published) return std::unexpected(published.error());
+    return {};
   }
 
   // Publishes a generation with app@version, created at `created`.
@@ -178,16 +184,7 @@ TEST_F(AgentTest, ChangedBigFileComesAsDeltaAgainstTheHeldVersion) {
   // Version 3: the big file rebuilt with a small change in its middle.
   std::string big = *ReadFile(dir_ / "tree1/lib/big");
   big.replace(700000, 32, "a small change to a big binary.");
-  WriteTestFile(dir_ / "tree3/bin/app", "3", 0755);
-  WriteTestFile(dir_ / "tree3/lib/big", big);
-  PackOptions options;
-  options.name = "app";
-  options.version = "3";
-  options.prefix = "/opt/app";
-  options.out_dir = dir_ / "out";
-  auto packed = PackTree(dir_ / "tree3", options);
-  ASSERT_TRUE(packed);
-  ASSERT_TRUE(store_->Publish(packed->archive_path, packed->index_path, false));
+  ASSERT_TRUE(PublishVersion("3", big));
   ASSERT_TRUE(PathExists(dir_ / "store/software/app/3/deltas.json"));
   Assign("3", kNow);
   auto update = Sync(kNow);
@@ -203,16 +200,7 @@ TEST_F(AgentTest, ForgedDeltaIsRefusedByTheSignedHash) {
   std::string big = *ReadFile(dir_ / "tree1/lib/big");
   std::string changed = big;
   changed.replace(700000, 5, "12345");
-  WriteTestFile(dir_ / "tree3/bin/app", "3", 0755);
-  WriteTestFile(dir_ / "tree3/lib/big", changed);
-  PackOptions options;
-  options.name = "app";
-  options.version = "3";
-  options.prefix = "/opt/app";
-  options.out_dir = dir_ / "out";
-  auto packed = PackTree(dir_ / "tree3", options);
-  ASSERT_TRUE(packed);
-  ASSERT_TRUE(store_->Publish(packed->archive_path, packed->index_path, false));
+  ASSERT_TRUE(PublishVersion("3", changed));
   // deltas.json is not signed: a mirror swaps in a patch that makes other content, with a
   // deltas.json that vouches for it.
   std::string evil = big;

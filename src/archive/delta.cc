@@ -4,7 +4,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zstd.h>
+#include "archive/zstd_handles.h"
 
 #include <algorithm>
 #include <map>
@@ -21,12 +21,6 @@
 namespace wharf {
 namespace {
 
-struct CctxDeleter {
-  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
-};
-struct DctxDeleter {
-  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
-};
 
 // A read-only mapping of a whole file.
 class MappedFile {
@@ -122,7 +116,7 @@ Result<std::string> ReadFileFromArchive(const std::string& archive_path, const P
 }
 
 Result<std::string> MakeDelta(std::string_view base, std::string_view target, int level) {
-  std::unique_ptr<ZSTD_CCtx, CctxDeleter> cctx(ZSTD_createCCtx());
+  ZstdCctx cctx(ZSTD_createCCtx());
   ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level);
   ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_windowLog, WindowLogFor(base.size() + target.size()));
   ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_enableLongDistanceMatching, 1);
@@ -139,7 +133,7 @@ Status ApplyDelta(const std::string& base_path, std::string_view delta, uint64_t
                   const std::function<Status(const char*, size_t)>& out) {
   MappedFile base;
   WHARF_TRY(base.Open(base_path));
-  std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
+  ZstdDctx dctx(ZSTD_createDCtx());
   ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, WindowLogFor(base.size() + max_size));
   ZSTD_DCtx_refPrefix(dctx.get(), base.data(), base.size());
   ZSTD_inBuffer in{delta.data(), delta.size(), 0};

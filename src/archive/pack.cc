@@ -6,7 +6,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zstd.h>
+#include "archive/zstd_handles.h"
 
 #include <algorithm>
 #include <memory>
@@ -27,9 +27,6 @@ struct ArchiveDeleter {
 };
 struct EntryDeleter {
   void operator()(archive_entry* e) const { archive_entry_free(e); }
-};
-struct CctxDeleter {
-  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
 
 // One thing to pack, found by walking the tree.
@@ -92,7 +89,7 @@ class FrameWriter {
     std::vector<std::string> errors(threads_);
     for (unsigned t = 0; t < threads_; ++t)
       workers.emplace_back([&, t] {
-        std::unique_ptr<ZSTD_CCtx, CctxDeleter> cctx(ZSTD_createCCtx());
+        ZstdCctx cctx(ZSTD_createCCtx());
         ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, options_.level);
         ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
         ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_contentSizeFlag, 1);
