@@ -19,7 +19,6 @@ enum class ErrorCode {
   kUnavailable,      // no store, mirror or server answered
   kIo,               // the local system failed: disk full, permission, ...
   kUnsupported,      // the other side cannot do this (a server ignoring Range): fall back
-  kAborted,          // a test-only abort point was reached
 };
 
 struct Error {

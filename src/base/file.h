@@ -45,8 +45,6 @@ class FileLock {
   UniqueFd fd_;
 };
 
-/// "strerror(errno)" of the last failed call, for messages.
-std::string ErrnoText();
 std::unexpected<Error> IoError(const std::string& what, const std::string& path);
 
 Result<UniqueFd> OpenRead(const std::string& path);
@@ -78,7 +76,6 @@ Result<std::vector<std::string>> ListDir(const std::string& path);
 bool PathExists(const std::string& path);  // lstat: a dangling link exists
 bool IsDirectory(const std::string& path);  // follows links
 Result<std::string> ReadLink(const std::string& path);
-Result<uint64_t> FileSize(const std::string& path);
 /// Last modification, in seconds since the epoch.
 Result<int64_t> FileModifiedTime(const std::string& path);
 

@@ -28,8 +28,6 @@ UniqueFd::~UniqueFd() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::string ErrnoText() { return std::strerror(errno); }
-
 std::unexpected<Error> IoError(const std::string& what, const std::string& path) {
   int saved = errno;
   ErrorCode code = saved == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo;
@@ -200,12 +198,6 @@ Result<std::string> ReadLink(const std::string& path) {
   ssize_t n = ::readlink(path.c_str(), buffer, sizeof buffer);
   if (n < 0) return IoError("read link", path);
   return std::string(buffer, n);
-}
-
-Result<uint64_t> FileSize(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return IoError("inspect", path);
-  return static_cast<uint64_t>(st.st_size);
 }
 
 Result<int64_t> FileModifiedTime(const std::string& path) {

@@ -104,10 +104,6 @@ bool IsValidUtf8(std::string_view text) {
   return true;
 }
 
-bool StartsWith(std::string_view text, std::string_view prefix) {
-  return text.substr(0, prefix.size()) == prefix;
-}
-
 std::string HumanBytes(uint64_t bytes) {
   static const char* kUnits[] = {"B", "kB", "MB", "GB", "TB"};
   double value = double(bytes);

@@ -17,7 +17,6 @@ std::vector<std::string> Split(std::string_view text, char separator);
 bool IsSha256Hex(std::string_view text);
 /// Well-formed UTF-8 (no overlong forms, no surrogates).
 bool IsValidUtf8(std::string_view text);
-bool StartsWith(std::string_view text, std::string_view prefix);
 /// "12.3 MB", "512 B": sizes for people.
 std::string HumanBytes(uint64_t bytes);
 
