@@ -2,15 +2,18 @@
 
 #include <unistd.h>
 
-#include <cctype>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 
+#include "archive/names.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/strings.h"
 #include "cli/output.h"
 #include "crypto/sign.h"
+#include "fetch/api_client.h"
+#include "ops/ops.h"
 #include "store/changes.h"
 #include "store/store.h"
 
@@ -18,90 +21,153 @@ namespace wharf {
 namespace {
 
 using nlohmann::ordered_json;
+using ops::Json;
 constexpr const char* kProgram = "wharf";
 
 int Failed(const Error& error) { return ReportError(kProgram, error); }
 
 void PrintJson(const ordered_json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
-ordered_json PackageJson(const PackageRef& p) {
-  return {{"name", p.name}, {"version", p.version}, {"prefix", p.prefix},
-          {"archive", p.archive}, {"size", p.archive_size}, {"sha256", p.archive_sha256}};
-}
-
-ordered_json GenerationSummary(const Generation& g) {
-  ordered_json j{{"fec", g.fec}, {"number", g.number}, {"created", FormatTime(g.created)},
-                 {"expires", FormatTime(g.expires)}, {"packages", ordered_json::array()}};
-  for (const auto& p : g.packages) j["packages"].push_back(PackageJson(p));
-  return j;
-}
-
-std::string PackagesText(const Generation& g) {
+std::string PackagesText(const Json& generation) {
   std::string text;
-  for (const auto& p : g.packages) text += (text.empty() ? "" : " ") + p.name + "@" + p.version;
+  for (const auto& p : generation["packages"])
+    text += (text.empty() ? "" : " ") + p["name"].get<std::string>() + "@" + p["version"].get<std::string>();
   return text.empty() ? "(nothing)" : text;
 }
 
+// Where the commands act: a store folder here, or a server's API. Both give the same JSON.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Result<Json> Publish(const std::string& archive, const std::string& index) = 0;
+  virtual Result<Json> Change(const ops::ChangeRequest& request) = 0;
+  virtual Result<Json> Show(const std::string& fec) = 0;
+  virtual Result<Json> ListFecs() = 0;
+  virtual Result<Json> ListPackages() = 0;
+};
+
+class LocalBackend : public Backend {
+ public:
+  LocalBackend(Store store, std::optional<PrivateKey> key, const StoreArgs& args)
+      : store_(std::move(store)), key_(std::move(key)), args_(args) {}
+  Result<Json> Publish(const std::string& archive, const std::string& index) override {
+    return ops::Publish(store_, archive, index, args_.dry_run, args_.delta_bases);
+  }
+  Result<Json> Change(const ops::ChangeRequest& request) override {
+    auto lifetime = ops::ParseDuration(args_.expires_in);
+    if (!lifetime) return std::unexpected(lifetime.error());
+    ChangeOptions options;
+    options.key = key_ ? &*key_ : nullptr;
+    options.now = SystemClock().Now();
+    options.lifetime_seconds = *lifetime;
+    options.dry_run = args_.dry_run;
+    return ops::Change(store_, request, options);
+  }
+  Result<Json> Show(const std::string& fec) override { return ops::Show(store_, fec); }
+  Result<Json> ListFecs() override { return ops::ListFecs(store_); }
+  Result<Json> ListPackages() override { return ops::ListPackages(store_); }
+
+ private:
+  Store store_;
+  std::optional<PrivateKey> key_;
+  const StoreArgs& args_;
+};
+
+Result<Json> ParseAnswer(const Result<std::string>& body) {
+  if (!body) return std::unexpected(body.error());
+  try {
+    return Json::parse(*body);
+  } catch (const std::exception&) {
+    return Fail(ErrorCode::kCorrupt, "the server's answer is not JSON; is --server a wharf server?");
+  }
+}
+
+class RemoteBackend : public Backend {
+ public:
+  explicit RemoteBackend(const StoreArgs& args) : client_(args.server, args.token), args_(args) {}
+  Result<Json> Publish(const std::string& archive, const std::string& index) override {
+    std::string path = "/api/v1/packages?deltas=" + std::to_string(args_.delta_bases);
+    if (args_.dry_run) path += "&dry_run=1";
+    return ParseAnswer(client_.Upload(path, {{"index", index}, {"archive", archive}}));
+  }
+  Result<Json> Change(const ops::ChangeRequest& request) override {
+    WHARF_TRY(ValidateFecName(request.fec));
+    static constexpr const char* kVerbs[] = {"assign", "unassign", "rollback", "refresh"};
+    Json body{{"expires_in", args_.expires_in}, {"dry_run", args_.dry_run}};
+    if (!request.items.empty()) body["packages"] = request.items;
+    if (request.to) body["to"] = *request.to;
+    return ParseAnswer(client_.Call(
+        "POST", "/api/v1/fecs/" + request.fec + "/" + kVerbs[static_cast<int>(request.kind)], body.dump()));
+  }
+  Result<Json> Show(const std::string& fec) override {
+    WHARF_TRY(ValidateFecName(fec));
+    auto j = ParseAnswer(client_.Call("GET", "/api/v1/fecs/" + fec));
+    if (!j) return j;
+    if (!j->contains("number"))
+      return Fail(ErrorCode::kNotFound, fec + " has no generation in the store; `wharf assign` one");
+    j->erase("status");
+    return j;
+  }
+  Result<Json> ListFecs() override { return ParseAnswer(client_.Call("GET", "/api/v1/generations")); }
+  Result<Json> ListPackages() override { return ParseAnswer(client_.Call("GET", "/api/v1/packages")); }
+  ApiClient& client() { return client_; }
+
+ private:
+  ApiClient client_;
+  const StoreArgs& args_;
+};
+
+// The backend the arguments name; `changes`: it will sign (a key is needed locally).
+Result<std::unique_ptr<Backend>> OpenBackend(const StoreArgs& args, bool create, bool changes) {
+  if (!args.server.empty()) {
+    if (!args.store.empty())
+      return Fail(ErrorCode::kInvalidArgument, "pass --store DIR or --server URL, not both");
+    if (args.token.empty())
+      return Fail(ErrorCode::kInvalidArgument,
+                  "--server needs a token: pass --token T or set WHARF_TOKEN (`wharf token create` makes one)");
+    return std::unique_ptr<Backend>(std::make_unique<RemoteBackend>(args));
+  }
+  if (args.store.empty())
+    return Fail(ErrorCode::kInvalidArgument,
+                "say where: --store DIR (a store folder) or --server URL (a `wharf serve`)");
+  if (changes) {
+    if (auto lifetime = ops::ParseDuration(args.expires_in); !lifetime)
+      return std::unexpected(lifetime.error());
+  }
+  auto store = Store::Open(args.store, create);
+  if (!store) return std::unexpected(store.error());
+  std::optional<PrivateKey> key;
+  if (changes && !args.dry_run) {
+    if (args.key.empty())
+      return Fail(ErrorCode::kInvalidArgument,
+                  "a signing key is needed: pass --key NAME.key (made by `wharf keygen`)");
+    auto loaded = PrivateKey::Load(args.key);
+    if (!loaded) return std::unexpected(loaded.error());
+    key = std::move(*loaded);
+  }
+  return std::unique_ptr<Backend>(std::make_unique<LocalBackend>(std::move(*store), std::move(key), args));
+}
+
 // Prints what a change did (or would do, with --dry-run).
-int ReportChange(const Result<Generation>& result, const StoreArgs& args, const char* verb) {
+int ReportChange(const Result<Json>& result, const StoreArgs& args, const char* verb) {
   if (!result) return Failed(result.error());
-  const Generation& g = *result;
+  const Json& g = *result;
   if (args.json) {
-    ordered_json j = GenerationSummary(g);
-    j["dry_run"] = args.dry_run;
-    PrintJson(j);
+    PrintJson(g);
   } else {
     std::printf("%s%s: %s generation %llu: %s (expires %s)\n", args.dry_run ? "dry run: " : "",
-                g.fec.c_str(), verb, static_cast<unsigned long long>(g.number),
-                PackagesText(g).c_str(), FormatTime(g.expires).c_str());
+                g["fec"].get<std::string>().c_str(), verb,
+                static_cast<unsigned long long>(g["number"].get<uint64_t>()), PackagesText(g).c_str(),
+                g["expires"].get<std::string>().c_str());
   }
   return kExitOk;
 }
 
-// "90s", "12h", "30d" (a bare number is days).
-Result<int64_t> ParseDuration(const std::string& text) {
-  size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  std::string unit = text.substr(digits);
-  int64_t scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600
-                : unit == "d" || unit.empty() ? 86400 : 0;
-  if (digits == 0 || digits > 9 || scale == 0 || std::stoll(text.substr(0, digits)) == 0)
-    return Fail(ErrorCode::kInvalidArgument,
-                "--expires-in " + text + ": expected a positive duration like 90s, 12h or 30d");
-  return std::stoll(text.substr(0, digits)) * scale;
-}
-
-struct Opened {
-  Store store;
-  std::optional<PrivateKey> key;
-};
-
-Result<Opened> OpenForChange(const StoreArgs& args) {
-  if (auto lifetime = ParseDuration(args.expires_in); !lifetime)
-    return std::unexpected(lifetime.error());
-  auto store = Store::Open(args.store, false);
-  if (!store) return std::unexpected(store.error());
-  Opened opened{std::move(*store), std::nullopt};
-  if (!args.dry_run) {
-    if (args.key.empty())
-      return Fail(ErrorCode::kInvalidArgument,
-                  "a signing key is needed: pass --key NAME.key (made by `wharf keygen`)");
-    auto key = PrivateKey::Load(args.key);
-    if (!key) return std::unexpected(key.error());
-    opened.key = std::move(*key);
-  }
-  return opened;
-}
-
-Result<ChangeOptions> MakeChangeOptions(const Opened& opened, const StoreArgs& args) {
-  auto lifetime = ParseDuration(args.expires_in);
-  if (!lifetime) return std::unexpected(lifetime.error());
-  ChangeOptions options;
-  options.key = opened.key ? &*opened.key : nullptr;
-  options.now = SystemClock().Now();
-  options.lifetime_seconds = *lifetime;
-  options.dry_run = args.dry_run;
-  return options;
+int RunChange(ops::ChangeKind kind, const std::string& fec, std::vector<std::string> items,
+              std::optional<uint64_t> to, const StoreArgs& args, const char* verb) {
+  auto backend = OpenBackend(args, false, true);
+  if (!backend) return Failed(backend.error());
+  return ReportChange((*backend)->Change({kind, fec, std::move(items), to}), args, verb);
 }
 
 }  // namespace
@@ -143,8 +209,8 @@ int RunPack(const std::string& dir, PackOptions options, bool json) {
 }
 
 int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args) {
-  auto store = Store::Open(args.store, true);
-  if (!store) return Failed(store.error());
+  auto backend = OpenBackend(args, true, false);
+  if (!backend) return Failed(backend.error());
   ordered_json out = ordered_json::array();
   for (const auto& archive : archives) {
     if (!archive.ends_with(".tar.zst"))
@@ -154,19 +220,19 @@ int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args) 
     if (!PathExists(index))
       return Failed({ErrorCode::kNotFound, index + " is missing: publish the archive together "
                                                    "with the package.json `wharf pack` wrote beside it"});
-    auto outcome = store->Publish(archive, index, args.dry_run, args.delta_bases);
+    auto outcome = (*backend)->Publish(archive, index);
     if (!outcome) return Failed(outcome.error());
-    const PackageIndex& i = outcome->index;
-    std::string state = outcome->already_present ? "already published (same bytes)"
-                        : args.dry_run             ? "would be published"
-                                                   : "published";
+    const Json& i = *outcome;
+    bool present = i["already_present"].get<bool>();
+    std::string state = present ? "already published (same bytes)"
+                        : args.dry_run ? "would be published"
+                                       : "published";
     if (args.json) {
-      out.push_back({{"name", i.name}, {"version", i.version}, {"size", i.archive_size},
-                     {"sha256", i.archive_sha256}, {"already_present", outcome->already_present},
-                     {"dry_run", args.dry_run}});
+      out.push_back(i);
     } else {
-      std::printf("%s@%s: %s (%s)\n", i.name.c_str(), i.version.c_str(), state.c_str(),
-                  HumanBytes(i.archive_size).c_str());
+      std::printf("%s@%s: %s (%s)\n", i["name"].get<std::string>().c_str(),
+                  i["version"].get<std::string>().c_str(), state.c_str(),
+                  HumanBytes(i["size"].get<uint64_t>()).c_str());
     }
   }
   if (args.json) PrintJson(out);
@@ -174,46 +240,33 @@ int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args) 
 }
 
 int RunAssign(const std::string& fec, const std::vector<std::string>& specs, const StoreArgs& args) {
-  std::vector<NameVersion> packages;
   for (const auto& spec : specs) {
     auto nv = ParseNameVersion(spec);
     if (!nv) return ReportError(kProgram, nv.error(), kExitUsage);
-    packages.push_back(*nv);
   }
-  auto opened = OpenForChange(args);
-  if (!opened) return Failed(opened.error());
-  return ReportChange(Assign(opened->store, fec, packages, *MakeChangeOptions(*opened, args)), args,
-                      "assigned");
+  return RunChange(ops::ChangeKind::kAssign, fec, specs, std::nullopt, args, "assigned");
 }
 
 int RunUnassign(const std::string& fec, const std::vector<std::string>& names, const StoreArgs& args) {
-  auto opened = OpenForChange(args);
-  if (!opened) return Failed(opened.error());
-  return ReportChange(Unassign(opened->store, fec, names, *MakeChangeOptions(*opened, args)), args,
-                      "unassigned, now");
+  return RunChange(ops::ChangeKind::kUnassign, fec, names, std::nullopt, args, "unassigned, now");
 }
 
 int RunRollback(const std::string& fec, std::optional<uint64_t> to, const StoreArgs& args) {
-  auto opened = OpenForChange(args);
-  if (!opened) return Failed(opened.error());
-  return ReportChange(Rollback(opened->store, fec, to, *MakeChangeOptions(*opened, args)), args,
-                      "rolled back in");
+  return RunChange(ops::ChangeKind::kRollback, fec, {}, to, args, "rolled back in");
 }
 
 int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args) {
-  auto opened = OpenForChange(args);
-  if (!opened) return Failed(opened.error());
+  auto backend = OpenBackend(args, false, true);
+  if (!backend) return Failed(backend.error());
   std::vector<std::string> targets = fecs;
   if (targets.empty()) {
-    auto all = opened->store.Fecs();
+    auto all = (*backend)->ListFecs();  // FECs that have a generation
     if (!all) return Failed(all.error());
-    targets = *all;
+    for (const auto& g : *all) targets.push_back(g["fec"].get<std::string>());
   }
   int code = kExitOk;
   for (const auto& fec : targets) {
-    auto current = opened->store.CurrentGeneration(fec);
-    if (current && !*current && fecs.empty()) continue;  // a folder without a generation yet
-    int one = ReportChange(Refresh(opened->store, fec, *MakeChangeOptions(*opened, args)), args,
+    int one = ReportChange((*backend)->Change({ops::ChangeKind::kRefresh, fec, {}, std::nullopt}), args,
                            "refreshed as");
     if (one != kExitOk) code = one;
   }
@@ -221,71 +274,145 @@ int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args) {
 }
 
 int RunShow(const std::string& fec, const StoreArgs& args) {
-  auto store = Store::Open(args.store, false);
-  if (!store) return Failed(store.error());
-  auto current = store->CurrentGeneration(fec);
-  if (!current) return Failed(current.error());
-  if (!*current)
-    return Failed({ErrorCode::kNotFound,
-                   fec + " has no generation in " + store->root() + "; `wharf assign` one"});
-  auto history = store->History(fec);
-  if (!history) return Failed(history.error());
-  const Generation& g = (*current)->generation;
+  auto backend = OpenBackend(args, false, false);
+  if (!backend) return Failed(backend.error());
+  auto shown = (*backend)->Show(fec);
+  if (!shown) return Failed(shown.error());
+  const Json& g = *shown;
   if (args.json) {
-    ordered_json j = GenerationSummary(g);
-    j["parent"] = g.parent;
-    j["history"] = ordered_json::array();
-    for (const auto& h : *history)
-      j["history"].push_back({{"number", h.number}, {"created", FormatTime(h.created)},
-                              {"packages", PackagesText(h)}});
-    PrintJson(j);
+    PrintJson(g);
     return kExitOk;
   }
   std::printf("FEC %s: generation %llu, created %s, expires %s\n", fec.c_str(),
-              static_cast<unsigned long long>(g.number), FormatTime(g.created).c_str(),
-              FormatTime(g.expires).c_str());
+              static_cast<unsigned long long>(g["number"].get<uint64_t>()),
+              g["created"].get<std::string>().c_str(), g["expires"].get<std::string>().c_str());
   std::printf("  %-24s %-16s %-32s %10s\n", "PACKAGE", "VERSION", "PREFIX", "SIZE");
-  for (const auto& p : g.packages)
-    std::printf("  %-24s %-16s %-32s %10s\n", p.name.c_str(), p.version.c_str(), p.prefix.c_str(),
-                HumanBytes(p.archive_size).c_str());
+  for (const auto& p : g["packages"])
+    std::printf("  %-24s %-16s %-32s %10s\n", p["name"].get<std::string>().c_str(),
+                p["version"].get<std::string>().c_str(), p["prefix"].get<std::string>().c_str(),
+                HumanBytes(p["size"].get<uint64_t>()).c_str());
   std::printf("history:\n");
-  for (const auto& h : *history)
-    std::printf("  %4llu  %s  %s\n", static_cast<unsigned long long>(h.number),
-                FormatTime(h.created).c_str(), PackagesText(h).c_str());
+  for (const auto& h : g["history"])
+    std::printf("  %4llu  %s  %s\n", static_cast<unsigned long long>(h["number"].get<uint64_t>()),
+                h["created"].get<std::string>().c_str(), h["packages"].get<std::string>().c_str());
   return kExitOk;
 }
 
 int RunList(const StoreArgs& args, bool packages) {
-  auto store = Store::Open(args.store, false);
-  if (!store) return Failed(store.error());
-  ordered_json out = ordered_json::array();
-  if (packages) {
-    auto names = ListDir(JoinPath(store->root(), "software"));
-    if (!names) return Failed(names.error());
-    for (const auto& name : *names) {
-      auto versions = store->Versions(name);
-      if (!versions) continue;
-      out.push_back({{"name", name}, {"versions", *versions}});
-      if (!args.json) {
-        std::string text;
-        for (const auto& v : *versions) text += " " + v;
-        std::printf("%-24s%s\n", name.c_str(), text.c_str());
-      }
-    }
-  } else {
-    auto fecs = store->Fecs();
-    if (!fecs) return Failed(fecs.error());
-    for (const auto& fec : *fecs) {
-      auto current = store->CurrentGeneration(fec);
-      if (!current || !*current) continue;
-      out.push_back(GenerationSummary((*current)->generation));
-      if (!args.json)
-        std::printf("%-16s %4llu  %s\n", fec.c_str(),
-                    static_cast<unsigned long long>((*current)->generation.number),
-                    PackagesText((*current)->generation).c_str());
+  auto backend = OpenBackend(args, false, false);
+  if (!backend) return Failed(backend.error());
+  auto list = packages ? (*backend)->ListPackages() : (*backend)->ListFecs();
+  if (!list) return Failed(list.error());
+  if (args.json) {
+    PrintJson(*list);
+    return kExitOk;
+  }
+  for (const auto& item : *list) {
+    if (packages) {
+      std::string text;
+      for (const auto& v : item["versions"]) text += " " + v.get<std::string>();
+      std::printf("%-24s%s\n", item["name"].get<std::string>().c_str(), text.c_str());
+    } else {
+      std::printf("%-16s %4llu  %s\n", item["fec"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(item["number"].get<uint64_t>()), PackagesText(item).c_str());
     }
   }
-  if (args.json) PrintJson(out);
+  return kExitOk;
+}
+
+namespace {
+
+Result<Json> ServerCall(const StoreArgs& args, const std::string& path) {
+  if (args.server.empty())
+    return Fail(ErrorCode::kInvalidArgument,
+                "this command asks a server: pass --server URL (or set WHARF_SERVER) and --token T");
+  ApiClient client(args.server, args.token);
+  return ParseAnswer(client.Call("GET", path));
+}
+
+std::string OrDash(const Json& value) {
+  if (value.is_null()) return "-";
+  if (value.is_string()) return value.get<std::string>().empty() ? "-" : value.get<std::string>();
+  return value.dump();
+}
+
+}  // namespace
+
+int RunStatus(const std::string& fec, const StoreArgs& args) {
+  if (!fec.empty()) {
+    if (auto valid = ValidateFecName(fec); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
+  }
+  auto answer = ServerCall(args, fec.empty() ? "/api/v1/fecs" : "/api/v1/fecs/" + fec);
+  if (!answer) return Failed(answer.error());
+  Json rows = fec.empty() ? *answer : Json::array({(*answer)["status"]});
+  if (args.json) {
+    PrintJson(fec.empty() ? *answer : *answer);
+    return kExitOk;
+  }
+  std::printf("%-16s %-9s %6s %7s %-21s %8s  %s\n", "FEC", "STATE", "WANTED", "RUNNING", "LAST HEARTBEAT",
+              "SERVICES", "ERROR");
+  for (const auto& r : rows) {
+    std::string services = std::to_string(r["services_up"].get<int>()) + " up";
+    if (r["services_down"].get<int>() > 0) services += ", " + std::to_string(r["services_down"].get<int>()) + " down";
+    std::printf("%-16s %-9s %6s %7s %-21s %8s  %s\n", r["fec"].get<std::string>().c_str(),
+                r["state"].get<std::string>().c_str(), OrDash(r["wanted"]).c_str(), OrDash(r["running"]).c_str(),
+                OrDash(r["last_heartbeat"]).c_str(), services.c_str(), OrDash(r["last_error"]).c_str());
+  }
+  return kExitOk;
+}
+
+int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& args) {
+  if (auto valid = ValidateFecName(fec); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
+  if (!at.empty() && !ParseTime(at))
+    return ReportError(kProgram, {ErrorCode::kInvalidArgument,
+                                  "--at " + at + ": expected a UTC time like 2026-11-24T10:00:00Z"}, kExitUsage);
+  auto answer = ServerCall(args, "/api/v1/fecs/" + fec + "/history" + (at.empty() ? "" : "?at=" + at));
+  if (!answer) return Failed(answer.error());
+  const Json& j = *answer;
+  if (args.json) {
+    PrintJson(j);
+    return kExitOk;
+  }
+  if (!at.empty()) {
+    const Json& running = j["running"];
+    const Json& wanted = j["wanted"];
+    if (running.is_null())
+      std::printf("%s at %s: no activation reported before then\n", fec.c_str(), at.c_str());
+    else
+      std::printf("%s at %s: running generation %llu since %s: %s\n", fec.c_str(), at.c_str(),
+                  static_cast<unsigned long long>(running["generation"].get<uint64_t>()),
+                  running["since"].get<std::string>().c_str(), OrDash(running["packages"]).c_str());
+    if (!wanted.is_null())
+      std::printf("%s at %s: wanted generation %llu (created %s): %s\n", fec.c_str(), at.c_str(),
+                  static_cast<unsigned long long>(wanted["generation"].get<uint64_t>()),
+                  wanted["created"].get<std::string>().c_str(), OrDash(wanted["packages"]).c_str());
+    return kExitOk;
+  }
+  std::printf("generations of %s:\n", fec.c_str());
+  for (const auto& g : j["generations"])
+    std::printf("  %4llu  created %s  %s\n", static_cast<unsigned long long>(g["number"].get<uint64_t>()),
+                g["created"].get<std::string>().c_str(), g["packages"].get<std::string>().c_str());
+  std::printf("activations (newest first):\n");
+  for (const auto& a : j["activations"])
+    std::printf("  %s  generation %llu  %s\n", a["time"].get<std::string>().c_str(),
+                static_cast<unsigned long long>(a["generation"].get<uint64_t>()), OrDash(a["packages"]).c_str());
+  return kExitOk;
+}
+
+int RunAudit(const std::string& target, int limit, const StoreArgs& args) {
+  std::string path = "/api/v1/audit?limit=" + std::to_string(limit);
+  if (!target.empty()) path += "&target=" + target;
+  auto answer = ServerCall(args, path);
+  if (!answer) return Failed(answer.error());
+  if (args.json) {
+    PrintJson(*answer);
+    return kExitOk;
+  }
+  for (const auto& e : *answer)
+    std::printf("%s  %-16s %-10s %-15s %-16s %-20s %3d  %s\n", e["time"].get<std::string>().c_str(),
+                e["actor"].get<std::string>().c_str(), e["role"].get<std::string>().c_str(),
+                e["remote"].get<std::string>().c_str(), e["action"].get<std::string>().c_str(),
+                OrDash(e["target"]).c_str(), e["status"].get<int>(), e["detail"].get<std::string>().c_str());
   return kExitOk;
 }
 

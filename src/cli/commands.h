@@ -14,7 +14,9 @@
 namespace wharf {
 
 struct StoreArgs {
-  std::string store;       // folder
+  std::string store;       // folder, or:
+  std::string server;      // a `wharf serve` URL (with token)
+  std::string token;
   std::string key;         // signing key (.key) for changes
   std::string expires_in = "30d";  // lifetime of new generations: 90s, 12h, 30d
   bool dry_run = false;
@@ -34,5 +36,11 @@ int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args);
 int RunShow(const std::string& fec, const StoreArgs& args);
 /// Lists FECs and their current generations, or the published packages.
 int RunList(const StoreArgs& args, bool packages);
+/// Server only: the fleet (or one FEC): wanted and running generations, heartbeats, services.
+int RunStatus(const std::string& fec, const StoreArgs& args);
+/// Server only: a FEC's generations and activations, or what it ran at `at`.
+int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& args);
+/// Server only: who did what, when, from where.
+int RunAudit(const std::string& target, int limit, const StoreArgs& args);
 
 }  // namespace wharf

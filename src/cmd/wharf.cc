@@ -4,10 +4,13 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/serve_cli.h"
 
 namespace {
 
 constexpr const char* kFooter = R"(Exit codes: 0 done (or nothing to do), 1 failed, 2 usage error.
+Every store command works on a folder (--store DIR) or through a server
+(--server URL --token T, or WHARF_SERVER and WHARF_TOKEN) with the same output.
 Typical release:
   wharf keygen --out release
   wharf pack build/ --name demo-ioc --version 1.0.0 --prefix /opt/epics/demo-ioc
@@ -18,8 +21,17 @@ Names: package names [A-Za-z0-9][A-Za-z0-9._+-]* (100 max), versions
 [A-Za-z0-9][A-Za-z0-9._+~-]* (64 max), FEC names [A-Za-z0-9][A-Za-z0-9._-]* (63 max).
 See docs/cli.md.)";
 
+void AddServerOptions(CLI::App* cmd, wharf::StoreArgs& args) {
+  cmd->add_option("--server", args.server, "a `wharf serve` URL, e.g. http://wharf:8080")
+      ->envname("WHARF_SERVER");
+  cmd->add_option("--token", args.token, "API token for --server (`wharf token create`)")
+      ->envname("WHARF_TOKEN");
+}
+
 void AddStoreOptions(CLI::App* cmd, wharf::StoreArgs& args, bool changes) {
-  cmd->add_option("--store", args.store, "the store folder")->required()->envname("WHARF_STORE");
+  auto* store = cmd->add_option("--store", args.store, "the store folder")->envname("WHARF_STORE");
+  AddServerOptions(cmd, args);
+  (void)store;
   cmd->add_flag("--json", args.json, "print the result as JSON on stdout");
   if (!changes) return;
   cmd->add_option("--key", args.key, "the signing key (NAME.key from `wharf keygen`)")
@@ -118,6 +130,74 @@ int main(int argc, char** argv) {
   list->add_flag("--packages", packages, "list published packages and versions instead");
   AddStoreOptions(list, store_args, false);
   list->callback([&] { code = wharf::RunList(store_args, packages); });
+
+  auto* status = app.add_subcommand("status", "the fleet from the server: each FEC's wanted and running "
+                                               "generation, last heartbeat, services, errors");
+  status->add_option("FEC", fec, "one FEC (default: all)");
+  AddServerOptions(status, store_args);
+  status->add_flag("--json", store_args.json, "print the result as JSON on stdout");
+  status->callback([&] { code = wharf::RunStatus(fec, store_args); });
+
+  std::string at;
+  auto* history = app.add_subcommand("history", "a FEC's generations and activations from the server, "
+                                                 "or what it ran at a time (--at)");
+  history->add_option("FEC", fec, "FEC name")->required();
+  history->add_option("--at", at, "a UTC time, e.g. 2026-11-24T03:00:00Z: what ran then");
+  AddServerOptions(history, store_args);
+  history->add_flag("--json", store_args.json, "print the result as JSON on stdout");
+  history->callback([&] { code = wharf::RunHistory(fec, at, store_args); });
+
+  std::string target;
+  int limit = 100;
+  auto* audit = app.add_subcommand("audit", "who did what, when and from where (from the server)");
+  audit->add_option("--target", target, "only entries about this FEC or NAME@VERSION");
+  audit->add_option("--limit", limit, "newest entries to show")->capture_default_str()->check(CLI::Range(1, 100000));
+  AddServerOptions(audit, store_args);
+  audit->add_flag("--json", store_args.json, "print the result as JSON on stdout");
+  audit->callback([&] { code = wharf::RunAudit(target, limit, store_args); });
+
+  wharf::ServeArgs serve_args;
+  auto* serve = app.add_subcommand(
+      "serve", "the central server: the store over HTTP at /, the API under /api/v1, /metrics");
+  serve->add_option("--store", serve_args.store, "the store folder (made if missing)")
+      ->required()->envname("WHARF_STORE");
+  serve->add_option("--listen", serve_args.listen, "HOST:PORT to listen on ([::]:8080 for IPv6)")
+      ->capture_default_str();
+  serve->add_option("--key", serve_args.key, "signing key for generations (default STATE/signing.key)");
+  serve->add_option("--state", serve_args.state, "folder for the database and uploads (default STORE/.wharf)");
+  serve->add_option("--threads", serve_args.threads, "server threads")->capture_default_str()
+      ->check(CLI::Range(1u, 64u));
+  serve->add_option("--tls-cert", serve_args.tls_cert, "PEM certificate: serve HTTPS");
+  serve->add_option("--tls-key", serve_args.tls_key, "PEM private key of --tls-cert");
+  serve->add_option("--max-upload", serve_args.max_upload, "largest publish upload in bytes")
+      ->capture_default_str();
+  serve->add_option("--silent-after", serve_args.silent_after,
+                    "seconds without a heartbeat before a FEC shows as silent")->capture_default_str();
+  serve->add_flag("--rebuild-db", serve_args.rebuild_db,
+                  "re-index the store's generations (a damaged database is moved aside first)");
+  serve->callback([&] { code = wharf::RunServe(serve_args); });
+
+  wharf::TokenArgs token_args;
+  auto* token = app.add_subcommand("token", "API tokens of the server (run on the server host)");
+  token->require_subcommand(1);
+  auto add_token_store = [&](CLI::App* cmd) {
+    cmd->add_option("--store", token_args.store, "the server's store folder")->required()->envname("WHARF_STORE");
+    cmd->add_option("--state", token_args.state, "the server's --state folder (default STORE/.wharf)");
+    cmd->add_flag("--json", token_args.json, "print the result as JSON on stdout");
+  };
+  auto* token_create = token->add_subcommand("create", "make a token and print it (only this once)");
+  token_create->add_option("NAME", token_args.name, "who or what holds it, e.g. ci or fec01")->required();
+  token_create->add_option("--role", token_args.role, "admin, publisher, operator or agent")->required();
+  token_create->add_option("--fec", token_args.fec, "agent tokens: the one FEC it reports for");
+  add_token_store(token_create);
+  token_create->callback([&] { code = wharf::RunTokenCreate(token_args); });
+  auto* token_list = token->add_subcommand("list", "tokens, their roles and whether revoked");
+  add_token_store(token_list);
+  token_list->callback([&] { code = wharf::RunTokenList(token_args); });
+  auto* token_revoke = token->add_subcommand("revoke", "stop a token from working");
+  token_revoke->add_option("NAME", token_args.name, "token name")->required();
+  add_token_store(token_revoke);
+  token_revoke->callback([&] { code = wharf::RunTokenRevoke(token_args); });
 
   try {
     app.parse(argc, argv);

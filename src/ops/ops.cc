@@ -1,0 +1,129 @@
+#include "ops/ops.h"
+
+#include <cctype>
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
+#include "base/strings.h"
+
+namespace wharf::ops {
+namespace {
+
+Json PackageJson(const PackageRef& p) {
+  return {{"name", p.name}, {"version", p.version}, {"prefix", p.prefix},
+          {"archive", p.archive}, {"size", p.archive_size}, {"sha256", p.archive_sha256}};
+}
+
+}  // namespace
+
+Json GenerationSummary(const Generation& g) {
+  Json j{{"fec", g.fec}, {"number", g.number}, {"created", FormatTime(g.created)},
+         {"expires", FormatTime(g.expires)}, {"packages", Json::array()}};
+  for (const auto& p : g.packages) j["packages"].push_back(PackageJson(p));
+  return j;
+}
+
+std::string PackagesText(const Generation& g) {
+  std::string text;
+  for (const auto& p : g.packages) text += (text.empty() ? "" : " ") + p.name + "@" + p.version;
+  return text.empty() ? "(nothing)" : text;
+}
+
+Result<int64_t> ParseDuration(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  std::string unit = text.substr(digits);
+  int64_t scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600
+                : unit == "d" || unit.empty() ? 86400 : 0;
+  if (digits == 0 || digits > 9 || scale == 0 || std::stoll(text.substr(0, digits)) == 0)
+    return Fail(ErrorCode::kInvalidArgument,
+                "expires_in " + text + ": expected a positive duration like 90s, 12h or 30d");
+  return std::stoll(text.substr(0, digits)) * scale;
+}
+
+Result<Json> Publish(Store& store, const std::string& archive, const std::string& index,
+                     bool dry_run, int delta_bases) {
+  auto outcome = store.Publish(archive, index, dry_run, delta_bases);
+  if (!outcome) return std::unexpected(outcome.error());
+  const PackageIndex& i = outcome->index;
+  return Json{{"name", i.name}, {"version", i.version}, {"size", i.archive_size},
+              {"sha256", i.archive_sha256}, {"already_present", outcome->already_present},
+              {"dry_run", dry_run}};
+}
+
+Result<Json> Change(Store& store, const ChangeRequest& request, const ChangeOptions& options) {
+  Result<Generation> result = Fail(ErrorCode::kInvalidArgument, "unknown change");
+  switch (request.kind) {
+    case ChangeKind::kAssign: {
+      std::vector<NameVersion> packages;
+      for (const auto& spec : request.items) {
+        auto nv = ParseNameVersion(spec);
+        if (!nv) return std::unexpected(nv.error());
+        packages.push_back(*nv);
+      }
+      if (packages.empty())
+        return Fail(ErrorCode::kInvalidArgument, "assign: name at least one NAME@VERSION");
+      result = Assign(store, request.fec, packages, options);
+      break;
+    }
+    case ChangeKind::kUnassign:
+      if (request.items.empty())
+        return Fail(ErrorCode::kInvalidArgument, "unassign: name at least one package");
+      result = Unassign(store, request.fec, request.items, options);
+      break;
+    case ChangeKind::kRollback:
+      result = Rollback(store, request.fec, request.to, options);
+      break;
+    case ChangeKind::kRefresh:
+      result = Refresh(store, request.fec, options);
+      break;
+  }
+  if (!result) return std::unexpected(result.error());
+  Json j = GenerationSummary(*result);
+  j["dry_run"] = options.dry_run;
+  return j;
+}
+
+Result<Json> Show(const Store& store, const std::string& fec) {
+  auto current = store.CurrentGeneration(fec);
+  if (!current) return std::unexpected(current.error());
+  if (!*current)
+    return Fail(ErrorCode::kNotFound, fec + " has no generation in the store; `wharf assign` one");
+  auto history = store.History(fec);
+  if (!history) return std::unexpected(history.error());
+  const Generation& g = (*current)->generation;
+  Json j = GenerationSummary(g);
+  j["parent"] = g.parent;
+  j["history"] = Json::array();
+  for (const auto& h : *history)
+    j["history"].push_back({{"number", h.number}, {"created", FormatTime(h.created)},
+                            {"packages", PackagesText(h)}});
+  return j;
+}
+
+Result<Json> ListFecs(const Store& store) {
+  auto fecs = store.Fecs();
+  if (!fecs) return std::unexpected(fecs.error());
+  Json out = Json::array();
+  for (const auto& fec : *fecs) {
+    auto current = store.CurrentGeneration(fec);
+    if (!current || !*current) continue;
+    out.push_back(GenerationSummary((*current)->generation));
+  }
+  return out;
+}
+
+Result<Json> ListPackages(const Store& store) {
+  auto names = ListDir(JoinPath(store.root(), "software"));
+  if (!names) return std::unexpected(names.error());
+  Json out = Json::array();
+  for (const auto& name : *names) {
+    if (name.starts_with(".")) continue;
+    auto versions = store.Versions(name);
+    if (!versions) continue;
+    out.push_back({{"name", name}, {"versions", *versions}});
+  }
+  return out;
+}
+
+}  // namespace wharf::ops

@@ -1,0 +1,47 @@
+// The store operations as JSON results: the CLI runs them on a local store, the server runs
+// them for API calls, and both print or send the same documents (docs/api.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "base/error.h"
+#include "store/changes.h"
+#include "store/store.h"
+
+namespace wharf::ops {
+
+using Json = nlohmann::ordered_json;
+
+/// {name, version, size, sha256, already_present, dry_run}
+Result<Json> Publish(Store& store, const std::string& archive, const std::string& index,
+                     bool dry_run, int delta_bases);
+
+enum class ChangeKind { kAssign, kUnassign, kRollback, kRefresh };
+struct ChangeRequest {
+  ChangeKind kind = ChangeKind::kAssign;
+  std::string fec;
+  std::vector<std::string> items;  // assign: NAME@VERSION; unassign: NAME
+  std::optional<uint64_t> to;      // rollback
+};
+/// Runs one change; the new generation's summary with "dry_run".
+Result<Json> Change(Store& store, const ChangeRequest& request, const ChangeOptions& options);
+
+/// The FEC's current generation with "parent" and "history".
+Result<Json> Show(const Store& store, const std::string& fec);
+/// Every FEC's current generation.
+Result<Json> ListFecs(const Store& store);
+/// [{name, versions}]
+Result<Json> ListPackages(const Store& store);
+
+Json GenerationSummary(const Generation& generation);
+std::string PackagesText(const Generation& generation);
+
+/// "90s", "15m", "12h", "30d" (a bare number is days).
+Result<int64_t> ParseDuration(const std::string& text);
+
+}  // namespace wharf::ops

@@ -1,0 +1,581 @@
+#include "server/api.h"
+
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "archive/names.h"
+#include "archive/package_index.h"
+#include "base/file.h"
+#include "base/strings.h"
+#include "ops/ops.h"
+#include "server/static_files.h"
+
+namespace wharf {
+
+using http::Request;
+using http::Response;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+constexpr uint64_t kMaxIndexUpload = 64ull << 20;
+
+// What a token must be allowed to do.
+enum class Right { kPublish, kChange, kRead, kAudit, kReport };
+
+const char* RightName(Right right) {
+  switch (right) {
+    case Right::kPublish: return "publish";
+    case Right::kChange: return "change";
+    case Right::kRead: return "read";
+    case Right::kAudit: return "audit";
+    case Right::kReport: return "report";
+  }
+  return "?";
+}
+
+const char* WhoHasIt(Right right) {
+  switch (right) {
+    case Right::kPublish: return "admin or publisher";
+    case Right::kChange: return "admin or operator";
+    case Right::kRead: return "admin, operator, publisher, or the FEC's own agent";
+    case Right::kAudit: return "admin or operator";
+    case Right::kReport: return "admin, or the agent token of this FEC";
+  }
+  return "?";
+}
+
+bool Allowed(const TokenInfo& token, Right right, const std::string& fec) {
+  switch (token.role) {
+    case Role::kAdmin: return true;
+    case Role::kPublisher: return right == Right::kPublish || right == Right::kRead;
+    case Role::kOperator: return right == Right::kChange || right == Right::kRead || right == Right::kAudit;
+    case Role::kAgent: return (right == Right::kReport || right == Right::kRead) && !fec.empty() && token.fec == fec;
+  }
+  return false;
+}
+
+Response JsonResponse(int status, const Json& j) { return Response::Json(status, j.dump(2)); }
+
+Response Refusal(int status, const char* code, const std::string& message, Right right) {
+  Response r = JsonResponse(status, Json{{"error", message}, {"code", code}, {"missing_right", RightName(right)}});
+  if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"wharf\"");
+  return r;
+}
+
+// Parses a JSON object body; an empty body is {}.
+Result<Json> ParseBody(const std::string& body) {
+  if (body.empty()) return Json::object();
+  try {
+    Json j = Json::parse(body);
+    if (!j.is_object()) return Fail(ErrorCode::kInvalidArgument, "the body must be a JSON object");
+    return j;
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInvalidArgument, std::string("malformed JSON body: ") + e.what());
+  }
+}
+
+Result<std::vector<std::string>> StringList(const Json& body, const char* key) {
+  std::vector<std::string> out;
+  if (!body.contains(key)) return out;
+  if (!body[key].is_array()) return Fail(ErrorCode::kInvalidArgument, std::string(key) + ": expected a list of strings");
+  for (const auto& item : body[key]) {
+    if (!item.is_string()) return Fail(ErrorCode::kInvalidArgument, std::string(key) + ": expected a list of strings");
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- metrics ---------------------------------------------------------------------------
+
+void Metrics::Observe(const std::string& route, int status, uint64_t bytes) {
+  bytes_ += bytes;
+  std::lock_guard lock(mutex_);
+  ++requests_[{route, status}];
+}
+
+std::string Metrics::RenderHttp() const {
+  std::string out =
+      "# HELP wharf_http_requests_total HTTP requests answered, by route and status code.\n"
+      "# TYPE wharf_http_requests_total counter\n";
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, count] : requests_)
+      out += "wharf_http_requests_total{route=\"" + key.first + "\",code=\"" +
+             std::to_string(key.second) + "\"} " + std::to_string(count) + "\n";
+  }
+  out += "# HELP wharf_http_response_bytes_total Body bytes sent (store files and API answers).\n"
+         "# TYPE wharf_http_response_bytes_total counter\n"
+         "wharf_http_response_bytes_total " + std::to_string(bytes_.load()) + "\n" +
+         "# HELP wharf_publishes_total Package versions published through the API.\n"
+         "# TYPE wharf_publishes_total counter\n"
+         "wharf_publishes_total " + std::to_string(publishes_.load()) + "\n";
+  return out;
+}
+
+// ---- publish: a streamed multipart upload ------------------------------------------------
+
+class PublishExchange : public http::Exchange {
+ public:
+  PublishExchange(Api& api, TokenInfo token, std::string dir, bool dry_run, int deltas)
+      : api_(api), token_(std::move(token)), dir_(std::move(dir)), dry_run_(dry_run), deltas_(deltas) {}
+  ~PublishExchange() override {
+    if (processor_) MHD_destroy_post_processor(processor_);
+    archive_fd_ = UniqueFd();
+    (void)RemoveTree(dir_);
+  }
+
+  Status Start(Request& request) {
+    WHARF_TRY(MakeDirs(dir_));
+    archive_part_ = JoinPath(dir_, "archive.part");
+    archive_fd_ = UniqueFd(::open(archive_part_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!archive_fd_.valid()) return IoError("create", archive_part_);
+    processor_ = MHD_create_post_processor(request.connection, 64 * 1024, &Iterate, this);
+    if (!processor_)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "expected a multipart/form-data body with the fields \"index\" (package.json) and "
+                  "\"archive\" (.tar.zst)");
+    return {};
+  }
+
+  Status OnBody(std::string_view chunk) override {
+    if (MHD_post_process(processor_, chunk.data(), chunk.size()) == MHD_YES) return {};
+    if (!failure_) return failure_;
+    return Fail(ErrorCode::kInvalidArgument,
+                "malformed multipart body; send the fields \"index\" and \"archive\" as curl -F does");
+  }
+
+  Response Finish(Request& request) override {
+    auto answer = Publish(request);
+    Response response = answer ? JsonResponse(dry_run_ ? 200 : (*answer)["already_present"] ? 200 : 201, *answer)
+                               : Response::FromError(answer.error());
+    std::string target = index_ ? index_->name + "@" + index_->version : "";
+    (void)api_.records_.Audit({0, api_.clock_.Now(), token_.name, RoleName(token_.role), request.remote,
+                              dry_run_ ? "publish-dry-run" : "publish", target,
+                              answer ? "" : answer.error().message, response.status});
+    if (answer && !dry_run_ && !(*answer)["already_present"].get<bool>()) api_.metrics_.CountPublish();
+    return response;
+  }
+
+ private:
+  static MHD_Result Iterate(void* cls, MHD_ValueKind, const char* key, const char*, const char*,
+                            const char*, const char* data, uint64_t, size_t size) {
+    auto* self = static_cast<PublishExchange*>(cls);
+    Status fed = self->Feed(key ? key : "", {data, size});
+    if (!fed) {
+      self->failure_ = fed;
+      return MHD_NO;
+    }
+    return MHD_YES;
+  }
+
+  Status Feed(std::string_view key, std::string_view data) {
+    if (key == "index") {
+      saw_index_ = true;
+      if (index_json_.size() + data.size() > kMaxIndexUpload)
+        return Fail(ErrorCode::kInvalidArgument, "the index field is over 64 MiB; send the package.json `wharf pack` wrote");
+      index_json_.append(data);
+      return {};
+    }
+    if (key == "archive") {
+      saw_archive_ = true;
+      archive_bytes_ += data.size();
+      return WriteAll(archive_fd_.get(), data.data(), data.size(), archive_part_);
+    }
+    return Fail(ErrorCode::kInvalidArgument,
+                "unknown form field \"" + std::string(key) + "\"; send \"index\" and \"archive\"");
+  }
+
+  Result<Json> Publish(Request&) {
+    if (!failure_) return std::unexpected(failure_.error());
+    if (processor_) {
+      MHD_destroy_post_processor(processor_);
+      processor_ = nullptr;
+    }
+    if (!saw_index_ || !saw_archive_)
+      return Fail(ErrorCode::kInvalidArgument,
+                  std::string("the upload has no \"") + (saw_index_ ? "archive" : "index") +
+                      "\" field; send both package.json (index) and the .tar.zst (archive)");
+    auto parsed = ParsePackageIndex(index_json_);
+    if (!parsed) return Prefix("the uploaded package.json", parsed.error());
+    index_ = *parsed;
+    if (index_->archive_size != archive_bytes_)
+      return Fail(ErrorCode::kCorrupt, "the uploaded archive has " + std::to_string(archive_bytes_) +
+                                           " bytes but its package.json says " +
+                                           std::to_string(index_->archive_size) +
+                                           "; the upload was cut or the files do not belong together");
+    if (::fsync(archive_fd_.get()) != 0) return IoError("fsync", archive_part_);
+    archive_fd_ = UniqueFd();
+    std::string archive = JoinPath(dir_, index_->archive);  // validated: NAME-VERSION.tar.zst
+    std::string index_path = JoinPath(dir_, index_->name + "-" + index_->version + ".package.json");
+    WHARF_TRY(RenameDurable(archive_part_, archive));
+    WHARF_TRY(WriteFileAtomic(index_path, index_json_));
+    return ops::Publish(api_.store_, archive, index_path, dry_run_, deltas_);
+  }
+
+  Api& api_;
+  TokenInfo token_;
+  std::string dir_;
+  bool dry_run_;
+  int deltas_;
+  MHD_PostProcessor* processor_ = nullptr;
+  std::string archive_part_;
+  UniqueFd archive_fd_;
+  uint64_t archive_bytes_ = 0;
+  std::string index_json_;
+  bool saw_index_ = false;
+  bool saw_archive_ = false;
+  Status failure_;
+  std::optional<PackageIndex> index_;
+};
+
+// ---- the API -------------------------------------------------------------------------------
+
+Api::Api(Store store, Records& records, PrivateKey key, ApiConfig config, const Clock& clock)
+    : store_(std::move(store)), records_(records), key_(std::move(key)), config_(std::move(config)),
+      clock_(clock) {}
+
+Status Api::ImportGenerations() {
+  auto fecs = store_.Fecs();
+  if (!fecs) return std::unexpected(fecs.error());
+  for (const auto& fec : *fecs) {
+    uint64_t known = records_.LastGeneration(fec);
+    auto history = store_.History(fec);
+    if (!history) return std::unexpected(history.error());
+    for (const auto& g : *history)
+      if (g.number > known)
+        WHARF_TRY(records_.RecordGeneration({fec, g.number, g.created, g.expires, ops::PackagesText(g)}));
+  }
+  return {};
+}
+
+void Api::Register(http::Router& router) {
+  // Who is asking: the token's record, or the refusal to send.
+  auto authorize = [this](const Request& request, Right right,
+                          const std::string& fec) -> std::variant<TokenInfo, Response> {
+    auto header = request.Header("Authorization");
+    if (!header || !header->starts_with("Bearer "))
+      return Refusal(401, "unauthorized",
+                     "no token: send \"Authorization: Bearer TOKEN\" (made by `wharf token create`)", right);
+    auto token = records_.Authenticate(std::string_view(*header).substr(7));
+    if (!token) return Refusal(401, "unauthorized", "unknown or revoked token; ask an admin for a new one", right);
+    if (!Allowed(*token, right, fec)) {
+      std::string message = "token " + token->name + " (role " + RoleName(token->role) +
+                            (token->fec.empty() ? "" : " for " + token->fec) + ") lacks the right to " +
+                            RightName(right) + (fec.empty() ? "" : " on " + fec) + "; that needs " +
+                            WhoHasIt(right);
+      (void)records_.Audit({0, clock_.Now(), token->name, RoleName(token->role), request.remote,
+                            "refused", fec, message, 403});
+      return Refusal(403, "forbidden", message, right);
+    }
+    return *token;
+  };
+  auto fec_param = [](const Request& request) -> Result<std::string> {
+    std::string fec = request.params.at("fec");
+    WHARF_TRY(ValidateFecName(fec));
+    return fec;
+  };
+
+  // Publish: multipart upload, checked before it becomes visible.
+  http::RouteOptions upload{config_.max_upload, true};
+  router.AddStreaming(
+      "POST", "/api/v1/packages",
+      [this, authorize](Request& request) -> std::variant<std::unique_ptr<http::Exchange>, Response> {
+        auto who = authorize(request, Right::kPublish, "");
+        if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+        if (!request.content_length && !request.Header("Transfer-Encoding"))
+          return Response::Error(411, "length_required", "send the upload with a Content-Length");
+        bool dry_run = request.query.contains("dry_run") && request.query["dry_run"] != "0" &&
+                       request.query["dry_run"] != "false";
+        int deltas = config_.delta_bases;
+        if (auto it = request.query.find("deltas"); it != request.query.end()) {
+          if (it->second.empty() || it->second.size() > 2 ||
+              it->second.find_first_not_of("0123456789") != std::string::npos || std::stoi(it->second) > 10)
+            return Response::Error(400, "invalid_argument", "deltas: expected a number from 0 to 10");
+          deltas = std::stoi(it->second);
+        }
+        std::string dir = JoinPath(config_.uploads_dir, NewTokenSecret().substr(6, 24));
+        auto exchange = std::make_unique<PublishExchange>(*this, std::get<TokenInfo>(who), dir, dry_run, deltas);
+        if (auto started = exchange->Start(request); !started) return Response::FromError(started.error());
+        return exchange;
+      },
+      upload);
+
+  router.Add("GET", "/api/v1/packages", [this, authorize](Request& request, const std::string&) {
+    auto who = authorize(request, Right::kRead, "");
+    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+    auto list = ops::ListPackages(store_);
+    return list ? JsonResponse(200, *list) : Response::FromError(list.error());
+  });
+
+  // Changes: the same rules as the CLI; the server signs.
+  struct ChangeRoute {
+    const char* verb;
+    ops::ChangeKind kind;
+  };
+  for (ChangeRoute route : {ChangeRoute{"assign", ops::ChangeKind::kAssign},
+                            ChangeRoute{"unassign", ops::ChangeKind::kUnassign},
+                            ChangeRoute{"rollback", ops::ChangeKind::kRollback},
+                            ChangeRoute{"refresh", ops::ChangeKind::kRefresh}}) {
+    router.Add(
+        "POST", std::string("/api/v1/fecs/{fec}/") + route.verb,
+        [this, authorize, fec_param, route](Request& request, const std::string& body) -> Response {
+          auto fec = fec_param(request);
+          if (!fec) return Response::FromError(fec.error());
+          auto who = authorize(request, Right::kChange, *fec);
+          if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+          const TokenInfo& token = std::get<TokenInfo>(who);
+          auto answer = [&]() -> Result<Json> {
+            auto j = ParseBody(body);
+            if (!j) return std::unexpected(j.error());
+            ops::ChangeRequest change{route.kind, *fec, {}, std::nullopt};
+            auto items = StringList(*j, "packages");
+            if (!items) return std::unexpected(items.error());
+            change.items = *items;
+            if (j->contains("to")) {
+              if (!(*j)["to"].is_number_unsigned())
+                return Fail(ErrorCode::kInvalidArgument, "to: expected a generation number");
+              change.to = (*j)["to"].get<uint64_t>();
+            }
+            std::string expires_in = j->value("expires_in", std::string("30d"));
+            auto lifetime = ops::ParseDuration(expires_in);
+            if (!lifetime) return std::unexpected(lifetime.error());
+            ChangeOptions options;
+            options.key = &key_;
+            options.now = clock_.Now();
+            options.lifetime_seconds = *lifetime;
+            options.dry_run = j->value("dry_run", false);
+            auto result = ops::Change(store_, change, options);
+            if (result && !options.dry_run)
+              (void)ImportGenerations();
+            return result;
+          }();
+          Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
+          std::string detail = answer ? "generation " + std::to_string((*answer)["number"].get<uint64_t>()) +
+                                            ((*answer)["dry_run"].get<bool>() ? " (dry run)" : "")
+                                      : answer.error().message;
+          (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote,
+                                route.verb, *fec, detail + (body.size() < 4096 ? " " + body : ""),
+                                response.status});
+          return response;
+        },
+        {64 << 10, true});
+  }
+
+  // Heartbeats from agents.
+  router.Add("POST", "/api/v1/fecs/{fec}/heartbeat",
+             [this, authorize, fec_param](Request& request, const std::string& body) -> Response {
+               auto fec = fec_param(request);
+               if (!fec) return Response::FromError(fec.error());
+               auto who = authorize(request, Right::kReport, *fec);
+               if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+               auto j = ParseBody(body);
+               if (!j) return Response::FromError(j.error());
+               Heartbeat beat;
+               beat.fec = *fec;
+               beat.time = clock_.Now();
+               beat.remote = request.remote;
+               try {
+                 if (j->contains("generation") && !(*j)["generation"].is_null())
+                   beat.running = (*j)["generation"].get<uint64_t>();
+                 if (j->contains("services")) {
+                   if (!(*j)["services"].is_array())
+                     return Response::Error(400, "invalid_argument", "services: expected a list");
+                   beat.services_json = (*j)["services"].dump();
+                 }
+                 beat.last_error = j->value("error", std::string());
+                 beat.agent_version = j->value("agent_version", std::string());
+               } catch (const std::exception& e) {
+                 return Response::Error(400, "invalid_argument", std::string("heartbeat: ") + e.what());
+               }
+               if (beat.last_error.size() > 4096) beat.last_error.resize(4096);
+               if (auto saved = records_.RecordHeartbeat(beat); !saved) return Response::FromError(saved.error());
+               return JsonResponse(200, Json{{"fec", *fec}, {"time", FormatTime(beat.time)}});
+             },
+             {256 << 10, false});
+
+  // Fleet status and one FEC.
+  auto fec_status = [this](const std::string& fec, const FecRecord* record) {
+    Json j{{"fec", fec}};
+    auto current = store_.CurrentGeneration(fec);
+    std::optional<uint64_t> wanted;
+    if (current && *current) wanted = (*current)->generation.number;
+    j["wanted"] = wanted ? Json(*wanted) : Json(nullptr);
+    j["running"] = record && record->running ? Json(*record->running) : Json(nullptr);
+    int64_t now = clock_.Now();
+    j["last_heartbeat"] = record && record->last_heartbeat ? Json(FormatTime(*record->last_heartbeat)) : Json(nullptr);
+    j["heartbeat_age_seconds"] = record && record->last_heartbeat ? Json(now - *record->last_heartbeat) : Json(nullptr);
+    Json services = Json::array();
+    if (record) {
+      try {
+        services = Json::parse(record->services_json);
+      } catch (const std::exception&) {
+      }
+    }
+    int up = 0, down = 0;
+    for (const auto& s : services) (s.is_object() && s.value("state", "") == "up" ? up : down)++;
+    j["services_up"] = up;
+    j["services_down"] = down;
+    j["services"] = services;
+    j["last_error"] = record ? record->last_error : "";
+    std::string state = "unknown";
+    if (record && record->last_heartbeat) {
+      if (now - *record->last_heartbeat > config_.silent_after_seconds) state = "silent";
+      else if (!record->last_error.empty() || down > 0) state = "error";
+      else if (wanted && record->running != wanted) state = "updating";
+      else state = "ok";
+    }
+    j["state"] = state;
+    return j;
+  };
+  auto fleet = [this, fec_status]() -> Result<Json> {
+    auto fecs = store_.Fecs();
+    if (!fecs) return std::unexpected(fecs.error());
+    auto records = records_.FecRecords();
+    if (!records) return std::unexpected(records.error());
+    std::map<std::string, const FecRecord*> by_name;
+    for (const auto& r : *records) by_name[r.fec] = &r;
+    for (const auto& f : *fecs) by_name.try_emplace(f, nullptr);
+    Json out = Json::array();
+    for (const auto& [name, record] : by_name)
+      if (name != "global") out.push_back(fec_status(name, record));
+    return out;
+  };
+  router.Add("GET", "/api/v1/fecs", [authorize, fleet](Request& request, const std::string&) {
+    auto who = authorize(request, Right::kRead, "");
+    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+    if (std::get<TokenInfo>(who).role == Role::kAgent)
+      return Refusal(403, "forbidden", "agent tokens read only their own FEC", Right::kRead);
+    auto all = fleet();
+    return all ? JsonResponse(200, *all) : Response::FromError(all.error());
+  });
+  router.Add("GET", "/api/v1/generations", [this, authorize](Request& request, const std::string&) {
+    auto who = authorize(request, Right::kRead, "");
+    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+    if (std::get<TokenInfo>(who).role == Role::kAgent)
+      return Refusal(403, "forbidden", "agent tokens read only their own FEC", Right::kRead);
+    auto list = ops::ListFecs(store_);
+    return list ? JsonResponse(200, *list) : Response::FromError(list.error());
+  });
+  router.Add("GET", "/api/v1/fecs/{fec}",
+             [this, authorize, fec_param, fec_status](Request& request, const std::string&) -> Response {
+               auto fec = fec_param(request);
+               if (!fec) return Response::FromError(fec.error());
+               auto who = authorize(request, Right::kRead, *fec);
+               if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+               auto record = records_.Fec(*fec);
+               if (!record) return Response::FromError(record.error());
+               auto shown = ops::Show(store_, *fec);
+               if (!shown && shown.error().code != ErrorCode::kNotFound) return Response::FromError(shown.error());
+               if (!shown && !*record)
+                 return Response::Error(404, "not_found", *fec + " has no generation and never reported");
+               Json j = shown ? *shown : Json{{"fec", *fec}};
+               j["status"] = fec_status(*fec, *record ? &**record : nullptr);
+               return JsonResponse(200, j);
+             });
+
+  // History: generations and activations; ?at=T answers "what ran on the FEC at T".
+  router.Add("GET", "/api/v1/fecs/{fec}/history",
+             [this, authorize, fec_param](Request& request, const std::string&) -> Response {
+               auto fec = fec_param(request);
+               if (!fec) return Response::FromError(fec.error());
+               auto who = authorize(request, Right::kRead, *fec);
+               if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+               (void)ImportGenerations();
+               auto generations = records_.Generations(*fec);
+               if (!generations) return Response::FromError(generations.error());
+               auto packages_of = [&](uint64_t n) -> Json {
+                 for (const auto& g : *generations)
+                   if (g.number == n) return g.packages;
+                 return nullptr;
+               };
+               if (auto at = request.query.find("at"); at != request.query.end()) {
+                 auto time = ParseTime(at->second);
+                 if (!time)
+                   return Response::Error(400, "invalid_argument",
+                                          "at: expected a UTC time like 2026-11-24T10:00:00Z");
+                 Json j{{"fec", *fec}, {"at", FormatTime(*time)}};
+                 auto active = records_.ActivationAt(*fec, *time);
+                 if (!active) return Response::FromError(active.error());
+                 j["running"] = *active ? Json{{"generation", (*active)->generation},
+                                               {"since", FormatTime((*active)->time)},
+                                               {"packages", packages_of((*active)->generation)}}
+                                        : Json(nullptr);
+                 Json wanted = nullptr;
+                 for (const auto& g : *generations)
+                   if (g.created <= *time)
+                     wanted = {{"generation", g.number}, {"created", FormatTime(g.created)}, {"packages", g.packages}};
+                 j["wanted"] = wanted;
+                 return JsonResponse(200, j);
+               }
+               Json j{{"fec", *fec}, {"generations", Json::array()}, {"activations", Json::array()}};
+               for (const auto& g : *generations)
+                 j["generations"].push_back({{"number", g.number}, {"created", FormatTime(g.created)},
+                                             {"expires", FormatTime(g.expires)}, {"packages", g.packages}});
+               auto activations = records_.Activations(*fec, 1000);
+               if (!activations) return Response::FromError(activations.error());
+               for (const auto& a : *activations)
+                 j["activations"].push_back({{"generation", a.generation}, {"time", FormatTime(a.time)},
+                                             {"packages", packages_of(a.generation)}});
+               return JsonResponse(200, j);
+             });
+
+  router.Add("GET", "/api/v1/audit", [this, authorize](Request& request, const std::string&) -> Response {
+    auto who = authorize(request, Right::kAudit, "");
+    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+    int limit = 100;
+    if (auto it = request.query.find("limit"); it != request.query.end()) {
+      if (it->second.empty() || it->second.size() > 6 || it->second.find_first_not_of("0123456789") != std::string::npos)
+        return Response::Error(400, "invalid_argument", "limit: expected a number up to 999999");
+      limit = std::stoi(it->second);
+    }
+    std::string target = request.query.contains("target") ? request.query["target"] : "";
+    auto log = records_.AuditLog(limit, target);
+    if (!log) return Response::FromError(log.error());
+    Json out = Json::array();
+    for (const auto& e : *log)
+      out.push_back({{"id", e.id}, {"time", FormatTime(e.time)}, {"actor", e.actor}, {"role", e.role},
+                     {"remote", e.remote}, {"action", e.action}, {"target", e.target},
+                     {"detail", e.detail}, {"status", e.status}});
+    return JsonResponse(200, out);
+  });
+
+  router.Add("GET", "/api/v1", [this](Request&, const std::string&) {
+    return JsonResponse(200, Json{{"service", "wharf"}, {"version", "0.1.0"},
+                                  {"schema", records_.schema_version()}, {"key_id", key_.public_key().id}});
+  });
+
+  // Prometheus text format.
+  router.Add("GET", "/metrics", [this, fleet](Request&, const std::string&) {
+    std::string out = metrics_.RenderHttp();
+    std::map<std::string, int> by_state{{"ok", 0}, {"updating", 0}, {"error", 0}, {"silent", 0}, {"unknown", 0}};
+    std::string ages;
+    if (auto all = fleet()) {
+      for (const auto& f : *all) {
+        by_state[f["state"].get<std::string>()]++;
+        if (!f["heartbeat_age_seconds"].is_null())
+          ages += "wharf_fec_heartbeat_age_seconds{fec=\"" + f["fec"].get<std::string>() + "\"} " +
+                  std::to_string(f["heartbeat_age_seconds"].get<int64_t>()) + "\n";
+      }
+    }
+    out += "# HELP wharf_fecs FECs by state (ok, updating, error, silent, unknown).\n# TYPE wharf_fecs gauge\n";
+    for (const auto& [state, count] : by_state)
+      out += "wharf_fecs{state=\"" + state + "\"} " + std::to_string(count) + "\n";
+    out += "# HELP wharf_fec_heartbeat_age_seconds Seconds since each FEC's last heartbeat.\n"
+           "# TYPE wharf_fec_heartbeat_age_seconds gauge\n" + ages;
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = std::move(out);
+    return r;
+  });
+
+  auto files = std::make_shared<http::StaticFiles>(store_.root());
+  router.SetFallback([files](Request& request, const std::string&) { return files->Serve(request); });
+}
+
+}  // namespace wharf

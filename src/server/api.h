@@ -1,0 +1,62 @@
+// The server's routes: the store at "/", the API under /api/v1 (docs/api.md), /metrics.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "base/clock.h"
+#include "crypto/sign.h"
+#include "server/http.h"
+#include "server/records.h"
+#include "store/store.h"
+
+namespace wharf {
+
+struct ApiConfig {
+  std::string uploads_dir;                 // staging for uploads (inside the state folder)
+  uint64_t max_upload = 4ull << 30;        // bytes of one publish request
+  int64_t silent_after_seconds = 300;      // a FEC not heard from for this long is "silent"
+  int delta_bases = 2;                     // publish: patches against this many earlier versions
+};
+
+/// Requests by route and status, bytes served, publishes: rendered into /metrics.
+class Metrics {
+ public:
+  void Observe(const std::string& route, int status, uint64_t bytes);
+  void CountPublish() { ++publishes_; }
+  std::string RenderHttp() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::atomic<uint64_t> bytes_{0};
+  std::atomic<uint64_t> publishes_{0};
+  friend class Api;
+};
+
+class Api {
+ public:
+  Api(Store store, Records& records, PrivateKey key, ApiConfig config, const Clock& clock);
+
+  /// Adds every route (and the store as the fallback) to `router`.
+  void Register(http::Router& router);
+  Metrics& metrics() { return metrics_; }
+
+  /// Indexes generations the store has and the records lack (all of them after a clear).
+  Status ImportGenerations();
+
+ private:
+  friend class PublishExchange;
+  Store store_;
+  Records& records_;
+  PrivateKey key_;
+  ApiConfig config_;
+  const Clock& clock_;
+  Metrics metrics_;
+};
+
+}  // namespace wharf

@@ -1,0 +1,371 @@
+#include "server/records.h"
+
+#include <openssl/rand.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "base/strings.h"
+#include "crypto/sha256.h"
+
+namespace wharf {
+namespace {
+
+// Each entry moves the schema one version up; they run in order, in one transaction each.
+constexpr const char* kMigrations[] = {
+    // 1
+    R"(CREATE TABLE tokens(
+         id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+         fec TEXT NOT NULL DEFAULT '', hash TEXT NOT NULL UNIQUE, created INTEGER NOT NULL,
+         revoked INTEGER);
+       CREATE TABLE fecs(
+         fec TEXT PRIMARY KEY, last_heartbeat INTEGER, running INTEGER,
+         services TEXT NOT NULL DEFAULT '[]', last_error TEXT NOT NULL DEFAULT '',
+         remote TEXT NOT NULL DEFAULT '', agent_version TEXT NOT NULL DEFAULT '');
+       CREATE TABLE activations(
+         id INTEGER PRIMARY KEY, fec TEXT NOT NULL, generation INTEGER NOT NULL,
+         time INTEGER NOT NULL);
+       CREATE INDEX activations_by_fec ON activations(fec, time);
+       CREATE TABLE generations(
+         fec TEXT NOT NULL, number INTEGER NOT NULL, created INTEGER NOT NULL,
+         expires INTEGER NOT NULL, packages TEXT NOT NULL, PRIMARY KEY(fec, number));
+       CREATE TABLE audit(
+         id INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,
+         remote TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
+         detail TEXT NOT NULL, status INTEGER NOT NULL);
+       CREATE INDEX audit_by_target ON audit(target, id);)",
+};
+
+Error DbError(const std::exception& e) {
+  return {ErrorCode::kIo, std::string("records database: ") + e.what()};
+}
+
+template <typename F>
+auto Guarded(std::mutex& mutex, F&& f) -> decltype(f()) {
+  std::lock_guard lock(mutex);
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return std::unexpected(DbError(e));
+  }
+}
+
+std::string TokenHash(std::string_view secret) { return Sha256Hex(secret); }
+
+std::optional<int64_t> OptionalInt(const SQLite::Column& column) {
+  if (column.isNull()) return std::nullopt;
+  return column.getInt64();
+}
+
+FecRecord ReadFec(SQLite::Statement& q) {
+  FecRecord r;
+  r.fec = q.getColumn(0).getString();
+  r.last_heartbeat = OptionalInt(q.getColumn(1));
+  if (auto running = OptionalInt(q.getColumn(2))) r.running = static_cast<uint64_t>(*running);
+  r.services_json = q.getColumn(3).getString();
+  r.last_error = q.getColumn(4).getString();
+  r.remote = q.getColumn(5).getString();
+  r.agent_version = q.getColumn(6).getString();
+  return r;
+}
+
+constexpr const char* kFecColumns =
+    "SELECT fec, last_heartbeat, running, services, last_error, remote, agent_version FROM fecs";
+
+}  // namespace
+
+const char* RoleName(Role role) {
+  switch (role) {
+    case Role::kAdmin: return "admin";
+    case Role::kPublisher: return "publisher";
+    case Role::kOperator: return "operator";
+    case Role::kAgent: return "agent";
+  }
+  return "?";
+}
+
+std::optional<Role> ParseRole(std::string_view text) {
+  for (Role r : {Role::kAdmin, Role::kPublisher, Role::kOperator, Role::kAgent})
+    if (text == RoleName(r)) return r;
+  return std::nullopt;
+}
+
+std::string NewTokenSecret() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) std::abort();  // no randomness: nothing is safe
+  return "wharf_" + HexEncode({reinterpret_cast<const char*>(bytes), sizeof bytes});
+}
+
+Records::~Records() = default;
+
+Result<std::unique_ptr<Records>> Records::Open(const std::string& path) {
+  std::unique_ptr<Records> records(new Records);
+  try {
+    records->db_ = std::make_unique<SQLite::Database>(
+        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
+    SQLite::Database& db = *records->db_;
+    db.setBusyTimeout(10000);
+    db.exec("PRAGMA journal_mode=WAL");
+    db.exec("PRAGMA synchronous=NORMAL");
+    db.exec("PRAGMA foreign_keys=ON");
+    int version = db.execAndGet("PRAGMA user_version").getInt();
+    if (version > kSchemaVersion)
+      return Fail(ErrorCode::kUnsupported,
+                  path + " has schema version " + std::to_string(version) + ", newer than this wharf (" +
+                      std::to_string(kSchemaVersion) + "); run the newer wharf serve");
+    for (int v = version; v < kSchemaVersion; ++v) {
+      SQLite::Transaction transaction(db);
+      db.exec(kMigrations[v]);
+      db.exec("PRAGMA user_version = " + std::to_string(v + 1));
+      transaction.commit();
+    }
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kIo, path + ": cannot open the records database (" + e.what() +
+                                    "); if it is damaged, move it aside and run `wharf serve --rebuild-db`");
+  }
+  return records;
+}
+
+int Records::schema_version() {
+  std::lock_guard lock(mutex_);
+  return db_->execAndGet("PRAGMA user_version").getInt();
+}
+
+Result<std::string> Records::CreateToken(const std::string& name, Role role, const std::string& fec,
+                                         int64_t now) {
+  return Guarded(mutex_, [&]() -> Result<std::string> {
+    SQLite::Statement exists(*db_, "SELECT 1 FROM tokens WHERE name = ?");
+    exists.bind(1, name);
+    if (exists.executeStep())
+      return Fail(ErrorCode::kAlreadyExists,
+                  "a token named " + name + " exists; revoke it first or choose another name");
+    std::string secret = NewTokenSecret();
+    SQLite::Statement q(*db_, "INSERT INTO tokens(name, role, fec, hash, created) VALUES(?,?,?,?,?)");
+    q.bind(1, name);
+    q.bind(2, RoleName(role));
+    q.bind(3, fec);
+    q.bind(4, TokenHash(secret));
+    q.bind(5, static_cast<int64_t>(now));
+    q.exec();
+    return secret;
+  });
+}
+
+Result<std::vector<TokenInfo>> Records::Tokens() {
+  return Guarded(mutex_, [&]() -> Result<std::vector<TokenInfo>> {
+    std::vector<TokenInfo> out;
+    SQLite::Statement q(*db_, "SELECT id, name, role, fec, created, revoked FROM tokens ORDER BY name");
+    while (q.executeStep()) {
+      TokenInfo t;
+      t.id = q.getColumn(0).getInt64();
+      t.name = q.getColumn(1).getString();
+      t.role = ParseRole(q.getColumn(2).getString()).value_or(Role::kAgent);
+      t.fec = q.getColumn(3).getString();
+      t.created = q.getColumn(4).getInt64();
+      t.revoked = OptionalInt(q.getColumn(5));
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+Status Records::RevokeToken(const std::string& name, int64_t now) {
+  return Guarded(mutex_, [&]() -> Status {
+    SQLite::Statement q(*db_, "UPDATE tokens SET revoked = ? WHERE name = ? AND revoked IS NULL");
+    q.bind(1, static_cast<int64_t>(now));
+    q.bind(2, name);
+    if (q.exec() == 0)
+      return Fail(ErrorCode::kNotFound, "no live token named " + name + "; `wharf token list` shows them");
+    return {};
+  });
+}
+
+std::optional<TokenInfo> Records::Authenticate(std::string_view secret) {
+  if (!secret.starts_with("wharf_") || secret.size() != 70) return std::nullopt;
+  std::lock_guard lock(mutex_);
+  try {
+    SQLite::Statement q(*db_, "SELECT id, name, role, fec, created FROM tokens "
+                              "WHERE hash = ? AND revoked IS NULL");
+    q.bind(1, TokenHash(secret));
+    if (!q.executeStep()) return std::nullopt;
+    TokenInfo t;
+    t.id = q.getColumn(0).getInt64();
+    t.name = q.getColumn(1).getString();
+    auto role = ParseRole(q.getColumn(2).getString());
+    if (!role) return std::nullopt;
+    t.role = *role;
+    t.fec = q.getColumn(3).getString();
+    t.created = q.getColumn(4).getInt64();
+    return t;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+Status Records::RecordHeartbeat(const Heartbeat& h) {
+  return Guarded(mutex_, [&]() -> Status {
+    SQLite::Transaction transaction(*db_);
+    std::optional<int64_t> previous;
+    {
+      SQLite::Statement q(*db_, "SELECT running FROM fecs WHERE fec = ?");
+      q.bind(1, h.fec);
+      if (q.executeStep()) previous = OptionalInt(q.getColumn(0));
+    }
+    SQLite::Statement up(*db_, R"(INSERT INTO fecs(fec, last_heartbeat, running, services, last_error,
+                                      remote, agent_version) VALUES(?,?,?,?,?,?,?)
+        ON CONFLICT(fec) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
+          running = excluded.running, services = excluded.services,
+          last_error = excluded.last_error, remote = excluded.remote,
+          agent_version = excluded.agent_version)");
+    up.bind(1, h.fec);
+    up.bind(2, static_cast<int64_t>(h.time));
+    if (h.running) up.bind(3, static_cast<int64_t>(*h.running)); else up.bind(3);
+    up.bind(4, h.services_json);
+    up.bind(5, h.last_error);
+    up.bind(6, h.remote);
+    up.bind(7, h.agent_version);
+    up.exec();
+    if (h.running && (!previous || static_cast<uint64_t>(*previous) != *h.running)) {
+      SQLite::Statement a(*db_, "INSERT INTO activations(fec, generation, time) VALUES(?,?,?)");
+      a.bind(1, h.fec);
+      a.bind(2, static_cast<int64_t>(*h.running));
+      a.bind(3, static_cast<int64_t>(h.time));
+      a.exec();
+    }
+    transaction.commit();
+    return {};
+  });
+}
+
+Result<std::vector<FecRecord>> Records::FecRecords() {
+  return Guarded(mutex_, [&]() -> Result<std::vector<FecRecord>> {
+    std::vector<FecRecord> out;
+    SQLite::Statement q(*db_, std::string(kFecColumns) + " ORDER BY fec");
+    while (q.executeStep()) out.push_back(ReadFec(q));
+    return out;
+  });
+}
+
+Result<std::optional<FecRecord>> Records::Fec(const std::string& fec) {
+  return Guarded(mutex_, [&]() -> Result<std::optional<FecRecord>> {
+    SQLite::Statement q(*db_, std::string(kFecColumns) + " WHERE fec = ?");
+    q.bind(1, fec);
+    if (!q.executeStep()) return std::optional<FecRecord>();
+    return std::optional<FecRecord>(ReadFec(q));
+  });
+}
+
+Result<std::vector<Activation>> Records::Activations(const std::string& fec, int limit) {
+  return Guarded(mutex_, [&]() -> Result<std::vector<Activation>> {
+    std::vector<Activation> out;
+    SQLite::Statement q(*db_, "SELECT generation, time FROM activations WHERE fec = ? "
+                              "ORDER BY time DESC, id DESC LIMIT ?");
+    q.bind(1, fec);
+    q.bind(2, limit);
+    while (q.executeStep())
+      out.push_back({fec, static_cast<uint64_t>(q.getColumn(0).getInt64()), q.getColumn(1).getInt64()});
+    return out;
+  });
+}
+
+Result<std::optional<Activation>> Records::ActivationAt(const std::string& fec, int64_t time) {
+  return Guarded(mutex_, [&]() -> Result<std::optional<Activation>> {
+    SQLite::Statement q(*db_, "SELECT generation, time FROM activations WHERE fec = ? AND time <= ? "
+                              "ORDER BY time DESC, id DESC LIMIT 1");
+    q.bind(1, fec);
+    q.bind(2, static_cast<int64_t>(time));
+    if (!q.executeStep()) return std::optional<Activation>();
+    return std::optional<Activation>(
+        Activation{fec, static_cast<uint64_t>(q.getColumn(0).getInt64()), q.getColumn(1).getInt64()});
+  });
+}
+
+Status Records::RecordGeneration(const GenerationRow& row) {
+  return Guarded(mutex_, [&]() -> Status {
+    SQLite::Statement q(*db_, "INSERT OR REPLACE INTO generations(fec, number, created, expires, "
+                              "packages) VALUES(?,?,?,?,?)");
+    q.bind(1, row.fec);
+    q.bind(2, static_cast<int64_t>(row.number));
+    q.bind(3, static_cast<int64_t>(row.created));
+    q.bind(4, static_cast<int64_t>(row.expires));
+    q.bind(5, row.packages);
+    q.exec();
+    return {};
+  });
+}
+
+uint64_t Records::LastGeneration(const std::string& fec) {
+  std::lock_guard lock(mutex_);
+  try {
+    SQLite::Statement q(*db_, "SELECT MAX(number) FROM generations WHERE fec = ?");
+    q.bind(1, fec);
+    if (q.executeStep() && !q.getColumn(0).isNull()) return static_cast<uint64_t>(q.getColumn(0).getInt64());
+  } catch (const std::exception&) {
+  }
+  return 0;
+}
+
+Result<std::vector<GenerationRow>> Records::Generations(const std::string& fec) {
+  return Guarded(mutex_, [&]() -> Result<std::vector<GenerationRow>> {
+    std::vector<GenerationRow> out;
+    SQLite::Statement q(*db_, "SELECT number, created, expires, packages FROM generations "
+                              "WHERE fec = ? ORDER BY number");
+    q.bind(1, fec);
+    while (q.executeStep())
+      out.push_back({fec, static_cast<uint64_t>(q.getColumn(0).getInt64()), q.getColumn(1).getInt64(),
+                     q.getColumn(2).getInt64(), q.getColumn(3).getString()});
+    return out;
+  });
+}
+
+Status Records::ClearGenerations() {
+  return Guarded(mutex_, [&]() -> Status {
+    db_->exec("DELETE FROM generations");
+    return {};
+  });
+}
+
+Status Records::Audit(const AuditEntry& e) {
+  return Guarded(mutex_, [&]() -> Status {
+    SQLite::Statement q(*db_, "INSERT INTO audit(time, actor, role, remote, action, target, detail, "
+                              "status) VALUES(?,?,?,?,?,?,?,?)");
+    q.bind(1, static_cast<int64_t>(e.time));
+    q.bind(2, e.actor);
+    q.bind(3, e.role);
+    q.bind(4, e.remote);
+    q.bind(5, e.action);
+    q.bind(6, e.target);
+    q.bind(7, e.detail);
+    q.bind(8, e.status);
+    q.exec();
+    return {};
+  });
+}
+
+Result<std::vector<AuditEntry>> Records::AuditLog(int limit, const std::string& target) {
+  return Guarded(mutex_, [&]() -> Result<std::vector<AuditEntry>> {
+    std::vector<AuditEntry> out;
+    SQLite::Statement q(*db_, std::string("SELECT id, time, actor, role, remote, action, target, "
+                                          "detail, status FROM audit") +
+                                  (target.empty() ? "" : " WHERE target = ?") +
+                                  " ORDER BY id DESC LIMIT ?");
+    int at = 1;
+    if (!target.empty()) q.bind(at++, target);
+    q.bind(at, limit);
+    while (q.executeStep()) {
+      AuditEntry e;
+      e.id = q.getColumn(0).getInt64();
+      e.time = q.getColumn(1).getInt64();
+      e.actor = q.getColumn(2).getString();
+      e.role = q.getColumn(3).getString();
+      e.remote = q.getColumn(4).getString();
+      e.action = q.getColumn(5).getString();
+      e.target = q.getColumn(6).getString();
+      e.detail = q.getColumn(7).getString();
+      e.status = q.getColumn(8).getInt();
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+}  // namespace wharf

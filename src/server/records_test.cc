@@ -1,0 +1,76 @@
+#include "server/records.h"
+
+#include <gtest/gtest.h>
+
+#include "base/scratch_dir.h"
+
+namespace wharf {
+namespace {
+
+TEST(Records, TokensAreHashedAndRevocable) {
+  ScratchDir dir;
+  auto records = Records::Open(dir / "r.db");
+  ASSERT_TRUE(records) << records.error().message;
+  EXPECT_EQ((*records)->schema_version(), Records::kSchemaVersion);
+  auto secret = (*records)->CreateToken("ci", Role::kPublisher, "", 100);
+  ASSERT_TRUE(secret);
+  EXPECT_FALSE((*records)->CreateToken("ci", Role::kAdmin, "", 101));  // names are unique
+  auto who = (*records)->Authenticate(*secret);
+  ASSERT_TRUE(who);
+  EXPECT_EQ(who->name, "ci");
+  EXPECT_EQ(who->role, Role::kPublisher);
+  std::string wrong = *secret;
+  wrong.back() = wrong.back() == '0' ? '1' : '0';
+  EXPECT_FALSE((*records)->Authenticate(wrong));
+  EXPECT_FALSE((*records)->Authenticate(""));
+  // Only the hash is stored.
+  auto raw = ReadFile(dir / "r.db", 1 << 20);
+  EXPECT_EQ(raw->find(*secret), std::string::npos);
+  ASSERT_TRUE((*records)->RevokeToken("ci", 200));
+  EXPECT_FALSE((*records)->Authenticate(*secret));
+  EXPECT_FALSE((*records)->RevokeToken("ci", 201));
+}
+
+TEST(Records, ActivationsAnswerWhatRanWhen) {
+  ScratchDir dir;
+  auto records = *Records::Open(dir / "r.db");
+  auto beat = [&](int64_t time, uint64_t generation) {
+    Heartbeat h;
+    h.fec = "fec01";
+    h.time = time;
+    h.running = generation;
+    ASSERT_TRUE(records->RecordHeartbeat(h));
+  };
+  beat(1000, 1);
+  beat(1060, 1);  // the same generation: no new activation
+  beat(2000, 3);
+  beat(3000, 1);
+  auto all = records->Activations("fec01", 10);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].generation, 1u);
+  EXPECT_EQ((*all)[0].time, 3000);
+  EXPECT_FALSE(*records->ActivationAt("fec01", 999));
+  EXPECT_EQ((*records->ActivationAt("fec01", 1500))->generation, 1u);
+  EXPECT_EQ((*records->ActivationAt("fec01", 2000))->generation, 3u);
+  EXPECT_EQ((*records->ActivationAt("fec01", 2999))->generation, 3u);
+  EXPECT_EQ((*records->ActivationAt("fec01", 5000))->generation, 1u);
+  auto fec = records->Fec("fec01");
+  ASSERT_TRUE(fec && *fec);
+  EXPECT_EQ((*fec)->last_heartbeat, 3000);
+}
+
+TEST(Records, ReopensWithoutMigratingAgain) {
+  ScratchDir dir;
+  {
+    auto records = *Records::Open(dir / "r.db");
+    ASSERT_TRUE(records->RecordGeneration({"fec01", 1, 10, 20, "a@1"}));
+  }
+  auto again = Records::Open(dir / "r.db");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ((*again)->LastGeneration("fec01"), 1u);
+  ASSERT_TRUE((*again)->ClearGenerations());
+  EXPECT_EQ((*again)->LastGeneration("fec01"), 0u);
+}
+
+}  // namespace
+}  // namespace wharf
