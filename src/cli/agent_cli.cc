@@ -1,5 +1,8 @@
 #include "cli/agent_cli.h"
 
+#include <signal.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
@@ -10,6 +13,7 @@
 #include "base/file.h"
 #include "base/strings.h"
 #include "cli/output.h"
+#include "fetch/api_client.h"
 
 namespace wharf {
 namespace {
@@ -53,10 +57,13 @@ Status ReadConfigFile(const std::string& path, const std::string& root, AgentArg
         if (auto key = item.value<std::string>()) args.trust.push_back(UnderRoot(root, *key));
   }
   if (args.keep == 0) args.keep = static_cast<int>(table["keep"].value_or(int64_t{0}));
+  if (args.server.empty()) args.server = table["server"].value_or(std::string());
+  if (args.token.empty() && args.token_file.empty())
+    args.token_file = UnderRoot(root, table["token_file"].value_or(std::string()));
   return {};
 }
 
-Result<AgentConfig> MakeConfig(AgentArgs args, bool need_store) {
+Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store) {
   AgentConfig config;
   config.root = AbsolutePath(args.root);
   std::string config_path = args.config.empty() ? Layout(config.root).config() : args.config;
@@ -128,18 +135,126 @@ void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
     Note(config.fec + ": warning: this clock is behind the newest accepted generation; set the time (NTP)");
 }
 
+// Heartbeats to the server: short timeouts, and a growing pause after failures, so that a
+// server that is away never holds the agent up.
+class Reporter {
+ public:
+  Reporter(const AgentArgs& args, std::string fec) : fec_(std::move(fec)) {
+    if (args.server.empty()) return;
+    std::string token = args.token;
+    if (token.empty() && !args.token_file.empty()) {
+      auto text = ReadFile(args.token_file, 4096);
+      if (!text) {
+        Note("wharf-agent: warning: no heartbeats: " + text.error().message);
+        return;
+      }
+      token = Split(*text, '\n').empty() ? "" : Split(*text, '\n')[0];
+    }
+    if (token.empty()) {
+      Note("wharf-agent: warning: no heartbeats: server is set but no token (--token, token_file)");
+      return;
+    }
+    ApiOptions options;
+    options.connect_timeout_seconds = 3;
+    options.timeout_seconds = 5;
+    client_ = std::make_unique<ApiClient>(args.server, token, options);
+  }
+
+  bool enabled() const { return client_ != nullptr; }
+
+  /// Sends one heartbeat unless a recent failure asks to wait (`force` ignores that).
+  void Report(std::optional<uint64_t> generation, const std::string& error, int64_t now, bool force) {
+    if (!client_ || (!force && now < next_try_)) return;
+    ordered_json body{{"generation", generation ? ordered_json(*generation) : ordered_json(nullptr)},
+                      {"services", ordered_json::array()}, {"error", error},
+                      {"agent_version", "0.1.0"}};
+    auto sent = client_->Call("POST", "/api/v1/fecs/" + fec_ + "/heartbeat", body.dump());
+    if (sent) {
+      if (failures_ > 0) Note("wharf-agent: heartbeats reach " + client_->server() + " again");
+      failures_ = 0;
+      next_try_ = 0;
+      return;
+    }
+    ++failures_;
+    int64_t pause = std::min<int64_t>(600, int64_t{5} << std::min(failures_ - 1, 7));
+    next_try_ = now + pause;
+    if (failures_ == 1 || sent.error().code == ErrorCode::kRejected)
+      Note("wharf-agent: warning: heartbeat not delivered (" + sent.error().message +
+           "); the agent goes on, next try in " + std::to_string(pause) + " s");
+  }
+
+ private:
+  std::string fec_;
+  std::unique_ptr<ApiClient> client_;
+  int failures_ = 0;
+  int64_t next_try_ = 0;
+};
+
+std::optional<uint64_t> ActiveNumber(Agent& agent) {
+  auto status = agent.ReadStatus();
+  if (!status || !status->active) return std::nullopt;
+  return status->active->number;
+}
+
 }  // namespace
 
-int RunAgentSync(const AgentArgs& args) {
+int RunAgentSync(const AgentArgs& given) {
+  AgentArgs args = given;
   auto config = MakeConfig(args, true);
   if (!config) return Failed(config.error(), kExitUsage);
   SystemClock clock;
   Fetcher fetcher;
   Agent agent(*config, clock, fetcher);
+  Reporter reporter(args, config->fec);
   auto report = agent.Sync();
+  if (reporter.enabled() && !config->dry_run)
+    reporter.Report(ActiveNumber(agent), report ? report->offline_reason : report.error().message,
+                    clock.Now(), true);
   if (!report) return Failed(report.error());
   PrintSync(*report, *config, args.json);
   return report->outcome == SyncOutcome::kOffline ? kAgentExitOffline : kExitOk;
+}
+
+int RunAgentDaemon(const AgentArgs& given) {
+  AgentArgs args = given;
+  auto config = MakeConfig(args, true);
+  if (!config) return Failed(config.error(), kExitUsage);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  SystemClock clock;
+  Fetcher fetcher;
+  Agent agent(*config, clock, fetcher);
+  Reporter reporter(args, config->fec);
+  int64_t next_sync = 0, next_beat = 0;
+  std::string last_error;
+  for (;;) {
+    int64_t now = clock.Now();
+    bool synced = false;
+    if (now >= next_sync) {
+      auto report = agent.Sync();
+      if (!report) {
+        last_error = report.error().message;
+        ReportError(kProgram, report.error());
+      } else {
+        last_error = report->offline_reason;
+        if (report->outcome == SyncOutcome::kApplied) PrintSync(*report, *config, args.json);
+      }
+      std::fflush(stdout);
+      next_sync = clock.Now() + args.interval_seconds;
+      synced = true;
+    }
+    if (synced || now >= next_beat) {
+      reporter.Report(ActiveNumber(agent), last_error, clock.Now(), false);
+      next_beat = clock.Now() + args.heartbeat_seconds;
+    }
+    int64_t wait = std::max<int64_t>(1, std::min(next_sync, reporter.enabled() ? next_beat : next_sync) - clock.Now());
+    timespec timeout{static_cast<time_t>(wait), 0};
+    int received = sigtimedwait(&signals, nullptr, &timeout);
+    if (received == SIGINT || received == SIGTERM) return kExitOk;
+  }
 }
 
 int RunAgentStatus(const AgentArgs& args) {

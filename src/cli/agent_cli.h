@@ -19,9 +19,18 @@ struct AgentArgs {
   int keep = 0;                     // 0: from the config, else 3
   bool dry_run = false;
   bool json = false;
+  // Reporting to a `wharf serve` (optional): heartbeats after each sync and every
+  // `heartbeat_seconds` in `run`; failures never change what the agent does.
+  std::string server;
+  std::string token;       // or the first line of token_file
+  std::string token_file;
+  int interval_seconds = 60;   // run: time between syncs
+  int heartbeat_seconds = 30;  // run: time between heartbeats
 };
 
 int RunAgentSync(const AgentArgs& args);
 int RunAgentStatus(const AgentArgs& args);
+/// Syncs every interval and reports heartbeats until SIGTERM or SIGINT (exit 0).
+int RunAgentDaemon(const AgentArgs& args);
 
 }  // namespace wharf

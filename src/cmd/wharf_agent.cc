@@ -13,6 +13,8 @@ Settings may come from <root>/etc/wharf/agent.toml instead of flags:
   store = ["http://wharf.example:8080", "file:///media/dvd/store"]
   trust = ["/etc/wharf/keys/release.pub"]   # FEC paths, read under --root
   keep = 3
+  server = "http://wharf.example:8080"        # heartbeats (optional)
+  token_file = "/etc/wharf/token"             # this FEC's agent token
 See docs/agent.md.)";
 
 void AddCommon(CLI::App* cmd, wharf::AgentArgs& args) {
@@ -41,6 +43,27 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   sync->add_flag("--dry-run", args.dry_run, "check the generation and print the plan; change nothing");
   sync->callback([&] { code = wharf::RunAgentSync(args); });
+
+  auto add_reporting = [&](CLI::App* cmd) {
+    cmd->add_option("--server", args.server, "a `wharf serve` URL to send heartbeats to")
+        ->envname("WHARF_SERVER");
+    cmd->add_option("--token", args.token, "this FEC's agent token")->envname("WHARF_TOKEN");
+    cmd->add_option("--token-file", args.token_file, "a file holding the token");
+  };
+  add_reporting(sync);
+
+  auto* run = app.add_subcommand("run", "sync every --interval seconds and report heartbeats, until "
+                                         "SIGTERM (for a service manager)");
+  AddCommon(run, args);
+  run->add_option("--store", args.stores, "store URLs (http://, https://, file://), tried in order");
+  run->add_option("--trust", args.trust, "public keys (.pub) whose signatures are trusted");
+  run->add_option("--keep", args.keep, "generations to keep on disk (default 3)")->check(CLI::Range(1, 100));
+  run->add_option("--interval", args.interval_seconds, "seconds between syncs")->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  run->add_option("--heartbeat", args.heartbeat_seconds, "seconds between heartbeats")
+      ->capture_default_str()->check(CLI::Range(1, 86400));
+  add_reporting(run);
+  run->callback([&] { code = wharf::RunAgentDaemon(args); });
 
   auto* status = app.add_subcommand("status", "the active generation, its packages, leftovers");
   AddCommon(status, args);

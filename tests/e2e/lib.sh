@@ -11,8 +11,13 @@ if [ "${KEEP_T:-0}" != 1 ]; then
 fi
 mkdir -p "$T" && chmod 755 "$T"
 NGINX_PID_FILE=""
+SERVER_PID=""
 
 cleanup() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
   if [ -n "$NGINX_PID_FILE" ] && [ -f "$NGINX_PID_FILE" ]; then
     kill "$(cat "$NGINX_PID_FILE")" 2>/dev/null || true
   fi
@@ -88,6 +93,43 @@ CONF
     sleep 0.1
   done
   STORE_URL="http://127.0.0.1:$port"
+}
+
+# start_server STORE [ARGS...]: runs `wharf serve` on a loopback port with a signing key in
+# the store's state folder (made once); sets $SERVER_URL, $SERVER_PID, $SERVER_LOG.
+start_server() {
+  local store=$1 port; shift
+  mkdir -p "$store/.wharf"
+  [ -f "$store/.wharf/signing.key" ] || "$WHARF" keygen --out "$store/.wharf/signing" >/dev/null
+  port=$(free_port)
+  SERVER_LOG=$T/server.log
+  "$WHARF" serve --store "$store" --listen "127.0.0.1:$port" "$@" 2>>"$SERVER_LOG" &
+  SERVER_PID=$!
+  SERVER_URL="http://127.0.0.1:$port"
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "$SERVER_URL/api/v1" && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$SERVER_LOG" >&2; fail "wharf serve did not start"; }
+    sleep 0.05
+  done
+  fail "wharf serve did not answer on $SERVER_URL"
+}
+
+# stop_server [SIGNAL]: stops the running `wharf serve` (TERM by default, KILL for a crash).
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill -"${1:-TERM}" "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# token NAME ROLE [FEC] STORE: a new API token, printed.
+make_token() {
+  local name=$1 role=$2 fec=$3 store=$4
+  if [ -n "$fec" ]; then
+    "$WHARF" token create "$name" --role "$role" --fec "$fec" --store "$store" 2>/dev/null
+  else
+    "$WHARF" token create "$name" --role "$role" --store "$store" 2>/dev/null
+  fi
 }
 
 stop_nginx() {
