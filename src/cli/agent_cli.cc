@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
@@ -65,6 +66,9 @@ Status ReadConfigFile(const std::string& path, const std::string& root, AgentArg
 
 Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store) {
   AgentConfig config;
+  if (const char* server = std::getenv("WHARF_SERVER"); server && args.server.empty()) args.server = server;
+  if (const char* token = std::getenv("WHARF_TOKEN"); token && args.token.empty() && args.token_file.empty())
+    args.token = token;
   config.root = AbsolutePath(args.root);
   std::string config_path = args.config.empty() ? Layout(config.root).config() : args.config;
   if (!args.config.empty() || PathExists(config_path))

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -117,6 +118,22 @@ class RemoteBackend : public Backend {
   const StoreArgs& args_;
 };
 
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
+// Flags win; without --store or --server, WHARF_SERVER and then WHARF_STORE say where.
+StoreArgs WithEnvironment(StoreArgs args) {
+  if (args.server.empty() && args.store.empty()) {
+    args.server = Env("WHARF_SERVER");
+    if (args.server.empty()) args.store = Env("WHARF_STORE");
+  }
+  if (args.token.empty()) args.token = Env("WHARF_TOKEN");
+  if (args.key.empty()) args.key = Env("WHARF_KEY");
+  return args;
+}
+
 // The backend the arguments name; `changes`: it will sign (a key is needed locally).
 Result<std::unique_ptr<Backend>> OpenBackend(const StoreArgs& args, bool create, bool changes) {
   if (!args.server.empty()) {
@@ -164,7 +181,8 @@ int ReportChange(const Result<Json>& result, const StoreArgs& args, const char* 
 }
 
 int RunChange(ops::ChangeKind kind, const std::string& fec, std::vector<std::string> items,
-              std::optional<uint64_t> to, const StoreArgs& args, const char* verb) {
+              std::optional<uint64_t> to, const StoreArgs& given, const char* verb) {
+  const StoreArgs args = WithEnvironment(given);
   auto backend = OpenBackend(args, false, true);
   if (!backend) return Failed(backend.error());
   return ReportChange((*backend)->Change({kind, fec, std::move(items), to}), args, verb);
@@ -208,7 +226,8 @@ int RunPack(const std::string& dir, PackOptions options, bool json) {
   return kExitOk;
 }
 
-int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args) {
+int RunPublish(const std::vector<std::string>& archives, const StoreArgs& given) {
+  const StoreArgs args = WithEnvironment(given);
   auto backend = OpenBackend(args, true, false);
   if (!backend) return Failed(backend.error());
   ordered_json out = ordered_json::array();
@@ -255,7 +274,8 @@ int RunRollback(const std::string& fec, std::optional<uint64_t> to, const StoreA
   return RunChange(ops::ChangeKind::kRollback, fec, {}, to, args, "rolled back in");
 }
 
-int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args) {
+int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& given) {
+  const StoreArgs args = WithEnvironment(given);
   auto backend = OpenBackend(args, false, true);
   if (!backend) return Failed(backend.error());
   std::vector<std::string> targets = fecs;
@@ -273,7 +293,8 @@ int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args) {
   return code;
 }
 
-int RunShow(const std::string& fec, const StoreArgs& args) {
+int RunShow(const std::string& fec, const StoreArgs& given) {
+  const StoreArgs args = WithEnvironment(given);
   auto backend = OpenBackend(args, false, false);
   if (!backend) return Failed(backend.error());
   auto shown = (*backend)->Show(fec);
@@ -298,7 +319,8 @@ int RunShow(const std::string& fec, const StoreArgs& args) {
   return kExitOk;
 }
 
-int RunList(const StoreArgs& args, bool packages) {
+int RunList(const StoreArgs& given, bool packages) {
+  const StoreArgs args = WithEnvironment(given);
   auto backend = OpenBackend(args, false, false);
   if (!backend) return Failed(backend.error());
   auto list = packages ? (*backend)->ListPackages() : (*backend)->ListFecs();
@@ -338,7 +360,8 @@ std::string OrDash(const Json& value) {
 
 }  // namespace
 
-int RunStatus(const std::string& fec, const StoreArgs& args) {
+int RunStatus(const std::string& fec, const StoreArgs& given) {
+  const StoreArgs args = WithEnvironment(given);
   if (!fec.empty()) {
     if (auto valid = ValidateFecName(fec); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
   }
@@ -361,7 +384,8 @@ int RunStatus(const std::string& fec, const StoreArgs& args) {
   return kExitOk;
 }
 
-int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& args) {
+int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& given) {
+  const StoreArgs args = WithEnvironment(given);
   if (auto valid = ValidateFecName(fec); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
   if (!at.empty() && !ParseTime(at))
     return ReportError(kProgram, {ErrorCode::kInvalidArgument,
@@ -399,7 +423,8 @@ int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& a
   return kExitOk;
 }
 
-int RunAudit(const std::string& target, int limit, const StoreArgs& args) {
+int RunAudit(const std::string& target, int limit, const StoreArgs& given) {
+  const StoreArgs args = WithEnvironment(given);
   std::string path = "/api/v1/audit?limit=" + std::to_string(limit);
   if (!target.empty()) path += "&target=" + target;
   auto answer = ServerCall(args, path);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "archive/names.h"
@@ -26,7 +27,10 @@ std::string StateDir(const std::string& store, const std::string& state) {
   return state.empty() ? JoinPath(AbsolutePath(store), ".wharf") : AbsolutePath(state);
 }
 
-Result<std::unique_ptr<Records>> OpenRecords(const std::string& store, const std::string& state) {
+Result<std::unique_ptr<Records>> OpenRecords(std::string store, const std::string& state) {
+  if (store.empty() && std::getenv("WHARF_STORE")) store = std::getenv("WHARF_STORE");
+  if (store.empty())
+    return Fail(ErrorCode::kInvalidArgument, "which server? pass --store DIR (the folder `wharf serve` serves)");
   if (!IsDirectory(JoinPath(AbsolutePath(store), "software")))
     return Fail(ErrorCode::kNotFound, AbsolutePath(store) + " is not a wharf store; check --store");
   std::string dir = StateDir(store, state);

@@ -22,20 +22,18 @@ Names: package names [A-Za-z0-9][A-Za-z0-9._+-]* (100 max), versions
 See docs/cli.md.)";
 
 void AddServerOptions(CLI::App* cmd, wharf::StoreArgs& args) {
-  cmd->add_option("--server", args.server, "a `wharf serve` URL, e.g. http://wharf:8080")
-      ->envname("WHARF_SERVER");
-  cmd->add_option("--token", args.token, "API token for --server (`wharf token create`)")
-      ->envname("WHARF_TOKEN");
+  // The environment (WHARF_SERVER, WHARF_TOKEN, WHARF_STORE) is read by the command itself:
+  // these variables are shared by every subcommand, and a flag must win over the environment.
+  cmd->add_option("--server", args.server, "a `wharf serve` URL, e.g. http://wharf:8080 (or WHARF_SERVER)");
+  cmd->add_option("--token", args.token, "API token for --server (or WHARF_TOKEN; `wharf token create`)");
 }
 
 void AddStoreOptions(CLI::App* cmd, wharf::StoreArgs& args, bool changes) {
-  auto* store = cmd->add_option("--store", args.store, "the store folder")->envname("WHARF_STORE");
+  cmd->add_option("--store", args.store, "the store folder (or WHARF_STORE)");
   AddServerOptions(cmd, args);
-  (void)store;
   cmd->add_flag("--json", args.json, "print the result as JSON on stdout");
   if (!changes) return;
-  cmd->add_option("--key", args.key, "the signing key (NAME.key from `wharf keygen`)")
-      ->envname("WHARF_KEY");
+  cmd->add_option("--key", args.key, "the signing key (NAME.key from `wharf keygen`; or WHARF_KEY)");
   cmd->add_option("--expires-in", args.expires_in,
                   "lifetime of the new generation: 90s, 12h, 30d (FECs refuse it after)")
       ->capture_default_str();
@@ -181,7 +179,7 @@ int main(int argc, char** argv) {
   auto* token = app.add_subcommand("token", "API tokens of the server (run on the server host)");
   token->require_subcommand(1);
   auto add_token_store = [&](CLI::App* cmd) {
-    cmd->add_option("--store", token_args.store, "the server's store folder")->required()->envname("WHARF_STORE");
+    cmd->add_option("--store", token_args.store, "the server's store folder (or WHARF_STORE)");
     cmd->add_option("--state", token_args.state, "the server's --state folder (default STORE/.wharf)");
     cmd->add_flag("--json", token_args.json, "print the result as JSON on stdout");
   };

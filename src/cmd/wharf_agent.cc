@@ -45,9 +45,10 @@ int main(int argc, char** argv) {
   sync->callback([&] { code = wharf::RunAgentSync(args); });
 
   auto add_reporting = [&](CLI::App* cmd) {
-    cmd->add_option("--server", args.server, "a `wharf serve` URL to send heartbeats to")
-        ->envname("WHARF_SERVER");
-    cmd->add_option("--token", args.token, "this FEC's agent token")->envname("WHARF_TOKEN");
+    // WHARF_SERVER and WHARF_TOKEN are read by the command: flags win over them, they win over
+    // agent.toml.
+    cmd->add_option("--server", args.server, "a `wharf serve` URL to send heartbeats to (or WHARF_SERVER)");
+    cmd->add_option("--token", args.token, "this FEC's agent token (or WHARF_TOKEN)");
     cmd->add_option("--token-file", args.token_file, "a file holding the token");
   };
   add_reporting(sync);
