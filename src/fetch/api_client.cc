@@ -84,7 +84,6 @@ void Common(CURL* curl, const std::string& url, const std::string& token, const 
   if (const char* ca = std::getenv("WHARF_CA_FILE"); ca && *ca) curl_easy_setopt(curl, CURLOPT_CAINFO, ca);
   if (!token.empty())
     prepared.headers = curl_slist_append(prepared.headers, ("Authorization: Bearer " + token).c_str());
-  prepared.headers = curl_slist_append(prepared.headers, "Expect:");
 }
 
 }  // namespace
@@ -98,6 +97,7 @@ Result<std::string> ApiClient::Call(const std::string& method, const std::string
   Common(curl, url, token_, options_, body, prepared);
   if (method == "POST" || !json_body.empty()) {
     prepared.headers = curl_slist_append(prepared.headers, "Content-Type: application/json");
+    prepared.headers = curl_slist_append(prepared.headers, "Expect:");  // small bodies: no round trip
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json_body.c_str());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(json_body.size()));
   }
@@ -126,6 +126,8 @@ Result<std::string> ApiClient::Upload(const std::string& path,
     }
   }
   curl_easy_setopt(curl, CURLOPT_MIMEPOST, mime);
+  // The server refuses (no right, too big) before the body is sent.
+  prepared.headers = curl_slist_append(prepared.headers, "Expect: 100-continue");
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, prepared.headers);
   CURLcode code = curl_easy_perform(curl);
   long status = 0;

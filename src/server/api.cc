@@ -58,7 +58,10 @@ bool Allowed(const TokenInfo& token, Right right, const std::string& fec) {
   return false;
 }
 
-Response JsonResponse(int status, const Json& j) { return Response::Json(status, j.dump(2)); }
+// Strings from clients may hold any bytes: invalid UTF-8 is replaced, never thrown on.
+Response JsonResponse(int status, const Json& j) {
+  return Response::Json(status, j.dump(2, ' ', false, Json::error_handler_t::replace));
+}
 
 Response Refusal(int status, const char* code, const std::string& message, Right right) {
   Response r = JsonResponse(status, Json{{"error", message}, {"code", code}, {"missing_right", RightName(right)}});
@@ -288,6 +291,11 @@ void Api::Register(http::Router& router) {
       [this, authorize](Request& request) -> std::variant<std::unique_ptr<http::Exchange>, Response> {
         auto who = authorize(request, Right::kPublish, "");
         if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+        auto type = request.Header("Content-Type");
+        if (!type || !type->starts_with("multipart/form-data"))
+          return Response::Error(400, "invalid_argument",
+                                 "expected a multipart/form-data body with the fields \"index\" "
+                                 "(package.json) and \"archive\" (.tar.zst), as curl -F sends");
         if (!request.content_length && !request.Header("Transfer-Encoding"))
           return Response::Error(411, "length_required", "send the upload with a Content-Length");
         bool dry_run = request.query.contains("dry_run") && request.query["dry_run"] != "0" &&
@@ -342,6 +350,10 @@ void Api::Register(http::Router& router) {
                 return Fail(ErrorCode::kInvalidArgument, "to: expected a generation number");
               change.to = (*j)["to"].get<uint64_t>();
             }
+            if (j->contains("expires_in") && !(*j)["expires_in"].is_string())
+              return Fail(ErrorCode::kInvalidArgument, "expires_in: expected a duration like \"30d\"");
+            if (j->contains("dry_run") && !(*j)["dry_run"].is_boolean())
+              return Fail(ErrorCode::kInvalidArgument, "dry_run: expected true or false");
             std::string expires_in = j->value("expires_in", std::string("30d"));
             auto lifetime = ops::ParseDuration(expires_in);
             if (!lifetime) return std::unexpected(lifetime.error());
@@ -381,8 +393,11 @@ void Api::Register(http::Router& router) {
                beat.time = clock_.Now();
                beat.remote = request.remote;
                try {
-                 if (j->contains("generation") && !(*j)["generation"].is_null())
+                 if (j->contains("generation") && !(*j)["generation"].is_null()) {
+                   if (!(*j)["generation"].is_number_unsigned())
+                     return Response::Error(400, "invalid_argument", "generation: expected a number or null");
                    beat.running = (*j)["generation"].get<uint64_t>();
+                 }
                  if (j->contains("services")) {
                    if (!(*j)["services"].is_array())
                      return Response::Error(400, "invalid_argument", "services: expected a list");

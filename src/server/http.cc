@@ -25,7 +25,12 @@ int HexDigit(char c) {
 
 std::string JsonEscape(std::string_view text) {
   std::string out;
+  bool utf8 = IsValidUtf8(text);
   for (unsigned char c : text) {
+    if (!utf8 && c >= 0x80) {
+      out += '?';  // a client's bytes quoted in a message: keep the JSON valid
+      continue;
+    }
     if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
@@ -170,6 +175,15 @@ class BufferedExchange : public Exchange {
   const Handler& handler_;
   std::string body_;
 };
+
+// A handler that throws answers 500 instead of ending the server.
+Response SafeFinish(Exchange& exchange, Request& request) {
+  try {
+    return exchange.Finish(request);
+  } catch (const std::exception& e) {
+    return Response::Error(500, "internal", std::string("internal error: ") + e.what());
+  }
+}
 
 }  // namespace
 
@@ -455,12 +469,12 @@ int Server::Access(MHD_Connection* connection, const char* url, const char* meth
     return Queue(context, std::move(answer));
   }
   if (!context.route->options.slow)
-    return Queue(context, context.exchange->Finish(context.request));
+    return Queue(context, SafeFinish(*context.exchange, context.request));
   context.working = true;
   ++workers_;
   MHD_suspend_connection(connection);
   std::thread([this, &context, connection] {
-    Response answer = context.exchange->Finish(context.request);
+    Response answer = SafeFinish(*context.exchange, context.request);
     context.ready = std::move(answer);
     context.working = false;
     MHD_resume_connection(connection);
