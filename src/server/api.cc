@@ -368,12 +368,15 @@ void Api::Register(http::Router& router) {
             return result;
           }();
           Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
-          std::string detail = answer ? "generation " + std::to_string((*answer)["number"].get<uint64_t>()) +
-                                            ((*answer)["dry_run"].get<bool>() ? " (dry run)" : "")
-                                      : answer.error().message;
+          std::string detail = answer.error_or(wharf::Error{}).message;
+          if (answer) {
+            detail = "generation " + std::to_string((*answer)["number"].get<uint64_t>()) + ":";
+            for (const auto& p : (*answer)["packages"])
+              detail += " " + p["name"].get<std::string>() + "@" + p["version"].get<std::string>();
+            if ((*answer)["dry_run"].get<bool>()) detail += " (dry run)";
+          }
           (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote,
-                                route.verb, *fec, detail + (body.size() < 4096 ? " " + body : ""),
-                                response.status});
+                                route.verb, *fec, detail, response.status});
           return response;
         },
         {64 << 10, true});
