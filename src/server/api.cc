@@ -368,7 +368,7 @@ void Api::Register(http::Router& router) {
             return result;
           }();
           Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
-          std::string detail = answer.error_or(wharf::Error{}).message;
+          std::string detail = answer ? "" : answer.error().message;
           if (answer) {
             detail = "generation " + std::to_string((*answer)["number"].get<uint64_t>()) + ":";
             for (const auto& p : (*answer)["packages"])
