@@ -156,7 +156,7 @@ removals = queue.Queue()
 def remover():  # deletes finished agents' roots off the reaping path
     while (root := removals.get()) is not None:
         shutil.rmtree(root, onerror=chmod_and_retry)
-thread = threading.Thread(target=remover); thread.start()
+thread = threading.Thread(target=remover, daemon=True); thread.start()
 
 procs = {}
 start = time.monotonic()
@@ -171,7 +171,7 @@ for i in range(1, n + 1):
     log = open(os.path.join(logs, fec + ".log"), "wb")
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    procs[p.pid] = (fec, root)
+    procs[p.pid] = (fec, root, p)  # keep p: a dropped Popen gets reaped by subprocess itself
 launched = time.monotonic() - start
 times, failed, cpu = [], [], 0.0
 deadline = start + timeout
@@ -184,7 +184,8 @@ while procs:
         time.sleep(0.01)
         continue
     if pid not in procs: continue
-    fec, root = procs.pop(pid)
+    fec, root, p = procs.pop(pid)
+    p.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.monotonic() - start
     cpu += usage.ru_utime + usage.ru_stime
     code = os.waitstatus_to_exitcode(status)
