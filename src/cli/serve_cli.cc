@@ -1,6 +1,7 @@
 #include "cli/serve_cli.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -115,6 +116,13 @@ int RunServe(const ServeArgs& args) {
     if (!tls_key) return Failed(tls_key.error());
     options.tls_cert_pem = *cert;
     options.tls_key_pem = *tls_key;
+  }
+
+  // A fleet keeps many connections open: take every file descriptor the system allows.
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
   }
 
   // Signals are taken by this thread alone: block them before any server thread starts.

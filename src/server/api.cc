@@ -246,14 +246,20 @@ Api::Api(Store store, Records& records, PrivateKey key, ApiConfig config, const 
 Status Api::ImportGenerations() {
   auto fecs = store_.Fecs();
   if (!fecs) return std::unexpected(fecs.error());
-  for (const auto& fec : *fecs) {
-    uint64_t known = records_.LastGeneration(fec);
-    auto history = store_.History(fec);
-    if (!history) return std::unexpected(history.error());
-    for (const auto& g : *history)
-      if (g.number > known)
-        WHARF_TRY(records_.RecordGeneration({fec, g.number, g.created, g.expires, ops::PackagesText(g)}));
-  }
+  for (const auto& fec : *fecs) WHARF_TRY(ImportGenerations(fec));
+  return {};
+}
+
+Status Api::ImportGenerations(const std::string& fec) {
+  uint64_t known = records_.LastGeneration(fec);
+  auto current = store_.CurrentGeneration(fec);
+  if (!current) return std::unexpected(current.error());
+  if (!*current || (*current)->generation.number <= known) return {};  // nothing new
+  auto history = store_.History(fec);
+  if (!history) return std::unexpected(history.error());
+  for (const auto& g : *history)
+    if (g.number > known)
+      WHARF_TRY(records_.RecordGeneration({fec, g.number, g.created, g.expires, ops::PackagesText(g)}));
   return {};
 }
 
@@ -364,7 +370,7 @@ void Api::Register(http::Router& router) {
             options.dry_run = j->value("dry_run", false);
             auto result = ops::Change(store_, change, options);
             if (result && !options.dry_run)
-              (void)ImportGenerations();
+              (void)ImportGenerations(*fec);
             return result;
           }();
           Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
@@ -504,7 +510,7 @@ void Api::Register(http::Router& router) {
                if (!fec) return Response::FromError(fec.error());
                auto who = authorize(request, Right::kRead, *fec);
                if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-               (void)ImportGenerations();
+               (void)ImportGenerations(*fec);
                auto generations = records_.Generations(*fec);
                if (!generations) return Response::FromError(generations.error());
                auto packages_of = [&](uint64_t n) -> Json {

@@ -48,6 +48,8 @@ class Api {
 
   /// Indexes generations the store has and the records lack (all of them after a clear).
   Status ImportGenerations();
+  /// The same for one FEC.
+  Status ImportGenerations(const std::string& fec);
 
  private:
   friend class PublishExchange;
