@@ -27,7 +27,7 @@ TIMEOUT=${TIMEOUT:-1500}
 need_mb=$((AGENTS * SIZE_MB * 2 + SIZE_MB * 4 + 500))
 mkdir -p "$SCRATCH"
 free_mb=$(df -Pm "$SCRATCH" | awk 'NR == 2 {print $4}')
-echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/^Mem:/ {print $2}') GB RAM, kernel $(uname -r)"
+echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/^Mem:/ {print $2}') GB RAM, kernel $(uname -r), load average $(cut -d" " -f1-3 /proc/loadavg)"
 echo "disk: $SCRATCH has $free_mb MB free; this run needs up to $need_mb MB"
 [ "$free_mb" -gt "$need_mb" ] || { echo "not enough disk under $SCRATCH: set SCRATCH, AGENTS or SIZE_MB" >&2; exit 2; }
 echo "wharf: $("$WHARF" --version 2>/dev/null || echo "$WHARF"); nginx: $(/usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //')"
@@ -122,7 +122,7 @@ stop_nginx() {
   kill "$(cat "$NGINX_PID_FILE")" 2>/dev/null || true
   for _ in $(seq 50); do [ -f "$NGINX_PID_FILE" ] || break; sleep 0.1; done
 }
-nginx_bytes() { awk '{n += $10} END {printf "%d\n", n}' "$T/nginx/access.log" 2>/dev/null || echo 0; }
+nginx_bytes() { awk '{n += $10} END {printf "%.0f\n", n}' "$T/nginx/access.log" 2>/dev/null || echo 0; }
 
 # cpu_seconds PID...: user + system CPU seconds of the processes (all their threads).
 cpu_seconds() {

@@ -21,7 +21,7 @@ TOKEN_BUDGET=${TOKEN_BUDGET:-120}
 SCRATCH=${SCRATCH:-/tmp}
 [ -x "$WHARF" ] || { echo "no binary at $WHARF (build first)" >&2; exit 2; }
 
-echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/^Mem:/ {print $2}') GB RAM, kernel $(uname -r); $("$WHARF" --version)"
+echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/^Mem:/ {print $2}') GB RAM, kernel $(uname -r), load average $(cut -d" " -f1-3 /proc/loadavg); $("$WHARF" --version)"
 mkdir -p "$SCRATCH"
 T=$(mktemp -d "$SCRATCH/wharf-heartbeat.XXXXXX")
 SERVER_PID=""
@@ -46,11 +46,11 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 
-ADMIN=$("$WHARF" token create bench-admin --role admin --store store)
+ADMIN=$("$WHARF" token create bench-admin --role admin --store store 2>>tokens.log)
 # Agent tokens: time the first 20, then decide.
 t0=$(secs)
 for i in $(seq 1 $((AGENTS < 20 ? AGENTS : 20))); do
-  echo "$(fec "$i") $("$WHARF" token create "agent-$(fec "$i")" --role agent --fec "$(fec "$i")" --store store)" >>tokens.txt
+  echo "$(fec "$i") $("$WHARF" token create "agent-$(fec "$i")" --role agent --fec "$(fec "$i")" --store store 2>>tokens.log)" >>tokens.txt
 done
 t1=$(secs)
 per_token=$(python3 -c "print(($t1-$t0)/$((AGENTS < 20 ? AGENTS : 20)))")
@@ -58,7 +58,7 @@ estimate=$(python3 -c "print(round($per_token*$AGENTS,1))")
 echo "token create: $(python3 -c "print(round($per_token*1000,1))") ms each (CLI, one process each); $AGENTS would take ~$estimate s"
 if [ "$TOKENS" = agent ] || { [ "$TOKENS" = auto ] && python3 -c "import sys; sys.exit(0 if $estimate <= $TOKEN_BUDGET else 1)"; }; then
   for i in $(seq 21 "$AGENTS"); do
-    echo "$(fec "$i") $("$WHARF" token create "agent-$(fec "$i")" --role agent --fec "$(fec "$i")" --store store)" >>tokens.txt
+    echo "$(fec "$i") $("$WHARF" token create "agent-$(fec "$i")" --role agent --fec "$(fec "$i")" --store store 2>>tokens.log)" >>tokens.txt
   done
   t2=$(secs)
   echo "tokens: one agent token per simulated FEC ($AGENTS made in $(python3 -c "print(round($t2-$t0,1))") s)"
@@ -87,7 +87,7 @@ echo "server memory at the end: VmRSS $rss (peak VmHWM $hwm), $threads threads"
 seen=$(curl -s -H "Authorization: Bearer $ADMIN" "$URL/api/v1/fecs" |
   python3 -c 'import json,sys; print(sum(1 for f in json.load(sys.stdin) if f.get("last_heartbeat")))')
 echo "server: $seen FECs with a recorded heartbeat (of $AGENTS)"
-curl -s "$URL/metrics" | grep 'heartbeat' || true
+curl -s "$URL/metrics" | grep 'requests_total.*heartbeat' || true
 grep -iv '^wharf serve:' serve.log | head -5 || true
 errors=$(tail -1 load.out | python3 -c 'import json,sys; print(json.load(sys.stdin)["errors"])')
 [ "$errors" -eq 0 ] && [ "$seen" -eq "$AGENTS" ]

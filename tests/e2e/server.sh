@@ -244,4 +244,3 @@ for p in /.wharf/records.db /.wharf/signing.key; do
 done
 pass "behind nginx: files from nginx, API proxied (publish, assign, heartbeat), private files refused"
 echo "server: all checks passed"
-[ -n "${DEBUG_NGINX:-}" ] && cat $T/nginx/error.log
