@@ -1,6 +1,7 @@
 // The agent against a real store in a scratch folder (file://) with a fake clock: the
 // time rules a board without a real-time clock depends on, and the plan it makes.
 #include "agent/agent.h"
+#include "agent/install.h"
 
 #include <gtest/gtest.h>
 
@@ -227,6 +228,41 @@ TEST_F(AgentTest, OfflineWhenNoStoreAnswers) {
   ASSERT_TRUE(report) << report.error().message;
   EXPECT_EQ(report->outcome, SyncOutcome::kOffline);
   EXPECT_FALSE(report->offline_reason.empty());
+}
+
+TEST(Mirrors, RetryWithBackOffWhenNoStoreAnswersAndRememberTheOneThatDid) {
+  std::vector<int> pauses;
+  FetchOptions options;
+  options.sleep_seconds = [&](int s) { pauses.push_back(s); };
+  Fetcher fetcher(options);
+  Mirrors mirrors({"http://a", "http://b"}, fetcher);
+  std::vector<std::string> asked;
+  int failures_left = 3;  // round 1 (a, b) and a in round 2 fail; b answers
+  auto attempt = [&](const std::string& url) -> Status {
+    asked.push_back(url);
+    if (failures_left-- > 0) return Fail(ErrorCode::kUnavailable, url + ": reset");
+    return {};
+  };
+  ASSERT_TRUE(mirrors.Try("x", attempt));
+  EXPECT_EQ(asked, (std::vector<std::string>{"http://a/x", "http://b/x", "http://a/x", "http://b/x"}));
+  EXPECT_EQ(pauses, std::vector<int>{2});
+  asked.clear();
+  ASSERT_TRUE(mirrors.Try("y", attempt));
+  EXPECT_EQ(asked, std::vector<std::string>{"http://b/y"});  // b answered last time
+
+  // A refusal is an answer: no retry round.
+  pauses.clear();
+  auto refused = mirrors.Try("z", [](const std::string& url) -> Status {
+    return Fail(ErrorCode::kNotFound, url + ": 404");
+  });
+  EXPECT_FALSE(refused);
+  EXPECT_TRUE(pauses.empty());
+  // Nobody ever answers: two more rounds, then the error.
+  auto away = mirrors.Try("w", [](const std::string& url) -> Status {
+    return Fail(ErrorCode::kUnavailable, url + ": refused");
+  });
+  EXPECT_FALSE(away);
+  EXPECT_EQ(pauses, (std::vector<int>{2, 4}));
 }
 
 }  // namespace wharf

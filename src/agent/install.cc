@@ -235,18 +235,26 @@ int ErrorSeverity(ErrorCode code) {
 }
 
 Status Mirrors::Try(const std::string& path, const std::function<Status(const std::string&)>& attempt) {
-  std::vector<std::string> order;
-  if (!preferred_.empty()) order.push_back(preferred_);
-  for (const auto& s : stores_)
-    if (s != preferred_) order.push_back(s);
+  if (stores_.empty()) return Fail(ErrorCode::kInvalidArgument, "no store URL given: pass --store URL");
   std::optional<Error> worst;
-  for (const auto& store : order) {
-    auto done = attempt(JoinUrl(store, path));
-    if (done) return done;
-    if (done.error().code == ErrorCode::kUnsupported) return done;
-    if (!worst || ErrorSeverity(done.error().code) >= ErrorSeverity(worst->code)) worst = done.error();
+  for (int round = 0; round <= kRetryRounds; ++round) {
+    if (round > 0) fetcher_.Pause(2 << (round - 1));  // every mirror was away: 2 s, 4 s
+    std::vector<std::string> order;
+    if (!preferred_.empty()) order.push_back(preferred_);
+    for (const auto& s : stores_)
+      if (s != preferred_) order.push_back(s);
+    worst.reset();
+    for (const auto& store : order) {
+      auto done = attempt(JoinUrl(store, path));
+      if (done) {
+        preferred_ = store;  // the one that answers is asked first from now on
+        return done;
+      }
+      if (done.error().code == ErrorCode::kUnsupported) return done;
+      if (!worst || ErrorSeverity(done.error().code) >= ErrorSeverity(worst->code)) worst = done.error();
+    }
+    if (worst->code != ErrorCode::kUnavailable) break;  // an answer, not an absence: final
   }
-  if (!worst) return Fail(ErrorCode::kInvalidArgument, "no store URL given: pass --store URL");
   return std::unexpected(*worst);
 }
 

@@ -23,10 +23,14 @@ class Mirrors {
   Fetcher& fetcher() { return fetcher_; }
 
   /// Runs `attempt` with the URL of the store-relative `path` at each store until one
-  /// succeeds. kUnsupported stops at once (the caller falls back); otherwise the most
-  /// telling error (a refusal says more than "nobody answered").
+  /// succeeds; the store that answers is tried first next time. When no store answered at
+  /// all, tries them all again after 2 s and 4 s. kUnsupported stops at once (the caller
+  /// falls back); otherwise the most telling error (a refusal says more than "nobody
+  /// answered").
   Status Try(const std::string& path, const std::function<Status(const std::string& url)>& attempt);
   Result<std::string> Get(const std::string& path, uint64_t max_bytes);
+
+  static constexpr int kRetryRounds = 2;
 
  private:
   std::vector<std::string> stores_;

@@ -148,7 +148,36 @@ Result<FileDigest> Fetcher::Download(const std::string& url, const std::string& 
   sink.hash = &hash;
   sink.max_bytes = max_bytes;
   sink.on_progress = &on_progress;
-  WHARF_TRY(Transfer(impl_->curl.get(), impl_->options, url, sink, stats_));
+  const FetchOptions& options = impl_->options;
+  Status done = Transfer(impl_->curl.get(), options, url, sink, stats_);
+  for (int attempt = 1; !done && attempt <= options.resume_attempts; ++attempt) {
+    // Only a cut transfer is worth continuing; a refusal or a missing file is final.
+    if (done.error().code != ErrorCode::kUnavailable || IsFileUrl(url) || sink.written == 0 ||
+        sink.written >= max_bytes)
+      break;
+    Pause(1 << (attempt - 1));
+    ++stats_.resumed;
+    uint64_t have = sink.written;
+    Sink more = sink;
+    more.written = 0;
+    more.max_bytes = max_bytes - have;
+    more.on_progress = nullptr;
+    std::function<void(uint64_t)> shifted;
+    if (on_progress) {
+      shifted = [&](uint64_t n) { on_progress(have + n); };
+      more.on_progress = &shifted;
+    }
+    done = Transfer(impl_->curl.get(), options, url, more, stats_, std::to_string(have) + "-");
+    sink.written = have + more.written;
+    if (!done && done.error().code == ErrorCode::kUnsupported) {
+      // The server ignores Range: start over with the whole file.
+      if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) != 0) return IoError("truncate", path);
+      hash = Sha256();
+      sink.written = 0;
+      done = Transfer(impl_->curl.get(), options, url, sink, stats_);
+    }
+  }
+  WHARF_TRY(done);
   if (::fsync(fd.get()) != 0) return IoError("fsync", path);
   return FileDigest{sink.written, hash.HexDigest()};
 }
@@ -168,6 +197,13 @@ Status Fetcher::FetchRange(const std::string& url, int fd, const std::string& pa
     return Fail(ErrorCode::kCorrupt, url + ": a range request returned " + std::to_string(sink.written) +
                                          " bytes, not " + std::to_string(size) + "; check the mirror");
   return {};
+}
+
+void Fetcher::Pause(int seconds) {
+  if (impl_->options.sleep_seconds)
+    impl_->options.sleep_seconds(seconds);
+  else
+    ::sleep(static_cast<unsigned>(seconds));
 }
 
 std::string JoinUrl(const std::string& base, const std::string& path) {

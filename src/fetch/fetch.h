@@ -18,11 +18,14 @@ struct FetchOptions {
   long connect_timeout_seconds = 10;
   long low_speed_bytes_per_second = 1024;  // abort a transfer slower than this ...
   long low_speed_seconds = 30;             // ... for this long
+  int resume_attempts = 4;  // a cut download continues where it stopped, this many times
+  std::function<void(int)> sleep_seconds;  // between attempts (default: sleep); tests pass a fake
 };
 
 struct FetchStats {
   uint64_t requests = 0;
-  uint64_t bytes = 0;  // body bytes received
+  uint64_t bytes = 0;    // body bytes received
+  uint64_t resumed = 0;  // downloads continued after a cut connection
 };
 
 /// REQUIRES: one thread at a time per Fetcher.
@@ -36,7 +39,10 @@ class Fetcher {
   /// The body of `url`; refuses one longer than `max_bytes`.
   Result<std::string> Get(const std::string& url, uint64_t max_bytes);
   /// Writes the body of `url` to the new file `path`, hashing it; refuses more than
-  /// `max_bytes`. `on_progress` (may be empty) sees the bytes written so far.
+  /// `max_bytes`. `on_progress` (may be empty) sees the bytes written so far. A transfer cut
+  /// part-way (reset, stall, timeout) continues from where it stopped with a Range request,
+  /// up to `resume_attempts` times with a growing pause; a server that then ignores Range
+  /// sends the whole file again.
   Result<FileDigest> Download(const std::string& url, const std::string& path, uint64_t max_bytes,
                               const std::function<void(uint64_t)>& on_progress = {});
 
@@ -46,6 +52,8 @@ class Fetcher {
                     uint64_t size);
 
   const FetchStats& stats() const { return stats_; }
+  /// Waits `seconds` between attempts (FetchOptions::sleep_seconds in tests).
+  void Pause(int seconds);
 
  private:
   struct Impl;

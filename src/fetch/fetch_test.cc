@@ -4,7 +4,14 @@
 
 #include "base/scratch_dir.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
 
 #include <cstdlib>
 
@@ -66,7 +73,9 @@ TEST_F(FetchTest, RangeLandsAtItsOffset) {
 }
 
 TEST(Fetch, UnreachableServerIsUnavailable) {
-  Fetcher fetcher(FetchOptions{2, 1024, 30});
+  FetchOptions options;
+  options.connect_timeout_seconds = 2;
+  Fetcher fetcher(options);
   // Port 9 on loopback: nothing listens there in a test environment.
   auto body = fetcher.Get("http://127.0.0.1:9/x", 100);
   ASSERT_FALSE(body);
@@ -75,6 +84,104 @@ TEST(Fetch, UnreachableServerIsUnavailable) {
 
 TEST(Fetch, JoinUrlUsesOneSlash) {
   EXPECT_EQ(JoinUrl("http://h:1/store/", "fecs/a"), "http://h:1/store/fecs/a");
+}
+
+
+
+// A server that cuts the first transfer half-way, then answers Range requests (or, with
+// `honour_range` false, ignores them and sends everything again).
+namespace {
+
+class CuttingServer {
+ public:
+  CuttingServer(std::string body, bool honour_range) : body_(std::move(body)), honour_range_(honour_range) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(listener_, 8);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~CuttingServer() {
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/file"; }
+  std::vector<std::string> ranges;  // the Range header of each request ("" when none)
+
+ private:
+  void Serve() {
+    for (int n = 0;; ++n) {
+      int c = ::accept(listener_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      ssize_t got = ::recv(c, buf, sizeof buf, 0);
+      std::string request(buf, got > 0 ? static_cast<size_t>(got) : 0);
+      auto at = request.find("Range: bytes=");
+      uint64_t from = 0;
+      if (at != std::string::npos) from = std::stoull(request.substr(at + 13));
+      ranges.push_back(at == std::string::npos ? "" : std::to_string(from) + "-");
+      std::string head, data;
+      if (at != std::string::npos && honour_range_) {
+        data = body_.substr(from);
+        head = "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " + std::to_string(from) + "-" +
+               std::to_string(body_.size() - 1) + "/" + std::to_string(body_.size()) + "\r\n";
+      } else {
+        data = body_;
+        head = "HTTP/1.1 200 OK\r\n";
+      }
+      head += "Content-Length: " + std::to_string(data.size()) + "\r\nConnection: close\r\n\r\n";
+      if (n == 0) data = data.substr(0, data.size() / 2);  // the first transfer is cut
+      std::string out = head + data;
+      (void)::send(c, out.data(), out.size(), MSG_NOSIGNAL);
+      ::close(c);
+    }
+  }
+  std::string body_;
+  bool honour_range_;
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+std::string Body() {
+  std::string body;
+  for (int i = 0; i < 300000; ++i) body += static_cast<char>('a' + (i * 31) % 26);
+  return body;
+}
+
+}  // namespace
+
+TEST_F(FetchTest, CutDownloadResumesWithRange) {
+  CuttingServer server(Body(), true);
+  FetchOptions options;
+  std::vector<int> pauses;
+  options.sleep_seconds = [&](int s) { pauses.push_back(s); };
+  Fetcher fetcher(options);
+  auto digest = fetcher.Download(server.url(), dir_ + "/got", 1 << 20);
+  ASSERT_TRUE(digest) << digest.error().message;
+  EXPECT_EQ(digest->sha256, Sha256Hex(Body()));
+  EXPECT_EQ(*ReadFile(dir_ + "/got", 1 << 20), Body());
+  EXPECT_EQ(fetcher.stats().resumed, 1u);
+  ASSERT_EQ(server.ranges.size(), 2u);
+  EXPECT_EQ(server.ranges[1], std::to_string(Body().size() / 2) + "-");
+  EXPECT_EQ(pauses, std::vector<int>{1});
+}
+
+TEST_F(FetchTest, CutDownloadStartsOverWhenRangeIsIgnored) {
+  CuttingServer server(Body(), false);
+  FetchOptions options;
+  options.sleep_seconds = [](int) {};
+  Fetcher fetcher(options);
+  auto digest = fetcher.Download(server.url(), dir_ + "/got", 1 << 20);
+  ASSERT_TRUE(digest) << digest.error().message;
+  EXPECT_EQ(digest->sha256, Sha256Hex(Body()));
+  EXPECT_EQ(*ReadFile(dir_ + "/got", 1 << 20), Body());
 }
 
 }  // namespace wharf
