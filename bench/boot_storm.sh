@@ -2,7 +2,10 @@
 # Boot storm: AGENTS wharf-agents sync a SIZE_MB generation at once, first from `wharf serve`,
 # then from nginx serving the same store folder, in the same run.
 # Usage: [AGENTS=200] [SIZE_MB=100] [THREADS=4] [SCRATCH=/tmp] [ORDER="wharf nginx"]
-#        [CURL=1] [TIMEOUT=1500] bench/boot_storm.sh
+#        [ROUNDS=2] [WARMUP=1] [CURL=1] [TIMEOUT=1500] bench/boot_storm.sh
+#   ROUNDS: storms per server and client kind; even rounds run the servers in reverse order.
+#   WARMUP=1 first runs one agent storm from nginx that is not counted: the first storm of a
+#   run is slower whichever server serves it (measured: 115-130 s against 85-88 s).
 #   THREADS: `wharf serve --threads`; nginx runs worker_processes auto (one per core).
 #   CURL=1 also times AGENTS parallel `curl -o /dev/null` of the archive from each server:
 #   the server alone, without the agents' hashing, unpacking and disk writes.
@@ -19,6 +22,8 @@ SCRATCH=${SCRATCH:-/tmp}
 ORDER=${ORDER:-wharf nginx}
 CURL=${CURL:-1}
 TIMEOUT=${TIMEOUT:-1500}
+ROUNDS=${ROUNDS:-2}
+WARMUP=${WARMUP:-1}
 [ -x "$WHARF" ] && [ -x "$WHARF_AGENT" ] || { echo "no binaries at $WHARF, $WHARF_AGENT (build first)" >&2; exit 2; }
 [ -x /usr/sbin/nginx ] || { echo "needs /usr/sbin/nginx" >&2; exit 2; }
 
@@ -205,52 +210,76 @@ PY
 }
 
 declare -A R
+# run_server SERVER MODE KEY: one storm; its numbers go in R[KEY].
 run_server() {
-  local server=$1 mode=$2 b0 b1 c0 c1
+  local server=$1 mode=$2 key=$3 b0 b1 c0 c1
   sync; sleep 2   # the previous storm's writes on disk before this one starts
   "start_$server"
   b0=$("${server}_bytes"); c0=$(cpu_seconds $SERVER_PIDS)
   read -r failed wall ok p50 mx ccpu launched < <(storm "$mode")
   c1=$(cpu_seconds $SERVER_PIDS); b1=$("${server}_bytes")
   "stop_$server"
-  local moved=$((b1 - b0))
-  local ok_bytes=$((ok * ASIZE))
-  R[$server-$mode]="$failed $wall $ok $p50 $mx $ccpu $moved $ok_bytes $(python3 -c "print(round($c1-$c0,1))") $launched"
+  R[$key]="$server $mode $failed $wall $ok $p50 $mx $ccpu $((b1 - b0)) $((ok * ASIZE)) $(python3 -c "print(round($c1-$c0,1))") $launched"
 }
 
 report_line() {
-  local server=$1 mode=$2
-  read -r failed wall ok p50 mx ccpu moved ok_bytes scpu launched <<<"${R[$server-$mode]}"
-  python3 - "$server" "$mode" "$failed" "$wall" "$ok" "$p50" "$mx" "$ccpu" "$moved" "$ok_bytes" "$scpu" "$launched" "$AGENTS" <<'PY'
+  python3 - "$1" "$AGENTS" ${R[$1]} <<'PY'
 import sys
-server, mode, failed, wall, ok, p50, mx, ccpu, moved, ok_bytes, scpu, launched, n = sys.argv[1:]
+label, n, server, mode, failed, wall, ok, p50, mx, ccpu, moved, ok_bytes, scpu, launched = sys.argv[1:]
 wall = float(wall)
-print(f"| {server:5} | {mode:5} | {ok}/{n} | {failed} | {wall:7.1f} | {int(ok_bytes)/1e6:8.0f} | {int(moved)/1e6:8.0f} "
-      f"| {int(ok_bytes)/1e6/wall:6.1f} | {p50} / {mx} | {scpu} | {ccpu} |")
+print(f"| {label} | {server} | {mode} | {ok}/{n} | {failed} | {wall:.1f} | {int(ok_bytes)/1e6:.0f} | {int(moved)/1e6:.0f} "
+      f"| {int(ok_bytes)/1e6/wall:.1f} | {p50} / {mx} | {scpu} | {ccpu} |")
 PY
 }
 
+# The first storm of a run is slower whatever the server (the file system's first writes to
+# fresh blocks), so a discarded warm-up storm comes first, and with ROUNDS=2 the second round
+# runs the servers in the reverse order (ABBA).
+reversed=$(echo "$ORDER" | awk '{for (i = NF; i > 0; i--) printf "%s%s", $i, (i > 1 ? " " : "\n")}')
+keys=()
+if [ "$WARMUP" = 1 ]; then
+  echo "running: warm-up, $AGENTS x agent from nginx (not counted) ..." >&2
+  run_server nginx agent warmup
+fi
 modes=agent
 [ "$CURL" = 1 ] && modes="agent curl"
 for mode in $modes; do
-  for server in $ORDER; do
-    echo "running: $AGENTS x $mode from $server ..." >&2
-    run_server "$server" "$mode"
+  for round in $(seq 1 "$ROUNDS"); do
+    order=$ORDER; [ $((round % 2)) = 0 ] && order=$reversed
+    for server in $order; do
+      echo "running: round $round, $AGENTS x $mode from $server ..." >&2
+      run_server "$server" "$mode" "$mode-$round-$server"
+      keys+=("$mode-$round-$server")
+    done
   done
 done
 
 echo
-echo "boot storm: $AGENTS agents, archive $(python3 -c "print(round($ASIZE/1e6,1))") MB, wharf serve --threads $THREADS, nginx worker_processes auto ($(nproc)), order: $ORDER"
-echo "| server | client | ok | failed | wall s | delivered MB (ok x archive) | server-side body MB | MB/s | client done p50 / max s | server CPU s | clients' CPU s |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
-for mode in $modes; do for server in $ORDER; do report_line "$server" "$mode"; done; done
+echo "boot storm: $AGENTS agents, archive $(python3 -c "print(round($ASIZE/1e6,1))") MB, wharf serve --threads $THREADS, nginx worker_processes auto ($(nproc)), $ROUNDS round(s) from order: $ORDER"
+echo "| storm | server | client | ok | failed | wall s | delivered MB (ok x archive) | server-side body MB | MB/s | client done p50 / max s | server CPU s | clients' CPU s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+[ "$WARMUP" = 1 ] && report_line warmup
+for k in "${keys[@]}"; do report_line "$k"; done
+# Per client mode: each server's MB/s over all its rounds (bytes / wall time summed), the ratio.
 for mode in $modes; do
-  read -r _ wwall wok _ <<<"${R[wharf-$mode]}"
-  read -r _ nwall nok _ <<<"${R[nginx-$mode]}"
-  python3 -c "print(f'ratio wharf/nginx ($mode): {($wok/$wwall)/($nok/$nwall):.2f} in MB/s' if $nok and $wok else 'ratio wharf/nginx ($mode): n/a')"
+  args=()
+  for k in "${keys[@]}"; do case $k in "$mode"-*) args+=("${R[$k]}") ;; esac; done
+  python3 - "$mode" "${args[@]}" <<'PY'
+import sys
+mode, rows = sys.argv[1], [r.split() for r in sys.argv[2:]]
+rate = {}
+for server in ("wharf", "nginx"):
+    mine = [r for r in rows if r[0] == server]
+    wall = sum(float(r[3]) for r in mine)
+    rate[server] = sum(int(r[9]) for r in mine) / 1e6 / wall if wall else 0
+line = f"{mode}: wharf {rate['wharf']:.1f} MB/s, nginx {rate['nginx']:.1f} MB/s"
+if rate["nginx"]:
+    line += f", ratio wharf/nginx {rate['wharf'] / rate['nginx']:.2f}"
+print(line)
+PY
 done
 total_failed=0
-for k in "${!R[@]}"; do read -r f _ <<<"${R[$k]}"; total_failed=$((total_failed + f)); done
-grep -i 'error\|warn' "$T/serve.log" | head -5 || true
-echo "failed syncs/downloads in all: $total_failed"
+for k in "${!R[@]}"; do read -r _ _ f _ <<<"${R[$k]}"; total_failed=$((total_failed + f)); done
+grep -iv '^wharf serve:' "$T/serve.log" | head -5 || true
+echo "failed syncs/downloads in all (warm-up included): $total_failed"
 [ "$total_failed" -eq 0 ]

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/agent_cli.h"
+#include "cli/service_cli.h"
 #include "cli/output.h"
 
 namespace {
@@ -65,6 +66,90 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 86400));
   add_reporting(run);
   run->callback([&] { code = wharf::RunAgentDaemon(args); });
+
+  // The process server of one service (what wharf-svc@.service and `run` start).
+  wharf::ProcServOptions procserv;
+  std::string mode = "restart", kill_key = "^X", toggle_key = "^T", restart_key = "^R";
+  std::string socket_mode = "0660";
+  auto* procserv_cmd = app.add_subcommand(
+      "procserv", "run one service's child on a pseudo-terminal with a console socket, a log and "
+                  "restarts (usually started for you)");
+  procserv_cmd->add_option("--root", args.root, "the FEC's root")->capture_default_str();
+  procserv_cmd->add_option("--name", procserv.name, "service name")->required();
+  procserv_cmd->add_option("--chdir", procserv.workdir, "folder to start in (resolved at every start)");
+  procserv_cmd->add_option("--env", procserv.env, "KEY=VALUE for the child (repeatable)");
+  procserv_cmd->add_option("--mode", mode, "restart, norestart or oneshot")->capture_default_str()
+      ->check(CLI::IsMember({"restart", "norestart", "oneshot"}));
+  procserv_cmd->add_option("--holdoff", procserv.holdoff_seconds, "seconds between two starts")
+      ->capture_default_str()->check(CLI::Range(0, 86400));
+  procserv_cmd->add_option("--stop-signal", procserv.stop_signal, "signal that stops the child")
+      ->capture_default_str()->check(CLI::Range(1, 64));
+  procserv_cmd->add_option("--grace", procserv.grace_seconds, "seconds before SIGKILL when stopping")
+      ->capture_default_str();
+  procserv_cmd->add_option("--console", procserv.console_socket, "console socket (default ROOT/run/wharf/console/NAME.sock)");
+  procserv_cmd->add_option("--log-socket", procserv.log_socket, "read-only output socket");
+  procserv_cmd->add_option("--socket-mode", socket_mode, "sockets' permissions (never world-writable)")
+      ->capture_default_str();
+  procserv_cmd->add_option("--log-file", procserv.log_file, "log file (default ROOT/var/log/wharf/NAME.log; none: no file)");
+  procserv_cmd->add_option("--log-max", procserv.log_max_bytes, "rotate the log at this size")->capture_default_str();
+  procserv_cmd->add_option("--log-keep", procserv.log_keep, "rotated logs kept")->capture_default_str()
+      ->check(CLI::Range(0, 100));
+  procserv_cmd->add_flag("--timestamps", procserv.log_timestamps, "prefix log lines with the UTC time");
+  procserv_cmd->add_option("--status", procserv.status_file, "status file (default ROOT/run/wharf/status/NAME.json)");
+  procserv_cmd->add_option("--kill-key", kill_key, "console key that kills the child (none: off)")->capture_default_str();
+  procserv_cmd->add_option("--toggle-key", toggle_key, "key that cycles restart/norestart/oneshot")->capture_default_str();
+  procserv_cmd->add_option("--restart-key", restart_key, "key that starts a stopped child")->capture_default_str();
+  procserv_cmd->add_option("COMMAND", procserv.argv, "the child: command and arguments (after --)")->required();
+  procserv_cmd->callback([&] {
+    procserv.mode = mode == "norestart" ? wharf::RestartMode::kNoRestart
+                    : mode == "oneshot" ? wharf::RestartMode::kOneShot
+                                        : wharf::RestartMode::kRestart;
+    unsigned long bits = std::strtoul(socket_mode.c_str(), nullptr, 8);
+    if ((bits & 0002) || bits > 0777) {
+      code = wharf::ReportError("wharf-agent", {wharf::ErrorCode::kInvalidArgument,
+                                                "--socket-mode " + socket_mode + ": sockets are never world-writable"},
+                                wharf::kExitUsage);
+      return;
+    }
+    procserv.socket_mode = static_cast<mode_t>(bits);
+    if (!wharf::ParseKey(kill_key, procserv.kill_key) || !wharf::ParseKey(toggle_key, procserv.toggle_key) ||
+        !wharf::ParseKey(restart_key, procserv.restart_key)) {
+      code = wharf::ReportError("wharf-agent", {wharf::ErrorCode::kInvalidArgument,
+                                                "a console key is ^A..^_, one character, or none"},
+                                wharf::kExitUsage);
+      return;
+    }
+    if (procserv.name.empty() || procserv.name.find('/') != std::string::npos || procserv.name[0] == '.') {
+      code = wharf::ReportError("wharf-agent", {wharf::ErrorCode::kInvalidArgument,
+                                                "--name " + procserv.name + ": a service name has no '/' and no leading '.'"},
+                                wharf::kExitUsage);
+      return;
+    }
+    code = wharf::RunProcServCommand(procserv, args.root);
+  });
+
+  std::string service, socket;
+  bool read_only = false;
+  auto* attach = app.add_subcommand("attach", "connect this terminal to a service's console (^] detaches)");
+  attach->add_option("SERVICE", service, "service name")->required();
+  attach->add_option("--root", args.root, "the FEC's root")->capture_default_str();
+  attach->add_option("--socket", socket, "a console socket path instead of the service's");
+  attach->add_flag("--read-only", read_only, "watch the output only (the log socket)");
+  attach->callback([&] { code = wharf::RunAttach(args.root, service, socket, read_only); });
+
+  int verbosity = 0;
+  auto* list = app.add_subcommand("list", "this FEC's services: state, PID, uptime, restarts, last exit");
+  list->add_option("--root", args.root, "the FEC's root")->capture_default_str();
+  list->add_flag("-v", verbosity, "-v: clients, CPU, RSS; -vv: sockets, log, last lines");
+  list->add_flag("--json", args.json, "print the result as JSON (docs/services.md)");
+  list->callback([&] { code = wharf::RunList(args.root, verbosity, args.json); });
+
+  bool follow = false;
+  auto* logs = app.add_subcommand("logs", "a service's log file (-f: follow its output live)");
+  logs->add_option("SERVICE", service, "service name")->required();
+  logs->add_option("--root", args.root, "the FEC's root")->capture_default_str();
+  logs->add_flag("-f,--follow", follow, "follow the output until interrupted");
+  logs->callback([&] { code = wharf::RunLogs(args.root, service, follow); });
 
   auto* status = app.add_subcommand("status", "the active generation, its packages, leftovers");
   AddCommon(status, args);

@@ -1,0 +1,272 @@
+#include "cli/service_cli.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "base/file.h"
+#include "base/strings.h"
+#include "cli/output.h"
+
+namespace wharf {
+namespace {
+
+constexpr const char* kProgram = "wharf-agent";
+using nlohmann::ordered_json;
+
+std::string Under(const std::string& root, const std::string& path) {
+  return root == "/" || root.empty() ? path : JoinPath(AbsolutePath(root), path.substr(1));
+}
+
+Result<UniqueFd> Connect(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return Fail(ErrorCode::kInvalidArgument, path + ": path too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return Fail(errno == EACCES ? ErrorCode::kRejected : ErrorCode::kUnavailable,
+                path + ": cannot connect (" + std::strerror(errno) +
+                    "); is the service running (`wharf-agent list`), and are you in its group?");
+  return fd;
+}
+
+// Resident memory and CPU seconds of a process, from /proc.
+void ProcStats(long pid, ordered_json& j) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.starts_with("VmRSS:")) j["rss_bytes"] = std::stoll(line.substr(6)) * 1024;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return;
+  std::istringstream rest(text.substr(close + 2));
+  std::vector<std::string> fields;
+  for (std::string f; rest >> f;) fields.push_back(f);
+  if (fields.size() > 13) {
+    double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    j["cpu_seconds"] = (std::stod(fields[11]) + std::stod(fields[12])) / ticks;  // utime + stime
+  }
+}
+
+// Queue lengths of a listening UNIX socket, from /proc/net/unix and ss-like data.
+void SocketStats(const std::string& path, ordered_json& j) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    j["exists"] = false;
+    return;
+  }
+  j["exists"] = true;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+  j["mode"] = mode;
+  j["uid"] = st.st_uid;
+  j["gid"] = st.st_gid;
+}
+
+std::string Uptime(const ordered_json& s) {
+  if (!s["started"].is_string()) return "-";
+  auto started = ParseTime(s["started"].get<std::string>());
+  if (!started) return "-";
+  int64_t up = static_cast<int64_t>(::time(nullptr)) - *started;
+  char buf[32];
+  if (up >= 86400) std::snprintf(buf, sizeof buf, "%lldd%02lldh", (long long)(up / 86400), (long long)(up % 86400 / 3600));
+  else if (up >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(up / 3600), (long long)(up % 3600 / 60));
+  else std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(up / 60), (long long)(up % 60));
+  return buf;
+}
+
+std::string LastExit(const ordered_json& s) {
+  const auto& e = s["last_exit"];
+  if (!e.is_object()) return "-";
+  if (e["signal"].is_string()) return e["signal"].get<std::string>();
+  return "exit " + std::to_string(e["code"].get<int>());
+}
+
+}  // namespace
+
+ServicePaths PathsOf(const std::string& root, const std::string& service) {
+  return {Under(root, "/run/wharf/console/" + service + ".sock"),
+          Under(root, "/run/wharf/console/" + service + ".log.sock"),
+          Under(root, "/run/wharf/status/" + service + ".json"),
+          Under(root, "/var/log/wharf/" + service + ".log")};
+}
+
+bool ParseKey(const std::string& text, char& key) {
+  if (text == "none" || text.empty()) {
+    key = 0;
+    return true;
+  }
+  if (text.size() == 2 && text[0] == '^' && text[1] >= '@' && text[1] <= '_') {
+    key = static_cast<char>(text[1] - '@');
+    return true;
+  }
+  if (text.size() == 1) {
+    key = text[0];
+    return true;
+  }
+  return false;
+}
+
+int RunProcServCommand(ProcServOptions options, const std::string& root) {
+  if (options.argv.empty())
+    return ReportError(kProgram, {ErrorCode::kInvalidArgument, "procserv: give the command after --"}, kExitUsage);
+  ServicePaths paths = PathsOf(root, options.name);
+  if (options.console_socket.empty()) options.console_socket = paths.console;
+  if (options.log_socket.empty()) options.log_socket = paths.log_socket;
+  if (options.status_file.empty()) options.status_file = paths.status;
+  if (options.log_file.empty()) options.log_file = paths.log_file;
+  if (options.log_file == "none") options.log_file.clear();
+  return RunProcServ(options);
+}
+
+int RunAttach(const std::string& root, const std::string& service, const std::string& socket,
+              bool read_only) {
+  ServicePaths paths = PathsOf(root, service);
+  std::string path = !socket.empty() ? socket : read_only ? paths.log_socket : paths.console;
+  auto fd = Connect(path);
+  if (!fd) return ReportError(kProgram, fd.error());
+  bool tty = ::isatty(0);
+  termios saved{};
+  if (tty) {
+    ::tcgetattr(0, &saved);
+    termios raw = saved;
+    ::cfmakeraw(&raw);
+    ::tcsetattr(0, TCSANOW, &raw);
+    std::fprintf(stderr, "attached to %s; ^] detaches\r\n", path.c_str());
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  bool input_open = !read_only;
+  char buf[65536];
+  int code = kExitOk;
+  for (;;) {
+    pollfd fds[2] = {{fd->get(), POLLIN, 0}, {input_open ? 0 : -1, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[0].revents) {
+      ssize_t n = ::read(fd->get(), buf, sizeof buf);
+      if (n <= 0) break;  // the server went away
+      if (!WriteAll(1, buf, static_cast<size_t>(n), "stdout")) break;
+    }
+    if (fds[1].revents) {
+      ssize_t n = ::read(0, buf, sizeof buf);
+      if (n <= 0) {
+        input_open = false;  // end of input (a pipe): keep showing output
+        ::shutdown(fd->get(), SHUT_WR);
+        continue;
+      }
+      if (tty) {
+        void* detach = std::memchr(buf, 0x1d, static_cast<size_t>(n));  // ^]
+        if (detach) {
+          n = static_cast<char*>(detach) - buf;
+          if (n > 0) (void)WriteAll(fd->get(), buf, static_cast<size_t>(n), path);
+          break;
+        }
+      }
+      if (!WriteAll(fd->get(), buf, static_cast<size_t>(n), path)) break;
+    }
+  }
+  if (tty) {
+    ::tcsetattr(0, TCSANOW, &saved);
+    std::fprintf(stderr, "\ndetached from %s\n", path.c_str());
+  }
+  return code;
+}
+
+int RunList(const std::string& root, int verbosity, bool json) {
+  std::string dir = Under(root, "/run/wharf/status");
+  auto names = ListDir(dir);
+  ordered_json all = ordered_json::array();
+  if (names) {
+    for (const auto& name : *names) {
+      if (!name.ends_with(".json") || name.starts_with(".")) continue;
+      auto text = ReadFile(JoinPath(dir, name), 1 << 20);
+      if (!text) continue;
+      ordered_json s;
+      try {
+        s = ordered_json::parse(*text);
+      } catch (const std::exception&) {
+        continue;
+      }
+      // A server that died without a word: its child may still run, but nobody watches it.
+      if (s.contains("server_pid") && s["server_pid"].is_number() &&
+          ::kill(s["server_pid"].get<pid_t>(), 0) != 0 && errno == ESRCH) {
+        s["state"] = "dead";
+        s["pid"] = nullptr;
+      }
+      s["uptime"] = Uptime(s);
+      if (verbosity >= 1 && s["pid"].is_number()) ProcStats(s["pid"].get<long>(), s);
+      if (verbosity >= 2) {
+        ordered_json sock;
+        SocketStats(s.value("console_socket", ""), sock);
+        s["console_socket_info"] = sock;
+        struct stat st {};
+        std::string log = s.value("log_file", "");
+        s["log_bytes"] = !log.empty() && ::stat(log.c_str(), &st) == 0 ? ordered_json(st.st_size) : ordered_json(nullptr);
+      }
+      all.push_back(s);
+    }
+  }
+  if (json) {
+    std::printf("%s\n", all.dump(2, ' ', false, ordered_json::error_handler_t::replace).c_str());
+    return kExitOk;
+  }
+  if (all.empty()) {
+    std::printf("no services under %s\n", dir.c_str());
+    return kExitOk;
+  }
+  std::printf("%-20s %-9s %8s %9s %8s %-10s", "SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT");
+  if (verbosity >= 1) std::printf(" %7s %8s %9s", "CLIENTS", "CPU s", "RSS");
+  std::printf("\n");
+  for (const auto& s : all) {
+    std::string pid = s["pid"].is_number() ? std::to_string(s["pid"].get<long>()) : "-";
+    std::printf("%-20s %-9s %8s %9s %8d %-10s", s["name"].get<std::string>().c_str(),
+                s["state"].get<std::string>().c_str(), pid.c_str(), s["uptime"].get<std::string>().c_str(),
+                s["restarts"].get<int>(), LastExit(s).c_str());
+    if (verbosity >= 1) {
+      char cpu[32] = "-";
+      if (s.contains("cpu_seconds")) std::snprintf(cpu, sizeof cpu, "%.2f", s["cpu_seconds"].get<double>());
+      std::printf(" %7d %8s %9s", s["console_clients"].get<int>(), cpu,
+                  s.contains("rss_bytes") ? HumanBytes(s["rss_bytes"].get<uint64_t>()).c_str() : "-");
+    }
+    std::printf("\n");
+    if (verbosity >= 2) {
+      const auto& sock = s["console_socket_info"];
+      std::printf("    console %s (%s)\n", s.value("console_socket", "").c_str(),
+                  sock.value("exists", false) ? (sock["mode"].get<std::string>() + " uid " +
+                                                 std::to_string(sock["uid"].get<int>()) + " gid " +
+                                                 std::to_string(sock["gid"].get<int>())).c_str()
+                                              : "missing");
+      std::printf("    log     %s (%s)\n", s.value("log_file", "").c_str(),
+                  s["log_bytes"].is_number() ? HumanBytes(s["log_bytes"].get<uint64_t>()).c_str() : "none");
+      for (const auto& line : s.value("last_lines", ordered_json::array()))
+        std::printf("    | %s\n", line.get<std::string>().c_str());
+    }
+  }
+  return kExitOk;
+}
+
+int RunLogs(const std::string& root, const std::string& service, bool follow) {
+  ServicePaths paths = PathsOf(root, service);
+  if (follow) return RunAttach(root, service, "", true);
+  auto text = ReadFile(paths.log_file, uint64_t{1} << 32);
+  if (!text) return ReportError(kProgram, text.error());
+  std::fwrite(text->data(), 1, text->size(), stdout);
+  return kExitOk;
+}
+
+}  // namespace wharf

@@ -1,0 +1,29 @@
+// `wharf-agent procserv | attach | list | logs`: the FEC's services and their consoles.
+// Under --root, a service NAME has its console at <root>/run/wharf/console/NAME.sock, its
+// read-only output at NAME.log.sock beside it, its status at <root>/run/wharf/status/NAME.json
+// and its log at <root>/var/log/wharf/NAME.log.
+#pragma once
+
+#include <string>
+
+#include "service/procserv.h"
+
+namespace wharf {
+
+struct ServicePaths {
+  std::string console, log_socket, status, log_file;
+};
+ServicePaths PathsOf(const std::string& root, const std::string& service);
+
+/// Parses a console key: "^X", "none", or one character.
+bool ParseKey(const std::string& text, char& key);
+
+int RunProcServCommand(ProcServOptions options, const std::string& root);
+/// Connects the terminal to a console until ^] (or the server goes away).
+int RunAttach(const std::string& root, const std::string& service, const std::string& socket,
+              bool read_only);
+/// The services of this FEC: state, PID, uptime, restarts, last exit (and more with -v, -vv).
+int RunList(const std::string& root, int verbosity, bool json);
+int RunLogs(const std::string& root, const std::string& service, bool follow);
+
+}  // namespace wharf

@@ -1,0 +1,504 @@
+#include "service/procserv.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "base/file.h"
+#include "base/strings.h"
+
+namespace wharf {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t WallNow() { return static_cast<int64_t>(::time(nullptr)); }
+
+std::string KeyName(char key) {
+  if (key == 0) return "(none)";
+  if (key > 0 && key < 32) return std::string("^") + static_cast<char>(key + '@');
+  return std::string(1, key);
+}
+
+Result<UniqueFd> Listen(const std::string& path, mode_t mode) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return Fail(ErrorCode::kInvalidArgument, path + ": socket path too long (max " +
+                                                 std::to_string(sizeof addr.sun_path - 1) + ")");
+  WHARF_TRY(MakeDirs(Dirname(path)));
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return IoError("socket", path);
+  ::unlink(path.c_str());  // a socket left by a server that died
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return IoError("bind", path);
+  if (::chmod(path.c_str(), mode) != 0) return IoError("chmod", path);
+  if (::listen(fd.get(), 16) != 0) return IoError("listen", path);
+  return fd;
+}
+
+struct Client {
+  UniqueFd fd;
+  bool read_only = false;
+  std::string out;  // bytes not yet taken by the client
+};
+
+struct ExitInfo {
+  int code = -1;    // exit status, or -1
+  int signal = 0;   // the signal that ended it, or 0
+  int64_t time = 0;
+};
+
+class ProcServ {
+ public:
+  explicit ProcServ(const ProcServOptions& options) : o_(options), mode_(options.mode) {}
+
+  int Run() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+    sigprocmask(SIG_BLOCK, &signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    signal_fd_ = UniqueFd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
+    auto console = Listen(o_.console_socket, o_.socket_mode);
+    if (!console) return Failed(console.error());
+    console_ = std::move(*console);
+    if (!o_.log_socket.empty()) {
+      auto log = Listen(o_.log_socket, o_.socket_mode);
+      if (!log) return Failed(log.error());
+      log_listener_ = std::move(*log);
+    }
+    if (auto opened = OpenLog(); !opened) return Failed(opened.error());
+    if (!o_.status_file.empty()) {
+      if (auto made = MakeDirs(Dirname(o_.status_file)); !made) return Failed(made.error());
+    }
+    restart_at_ = NowMs();
+    for (;;) {
+      if (restart_at_ >= 0 && NowMs() >= restart_at_ && child_ < 0 && !stopping_) StartChild();
+      if (stopping_ && child_ < 0) break;
+      if (exit_after_child_ && child_ < 0) break;
+      if (stopping_ && NowMs() >= kill_at_ && child_ > 0 && !killed_) {
+        ::kill(child_, SIGKILL);
+        killed_ = true;
+      }
+      Poll();
+    }
+    for (const auto& path : {o_.console_socket, o_.log_socket})
+      if (!path.empty()) ::unlink(path.c_str());
+    WriteStatus();
+    return 0;
+  }
+
+ private:
+  int Failed(const Error& error) {
+    std::fprintf(stderr, "wharf-agent procserv: error: %s\n", error.message.c_str());
+    return 1;
+  }
+
+  void Poll() {
+    std::vector<pollfd> fds;
+    fds.push_back({signal_fd_.get(), POLLIN, 0});
+    fds.push_back({console_.get(), POLLIN, 0});
+    fds.push_back({log_listener_.valid() ? log_listener_.get() : -1, POLLIN, 0});
+    fds.push_back({master_.valid() ? master_.get() : -1, POLLIN, 0});
+    size_t first_client = fds.size();
+    for (const auto& c : clients_)
+      fds.push_back({c->fd.get(), static_cast<short>(POLLIN | (c->out.empty() ? 0 : POLLOUT)), 0});
+    int timeout = -1;
+    int64_t now = NowMs();
+    if (restart_at_ >= 0 && child_ < 0) timeout = static_cast<int>(std::max<int64_t>(0, restart_at_ - now));
+    if (stopping_ && child_ > 0 && !killed_) timeout = static_cast<int>(std::max<int64_t>(0, kill_at_ - now));
+    int ready = ::poll(fds.data(), fds.size(), timeout);
+    if (ready <= 0) return;
+    if (fds[0].revents) HandleSignals();
+    if (fds[1].revents & POLLIN) Accept(console_.get(), false);
+    if (fds[2].revents & POLLIN) Accept(log_listener_.get(), true);
+    if (fds[3].revents) ReadChild();
+    // Clients may be dropped while handled: walk the ones polled, by fd.
+    std::vector<std::pair<int, short>> events;
+    for (size_t i = first_client; i < fds.size(); ++i) events.emplace_back(fds[i].fd, fds[i].revents);
+    for (auto [fd, revents] : events) {
+      Client* client = Find(fd);
+      if (!client || !revents) continue;
+      if (revents & (POLLIN | POLLHUP | POLLERR)) ReadClient(*client);
+      client = Find(fd);
+      if (client && (revents & POLLOUT)) Flush(*client);
+    }
+  }
+
+  Client* Find(int fd) {
+    for (auto& c : clients_)
+      if (c->fd.get() == fd) return c.get();
+    return nullptr;
+  }
+
+  void Drop(Client& client) {
+    std::erase_if(clients_, [&](const std::unique_ptr<Client>& c) { return c.get() == &client; });
+    WriteStatus();
+  }
+
+  void HandleSignals() {
+    signalfd_siginfo info;
+    while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
+      switch (info.ssi_signo) {
+        case SIGCHLD: Reap(); break;
+        case SIGHUP:
+          (void)OpenLog();
+          Message("log file reopened (SIGHUP)");
+          break;
+        default:  // SIGTERM, SIGINT
+          if (!stopping_) {
+            stopping_ = true;
+            Message("stopping: sending signal " + std::to_string(o_.stop_signal) + " to the child");
+            if (child_ > 0) ::kill(child_, o_.stop_signal);
+            kill_at_ = NowMs() + o_.grace_seconds * 1000;
+            WriteStatus();
+          }
+      }
+    }
+  }
+
+  void StartChild() {
+    restart_at_ = -1;
+    char real[PATH_MAX];
+    std::string folder = o_.workdir.empty() ? "/" : o_.workdir;
+    if (::realpath(folder.c_str(), real) == nullptr) {
+      Message("cannot start: folder " + folder + " is missing (" + std::strerror(errno) + ")");
+      ScheduleRestart();
+      return;
+    }
+    resolved_dir_ = real;
+    int master = -1;
+    winsize size{24, 80, 0, 0};
+    pid_t pid = ::forkpty(&master, nullptr, nullptr, &size);
+    if (pid < 0) {
+      Message(std::string("cannot start: forkpty: ") + std::strerror(errno));
+      ScheduleRestart();
+      return;
+    }
+    if (pid == 0) {
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
+      for (int s : {SIGPIPE, SIGCHLD, SIGTERM, SIGINT, SIGHUP}) ::signal(s, SIG_DFL);
+      if (::chdir(resolved_dir_.c_str()) != 0) _exit(126);
+      for (const auto& kv : o_.env) ::putenv(const_cast<char*>(kv.c_str()));
+      std::vector<char*> argv;
+      for (const auto& a : o_.argv) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execvp(argv[0], argv.data());
+      std::fprintf(stderr, "@@@ cannot run %s: %s\r\n", argv[0], std::strerror(errno));
+      _exit(127);
+    }
+    master_ = UniqueFd(master);
+    ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
+    ::fcntl(master, F_SETFD, FD_CLOEXEC);
+    child_ = pid;
+    last_start_ms_ = NowMs();
+    started_ = WallNow();
+    ++starts_;
+    Message("started child, PID " + std::to_string(pid) + ", in " + resolved_dir_);
+    WriteStatus();
+  }
+
+  void ScheduleRestart() {
+    restart_at_ = std::max(NowMs(), last_start_ms_ + o_.holdoff_seconds * 1000);
+    WriteStatus();
+  }
+
+  void ReadChild() {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(master_.get(), buf, sizeof buf);
+      if (n > 0) {
+        Output(std::string_view(buf, static_cast<size_t>(n)));
+        if (n < static_cast<ssize_t>(sizeof buf)) return;
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      // EIO: every holder of the terminal has closed it; the child is gone or going.
+      master_ = UniqueFd();
+      return;
+    }
+  }
+
+  void Reap() {
+    int status = 0;
+    pid_t pid;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid != child_) continue;
+      if (master_.valid()) ReadChild();  // what it wrote last
+      master_ = UniqueFd();
+      child_ = -1;
+      killed_ = false;
+      ExitInfo exit;
+      exit.time = WallNow();
+      if (WIFSIGNALED(status)) {
+        exit.signal = WTERMSIG(status);
+        Message("child PID " + std::to_string(pid) + " killed by signal " + std::to_string(exit.signal) +
+                " (SIG" + sigabbrev_np(exit.signal) + ")");
+      } else {
+        exit.code = WEXITSTATUS(status);
+        Message("child PID " + std::to_string(pid) + " exited with status " + std::to_string(exit.code));
+      }
+      last_exit_ = exit;
+      if (stopping_) continue;
+      switch (mode_) {
+        case RestartMode::kRestart: {
+          ScheduleRestart();
+          int64_t wait = restart_at_ - NowMs();
+          Message(wait > 0 ? "restarting in " + std::to_string((wait + 999) / 1000) + " s (hold-off)"
+                           : "restarting");
+          break;
+        }
+        case RestartMode::kNoRestart:
+          Message("not restarting (mode norestart); " + KeyName(o_.restart_key) + " starts it");
+          break;
+        case RestartMode::kOneShot:
+          Message("mode oneshot: the process server ends");
+          exit_after_child_ = true;
+          break;
+      }
+      WriteStatus();
+    }
+  }
+
+  void Accept(int listener, bool read_only) {
+    for (;;) {
+      int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) return;
+      auto client = std::make_unique<Client>();
+      client->fd = UniqueFd(fd);
+      client->read_only = read_only;
+      clients_.push_back(std::move(client));
+      Client& c = *clients_.back();
+      std::string banner = "@@@ wharf process server for " + o_.name + ", PID " + std::to_string(::getpid()) + "\r\n";
+      banner += child_ > 0 ? "@@@ child PID " + std::to_string(child_) + " in " + resolved_dir_ + "\r\n"
+                           : "@@@ child not running\r\n";
+      banner += "@@@ " + std::to_string(Consoles()) + " console client(s) connected; mode " +
+                RestartModeName(mode_) + "\r\n";
+      if (!read_only)
+        banner += "@@@ " + KeyName(o_.kill_key) + " kills the child, " + KeyName(o_.toggle_key) +
+                  " toggles restart mode, " + KeyName(o_.restart_key) + " starts a stopped child\r\n";
+      Send(c, banner + replay_);
+      WriteStatus();
+    }
+  }
+
+  int Consoles() const {
+    int n = 0;
+    for (const auto& c : clients_) n += c->read_only ? 0 : 1;
+    return n;
+  }
+
+  void ReadClient(Client& client) {
+    char buf[4096];
+    ssize_t n = ::read(client.fd.get(), buf, sizeof buf);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      Drop(client);
+      return;
+    }
+    if (n < 0 || client.read_only) return;
+    std::string to_child;
+    for (ssize_t i = 0; i < n; ++i) {
+      char ch = buf[i];
+      bool key = ch != 0 && (ch == o_.kill_key || ch == o_.toggle_key || ch == o_.restart_key);
+      if (key) {
+        if (ch == o_.kill_key) {
+          if (child_ > 0) {
+            Message(KeyName(ch) + ": killing the child (SIGKILL)");
+            ::kill(child_, SIGKILL);
+          }
+        } else if (ch == o_.toggle_key) {
+          mode_ = mode_ == RestartMode::kRestart     ? RestartMode::kNoRestart
+                  : mode_ == RestartMode::kNoRestart ? RestartMode::kOneShot
+                                                     : RestartMode::kRestart;
+          Message(KeyName(ch) + ": mode is now " + RestartModeName(mode_));
+          if (mode_ == RestartMode::kRestart && child_ < 0 && restart_at_ < 0) ScheduleRestart();
+          if (mode_ != RestartMode::kRestart && child_ < 0) restart_at_ = -1;
+          WriteStatus();
+        } else if (ch == o_.restart_key) {
+          if (child_ < 0) {
+            Message(KeyName(ch) + ": starting the child");
+            restart_at_ = NowMs();
+          }
+        }
+        if (o_.strip_keys) continue;
+      }
+      to_child += ch;
+    }
+    if (to_child.empty()) return;
+    std::vector<Client*> others;
+    for (auto& other : clients_)
+      if (other.get() != &client && !other->read_only) others.push_back(other.get());
+    for (Client* other : others) Send(*other, to_child);
+    if (master_.valid()) (void)WriteAll(master_.get(), to_child.data(), to_child.size(), "pty");
+  }
+
+  void Send(Client& client, std::string_view data) {
+    if (client.out.size() + data.size() > o_.client_buffer_bytes) {
+      Drop(client);  // it stopped reading: it must not hold up the child or the others
+      return;
+    }
+    client.out.append(data);
+    Flush(client);
+  }
+
+  void Flush(Client& client) {
+    while (!client.out.empty()) {
+      ssize_t n = ::send(client.fd.get(), client.out.data(), client.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        client.out.erase(0, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      Drop(client);
+      return;
+    }
+  }
+
+  // Output of the child, or a message of the server: to every client, the replay and the log.
+  void Output(std::string_view data) {
+    replay_.append(data);
+    if (replay_.size() > o_.replay_bytes) replay_.erase(0, replay_.size() - o_.replay_bytes);
+    LogWrite(data);
+    std::vector<Client*> all;
+    for (auto& c : clients_) all.push_back(c.get());
+    for (Client* c : all) Send(*c, data);
+  }
+
+  void Message(const std::string& text) { Output("@@@ " + text + "\r\n"); }
+
+  Status OpenLog() {
+    if (o_.log_file.empty()) return {};
+    WHARF_TRY(MakeDirs(Dirname(o_.log_file)));
+    log_ = UniqueFd(::open(o_.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    if (!log_.valid()) return IoError("open", o_.log_file);
+    struct stat st {};
+    log_size_ = ::fstat(log_.get(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+    return {};
+  }
+
+  void Rotate() {
+    log_ = UniqueFd();
+    for (int i = o_.log_keep - 1; i >= 1; --i)
+      ::rename((o_.log_file + "." + std::to_string(i)).c_str(), (o_.log_file + "." + std::to_string(i + 1)).c_str());
+    if (o_.log_keep >= 1) ::rename(o_.log_file.c_str(), (o_.log_file + ".1").c_str());
+    else ::unlink(o_.log_file.c_str());
+    (void)OpenLog();
+  }
+
+  // Whole lines go to one file: rotation happens only at a line start, so no line is cut
+  // or lost.
+  void LogWrite(std::string_view data) {
+    if (!log_.valid()) return;
+    while (!data.empty()) {
+      size_t newline = data.find('\n');
+      size_t take = newline == std::string_view::npos ? data.size() : newline + 1;
+      std::string_view piece = data.substr(0, take);
+      data.remove_prefix(take);
+      if (at_line_start_ && log_size_ > 0 && log_size_ + piece.size() > o_.log_max_bytes) Rotate();
+      std::string line;
+      if (at_line_start_ && o_.log_timestamps) line = FormatTime(WallNow()) + " ";
+      line.append(piece);
+      if (line.ends_with("\r\n")) line.erase(line.size() - 2, 1);  // the terminal's CR
+      if (WriteAll(log_.get(), line.data(), line.size(), o_.log_file)) log_size_ += line.size();
+      at_line_start_ = piece.ends_with('\n');
+    }
+  }
+
+  void WriteStatus() {
+    if (o_.status_file.empty()) return;
+    using nlohmann::ordered_json;
+    ordered_json j;
+    j["name"] = o_.name;
+    j["state"] = stopping_ ? "stopping" : child_ > 0 ? "running" : restart_at_ >= 0 ? "holdoff" : "stopped";
+    j["pid"] = child_ > 0 ? ordered_json(child_) : ordered_json(nullptr);
+    j["server_pid"] = ::getpid();
+    j["mode"] = RestartModeName(mode_);
+    j["started"] = child_ > 0 ? ordered_json(FormatTime(started_)) : ordered_json(nullptr);
+    j["restarts"] = std::max(0, starts_ - 1);
+    if (last_exit_) {
+      ordered_json e{{"time", FormatTime(last_exit_->time)}};
+      e["code"] = last_exit_->code >= 0 ? ordered_json(last_exit_->code) : ordered_json(nullptr);
+      e["signal"] = last_exit_->signal ? ordered_json(std::string("SIG") + sigabbrev_np(last_exit_->signal))
+                                       : ordered_json(nullptr);
+      j["last_exit"] = e;
+    } else {
+      j["last_exit"] = nullptr;
+    }
+    j["folder"] = resolved_dir_;
+    j["command"] = o_.argv;
+    j["console_clients"] = Consoles();
+    j["console_socket"] = o_.console_socket;
+    j["log_socket"] = o_.log_socket;
+    j["log_file"] = o_.log_file;
+    // The last lines of output, so that a crash loop explains itself.
+    std::string tail = replay_.size() > 2048 ? replay_.substr(replay_.size() - 2048) : replay_;
+    std::vector<std::string> lines;
+    for (auto& line : Split(tail, '\n')) {
+      while (!line.empty() && (line.back() == '\r')) line.pop_back();
+      if (!line.empty()) lines.push_back(line);
+    }
+    if (lines.size() > 10) lines.erase(lines.begin(), lines.end() - 10);
+    j["last_lines"] = lines;
+    (void)WriteFileAtomic(o_.status_file, j.dump(2, ' ', false, ordered_json::error_handler_t::replace) + "\n", 0644);
+  }
+
+  ProcServOptions o_;
+  RestartMode mode_;
+  UniqueFd signal_fd_, console_, log_listener_, master_, log_;
+  std::vector<std::unique_ptr<Client>> clients_;
+  std::string replay_;
+  pid_t child_ = -1;
+  int starts_ = 0;
+  int64_t last_start_ms_ = INT64_MIN / 2;
+  int64_t restart_at_ = -1;
+  int64_t started_ = 0;
+  int64_t kill_at_ = 0;
+  bool stopping_ = false;
+  bool killed_ = false;
+  bool exit_after_child_ = false;
+  std::optional<ExitInfo> last_exit_;
+  std::string resolved_dir_;
+  uint64_t log_size_ = 0;
+  bool at_line_start_ = true;
+};
+
+}  // namespace
+
+const char* RestartModeName(RestartMode mode) {
+  switch (mode) {
+    case RestartMode::kRestart: return "restart";
+    case RestartMode::kNoRestart: return "norestart";
+    case RestartMode::kOneShot: return "oneshot";
+  }
+  return "?";
+}
+
+int RunProcServ(const ProcServOptions& options) {
+  ProcServ server(options);
+  return server.Run();
+}
+
+}  // namespace wharf
