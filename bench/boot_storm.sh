@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Boot storm: AGENTS wharf-agents sync a SIZE_MB generation at once, first from `wharf serve`,
-# then from nginx serving the same store folder, in the same run.
+# Boot storm: AGENTS wharf-agents sync a SIZE_MB generation at once, from `wharf serve` and
+# from nginx serving the same store folder, in the same run (rounds in ABBA order).
 # Usage: [AGENTS=200] [SIZE_MB=100] [THREADS=4] [SCRATCH=/tmp] [ORDER="wharf nginx"]
 #        [ROUNDS=2] [WARMUP=1] [CURL=1] [TIMEOUT=1500] bench/boot_storm.sh
 #   ROUNDS: storms per server and client kind; even rounds run the servers in reverse order.
 #   WARMUP=1 first runs one agent storm from nginx that is not counted: the first storm of a
-#   run is slower whichever server serves it (measured: 115-130 s against 85-88 s).
+#   run was slower whichever server served it (2026-11-25: 114-130 s against 85-88 s).
 #   THREADS: `wharf serve --threads`; nginx runs worker_processes auto (one per core).
 #   CURL=1 also times AGENTS parallel `curl -o /dev/null` of the archive from each server:
 #   the server alone, without the agents' hashing, unpacking and disk writes.
