@@ -290,6 +290,7 @@ Result<PackResult> PackTree(const std::string& dir, const PackOptions& options) 
   index.prefix = options.prefix;
   index.archive = options.name + "-" + options.version + ".tar.zst";
   index.zstd_level = options.level;
+  index.services = options.services;
   WHARF_TRY(MakeDirs(options.out_dir));
   result.archive_path = JoinPath(options.out_dir, index.archive);
   result.index_path = JoinPath(options.out_dir, options.name + "-" + options.version + ".package.json");

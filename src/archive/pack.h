@@ -20,6 +20,7 @@ struct PackOptions {
   bool keep_owners = false;        // else uid/gid 0, no names
   bool keep_mtimes = false;        // else mtime 0
   unsigned threads = 0;            // compression threads; 0: one per core
+  std::string services;            // JSON array of service definitions, already checked
   /// Called now and then with (raw bytes done, raw bytes total); may be empty.
   std::function<void(uint64_t, uint64_t)> progress;
 };

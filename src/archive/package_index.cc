@@ -110,6 +110,7 @@ std::string PackageIndexToJson(const PackageIndex& index) {
     file["frame"] = e.frame;
     j["files"].push_back(std::move(file));
   }
+  if (!index.services.empty()) j["services"] = ordered_json::parse(index.services);
   return j.dump(1) + "\n";
 }
 
@@ -133,6 +134,10 @@ Result<PackageIndex> ParsePackageIndex(std::string_view json) {
       index.frames.push_back({f.at("offset").get<uint64_t>(), f.at("size").get<uint64_t>(),
                               f.at("raw_offset").get<uint64_t>(), f.at("raw_size").get<uint64_t>(),
                               f.at("sha256").get<std::string>()});
+    if (j.contains("services")) {
+      if (!j["services"].is_array()) return Fail(ErrorCode::kCorrupt, "package.json: services must be a list");
+      index.services = j["services"].dump();
+    }
     for (const auto& f : j.at("files")) {
       FileEntry e;
       e.path = f.at("path").get<std::string>();

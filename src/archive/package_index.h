@@ -53,6 +53,9 @@ struct PackageIndex {
   uint64_t raw_size = 0;       // the uncompressed tar stream
   std::vector<Frame> frames;   // in archive order, contiguous
   std::vector<FileEntry> files;  // in archive order (sorted by path)
+  /// The services the package defines, as a JSON array (empty: none); their fields are
+  /// checked by the service library (src/service/definition.h) when packed and when run.
+  std::string services;
 };
 
 const char* EntryTypeName(EntryType type);

@@ -15,6 +15,7 @@
 #include "crypto/sign.h"
 #include "fetch/api_client.h"
 #include "ops/ops.h"
+#include "service/definition.h"
 #include "store/changes.h"
 #include "store/store.h"
 
@@ -93,12 +94,17 @@ class RemoteBackend : public Backend {
   }
   Result<Json> Change(const ops::ChangeRequest& request) override {
     WHARF_TRY(ValidateFecName(request.fec));
-    static constexpr const char* kVerbs[] = {"assign", "unassign", "rollback", "refresh"};
+    static constexpr const char* kVerbs[] = {"assign", "unassign", "rollback", "refresh", "services/"};
     Json body{{"expires_in", args_.expires_in}, {"dry_run", args_.dry_run}};
-    if (!request.items.empty()) body["packages"] = request.items;
+    bool service = request.kind == ops::ChangeKind::kServiceSet;
+    if (!request.items.empty()) body[service ? "set" : "packages"] = request.items;
     if (request.to) body["to"] = *request.to;
-    return ParseAnswer(client_.Call(
-        "POST", "/api/v1/fecs/" + request.fec + "/" + kVerbs[static_cast<int>(request.kind)], body.dump()));
+    std::string verb = kVerbs[static_cast<int>(request.kind)];
+    if (service) {
+      WHARF_TRY(ValidateServiceName(request.service));
+      verb += request.service;
+    }
+    return ParseAnswer(client_.Call("POST", "/api/v1/fecs/" + request.fec + "/" + verb, body.dump()));
   }
   Result<Json> Show(const std::string& fec) override {
     WHARF_TRY(ValidateFecName(fec));
@@ -181,11 +187,12 @@ int ReportChange(const Result<Json>& result, const StoreArgs& args, const char* 
 }
 
 int RunChange(ops::ChangeKind kind, const std::string& fec, std::vector<std::string> items,
-              std::optional<uint64_t> to, const StoreArgs& given, const char* verb) {
+              std::optional<uint64_t> to, const StoreArgs& given, const char* verb,
+              const std::string& service = "") {
   const StoreArgs args = WithEnvironment(given);
   auto backend = OpenBackend(args, false, true);
   if (!backend) return Failed(backend.error());
-  return ReportChange((*backend)->Change({kind, fec, std::move(items), to}), args, verb);
+  return ReportChange((*backend)->Change({kind, fec, std::move(items), to, service}), args, verb);
 }
 
 }  // namespace
@@ -202,7 +209,22 @@ int RunKeygen(const std::string& out, bool json) {
   return kExitOk;
 }
 
-int RunPack(const std::string& dir, PackOptions options, bool json) {
+int RunPack(const std::string& dir, PackOptions options, const std::vector<std::string>& service_specs,
+            bool json) {
+  std::vector<ServiceDef> services;
+  for (const auto& spec : service_specs) {
+    auto parsed = ParseServiceSpec(spec);
+    if (!parsed) return ReportError(kProgram, parsed.error(), kExitUsage);
+    services.push_back(*parsed);
+  }
+  std::string toml = JoinPath(dir, "services.toml");
+  if (PathExists(toml)) {
+    if (auto merged = MergeServicesToml(toml, services); !merged) return Failed(merged.error());
+  }
+  for (const auto& service : services) {
+    if (auto valid = ValidateService(service); !valid) return Failed(valid.error());
+  }
+  options.services = ServicesToJson(services);
   bool tty = ::isatty(2);
   if (tty && !json)
     options.progress = [](uint64_t done, uint64_t total) {
@@ -217,11 +239,12 @@ int RunPack(const std::string& dir, PackOptions options, bool json) {
                {"name", index.name}, {"version", index.version}, {"prefix", index.prefix},
                {"files", index.files.size()}, {"frames", index.frames.size()},
                {"raw_size", index.raw_size}, {"size", index.archive_size},
-               {"sha256", index.archive_sha256}});
+               {"sha256", index.archive_sha256}, {"services", services.size()}});
   } else {
-    std::printf("%s: %zu entries, %s -> %s in %zu frames\n", result->archive_path.c_str(),
+    std::printf("%s: %zu entries, %s -> %s in %zu frames%s\n", result->archive_path.c_str(),
                 index.files.size(), HumanBytes(index.raw_size).c_str(),
-                HumanBytes(index.archive_size).c_str(), index.frames.size());
+                HumanBytes(index.archive_size).c_str(), index.frames.size(),
+                services.empty() ? "" : (", " + std::to_string(services.size()) + " service(s)").c_str());
   }
   return kExitOk;
 }
@@ -270,6 +293,13 @@ int RunUnassign(const std::string& fec, const std::vector<std::string>& names, c
   return RunChange(ops::ChangeKind::kUnassign, fec, names, std::nullopt, args, "unassigned, now");
 }
 
+int RunServiceSet(const std::string& fec, const std::string& service,
+                  const std::vector<std::string>& settings, const StoreArgs& args) {
+  if (auto valid = ValidateServiceName(service); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
+  std::string verb = "set service " + service + " in";
+  return RunChange(ops::ChangeKind::kServiceSet, fec, settings, std::nullopt, args, verb.c_str(), service);
+}
+
 int RunRollback(const std::string& fec, std::optional<uint64_t> to, const StoreArgs& args) {
   return RunChange(ops::ChangeKind::kRollback, fec, {}, to, args, "rolled back in");
 }
@@ -286,7 +316,7 @@ int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& given) {
   }
   int code = kExitOk;
   for (const auto& fec : targets) {
-    int one = ReportChange((*backend)->Change({ops::ChangeKind::kRefresh, fec, {}, std::nullopt}), args,
+    int one = ReportChange((*backend)->Change({ops::ChangeKind::kRefresh, fec, {}, std::nullopt, ""}), args,
                            "refreshed as");
     if (one != kExitOk) code = one;
   }

@@ -25,11 +25,16 @@ struct StoreArgs {
 };
 
 int RunKeygen(const std::string& out, bool json);
-int RunPack(const std::string& dir, PackOptions options, bool json);
+/// `service_specs`: NAME=COMMAND ARGS; DIR/services.toml, when present, adds the other fields.
+int RunPack(const std::string& dir, PackOptions options, const std::vector<std::string>& service_specs,
+            bool json);
 /// Publishes each archive, with its <name>-<version>.package.json beside it.
 int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args);
 int RunAssign(const std::string& fec, const std::vector<std::string>& specs, const StoreArgs& args);
 int RunUnassign(const std::string& fec, const std::vector<std::string>& names, const StoreArgs& args);
+/// Per-FEC settings of one service (KEY=VALUE; "KEY=" clears): a new generation.
+int RunServiceSet(const std::string& fec, const std::string& service,
+                  const std::vector<std::string>& settings, const StoreArgs& args);
 int RunRollback(const std::string& fec, std::optional<uint64_t> to, const StoreArgs& args);
 /// Re-signs the current generation of each FEC (all when `fecs` is empty).
 int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args);

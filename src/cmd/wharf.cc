@@ -75,8 +75,12 @@ int main(int argc, char** argv) {
   pack_cmd->add_option("--threads", pack.threads, "compression threads (0: one per core)");
   pack_cmd->add_flag("--keep-owners", pack.keep_owners, "keep uid/gid (default: 0)");
   pack_cmd->add_flag("--keep-mtimes", pack.keep_mtimes, "keep modification times (default: 0)");
+  std::vector<std::string> service_specs;
+  pack_cmd->add_option("--service", service_specs,
+                       "a service the package runs: 'NAME=COMMAND ARGS' (COMMAND relative to the "
+                       "prefix or absolute; repeatable; DIR/services.toml adds the other fields)");
   pack_cmd->add_flag("--json", json, "print the result as JSON");
-  pack_cmd->callback([&] { code = wharf::RunPack(pack_dir, pack, json); });
+  pack_cmd->callback([&] { code = wharf::RunPack(pack_dir, pack, service_specs, json); });
 
   std::vector<std::string> archives;
   auto* publish = app.add_subcommand("publish", "check archives and add them to the store");
@@ -111,6 +115,19 @@ int main(int argc, char** argv) {
                                    "other packages)");
   AddStoreOptions(rollback, store_args, true);
   rollback->callback([&] { code = wharf::RunRollback(fec, to, store_args); });
+
+  std::string service_name;
+  auto* service = app.add_subcommand("service", "per-FEC settings of the services packages define");
+  service->require_subcommand(1);
+  auto* service_set = service->add_subcommand(
+      "set", "set (KEY=VALUE) or clear (KEY=) settings of one service on a FEC: a new generation");
+  service_set->add_option("FEC", fec, "FEC name")->required();
+  service_set->add_option("SERVICE", service_name, "service name")->required();
+  service_set->add_option("KEY=VALUE", items,
+                          "command, args, workdir, user, group, restart (always|on-failure|never), "
+                          "holdoff, stop_signal, grace, level, dev (true|false), env.NAME")->required();
+  AddStoreOptions(service_set, store_args, true);
+  service_set->callback([&] { code = wharf::RunServiceSet(fec, service_name, items, store_args); });
 
   auto* refresh = app.add_subcommand(
       "refresh", "re-sign FECs' current packages with a later expiry (for a daily timer)");

@@ -79,6 +79,7 @@ std::string GenerationToJson(const Generation& g) {
   j["expires"] = FormatTime(g.expires);
   j["packages"] = ordered_json::array();
   for (const auto& p : g.packages) j["packages"].push_back(PackageToJson(p));
+  if (!g.services.empty()) j["services"] = ordered_json::parse(g.services);
   return j.dump(2) + "\n";
 }
 
@@ -100,6 +101,11 @@ Result<Generation> ParseGeneration(std::string_view json) {
     g.created = *created;
     g.expires = *expires;
     for (const auto& p : j.at("packages")) g.packages.push_back(PackageFromJson(p));
+    if (j.contains("services")) {
+      if (!j["services"].is_object())
+        return Fail(ErrorCode::kCorrupt, "generation services must be an object of overrides");
+      g.services = j["services"].dump();
+    }
   } catch (const nlohmann::json::exception& e) {
     return Fail(ErrorCode::kCorrupt, std::string("generation is not valid JSON of the "
                                                  "expected shape (") + e.what() + ")");

@@ -38,6 +38,9 @@ struct Generation {
   int64_t created = 0;
   int64_t expires = 0;
   std::vector<PackageRef> packages;  // sorted by name
+  /// Per-FEC overrides of the packages' service definitions, a JSON object
+  /// {"NAME": {"dev": true, "env": {...}, ...}}; empty: none (src/service/definition.h).
+  std::string services;
 };
 
 /// Deterministic JSON (fixed key order, times as "YYYY-MM-DDTHH:MM:SSZ").

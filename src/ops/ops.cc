@@ -20,6 +20,7 @@ Json GenerationSummary(const Generation& g) {
   Json j{{"fec", g.fec}, {"number", g.number}, {"created", FormatTime(g.created)},
          {"expires", FormatTime(g.expires)}, {"packages", Json::array()}};
   for (const auto& p : g.packages) j["packages"].push_back(PackageJson(p));
+  if (!g.services.empty()) j["services"] = Json::parse(g.services);
   return j;
 }
 
@@ -76,6 +77,11 @@ Result<Json> Change(Store& store, const ChangeRequest& request, const ChangeOpti
       break;
     case ChangeKind::kRefresh:
       result = Refresh(store, request.fec, options);
+      break;
+    case ChangeKind::kServiceSet:
+      if (request.items.empty())
+        return Fail(ErrorCode::kInvalidArgument, "service set: give at least one KEY=VALUE");
+      result = SetService(store, request.fec, request.service, request.items, options);
       break;
   }
   if (!result) return std::unexpected(result.error());

@@ -21,12 +21,13 @@ using Json = nlohmann::ordered_json;
 Result<Json> Publish(Store& store, const std::string& archive, const std::string& index,
                      bool dry_run, int delta_bases);
 
-enum class ChangeKind { kAssign, kUnassign, kRollback, kRefresh };
+enum class ChangeKind { kAssign, kUnassign, kRollback, kRefresh, kServiceSet };
 struct ChangeRequest {
   ChangeKind kind = ChangeKind::kAssign;
   std::string fec;
-  std::vector<std::string> items;  // assign: NAME@VERSION; unassign: NAME
+  std::vector<std::string> items;  // assign: NAME@VERSION; unassign: NAME; service: KEY=VALUE
   std::optional<uint64_t> to;      // rollback
+  std::string service;             // service set: its name
 };
 /// Runs one change; the new generation's summary with "dry_run".
 Result<Json> Change(Store& store, const ChangeRequest& request, const ChangeOptions& options);

@@ -331,13 +331,15 @@ void Api::Register(http::Router& router) {
   struct ChangeRoute {
     const char* verb;
     ops::ChangeKind kind;
+    const char* path;
   };
-  for (ChangeRoute route : {ChangeRoute{"assign", ops::ChangeKind::kAssign},
-                            ChangeRoute{"unassign", ops::ChangeKind::kUnassign},
-                            ChangeRoute{"rollback", ops::ChangeKind::kRollback},
-                            ChangeRoute{"refresh", ops::ChangeKind::kRefresh}}) {
+  for (ChangeRoute route : {ChangeRoute{"assign", ops::ChangeKind::kAssign, "assign"},
+                            ChangeRoute{"unassign", ops::ChangeKind::kUnassign, "unassign"},
+                            ChangeRoute{"rollback", ops::ChangeKind::kRollback, "rollback"},
+                            ChangeRoute{"refresh", ops::ChangeKind::kRefresh, "refresh"},
+                            ChangeRoute{"service-set", ops::ChangeKind::kServiceSet, "services/{service}"}}) {
     router.Add(
-        "POST", std::string("/api/v1/fecs/{fec}/") + route.verb,
+        "POST", std::string("/api/v1/fecs/{fec}/") + route.path,
         [this, authorize, fec_param, route](Request& request, const std::string& body) -> Response {
           auto fec = fec_param(request);
           if (!fec) return Response::FromError(fec.error());
@@ -347,10 +349,11 @@ void Api::Register(http::Router& router) {
           auto answer = [&]() -> Result<Json> {
             auto j = ParseBody(body);
             if (!j) return std::unexpected(j.error());
-            ops::ChangeRequest change{route.kind, *fec, {}, std::nullopt};
-            auto items = StringList(*j, "packages");
+            ops::ChangeRequest change{route.kind, *fec, {}, std::nullopt, ""};
+            auto items = StringList(*j, route.kind == ops::ChangeKind::kServiceSet ? "set" : "packages");
             if (!items) return std::unexpected(items.error());
             change.items = *items;
+            if (route.kind == ops::ChangeKind::kServiceSet) change.service = request.params.at("service");
             if (j->contains("to")) {
               if (!(*j)["to"].is_number_unsigned())
                 return Fail(ErrorCode::kInvalidArgument, "to: expected a generation number");

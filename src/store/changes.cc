@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "archive/names.h"
+#include "service/definition.h"
 
 namespace wharf {
 namespace {
@@ -10,9 +11,10 @@ namespace {
 using Edit = std::function<Result<std::vector<PackageRef>>(
     const std::optional<StoredGeneration>& current)>;
 
-// Lock, read the current generation, edit its packages, chain, sign, write.
+// Lock, read the current generation, edit its packages, chain, sign, write. The service
+// overrides carry over unless the edit sets `*services` (when given).
 Result<Generation> Change(Store& store, const std::string& fec, const Edit& edit,
-                          const ChangeOptions& options) {
+                          const ChangeOptions& options, std::optional<std::string>* services = nullptr) {
   WHARF_TRY(ValidateFecName(fec));
   if (!options.dry_run && options.key == nullptr)
     return Fail(ErrorCode::kInvalidArgument, "a signing key is needed: pass --key NAME.key");
@@ -30,6 +32,7 @@ Result<Generation> Change(Store& store, const std::string& fec, const Edit& edit
   }
   Generation next = NextGeneration(fec, parent, parent_json, std::move(*packages), options.now,
                                    options.lifetime_seconds);
+  next.services = services && *services ? **services : parent ? parent->services : "";
   WHARF_TRY(ValidateGeneration(next));
   if (options.dry_run) return next;
   WHARF_TRY(store.WriteGeneration(next, GenerationToJson(next), *options.key));
@@ -78,14 +81,30 @@ Result<Generation> Unassign(Store& store, const std::string& fec,
 
 Result<Generation> Rollback(Store& store, const std::string& fec, std::optional<uint64_t> to,
                             const ChangeOptions& options) {
+  std::optional<std::string> services;
   return Change(store, fec, [&](const std::optional<StoredGeneration>&)
                     -> Result<std::vector<PackageRef>> {
     auto history = store.History(fec);
     if (!history) return std::unexpected(history.error());
     auto target = RollbackTarget(*history, to);
     if (!target) return std::unexpected(target.error());
+    services = target->services;  // the whole earlier state, service settings too
     return target->packages;
-  }, options);
+  }, options, &services);
+}
+
+Result<Generation> SetService(Store& store, const std::string& fec, const std::string& service,
+                              const std::vector<std::string>& settings, const ChangeOptions& options) {
+  std::optional<std::string> services;
+  return Change(store, fec, [&](const std::optional<StoredGeneration>& current)
+                    -> Result<std::vector<PackageRef>> {
+    if (!current)
+      return Fail(ErrorCode::kNotFound, fec + " has no generation yet; assign its packages first");
+    auto updated = SetServiceOverrides(current->generation.services, service, settings);
+    if (!updated) return std::unexpected(updated.error());
+    services = *updated;
+    return current->generation.packages;
+  }, options, &services);
 }
 
 Result<Generation> Refresh(Store& store, const std::string& fec, const ChangeOptions& options) {

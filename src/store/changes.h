@@ -38,6 +38,10 @@ Result<Generation> Unassign(Store& store, const std::string& fec,
 /// earlier generation whose packages differ from the current ones).
 Result<Generation> Rollback(Store& store, const std::string& fec, std::optional<uint64_t> to,
                             const ChangeOptions& options);
+/// Sets (or with "KEY=" clears) per-FEC settings of one service: a new generation with
+/// the same packages (src/service/definition.h, SetServiceOverrides).
+Result<Generation> SetService(Store& store, const std::string& fec, const std::string& service,
+                              const std::vector<std::string>& settings, const ChangeOptions& options);
 /// Re-signs the FEC's current packages with a later expiry (a daily timer's job).
 Result<Generation> Refresh(Store& store, const std::string& fec, const ChangeOptions& options);
 
