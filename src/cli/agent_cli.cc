@@ -10,6 +10,7 @@
 
 #include "agent/agent.h"
 #include "agent/layout.h"
+#include "agent/supervisor.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/strings.h"
@@ -59,6 +60,7 @@ Status ReadConfigFile(const std::string& path, const std::string& root, AgentArg
   }
   if (args.keep == 0) args.keep = static_cast<int>(table["keep"].value_or(int64_t{0}));
   if (args.server.empty()) args.server = table["server"].value_or(std::string());
+  if (args.supervisor.empty()) args.supervisor = table["supervisor"].value_or(std::string());
   if (args.token.empty() && args.token_file.empty())
     args.token_file = UnderRoot(root, table["token_file"].value_or(std::string()));
   return {};
@@ -70,6 +72,10 @@ Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store) {
   if (const char* token = std::getenv("WHARF_TOKEN"); token && args.token.empty() && args.token_file.empty())
     args.token = token;
   config.root = AbsolutePath(args.root);
+  if (!args.supervisor.empty() && args.supervisor != "builtin" && args.supervisor != "none" &&
+      args.supervisor != "systemd")
+    return Fail(ErrorCode::kInvalidArgument, "supervisor = \"" + args.supervisor +
+                                                 "\": expected builtin, systemd or none");
   std::string config_path = args.config.empty() ? Layout(config.root).config() : args.config;
   if (!args.config.empty() || PathExists(config_path))
     WHARF_TRY(ReadConfigFile(config_path, config.root, args));
@@ -167,10 +173,11 @@ class Reporter {
   bool enabled() const { return client_ != nullptr; }
 
   /// Sends one heartbeat unless a recent failure asks to wait (`force` ignores that).
-  void Report(std::optional<uint64_t> generation, const std::string& error, int64_t now, bool force) {
+  void Report(std::optional<uint64_t> generation, const std::string& error, int64_t now, bool force,
+              const ordered_json& services = ordered_json::array()) {
     if (!client_ || (!force && now < next_try_)) return;
     ordered_json body{{"generation", generation ? ordered_json(*generation) : ordered_json(nullptr)},
-                      {"services", ordered_json::array()}, {"error", error},
+                      {"services", services}, {"error", error},
                       {"agent_version", "0.1.0"}};
     auto sent = client_->Call("POST", "/api/v1/fecs/" + fec_ + "/heartbeat", body.dump());
     if (sent) {
@@ -193,6 +200,34 @@ class Reporter {
   int failures_ = 0;
   int64_t next_try_ = 0;
 };
+
+// The services' states for a heartbeat, from their process servers' status files.
+ordered_json ServiceStates(const std::string& root) {
+  ordered_json out = ordered_json::array();
+  std::string dir = JoinPath(root, "run/wharf/status");
+  auto names = ListDir(dir);
+  if (!names) return out;
+  for (const auto& name : *names) {
+    if (!name.ends_with(".json") || name.starts_with(".")) continue;
+    auto text = ReadFile(JoinPath(dir, name), 1 << 20);
+    if (!text) continue;
+    try {
+      auto s = ordered_json::parse(*text);
+      bool alive = s.contains("server_pid") && ::kill(s["server_pid"].get<pid_t>(), 0) == 0;
+      out.push_back({{"name", s.value("name", name)},
+                     {"state", alive && s.value("state", "") == "running" ? "up" : "down"},
+                     {"restarts", s.value("restarts", 0)}, {"last_exit", s.value("last_exit", ordered_json())}});
+    } catch (const std::exception&) {
+    }
+  }
+  return out;
+}
+
+std::string SelfBinary() {
+  char path[4096];
+  ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : "wharf-agent";
+}
 
 std::optional<uint64_t> ActiveNumber(Agent& agent) {
   auto status = agent.ReadStatus();
@@ -227,11 +262,30 @@ int RunAgentDaemon(const AgentArgs& given) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGCHLD);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   SystemClock clock;
   Fetcher fetcher;
   Agent agent(*config, clock, fetcher);
   Reporter reporter(args, config->fec);
+  std::unique_ptr<Supervisor> supervisor;
+  if (args.supervisor.empty()) args.supervisor = "builtin";
+  if (args.supervisor != "none") supervisor = std::make_unique<Supervisor>(config->root, SelfBinary());
+  if (args.supervisor == "systemd") supervisor->UseSystemd(::getuid() != 0);
+  // The services of the active generation: those whose definition or package changed are
+  // restarted, the others left alone. Offline, the active generation still runs.
+  std::string service_error;
+  auto reconcile = [&] {
+    if (!supervisor) return;
+    auto status = agent.ReadStatus();
+    if (!status) return;
+    std::vector<std::string> errors;
+    std::vector<DesiredService> desired;
+    if (status->active) desired = DesiredServices(Layout(config->root), *status->active, errors);
+    for (const auto& action : supervisor->Reconcile(desired)) Note(config->fec + ": " + action);
+    service_error = errors.empty() ? "" : errors.front();
+    for (const auto& e : errors) Note(config->fec + ": warning: service not started: " + e);
+  };
   int64_t next_sync = 0, next_beat = 0;
   std::string last_error;
   for (;;) {
@@ -247,17 +301,23 @@ int RunAgentDaemon(const AgentArgs& given) {
         if (report->outcome == SyncOutcome::kApplied) PrintSync(*report, *config, args.json);
       }
       std::fflush(stdout);
+      reconcile();
       next_sync = clock.Now() + args.interval_seconds;
       synced = true;
     }
     if (synced || now >= next_beat) {
-      reporter.Report(ActiveNumber(agent), last_error, clock.Now(), false);
+      reporter.Report(ActiveNumber(agent), last_error.empty() ? service_error : last_error, clock.Now(), false,
+                      ServiceStates(config->root));
       next_beat = clock.Now() + args.heartbeat_seconds;
     }
     int64_t wait = std::max<int64_t>(1, std::min(next_sync, reporter.enabled() ? next_beat : next_sync) - clock.Now());
     timespec timeout{static_cast<time_t>(wait), 0};
     int received = sigtimedwait(&signals, nullptr, &timeout);
-    if (received == SIGINT || received == SIGTERM) return kExitOk;
+    if (received == SIGCHLD) reconcile();  // a process server ended: start it again
+    if (received == SIGINT || received == SIGTERM) {
+      if (supervisor) supervisor->StopAll();
+      return kExitOk;
+    }
   }
 }
 

@@ -26,6 +26,9 @@ struct AgentArgs {
   std::string token_file;
   int interval_seconds = 60;   // run: time between syncs
   int heartbeat_seconds = 30;  // run: time between heartbeats
+  // run: who keeps the services up: "builtin" (one process server each, children of run),
+  // "systemd" (wharf-svc@NAME units), "none"; empty: from agent.toml, else builtin.
+  std::string supervisor;
 };
 
 int RunAgentSync(const AgentArgs& args);

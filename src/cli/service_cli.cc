@@ -260,6 +260,37 @@ int RunList(const std::string& root, int verbosity, bool json) {
   return kExitOk;
 }
 
+int RunControl(const std::string& root, const std::string& service, const std::string& verb) {
+  ServicePaths paths = PathsOf(root, service);
+  auto text = ReadFile(paths.status, 1 << 20);
+  if (!text)
+    return ReportError(kProgram, {ErrorCode::kNotFound, service + ": no such service under " +
+                                                            (root.empty() ? "/" : root) + " (`wharf-agent list`)"});
+  long pid = 0;
+  try {
+    auto j = ordered_json::parse(*text);
+    pid = j.at("server_pid").get<long>();
+  } catch (const std::exception&) {
+    return ReportError(kProgram, {ErrorCode::kCorrupt, paths.status + ": unreadable status"});
+  }
+  int signal = verb == "stop" ? SIGUSR1 : SIGUSR2;
+  if (verb == "start") {
+    auto j = ordered_json::parse(*text);
+    if (j.value("state", "") == "running") {
+      std::fprintf(stderr, "%s is already running (PID %ld)\n", service.c_str(), j["pid"].get<long>());
+      return kExitOk;
+    }
+  }
+  if (::kill(static_cast<pid_t>(pid), signal) != 0)
+    return ReportError(kProgram, {errno == EPERM ? ErrorCode::kRejected : ErrorCode::kUnavailable,
+                                  service + ": cannot signal its process server (PID " + std::to_string(pid) +
+                                      "): " + std::strerror(errno) +
+                                      (errno == EPERM ? "; run as the service's owner or through sudo (packaging/sudoers)"
+                                                      : "; is it running (`wharf-agent list`)?")});
+  std::fprintf(stderr, "%s: %s requested\n", service.c_str(), verb.c_str());
+  return kExitOk;
+}
+
 int RunLogs(const std::string& root, const std::string& service, bool follow) {
   ServicePaths paths = PathsOf(root, service);
   if (follow) return RunAttach(root, service, "", true);

@@ -24,6 +24,8 @@ int RunAttach(const std::string& root, const std::string& service, const std::st
               bool read_only);
 /// The services of this FEC: state, PID, uptime, restarts, last exit (and more with -v, -vv).
 int RunList(const std::string& root, int verbosity, bool json);
+/// start | stop | restart: signals the service's process server (SIGUSR2 / SIGUSR1).
+int RunControl(const std::string& root, const std::string& service, const std::string& verb);
 int RunLogs(const std::string& root, const std::string& service, bool follow);
 
 }  // namespace wharf

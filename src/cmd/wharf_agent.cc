@@ -3,6 +3,7 @@
 
 #include "cli/agent_cli.h"
 #include "cli/service_cli.h"
+#include "agent/supervisor.h"
 #include "cli/output.h"
 
 namespace {
@@ -60,6 +61,9 @@ int main(int argc, char** argv) {
   run->add_option("--store", args.stores, "store URLs (http://, https://, file://), tried in order");
   run->add_option("--trust", args.trust, "public keys (.pub) whose signatures are trusted");
   run->add_option("--keep", args.keep, "generations to keep on disk (default 3)")->check(CLI::Range(1, 100));
+  run->add_option("--supervisor", args.supervisor, "who keeps the services up: builtin, systemd or none "
+                                                    "(default: agent.toml's supervisor, else builtin)")
+      ->check(CLI::IsMember({"builtin", "systemd", "none"}));
   run->add_option("--interval", args.interval_seconds, "seconds between syncs")->capture_default_str()
       ->check(CLI::Range(1, 86400));
   run->add_option("--heartbeat", args.heartbeat_seconds, "seconds between heartbeats")
@@ -78,8 +82,10 @@ int main(int argc, char** argv) {
   procserv_cmd->add_option("--name", procserv.name, "service name")->required();
   procserv_cmd->add_option("--chdir", procserv.workdir, "folder to start in (resolved at every start)");
   procserv_cmd->add_option("--env", procserv.env, "KEY=VALUE for the child (repeatable)");
-  procserv_cmd->add_option("--mode", mode, "restart, norestart or oneshot")->capture_default_str()
-      ->check(CLI::IsMember({"restart", "norestart", "oneshot"}));
+  procserv_cmd->add_option("--mode", mode, "restart, on-failure, norestart or oneshot")->capture_default_str()
+      ->check(CLI::IsMember({"restart", "on-failure", "norestart", "oneshot"}));
+  procserv_cmd->add_option("--user", procserv.user, "run the child as this user (the agent runs as root)");
+  procserv_cmd->add_option("--group", procserv.group, "run the child with this group");
   procserv_cmd->add_option("--holdoff", procserv.holdoff_seconds, "seconds between two starts")
       ->capture_default_str()->check(CLI::Range(0, 86400));
   procserv_cmd->add_option("--stop-signal", procserv.stop_signal, "signal that stops the child")
@@ -99,11 +105,16 @@ int main(int argc, char** argv) {
   procserv_cmd->add_option("--kill-key", kill_key, "console key that kills the child (none: off)")->capture_default_str();
   procserv_cmd->add_option("--toggle-key", toggle_key, "key that cycles restart/norestart/oneshot")->capture_default_str();
   procserv_cmd->add_option("--restart-key", restart_key, "key that starts a stopped child")->capture_default_str();
-  procserv_cmd->add_option("COMMAND", procserv.argv, "the child: command and arguments (after --)")->required();
+  bool from_generation = false;
+  procserv_cmd->add_flag("--from-generation", from_generation,
+                         "take the service's definition from the active generation (what `run` "
+                         "and wharf-svc@.service do)");
+  procserv_cmd->add_option("COMMAND", procserv.argv, "the child: command and arguments (after --)");
   procserv_cmd->callback([&] {
-    procserv.mode = mode == "norestart" ? wharf::RestartMode::kNoRestart
-                    : mode == "oneshot" ? wharf::RestartMode::kOneShot
-                                        : wharf::RestartMode::kRestart;
+    procserv.mode = mode == "norestart"    ? wharf::RestartMode::kNoRestart
+                    : mode == "oneshot"    ? wharf::RestartMode::kOneShot
+                    : mode == "on-failure" ? wharf::RestartMode::kOnFailure
+                                           : wharf::RestartMode::kRestart;
     unsigned long bits = std::strtoul(socket_mode.c_str(), nullptr, 8);
     if ((bits & 0002) || bits > 0777) {
       code = wharf::ReportError("wharf-agent", {wharf::ErrorCode::kInvalidArgument,
@@ -125,6 +136,17 @@ int main(int argc, char** argv) {
                                 wharf::kExitUsage);
       return;
     }
+    if (from_generation) {
+      auto defined = wharf::ServiceOptionsFromGeneration(args.root, procserv.name);
+      if (!defined) {
+        code = wharf::ReportError("wharf-agent", defined.error());
+        return;
+      }
+      defined->console_socket = procserv.console_socket;
+      defined->socket_mode = procserv.socket_mode;
+      defined->log_timestamps = procserv.log_timestamps;
+      procserv = std::move(*defined);
+    }
     code = wharf::RunProcServCommand(procserv, args.root);
   });
 
@@ -143,6 +165,13 @@ int main(int argc, char** argv) {
   list->add_flag("-v", verbosity, "-v: clients, CPU, RSS; -vv: sockets, log, last lines");
   list->add_flag("--json", args.json, "print the result as JSON (docs/services.md)");
   list->callback([&] { code = wharf::RunList(args.root, verbosity, args.json); });
+
+  for (const char* verb : {"start", "stop", "restart"}) {
+    auto* control = app.add_subcommand(verb, std::string(verb) + " a service's child (its process server stays)");
+    control->add_option("SERVICE", service, "service name")->required();
+    control->add_option("--root", args.root, "the FEC's root")->capture_default_str();
+    control->callback([&, verb] { code = wharf::RunControl(args.root, service, verb); });
+  }
 
   bool follow = false;
   auto* logs = app.add_subcommand("logs", "a service's log file (-f: follow its output live)");

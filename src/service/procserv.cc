@@ -1,7 +1,9 @@
 #include "service/procserv.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <pty.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -76,7 +78,7 @@ class ProcServ {
   int Run() {
     sigset_t signals;
     sigemptyset(&signals);
-    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&signals, s);
     sigprocmask(SIG_BLOCK, &signals, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
     signal_fd_ = UniqueFd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
@@ -97,7 +99,8 @@ class ProcServ {
       if (restart_at_ >= 0 && NowMs() >= restart_at_ && child_ < 0 && !stopping_) StartChild();
       if (stopping_ && child_ < 0) break;
       if (exit_after_child_ && child_ < 0) break;
-      if (stopping_ && NowMs() >= kill_at_ && child_ > 0 && !killed_) {
+      if ((stopping_ || child_stop_) && NowMs() >= kill_at_ && child_ > 0 && !killed_) {
+        Message("the child did not stop within " + std::to_string(o_.grace_seconds) + " s: SIGKILL");
         ::kill(child_, SIGKILL);
         killed_ = true;
       }
@@ -127,7 +130,8 @@ class ProcServ {
     int timeout = -1;
     int64_t now = NowMs();
     if (restart_at_ >= 0 && child_ < 0) timeout = static_cast<int>(std::max<int64_t>(0, restart_at_ - now));
-    if (stopping_ && child_ > 0 && !killed_) timeout = static_cast<int>(std::max<int64_t>(0, kill_at_ - now));
+    if ((stopping_ || child_stop_) && child_ > 0 && !killed_)
+      timeout = static_cast<int>(std::max<int64_t>(0, kill_at_ - now));
     int ready = ::poll(fds.data(), fds.size(), timeout);
     if (ready <= 0) return;
     if (fds[0].revents) HandleSignals();
@@ -166,6 +170,23 @@ class ProcServ {
           (void)OpenLog();
           Message("log file reopened (SIGHUP)");
           break;
+        case SIGUSR1:  // stop the child and keep it stopped
+          mode_ = RestartMode::kNoRestart;
+          restart_at_ = -1;
+          if (child_ > 0) StopChild("stop requested");
+          WriteStatus();
+          break;
+        case SIGUSR2:  // start, or restart at once
+          mode_ = o_.mode == RestartMode::kOneShot ? RestartMode::kRestart : o_.mode;
+          if (child_ > 0) {
+            restart_now_ = true;
+            StopChild("restart requested");
+          } else {
+            Message("start requested");
+            restart_at_ = NowMs();
+          }
+          WriteStatus();
+          break;
         default:  // SIGTERM, SIGINT
           if (!stopping_) {
             stopping_ = true;
@@ -176,6 +197,14 @@ class ProcServ {
           }
       }
     }
+  }
+
+  void StopChild(const std::string& why) {
+    Message(why + ": sending signal " + std::to_string(o_.stop_signal) + " to the child");
+    ::kill(child_, o_.stop_signal);
+    child_stop_ = true;
+    killed_ = false;
+    kill_at_ = NowMs() + o_.grace_seconds * 1000;
   }
 
   void StartChild() {
@@ -202,6 +231,20 @@ class ProcServ {
       sigprocmask(SIG_SETMASK, &none, nullptr);
       for (int s : {SIGPIPE, SIGCHLD, SIGTERM, SIGINT, SIGHUP}) ::signal(s, SIG_DFL);
       if (::chdir(resolved_dir_.c_str()) != 0) _exit(126);
+      if (!o_.group.empty() || !o_.user.empty()) {
+        const passwd* pw = o_.user.empty() ? nullptr : ::getpwnam(o_.user.c_str());
+        const group* gr = o_.group.empty() ? nullptr : ::getgrnam(o_.group.c_str());
+        if ((!o_.user.empty() && !pw) || (!o_.group.empty() && !gr)) {
+          std::fprintf(stderr, "@@@ cannot run as %s:%s: no such user or group\r\n", o_.user.c_str(), o_.group.c_str());
+          _exit(126);
+        }
+        gid_t gid = gr ? gr->gr_gid : pw->pw_gid;
+        if ((pw && ::initgroups(pw->pw_name, gid) != 0) || ::setgid(gid) != 0 || (pw && ::setuid(pw->pw_uid) != 0)) {
+          std::fprintf(stderr, "@@@ cannot run as %s:%s: %s (the agent must run as root)\r\n", o_.user.c_str(),
+                       o_.group.c_str(), std::strerror(errno));
+          _exit(126);
+        }
+      }
       for (const auto& kv : o_.env) ::putenv(const_cast<char*>(kv.c_str()));
       std::vector<char*> argv;
       for (const auto& a : o_.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -262,8 +305,21 @@ class ProcServ {
         Message("child PID " + std::to_string(pid) + " exited with status " + std::to_string(exit.code));
       }
       last_exit_ = exit;
+      child_stop_ = false;
       if (stopping_) continue;
-      switch (mode_) {
+      if (restart_now_) {
+        restart_now_ = false;
+        restart_at_ = NowMs();
+        WriteStatus();
+        continue;
+      }
+      RestartMode mode = mode_;
+      if (mode == RestartMode::kOnFailure) {
+        mode = exit.signal == 0 && exit.code == 0 ? RestartMode::kNoRestart : RestartMode::kRestart;
+        if (mode == RestartMode::kNoRestart) Message("exited cleanly; not restarting (mode on-failure)");
+      }
+      switch (mode) {
+        case RestartMode::kOnFailure:
         case RestartMode::kRestart: {
           ScheduleRestart();
           int64_t wait = restart_at_ - NowMs();
@@ -330,9 +386,9 @@ class ProcServ {
             ::kill(child_, SIGKILL);
           }
         } else if (ch == o_.toggle_key) {
-          mode_ = mode_ == RestartMode::kRestart     ? RestartMode::kNoRestart
-                  : mode_ == RestartMode::kNoRestart ? RestartMode::kOneShot
-                                                     : RestartMode::kRestart;
+          mode_ = mode_ == RestartMode::kRestart || mode_ == RestartMode::kOnFailure ? RestartMode::kNoRestart
+                  : mode_ == RestartMode::kNoRestart                                 ? RestartMode::kOneShot
+                                                                                     : RestartMode::kRestart;
           Message(KeyName(ch) + ": mode is now " + RestartModeName(mode_));
           if (mode_ == RestartMode::kRestart && child_ < 0 && restart_at_ < 0) ScheduleRestart();
           if (mode_ != RestartMode::kRestart && child_ < 0) restart_at_ = -1;
@@ -479,6 +535,8 @@ class ProcServ {
   bool stopping_ = false;
   bool killed_ = false;
   bool exit_after_child_ = false;
+  bool child_stop_ = false;   // a stop of the child (not the server) is under way
+  bool restart_now_ = false;  // start again as soon as it has stopped
   std::optional<ExitInfo> last_exit_;
   std::string resolved_dir_;
   uint64_t log_size_ = 0;
@@ -492,6 +550,7 @@ const char* RestartModeName(RestartMode mode) {
     case RestartMode::kRestart: return "restart";
     case RestartMode::kNoRestart: return "norestart";
     case RestartMode::kOneShot: return "oneshot";
+    case RestartMode::kOnFailure: return "on-failure";
   }
   return "?";
 }

@@ -6,7 +6,9 @@
 //
 // Console keys (configurable; 0 disables): ^X kills the child (it then restarts by policy),
 // ^T cycles the mode restart -> norestart -> oneshot, ^R starts a stopped child. Messages
-// from the server itself start with "@@@ ".
+// from the server itself start with "@@@ ". Signals: SIGUSR1 stops the child (and keeps it
+// stopped), SIGUSR2 starts it, or restarts it at once when it runs (`wharf-agent stop`,
+// `start`, `restart`); SIGHUP reopens the log file; SIGTERM stops child and server.
 #pragma once
 
 #include <sys/types.h>
@@ -19,7 +21,7 @@
 
 namespace wharf {
 
-enum class RestartMode { kRestart, kNoRestart, kOneShot };
+enum class RestartMode { kRestart, kNoRestart, kOneShot, kOnFailure };
 const char* RestartModeName(RestartMode mode);
 
 struct ProcServOptions {
@@ -27,6 +29,8 @@ struct ProcServOptions {
   std::vector<std::string> argv;  // the command and its arguments
   std::string workdir;            // resolved again at every start (a switched version is seen)
   std::vector<std::string> env;   // KEY=VALUE added to the server's environment
+  std::string user;               // run the child as (needs root); empty: as the server
+  std::string group;
   std::string console_socket;     // required
   std::string log_socket;         // read-only output; empty: none
   mode_t socket_mode = 0660;

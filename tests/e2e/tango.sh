@@ -133,7 +133,7 @@ kill -0 "$SECOND" 2>/dev/null || fail "the new PID $SECOND is not running"
 kill -0 "$FIRST" 2>/dev/null && fail "the killed PID $FIRST still runs"
 [ "$(status last_exit.signal)" = SIGKILL ] || { cat "$STATUS" >&2; fail "status last_exit.signal is $(status last_exit.signal), wanted SIGKILL"; }
 [ "$(status last_exit.code)" = null ] || { cat "$STATUS" >&2; fail "status last_exit.code is $(status last_exit.code) for a signal"; }
-ok "status: last exit SIGKILL; new PID $SECOND (TangoTest) serves again $(python3 -c "print(f'{$SERVED_AT - $KILLED_AT:.1f}')") s after kill -9 (hold-off 1 s): $(cat "$T/read.out")"
+ok "status: last exit SIGKILL; new PID $SECOND (TangoTest) serves again $(python3 -c "print(f'{$SERVED_AT - $KILLED_AT:.1f}')") s after kill -9 (hold-off: 1 s between starts): $(cat "$T/read.out")"
 
 "$WHARF_AGENT" list --root "$ROOT" --json >"$T/list.json"
 python3 - "$T/list.json" "$NAME" "$SECOND" <<'PY' || { cat "$T/list.json" >&2; fail "wharf-agent list --json"; }
