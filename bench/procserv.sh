@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
 # Per-service overhead of the process server: `wharf-agent procserv` side by side with
-# procServ 2.7 (Debian package procserv) on the same children. For each server, four runs
+# procServ 2.7 (Debian package procserv) on the same children. For each server, five runs
 # of DURATION seconds (after 1 s to settle), each with a new server:
 #   idle child (/bin/sleep)                 without and with one console client
 #   a child writing RATE bytes/s of 100-byte lines to its terminal (bench/procserv_writer.py)
 #                                           without and with one console client
+#   the same writer with one client and no log file for either server
 # The console client (bench/procserv_client.py) reads everything from the UNIX console socket
 # (wharf: ROOT/run/wharf/console/NAME.sock; procServ: its `unix:` control endpoint) and never
-# writes. Both servers keep a log file: wharf its default (ROOT/var/log/wharf/NAME.log,
-# rotated at 10 MB), procServ `-L FILE` (never rotated); no timestamps for either. Measured
-# for the server process only (not the child): VmRSS, VmHWM and RssAnon from
-# /proc/PID/status at the end, CPU = utime+stime from /proc/PID/stat over the interval, as %
-# of one core. The child's own write rate (it counts what write() took) and what the client
-# received are measured over the same interval.
-# Usage: bench/procserv.sh          # DURATION=18 RATE=10000000 WHARF_AGENT=build/src/cmd/wharf-agent
+# writes. In the first four runs both servers keep a log file: wharf its default
+# (ROOT/var/log/wharf/NAME.log, rotated at 10 MB), procServ `-L FILE` (never rotated); no
+# timestamps for either. Measured for the server process only (not the child): VmRSS, VmHWM
+# and RssAnon from /proc/PID/status at the end, CPU = utime+stime from /proc/PID/stat over
+# the interval, as % of one core, and its context switches (wake-ups). The child's own write
+# rate (it counts what write() took) and what the client received are measured over the
+# same interval.
+# Usage: bench/procserv.sh          # DURATION=16 RATE=10000000 WHARF_AGENT=build/src/cmd/wharf-agent
 #        DURATION=5 bench/procserv.sh   # a quick check
 # Needs the Debian package procserv (and /usr/bin/python3); whole run about 3 minutes.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 AGENT=${WHARF_AGENT:-$HERE/../build/src/cmd/wharf-agent}
-DURATION=${DURATION:-18}
+DURATION=${DURATION:-16}
 RATE=${RATE:-10000000}
 PROCSERV=$(command -v procServ || true)
 
@@ -34,7 +36,7 @@ trap 'rm -rf "$SCRATCH"' EXIT
 echo "# process server overhead: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
 echo "# wharf-agent: $AGENT ($(git -C "$HERE" describe --always --dirty 2>/dev/null || echo '?'))"
 echo "# procServ: $("$PROCSERV" --version 2>&1 | head -1) ($(dpkg-query -W -f '${Version}' procserv 2>/dev/null || echo '?'))"
-echo "# $DURATION s per run, busy child at $RATE bytes/s, log file for both servers"
+echo "# $DURATION s per run, busy child at $RATE bytes/s"
 echo
 /usr/bin/python3 "$HERE/procserv_bench.py" "$AGENT" "$PROCSERV" "$DURATION" "$RATE" "$SCRATCH" \
   2>"$SCRATCH/runs.jsonl" || { cat "$SCRATCH/runs.jsonl" >&2; exit 1; }

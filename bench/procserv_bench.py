@@ -67,8 +67,8 @@ def wait_for(what, check, timeout=10.0):
     sys.exit(f"procserv bench: timed out waiting for {what}")
 
 
-def run(server, scenario, client):
-    d = os.path.join(SCRATCH, f"{server}-{scenario}-{'client' if client else 'noclient'}")
+def run(server, scenario, client, log=True):
+    d = os.path.join(SCRATCH, f"{server}-{scenario}-{'client' if client else 'noclient'}-{'log' if log else 'nolog'}")
     os.makedirs(d)
     count_file = os.path.join(d, "writer.count")
     if scenario == "idle":  # else "busy": the paced writer
@@ -77,12 +77,14 @@ def run(server, scenario, client):
         child = [PY, os.path.join(HERE, "procserv_writer.py"), str(int(RATE)), count_file]
     if server == "wharf":
         sock = os.path.join(d, "run/wharf/console/bench.sock")
-        log = os.path.join(d, "var/log/wharf/bench.log")  # the default; rotated at 10 MB
-        cmd = [AGENT, "procserv", "--root", d, "--name", "bench", "--holdoff", "1", "--", *child]
+        logfile = os.path.join(d, "var/log/wharf/bench.log")  # the default; rotated at 10 MB
+        cmd = [AGENT, "procserv", "--root", d, "--name", "bench", "--holdoff", "1",
+               *([] if log else ["--log-file", "none"]), "--", *child]
     else:
         sock = os.path.join(d, "console.sock")
-        log = os.path.join(d, "procserv.log")  # not rotated by procServ
-        cmd = [PROCSERV, "-f", "-q", "-L", log, "--holdoff", "1", "-n", "bench", f"unix:{sock}", *child]
+        logfile = os.path.join(d, "procserv.log")  # not rotated by procServ
+        cmd = [PROCSERV, "-f", "-q", *(["-L", logfile] if log else []), "--holdoff", "1", "-n", "bench",
+               f"unix:{sock}", *child]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(d, "server.err"), "wb"), start_new_session=True)
     wait_for(f"{server}'s console socket", lambda: os.path.exists(sock))
@@ -105,7 +107,7 @@ def run(server, scenario, client):
     mem = memory(proc.pid)
     alive = children(proc.pid)
     row = {
-        "server": server, "scenario": scenario, "client": bool(client),
+        "server": server, "scenario": scenario, "client": bool(client), "log": log,
         "seconds": t1 - t0,
         "cpu_percent": 100 * (c1 - c0) / (t1 - t0),
         "rss_mb": mem["VmRSS"] / 1e6, "hwm_mb": mem["VmHWM"] / 1e6,
@@ -119,8 +121,8 @@ def run(server, scenario, client):
         "child_cpu_percent": 100 * (kid_c1 - kid_c0) / (t1 - t0),
         "same_child": alive == [kid],
         "log_bytes": sum(os.path.getsize(os.path.join(dirpath, f))
-                         for dirpath, _, files in os.walk(os.path.dirname(log))
-                         for f in files if f.startswith(os.path.basename(log))),
+                         for dirpath, _, files in os.walk(os.path.dirname(logfile))
+                         for f in files if f.startswith(os.path.basename(logfile))),
     }
     if client_proc:
         client_proc.terminate()
@@ -150,43 +152,45 @@ def run(server, scenario, client):
 
 def report(rows):
     rate = f"{RATE / 1e6:g}MB/s"
-    print(f"| server | child | console client | RSS MB | peak RSS MB | anon RSS MB | CPU % of one core "
+    print(f"| server | child | console client | log file | RSS MB | peak RSS MB | anon RSS MB | CPU % of one core "
           f"| wake-ups/s | child wrote MB/s | client received MB | server CPU ms per MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         per_mb = (f"{10 * r['cpu_percent'] / r['written_mb_s']:.1f}" if r["written_mb_s"] > 0.01 else "-")
         got = "-" if r["client_mb"] is None else f"{r['client_mb']:.1f}"
         print(f"| {r['server']} | {'idle (sleep)' if r['scenario'] == 'idle' else 'writer ' + rate} "
-              f"| {'one' if r['client'] else 'none'} | {r['rss_mb']:.1f} | {r['hwm_mb']:.1f} | {r['anon_mb']:.2f} "
+              f"| {'one' if r['client'] else 'none'} | {'yes' if r['log'] else 'none'} | {r['rss_mb']:.1f} | {r['hwm_mb']:.1f} | {r['anon_mb']:.2f} "
               f"| {r['cpu_percent']:.2f} | {r['wakeups_s']:.1f} | {r['written_mb_s']:.2f} | {got} | {per_mb} |")
     print()
-    print("| child | console client | RSS wharf/procServ | CPU wharf/procServ | CPU per MB wharf/procServ |")
-    print("|---|---|---|---|---|")
-    for scenario in ("idle", "busy"):
-        for client in (False, True):
-            w, p = (next(r for r in rows if r["server"] == s and r["scenario"] == scenario
-                         and r["client"] == client) for s in ("wharf", "procServ"))
-            cpu = f"{w['cpu_percent'] / p['cpu_percent']:.2f}" if p["cpu_percent"] > 0 else "- (both 0.00)"
-            if scenario == "busy" and w["written_mb_s"] > 0 and p["written_mb_s"] > 0:
-                per_mb = f"{(w['cpu_percent'] / w['written_mb_s']) / (p['cpu_percent'] / p['written_mb_s']):.2f}"
-            else:
-                per_mb = "-"
-            print(f"| {'idle (sleep)' if scenario == 'idle' else 'writer ' + rate} | {'one' if client else 'none'} "
-                  f"| {w['rss_mb'] / p['rss_mb']:.2f} | {cpu} | {per_mb} |")
-    notes = [f"{r['server']} {r['scenario']} client={r['client']}: {r['note']}" for r in rows if "note" in r]
+    print("| child | console client | log file | RSS wharf/procServ | CPU wharf/procServ | CPU per MB wharf/procServ |")
+    print("|---|---|---|---|---|---|")
+    for scenario, client, log in RUNS:
+        w, p = (next(r for r in rows if r["server"] == s and r["scenario"] == scenario
+                     and r["client"] == client and r["log"] == log) for s in ("wharf", "procServ"))
+        cpu = f"{w['cpu_percent'] / p['cpu_percent']:.2f}" if p["cpu_percent"] > 0 else "- (both 0.00)"
+        if scenario == "busy" and w["written_mb_s"] > 0 and p["written_mb_s"] > 0:
+            per_mb = f"{(w['cpu_percent'] / w['written_mb_s']) / (p['cpu_percent'] / p['written_mb_s']):.2f}"
+        else:
+            per_mb = "-"
+        print(f"| {'idle (sleep)' if scenario == 'idle' else 'writer ' + rate} | {'one' if client else 'none'} "
+              f"| {'yes' if log else 'none'} "
+              f"| {w['rss_mb'] / p['rss_mb']:.2f} | {cpu} | {per_mb} |")
+    notes = [f"{r['server']} {r['scenario']} client={r['client']} log={r['log']}: {r['note']}" for r in rows if "note" in r]
     notes += [f"{r['server']} {r['scenario']} client={r['client']}: the child was restarted during the run"
               for r in rows if not r["same_child"]]
     for n in notes:
         print(f"note: {n}")
 
 
+# (child, console client, log file); the last one shows what the log file costs each server
+RUNS = [("idle", False, True), ("idle", True, True), ("busy", False, True), ("busy", True, True),
+        ("busy", True, False)]
 rows = []
-for scenario in ("idle", "busy"):
-    for client in (False, True):
-        for server in ("wharf", "procServ"):
-            row = run(server, scenario, client)
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+for scenario, client, log in RUNS:
+    for server in ("wharf", "procServ"):
+        row = run(server, scenario, client, log)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
 with open(os.path.join(SCRATCH, "rows.json"), "w") as f:
     json.dump(rows, f)
 report(rows)

@@ -120,6 +120,7 @@ Status Supervisor::Start(const DesiredService& service) {
   }
   std::vector<std::string> command = {agent_, "procserv", "--root", root_, "--name", service.def.name,
                                       "--from-generation"};
+  if (!socket_group_.empty()) command.insert(command.end(), {"--socket-group", socket_group_});
   pid_t pid = ::fork();
   if (pid < 0) return IoError("fork", service.def.name);
   if (pid == 0) {

@@ -42,6 +42,8 @@ class Supervisor {
       : root_(std::move(root)), agent_(std::move(agent_binary)) {}
   /// Hands the services to systemd instead: wharf-svc@NAME.service units (`--user` ones
   /// when `user`), started, restarted and stopped with systemctl.
+  /// The group that may use the consoles (their sockets are 0660).
+  void SetSocketGroup(std::string group) { socket_group_ = std::move(group); }
   void UseSystemd(bool user) {
     systemd_ = true;
     user_units_ = user;
@@ -68,6 +70,7 @@ class Supervisor {
   std::string agent_;
   bool systemd_ = false;
   bool user_units_ = false;
+  std::string socket_group_;
   std::map<std::string, Running> running_;
 };
 

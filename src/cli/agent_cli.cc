@@ -1,6 +1,12 @@
 #include "cli/agent_cli.h"
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
 
 #include <algorithm>
 #include <cstdio>
@@ -61,6 +67,7 @@ Status ReadConfigFile(const std::string& path, const std::string& root, AgentArg
   if (args.keep == 0) args.keep = static_cast<int>(table["keep"].value_or(int64_t{0}));
   if (args.server.empty()) args.server = table["server"].value_or(std::string());
   if (args.supervisor.empty()) args.supervisor = table["supervisor"].value_or(std::string());
+  if (args.console_group.empty()) args.console_group = table["console_group"].value_or(std::string());
   if (args.token.empty() && args.token_file.empty())
     args.token_file = UnderRoot(root, table["token_file"].value_or(std::string()));
   return {};
@@ -223,6 +230,22 @@ ordered_json ServiceStates(const std::string& root) {
   return out;
 }
 
+// systemd's notify protocol without libsystemd: one datagram to $NOTIFY_SOCKET.
+void NotifySystemd(const std::string& state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (!path || !*path) return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  size_t length = std::strlen(path);
+  if (length >= sizeof addr.sun_path) return;
+  std::memcpy(addr.sun_path, path, length);
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';  // an abstract socket
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return;
+  ::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr),
+           static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length));
+}
+
 std::string SelfBinary() {
   char path[4096];
   ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
@@ -272,6 +295,7 @@ int RunAgentDaemon(const AgentArgs& given) {
   if (args.supervisor.empty()) args.supervisor = "builtin";
   if (args.supervisor != "none") supervisor = std::make_unique<Supervisor>(config->root, SelfBinary());
   if (args.supervisor == "systemd") supervisor->UseSystemd(::getuid() != 0);
+  if (supervisor && !args.console_group.empty()) supervisor->SetSocketGroup(args.console_group);
   // The services of the active generation: those whose definition or package changed are
   // restarted, the others left alone. Offline, the active generation still runs.
   std::string service_error;
@@ -288,7 +312,13 @@ int RunAgentDaemon(const AgentArgs& given) {
   };
   int64_t next_sync = 0, next_beat = 0;
   std::string last_error;
+  // Under systemd (Type=notify, WatchdogSec=): ready after the first round, then a
+  // keep-alive at least twice per watchdog period.
+  int64_t watchdog_seconds = 0;
+  if (const char* usec = std::getenv("WATCHDOG_USEC")) watchdog_seconds = std::max<int64_t>(1, std::atoll(usec) / 2000000);
+  bool ready = false;
   for (;;) {
+    if (ready && watchdog_seconds > 0) NotifySystemd("WATCHDOG=1");
     int64_t now = clock.Now();
     bool synced = false;
     if (now >= next_sync) {
@@ -310,11 +340,17 @@ int RunAgentDaemon(const AgentArgs& given) {
                       ServiceStates(config->root));
       next_beat = clock.Now() + args.heartbeat_seconds;
     }
+    if (!ready) {
+      NotifySystemd("READY=1\nSTATUS=syncing every " + std::to_string(args.interval_seconds) + " s");
+      ready = true;
+    }
     int64_t wait = std::max<int64_t>(1, std::min(next_sync, reporter.enabled() ? next_beat : next_sync) - clock.Now());
+    if (watchdog_seconds > 0) wait = std::min(wait, watchdog_seconds);
     timespec timeout{static_cast<time_t>(wait), 0};
     int received = sigtimedwait(&signals, nullptr, &timeout);
     if (received == SIGCHLD) reconcile();  // a process server ended: start it again
     if (received == SIGINT || received == SIGTERM) {
+      NotifySystemd("STOPPING=1");
       if (supervisor) supervisor->StopAll();
       return kExitOk;
     }

@@ -29,6 +29,7 @@ struct AgentArgs {
   // run: who keeps the services up: "builtin" (one process server each, children of run),
   // "systemd" (wharf-svc@NAME units), "none"; empty: from agent.toml, else builtin.
   std::string supervisor;
+  std::string console_group;  // the group that may attach to consoles (agent.toml)
 };
 
 int RunAgentSync(const AgentArgs& args);

@@ -149,11 +149,15 @@ int RunAttach(const std::string& root, const std::string& service, const std::st
   }
   ::signal(SIGPIPE, SIG_IGN);
   bool input_open = !read_only;
+  bool input_ended = false;
   char buf[65536];
   int code = kExitOk;
   for (;;) {
     pollfd fds[2] = {{fd->get(), POLLIN, 0}, {input_open ? 0 : -1, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    // Input from a pipe has ended: show what the child answers for a moment, then go.
+    int ready = ::poll(fds, 2, input_ended ? 500 : -1);
+    if (ready == 0) break;
+    if (ready < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -165,8 +169,8 @@ int RunAttach(const std::string& root, const std::string& service, const std::st
     if (fds[1].revents) {
       ssize_t n = ::read(0, buf, sizeof buf);
       if (n <= 0) {
-        input_open = false;  // end of input (a pipe): keep showing output
-        ::shutdown(fd->get(), SHUT_WR);
+        input_open = false;
+        input_ended = true;
         continue;
       }
       if (tty) {
@@ -288,6 +292,47 @@ int RunControl(const std::string& root, const std::string& service, const std::s
                                       (errno == EPERM ? "; run as the service's owner or through sudo (packaging/sudoers)"
                                                       : "; is it running (`wharf-agent list`)?")});
   std::fprintf(stderr, "%s: %s requested\n", service.c_str(), verb.c_str());
+  return kExitOk;
+}
+
+extern const char* const kAgentUnit;
+extern const char* const kServiceUnit;
+
+int RunInstallUnits(bool user, const std::string& root, const std::string& dest,
+                    const std::string& console_group) {
+  const char* home = std::getenv("HOME");
+  if (user && dest.empty() && !home)
+    return ReportError(kProgram, {ErrorCode::kInvalidArgument, "--user needs $HOME"}, kExitUsage);
+  std::string dir = !dest.empty() ? dest : user ? std::string(home) + "/.config/systemd/user" : "/etc/systemd/system";
+  std::string env_file = !dest.empty() ? JoinPath(dest, "agent.env")
+                         : user       ? std::string(home) + "/.config/wharf/agent.env"
+                                      : "/etc/wharf/agent.env";
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string agent = n > 0 ? std::string(self, static_cast<size_t>(n)) : "/usr/bin/wharf-agent";
+  auto render = [&](std::string text) {
+    for (size_t at; (at = text.find("@WHARF_AGENT@")) != std::string::npos;) text.replace(at, 13, agent);
+    for (size_t at; (at = text.find("/etc/wharf/agent.env")) != std::string::npos;) text.replace(at, 20, "\x01");
+    for (size_t at; (at = text.find('\x01')) != std::string::npos;) text.replace(at, 1, env_file);
+    return text;
+  };
+  std::string absolute_root = AbsolutePath(root.empty() ? "/" : root);
+  for (auto [name, text] : {std::pair{"wharf-agent.service", kAgentUnit}, std::pair{"wharf-svc@.service", kServiceUnit}}) {
+    if (auto made = MakeDirs(dir); !made) return ReportError(kProgram, made.error());
+    if (auto written = WriteFileAtomic(JoinPath(dir, name), render(text), 0644); !written)
+      return ReportError(kProgram, written.error());
+    std::fprintf(stderr, "wrote %s\n", JoinPath(dir, name).c_str());
+  }
+  if (auto made = MakeDirs(Dirname(env_file)); !made) return ReportError(kProgram, made.error());
+  std::string env = "WHARF_ROOT=" + absolute_root + "\nWHARF_CONSOLE_GROUP=" + console_group + "\n";
+  if (auto written = WriteFileAtomic(env_file, env, 0644); !written) return ReportError(kProgram, written.error());
+  std::fprintf(stderr, "wrote %s\n", env_file.c_str());
+  if (dest.empty()) {
+    std::string reload = std::string("systemctl ") + (user ? "--user " : "") + "daemon-reload";
+    if (std::system(reload.c_str()) != 0)
+      std::fprintf(stderr, "note: `%s` failed (is systemd running here?); run it before enabling\n", reload.c_str());
+    std::fprintf(stderr, "enable with: systemctl %senable --now wharf-agent.service\n", user ? "--user " : "");
+  }
   return kExitOk;
 }
 

@@ -26,6 +26,11 @@ int RunAttach(const std::string& root, const std::string& service, const std::st
 int RunList(const std::string& root, int verbosity, bool json);
 /// start | stop | restart: signals the service's process server (SIGUSR2 / SIGUSR1).
 int RunControl(const std::string& root, const std::string& service, const std::string& verb);
+/// Writes wharf-agent.service and wharf-svc@.service (for this binary) and their settings
+/// file, for the system (/etc/systemd/system) or the user's own systemd (`user`), or into
+/// `dest`; then asks systemd to reload.
+int RunInstallUnits(bool user, const std::string& root, const std::string& dest,
+                    const std::string& console_group);
 int RunLogs(const std::string& root, const std::string& service, bool follow);
 
 }  // namespace wharf

@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
   procserv_cmd->add_option("--log-socket", procserv.log_socket, "read-only output socket");
   procserv_cmd->add_option("--socket-mode", socket_mode, "sockets' permissions (never world-writable)")
       ->capture_default_str();
+  procserv_cmd->add_option("--socket-group", procserv.socket_group, "sockets' group, e.g. wharf");
   procserv_cmd->add_option("--log-file", procserv.log_file, "log file (default ROOT/var/log/wharf/NAME.log; none: no file)");
   procserv_cmd->add_option("--log-max", procserv.log_max_bytes, "rotate the log at this size")->capture_default_str();
   procserv_cmd->add_option("--log-keep", procserv.log_keep, "rotated logs kept")->capture_default_str()
@@ -144,6 +145,7 @@ int main(int argc, char** argv) {
       }
       defined->console_socket = procserv.console_socket;
       defined->socket_mode = procserv.socket_mode;
+      defined->socket_group = procserv.socket_group;
       defined->log_timestamps = procserv.log_timestamps;
       procserv = std::move(*defined);
     }
@@ -172,6 +174,17 @@ int main(int argc, char** argv) {
     control->add_option("--root", args.root, "the FEC's root")->capture_default_str();
     control->callback([&, verb] { code = wharf::RunControl(args.root, service, verb); });
   }
+
+  bool user_units = false;
+  std::string units_dest, console_group;
+  auto* install_units = app.add_subcommand(
+      "install-units", "install wharf-agent.service and wharf-svc@.service for systemd (--user: "
+                       "the user's own systemd, no root needed)");
+  install_units->add_flag("--user", user_units, "install for `systemctl --user`");
+  install_units->add_option("--root", args.root, "the FEC root the units run on")->capture_default_str();
+  install_units->add_option("--dest", units_dest, "write the files into this folder instead (for review)");
+  install_units->add_option("--console-group", console_group, "the group that may attach to consoles");
+  install_units->callback([&] { code = wharf::RunInstallUnits(user_units, args.root, units_dest, console_group); });
 
   bool follow = false;
   auto* logs = app.add_subcommand("logs", "a service's log file (-f: follow its output live)");

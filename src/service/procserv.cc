@@ -42,7 +42,7 @@ std::string KeyName(char key) {
   return std::string(1, key);
 }
 
-Result<UniqueFd> Listen(const std::string& path, mode_t mode) {
+Result<UniqueFd> Listen(const std::string& path, mode_t mode, const std::string& group) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path)
@@ -55,6 +55,11 @@ Result<UniqueFd> Listen(const std::string& path, mode_t mode) {
   ::unlink(path.c_str());  // a socket left by a server that died
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return IoError("bind", path);
   if (::chmod(path.c_str(), mode) != 0) return IoError("chmod", path);
+  if (!group.empty()) {
+    const struct group* gr = ::getgrnam(group.c_str());
+    if (!gr) return Fail(ErrorCode::kInvalidArgument, "socket group " + group + ": no such group");
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0) return IoError("chown", path);
+  }
   if (::listen(fd.get(), 16) != 0) return IoError("listen", path);
   return fd;
 }
@@ -82,11 +87,11 @@ class ProcServ {
     sigprocmask(SIG_BLOCK, &signals, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
     signal_fd_ = UniqueFd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
-    auto console = Listen(o_.console_socket, o_.socket_mode);
+    auto console = Listen(o_.console_socket, o_.socket_mode, o_.socket_group);
     if (!console) return Failed(console.error());
     console_ = std::move(*console);
     if (!o_.log_socket.empty()) {
-      auto log = Listen(o_.log_socket, o_.socket_mode);
+      auto log = Listen(o_.log_socket, o_.socket_mode, o_.socket_group);
       if (!log) return Failed(log.error());
       log_listener_ = std::move(*log);
     }

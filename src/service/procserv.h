@@ -34,6 +34,7 @@ struct ProcServOptions {
   std::string console_socket;     // required
   std::string log_socket;         // read-only output; empty: none
   mode_t socket_mode = 0660;
+  std::string socket_group;       // the sockets' group (e.g. "wharf"); empty: the server's
   std::string log_file;           // empty: none
   uint64_t log_max_bytes = 10u << 20;  // rotate when the file would grow past this
   int log_keep = 5;                    // rotated files kept: FILE.1 ... FILE.N
