@@ -61,14 +61,30 @@ void ProcStats(long pid, ordered_json& j) {
   }
 }
 
-// Queue lengths of a listening UNIX socket, from /proc/net/unix and ss-like data.
+// A listening UNIX socket: mode, owner, and its queues (connections waiting to be
+// accepted, and the backlog) as `ss -xl` shows them.
 void SocketStats(const std::string& path, ordered_json& j) {
   struct stat st {};
+  j["recv_q"] = nullptr;
+  j["send_q"] = nullptr;
   if (::stat(path.c_str(), &st) != 0) {
     j["exists"] = false;
     return;
   }
   j["exists"] = true;
+  if (FILE* ss = ::popen("ss -xln 2>/dev/null", "r")) {
+    char line[4096];
+    while (std::fgets(line, sizeof line, ss)) {
+      std::istringstream fields(line);
+      std::string netid, state, recv_q, send_q, local;
+      fields >> netid >> state >> recv_q >> send_q >> local;
+      if (local == path) {
+        j["recv_q"] = std::atoll(recv_q.c_str());
+        j["send_q"] = std::atoll(send_q.c_str());
+      }
+    }
+    ::pclose(ss);
+  }
   char mode[8];
   std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
   j["mode"] = mode;
@@ -251,10 +267,12 @@ int RunList(const std::string& root, int verbosity, bool json) {
     if (verbosity >= 2) {
       const auto& sock = s["console_socket_info"];
       std::printf("    console %s (%s)\n", s.value("console_socket", "").c_str(),
-                  sock.value("exists", false) ? (sock["mode"].get<std::string>() + " uid " +
-                                                 std::to_string(sock["uid"].get<int>()) + " gid " +
-                                                 std::to_string(sock["gid"].get<int>())).c_str()
-                                              : "missing");
+                  sock.value("exists", false)
+                      ? (sock["mode"].get<std::string>() + " uid " + std::to_string(sock["uid"].get<int>()) +
+                         " gid " + std::to_string(sock["gid"].get<int>()) + ", Recv-Q " +
+                         (sock["recv_q"].is_null() ? "?" : sock["recv_q"].dump()) + " Send-Q " +
+                         (sock["send_q"].is_null() ? "?" : sock["send_q"].dump())).c_str()
+                      : "missing");
       std::printf("    log     %s (%s)\n", s.value("log_file", "").c_str(),
                   s["log_bytes"].is_number() ? HumanBytes(s["log_bytes"].get<uint64_t>()).c_str() : "none");
       for (const auto& line : s.value("last_lines", ordered_json::array()))

@@ -271,7 +271,8 @@ def list_json_schema():
                 "rss_bytes", "cpu_seconds", "console_socket", "console_socket_info", "log_file", "log_bytes"):
         if key not in r:
             fail(f"list -vv --json lacks {key}: {r}")
-    if r["state"] != "running" or not r["pid"] or r["console_socket_info"]["mode"] != "0660":
+    if r["state"] != "running" or not r["pid"] or r["console_socket_info"]["mode"] != "0660" \
+            or "recv_q" not in r["console_socket_info"]:
         fail(f"list -vv --json: {r}")
     svc.stop()
     out = subprocess.run([AGENT, "list", "--root", ROOT, "--json"], capture_output=True, text=True, check=True)
