@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "archive/package_index.h"
@@ -14,6 +15,15 @@
 #include "crypto/sha256.h"
 
 namespace wharf {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 std::vector<DesiredService> DesiredServices(const Layout& layout, const Generation& generation,
                                             std::vector<std::string>& errors) {
   std::vector<DesiredService> out;
@@ -115,7 +125,7 @@ Status Supervisor::Systemctl(const char* verb, const std::string& name) {
 Status Supervisor::Start(const DesiredService& service) {
   if (systemd_) {
     WHARF_TRY(Systemctl("restart", service.def.name));
-    running_[service.def.name] = {0, service};
+    running_[service.def.name] = {0, service, NowMs()};
     return {};
   }
   std::vector<std::string> command = {agent_, "procserv", "--root", root_, "--name", service.def.name,
@@ -133,7 +143,7 @@ Status Supervisor::Start(const DesiredService& service) {
     ::execv(argv[0], argv.data());
     _exit(127);
   }
-  running_[service.def.name] = {pid, service};
+  running_[service.def.name] = {pid, service, NowMs()};
   return {};
 }
 
@@ -170,16 +180,23 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
   for (const auto& s : desired) wanted[s.def.name] = &s;
   // Stop what is gone or changed, highest level first.
   std::vector<std::pair<int, std::string>> to_stop;
+  std::set<std::string> waiting;  // died young: not started again before its hold-off
   for (const auto& [name, running] : running_) {
     auto it = wanted.find(name);
-    if (it == wanted.end() || it->second->fingerprint != running.service.fingerprint || running.pid < 0)
-      to_stop.emplace_back(running.service.def.level, name);
+    bool changed = it == wanted.end() || it->second->fingerprint != running.service.fingerprint;
+    bool died = running.pid < 0;
+    if (died && !changed &&
+        NowMs() - running.started_ms < std::max(5, running.service.def.holdoff) * int64_t{1000}) {
+      waiting.insert(name);
+      continue;
+    }
+    if (changed || died) to_stop.emplace_back(running.service.def.level, name);
   }
   std::sort(to_stop.rbegin(), to_stop.rend());
   for (const auto& [level, name] : to_stop) {
     bool died = running_[name].pid < 0;
     Stop(name);
-    if (!died) actions.push_back("stopped " + name);
+    actions.push_back(died ? "the process server of " + name + " ended; starting it again" : "stopped " + name);
   }
   // Start what is missing, lowest level first (desired is in that order).
   for (const auto& s : desired) {

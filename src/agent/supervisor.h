@@ -60,6 +60,7 @@ class Supervisor {
   struct Running {
     pid_t pid = -1;
     DesiredService service;
+    int64_t started_ms = 0;  // a process server that dies young waits out its hold-off
   };
   Status Start(const DesiredService& service);
   void Stop(const std::string& name);
