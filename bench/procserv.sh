@@ -15,13 +15,13 @@
 # the interval, as % of one core, and its context switches (wake-ups). The child's own write
 # rate (it counts what write() took) and what the client received are measured over the
 # same interval.
-# Usage: bench/procserv.sh          # DURATION=16 RATE=10000000 WHARF_AGENT=build/src/cmd/wharf-agent
+# Usage: bench/procserv.sh          # DURATION=15 RATE=10000000 WHARF_AGENT=build/src/cmd/wharf-agent
 #        DURATION=5 bench/procserv.sh   # a quick check
 # Needs the Debian package procserv (and /usr/bin/python3); whole run about 3 minutes.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 AGENT=${WHARF_AGENT:-$HERE/../build/src/cmd/wharf-agent}
-DURATION=${DURATION:-16}
+DURATION=${DURATION:-15}
 RATE=${RATE:-10000000}
 PROCSERV=$(command -v procServ || true)
 
