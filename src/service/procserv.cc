@@ -110,6 +110,7 @@ class ProcServ {
         killed_ = true;
       }
       Poll();
+      RefreshStatusIfDue();
     }
     for (const auto& path : {o_.console_socket, o_.log_socket})
       if (!path.empty()) ::unlink(path.c_str());
@@ -137,6 +138,10 @@ class ProcServ {
     if (restart_at_ >= 0 && child_ < 0) timeout = static_cast<int>(std::max<int64_t>(0, restart_at_ - now));
     if ((stopping_ || child_stop_) && child_ > 0 && !killed_)
       timeout = static_cast<int>(std::max<int64_t>(0, kill_at_ - now));
+    if (status_dirty_) {
+      int due = static_cast<int>(std::max<int64_t>(0, last_status_ms_ + 1000 - now));
+      timeout = timeout < 0 ? due : std::min(timeout, due);
+    }
     int ready = ::poll(fds.data(), fds.size(), timeout);
     if (ready <= 0) return;
     if (fds[0].revents) HandleSignals();
@@ -442,6 +447,7 @@ class ProcServ {
   void Output(std::string_view data) {
     replay_.append(data);
     if (replay_.size() > o_.replay_bytes) replay_.erase(0, replay_.size() - o_.replay_bytes);
+    status_dirty_ = true;
     LogWrite(data);
     std::vector<Client*> all;
     for (auto& c : clients_) all.push_back(c.get());
@@ -449,6 +455,11 @@ class ProcServ {
   }
 
   void Message(const std::string& text) { Output("@@@ " + text + "\r\n"); }
+
+  // The status file's last lines follow the output, rewritten at most once a second.
+  void RefreshStatusIfDue() {
+    if (status_dirty_ && NowMs() - last_status_ms_ >= 1000) WriteStatus();
+  }
 
   Status OpenLog() {
     if (o_.log_file.empty()) return {};
@@ -489,6 +500,8 @@ class ProcServ {
   }
 
   void WriteStatus() {
+    status_dirty_ = false;
+    last_status_ms_ = NowMs();
     if (o_.status_file.empty()) return;
     using nlohmann::ordered_json;
     ordered_json j;
@@ -541,6 +554,8 @@ class ProcServ {
   bool killed_ = false;
   bool exit_after_child_ = false;
   bool child_stop_ = false;   // a stop of the child (not the server) is under way
+  bool status_dirty_ = false;  // output since the status file was written
+  int64_t last_status_ms_ = 0;
   bool restart_now_ = false;  // start again as soon as it has stopped
   std::optional<ExitInfo> last_exit_;
   std::string resolved_dir_;
