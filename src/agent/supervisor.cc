@@ -10,20 +10,12 @@
 #include <thread>
 
 #include "archive/package_index.h"
+#include "base/clock.h"
 #include "base/file.h"
 #include "agent/state.h"
 #include "crypto/sha256.h"
 
 namespace wharf {
-namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 std::vector<DesiredService> DesiredServices(const Layout& layout, const Generation& generation,
                                             std::vector<std::string>& errors) {
   std::vector<DesiredService> out;
@@ -125,7 +117,7 @@ Status Supervisor::Systemctl(const char* verb, const std::string& name) {
 Status Supervisor::Start(const DesiredService& service) {
   if (systemd_) {
     WHARF_TRY(Systemctl("restart", service.def.name));
-    running_[service.def.name] = {0, service, NowMs()};
+    running_[service.def.name] = {0, service, MonotonicMs()};
     return {};
   }
   std::vector<std::string> command = {agent_, "procserv", "--root", root_, "--name", service.def.name,
@@ -143,7 +135,7 @@ Status Supervisor::Start(const DesiredService& service) {
     ::execv(argv[0], argv.data());
     _exit(127);
   }
-  running_[service.def.name] = {pid, service, NowMs()};
+  running_[service.def.name] = {pid, service, MonotonicMs()};
   return {};
 }
 
@@ -186,7 +178,7 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
     bool changed = it == wanted.end() || it->second->fingerprint != running.service.fingerprint;
     bool died = running.pid < 0;
     if (died && !changed &&
-        NowMs() - running.started_ms < std::max(5, running.service.def.holdoff) * int64_t{1000}) {
+        MonotonicMs() - running.started_ms < std::max(5, running.service.def.holdoff) * int64_t{1000}) {
       waiting.insert(name);
       continue;
     }

@@ -17,6 +17,9 @@ class SystemClock : public Clock {
   int64_t Now() const override;
 };
 
+/// Milliseconds of a clock that never jumps (for timeouts and hold-offs, not dates).
+int64_t MonotonicMs();
+
 class FakeClock : public Clock {
  public:
   explicit FakeClock(int64_t now) : now_(now) {}

@@ -22,17 +22,13 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "base/clock.h"
 #include "base/file.h"
 #include "base/strings.h"
 
 namespace wharf {
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 int64_t WallNow() { return static_cast<int64_t>(::time(nullptr)); }
 
@@ -99,12 +95,12 @@ class ProcServ {
     if (!o_.status_file.empty()) {
       if (auto made = MakeDirs(Dirname(o_.status_file)); !made) return Failed(made.error());
     }
-    restart_at_ = NowMs();
+    restart_at_ = MonotonicMs();
     for (;;) {
-      if (restart_at_ >= 0 && NowMs() >= restart_at_ && child_ < 0 && !stopping_) StartChild();
+      if (restart_at_ >= 0 && MonotonicMs() >= restart_at_ && child_ < 0 && !stopping_) StartChild();
       if (stopping_ && child_ < 0) break;
       if (exit_after_child_ && child_ < 0) break;
-      if ((stopping_ || child_stop_) && NowMs() >= kill_at_ && child_ > 0 && !killed_) {
+      if ((stopping_ || child_stop_) && MonotonicMs() >= kill_at_ && child_ > 0 && !killed_) {
         Message("the child did not stop within " + std::to_string(o_.grace_seconds) + " s: SIGKILL");
         ::kill(child_, SIGKILL);
         killed_ = true;
@@ -134,7 +130,7 @@ class ProcServ {
     for (const auto& c : clients_)
       fds.push_back({c->fd.get(), static_cast<short>(POLLIN | (c->out.empty() ? 0 : POLLOUT)), 0});
     int timeout = -1;
-    int64_t now = NowMs();
+    int64_t now = MonotonicMs();
     if (restart_at_ >= 0 && child_ < 0) timeout = static_cast<int>(std::max<int64_t>(0, restart_at_ - now));
     if ((stopping_ || child_stop_) && child_ > 0 && !killed_)
       timeout = static_cast<int>(std::max<int64_t>(0, kill_at_ - now));
@@ -193,7 +189,7 @@ class ProcServ {
             StopChild("restart requested");
           } else {
             Message("start requested");
-            restart_at_ = NowMs();
+            restart_at_ = MonotonicMs();
           }
           WriteStatus();
           break;
@@ -202,7 +198,7 @@ class ProcServ {
             stopping_ = true;
             Message("stopping: sending signal " + std::to_string(o_.stop_signal) + " to the child");
             if (child_ > 0) ::kill(child_, o_.stop_signal);
-            kill_at_ = NowMs() + o_.grace_seconds * 1000;
+            kill_at_ = MonotonicMs() + o_.grace_seconds * 1000;
             WriteStatus();
           }
       }
@@ -214,7 +210,7 @@ class ProcServ {
     ::kill(child_, o_.stop_signal);
     child_stop_ = true;
     killed_ = false;
-    kill_at_ = NowMs() + o_.grace_seconds * 1000;
+    kill_at_ = MonotonicMs() + o_.grace_seconds * 1000;
   }
 
   void StartChild() {
@@ -267,7 +263,7 @@ class ProcServ {
     ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
     ::fcntl(master, F_SETFD, FD_CLOEXEC);
     child_ = pid;
-    last_start_ms_ = NowMs();
+    last_start_ms_ = MonotonicMs();
     started_ = WallNow();
     ++starts_;
     Message("started child, PID " + std::to_string(pid) + ", in " + resolved_dir_);
@@ -275,7 +271,7 @@ class ProcServ {
   }
 
   void ScheduleRestart() {
-    restart_at_ = std::max(NowMs(), last_start_ms_ + o_.holdoff_seconds * 1000);
+    restart_at_ = std::max(MonotonicMs(), last_start_ms_ + o_.holdoff_seconds * 1000);
     WriteStatus();
   }
 
@@ -319,7 +315,7 @@ class ProcServ {
       if (stopping_) continue;
       if (restart_now_) {
         restart_now_ = false;
-        restart_at_ = NowMs();
+        restart_at_ = MonotonicMs();
         WriteStatus();
         continue;
       }
@@ -332,7 +328,7 @@ class ProcServ {
         case RestartMode::kOnFailure:
         case RestartMode::kRestart: {
           ScheduleRestart();
-          int64_t wait = restart_at_ - NowMs();
+          int64_t wait = restart_at_ - MonotonicMs();
           Message(wait > 0 ? "restarting in " + std::to_string((wait + 999) / 1000) + " s (hold-off)"
                            : "restarting");
           break;
@@ -406,7 +402,7 @@ class ProcServ {
         } else if (ch == o_.restart_key) {
           if (child_ < 0) {
             Message(KeyName(ch) + ": starting the child");
-            restart_at_ = NowMs();
+            restart_at_ = MonotonicMs();
           }
         }
         if (o_.strip_keys) continue;
@@ -458,7 +454,7 @@ class ProcServ {
 
   // The status file's last lines follow the output, rewritten at most once a second.
   void RefreshStatusIfDue() {
-    if (status_dirty_ && NowMs() - last_status_ms_ >= 1000) WriteStatus();
+    if (status_dirty_ && MonotonicMs() - last_status_ms_ >= 1000) WriteStatus();
   }
 
   Status OpenLog() {
@@ -501,7 +497,7 @@ class ProcServ {
 
   void WriteStatus() {
     status_dirty_ = false;
-    last_status_ms_ = NowMs();
+    last_status_ms_ = MonotonicMs();
     if (o_.status_file.empty()) return;
     using nlohmann::ordered_json;
     ordered_json j;
