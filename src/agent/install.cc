@@ -1,5 +1,7 @@
 #include "agent/install.h"
 
+#include <thread>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -57,31 +59,40 @@ std::string Staging(const Layout& layout, const PackageRef& ref) {
   return JoinPath(Dirname(final_dir), "." + Basename(final_dir) + ".unpacking");
 }
 
+// Downloads the archive and unpacks it at the same time: a thread fetches into tmp/ while
+// this one reads each frame as soon as its bytes are there (every frame, every file and
+// the whole archive are checked against the signed hashes as before).
 Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
                     const PackageIndex& index, const std::string& index_json) {
   std::string archive = JoinPath(layout.tmp(), Basename(ref.archive));
-  std::optional<FileDigest> digest;
+  std::string staging = Staging(layout, ref);
   WHARF_TRY(mirrors.Try(ref.archive, [&](const std::string& url) -> Status {
-    bool announced = false;
-    Progress progress(ref.name + "@" + ref.version, ref.archive_size);
-    auto got = mirrors.fetcher().Download(url, archive, ref.archive_size, [&](uint64_t done) {
-      if (!announced) AbortPoint("downloading:" + Basename(ref.archive));
-      announced = true;
-      progress.Update(done);
+    WHARF_TRY(RemoveTree(staging));
+    WHARF_TRY(MakeDirs(Dirname(staging)));
+    WHARF_TRY(WriteFileAtomic(archive, ""));  // there before the reader opens it
+    GrowingFile growing;
+    Result<FileDigest> got = Fail(ErrorCode::kIo, "not fetched");
+    std::thread downloader([&] {
+      bool announced = false;
+      Progress progress(ref.name + "@" + ref.version, ref.archive_size);
+      got = mirrors.fetcher().Download(url, archive, ref.archive_size, [&](uint64_t done) {
+        if (!announced) AbortPoint("downloading:" + Basename(ref.archive));
+        announced = true;
+        progress.Update(done);
+        growing.Grew(done);
+      });
+      growing.End();
     });
-    if (!got) return std::unexpected(got.error());
+    Status extracted = ExtractArchive(archive, index, staging, &growing);
+    downloader.join();
+    if (!got) return std::unexpected(got.error());  // the transfer's own error says most
     if (got->size != ref.archive_size || got->sha256 != ref.archive_sha256)
       return Fail(ErrorCode::kCorrupt, url + ": sha256 or size differs from the signed generation; "
                                              "the store or a mirror was altered, republish");
-    digest = *got;
+    if (!extracted) return Prefix(ref.name + "@" + ref.version, extracted.error());
     return {};
   }));
   AbortPoint("archive-fetched:" + ref.name);
-  std::string staging = Staging(layout, ref);
-  WHARF_TRY(RemoveTree(staging));
-  WHARF_TRY(MakeDirs(Dirname(staging)));
-  if (auto extracted = ExtractArchive(archive, index, staging); !extracted)
-    return Prefix(ref.name + "@" + ref.version, extracted.error());
   WHARF_TRY(Commit(layout, ref, staging, index_json));
   return RemoveTree(archive);
 }

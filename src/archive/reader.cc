@@ -8,7 +8,11 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "archive/names.h"
@@ -25,24 +29,37 @@ struct ReadArchiveDeleter {
 };
 
 // Hands out the archive's frames in order, each checked against the index (size, sha256,
-// decompressed size) and decompressed alone: memory is one frame.
+// decompressed size) and decompressed alone. A worker thread reads and decodes up to
+// kAhead frames ahead while the caller parses and writes the previous ones (two cores
+// share the work); memory stays bounded by those few frames.
 class FrameSource {
  public:
-  FrameSource(int fd, const PackageIndex& index) : fd_(fd), index_(index) {}
+  static constexpr size_t kAhead = 3;
+
+  FrameSource(int fd, const PackageIndex& index, GrowingFile* growing)
+      : fd_(fd), index_(index), growing_(growing) {
+    worker_ = std::thread([this] { Work(); });
+  }
+  ~FrameSource() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    if (growing_) growing_->End();  // a worker waiting for bytes gives up
+    worker_.join();
+  }
 
   /// The next frame's bytes; empty at the end.
   Result<std::string_view> Next() {
-    if (next_ == index_.frames.size()) return std::string_view();
-    const Frame& frame = index_.frames[next_];
-    compressed_.resize(frame.size);
-    ssize_t n = ::pread(fd_, compressed_.data(), frame.size, static_cast<off_t>(frame.offset));
-    if (n != static_cast<ssize_t>(frame.size))
-      return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(next_) +
-                                           ": archive is shorter than its index says; fetch it again");
-    archive_hash_.Update(compressed_);
-    WHARF_TRY(DecodeFrame(index_, next_, compressed_, raw_));
-    ++next_;
-    return std::string_view(raw_);
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return !ready_.empty() || done_; });
+    if (ready_.empty()) return std::string_view();
+    current_ = std::move(ready_.front());
+    ready_.pop_front();
+    changed_.notify_all();
+    if (!current_) return std::unexpected(current_.error());
+    return std::string_view(*current_);
   }
 
   /// After the tar end: the rest of the stream may only be zero padding, and the whole
@@ -60,6 +77,7 @@ class FrameSource {
       if (!zeros(*frame))
         return Fail(ErrorCode::kCorrupt, index_.archive + ": data after the end of the tar; republish");
     }
+    std::lock_guard lock(mutex_);  // the worker is done: its hash is whole
     if (archive_hash_.HexDigest() != index_.archive_sha256)
       return Fail(ErrorCode::kCorrupt, index_.archive + ": sha256 differs from package.json; "
                                                         "fetch or republish the archive");
@@ -69,11 +87,63 @@ class FrameSource {
   std::optional<Error> error;
 
  private:
+  void Work() {
+    std::string compressed;
+    for (size_t n = 0; n < index_.frames.size(); ++n) {
+      {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return ready_.size() < kAhead || stop_; });
+        if (stop_) return;
+      }
+      Result<std::string> decoded = Decode(n, compressed);
+      bool failed = !decoded;
+      {
+        std::lock_guard lock(mutex_);
+        ready_.push_back(std::move(decoded));
+        if (failed) done_ = true;
+      }
+      changed_.notify_all();
+      if (failed) return;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    changed_.notify_all();
+  }
+
+  Result<std::string> Decode(size_t number, std::string& compressed) {
+    const Frame& frame = index_.frames[number];
+    compressed.resize(frame.size);
+    bool whole = false;
+    for (;;) {
+      if (growing_ && !growing_->WaitFor(frame.offset + frame.size)) break;
+      ssize_t n = ::pread(fd_, compressed.data(), frame.size, static_cast<off_t>(frame.offset));
+      whole = n == static_cast<ssize_t>(frame.size);
+      // A short read of a file being written: the writer started over; wait for it.
+      if (whole || !growing_ || !growing_->WaitForChange()) break;
+    }
+    if (!whole)
+      return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
+                                           (growing_ ? ": the download ended before this frame; fetch it again"
+                                                     : ": archive is shorter than its index says; fetch it again"));
+    archive_hash_.Update(compressed);
+    std::string raw;
+    WHARF_TRY(DecodeFrame(index_, number, compressed, raw));
+    return raw;
+  }
+
   int fd_;
   const PackageIndex& index_;
-  size_t next_ = 0;
-  std::string compressed_, raw_;
-  Sha256 archive_hash_;
+  GrowingFile* growing_;
+  std::thread worker_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Result<std::string>> ready_;
+  Result<std::string> current_ = std::string();
+  bool done_ = false;
+  bool stop_ = false;
+  Sha256 archive_hash_;  // updated by the worker, in frame order
 };
 
 la_ssize_t ReadFrame(archive* a, void* client, const void** buffer) {
@@ -268,16 +338,17 @@ Result<UniqueFd> TreeWriter::OpenParent(const std::string& rel) {
   return dir;
 }
 
-Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink) {
+Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink,
+                   GrowingFile* growing) {
   auto fd = OpenRead(archive_path);
   if (!fd) return std::unexpected(fd.error());
   struct stat st;
   if (::fstat(fd->get(), &st) != 0) return IoError("inspect", archive_path);
-  if (static_cast<uint64_t>(st.st_size) != index.archive_size)
+  if (!growing && static_cast<uint64_t>(st.st_size) != index.archive_size)
     return Fail(ErrorCode::kCorrupt, archive_path + " is " + std::to_string(st.st_size) +
                                          " bytes, package.json says " + std::to_string(index.archive_size) +
                                          "; fetch or republish it");
-  FrameSource source(fd->get(), index);
+  FrameSource source(fd->get(), index, growing);
   ScopedUtf8Locale utf8;
   std::unique_ptr<archive, ReadArchiveDeleter> tar(archive_read_new());
   archive_read_support_format_tar(tar.get());
@@ -319,11 +390,43 @@ Status VerifyArchive(const std::string& archive_path, const PackageIndex& index)
 }
 
 Status ExtractArchive(const std::string& archive_path, const PackageIndex& index,
-                      const std::string& dest) {
+                      const std::string& dest, GrowingFile* growing) {
   auto writer = TreeWriter::Create(dest, index.prefix);
   if (!writer) return std::unexpected(writer.error());
-  WHARF_TRY(ReadArchive(archive_path, index, **writer));
+  WHARF_TRY(ReadArchive(archive_path, index, **writer, growing));
   return (*writer)->Finish();
+}
+
+void GrowingFile::Grew(uint64_t size) {
+  {
+    std::lock_guard lock(mutex_);
+    size_ = std::max(size_, size);
+    ++changes_;
+  }
+  changed_.notify_all();
+}
+
+void GrowingFile::End() {
+  {
+    std::lock_guard lock(mutex_);
+    ended_ = true;
+    ++changes_;
+  }
+  changed_.notify_all();
+}
+
+bool GrowingFile::WaitFor(uint64_t size) {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return size_ >= size || ended_; });
+  return size_ >= size;
+}
+
+bool GrowingFile::WaitForChange() {
+  std::unique_lock lock(mutex_);
+  if (ended_) return false;
+  uint64_t seen = changes_;
+  changed_.wait(lock, [&] { return changes_ != seen || ended_; });
+  return true;
 }
 
 }  // namespace wharf

@@ -3,8 +3,11 @@
 // upload) and the agent (unpacking) go through here, so the checks live in one place.
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -68,15 +71,37 @@ class TreeWriter : public EntrySink {
 Status DecodeFrame(const PackageIndex& index, size_t number, std::string_view compressed,
                    std::string& raw);
 
+/// An archive file that is still being written (a download): how many bytes are there,
+/// and whether the writer is done. The reader waits for the bytes of each frame.
+class GrowingFile {
+ public:
+  void Grew(uint64_t size);
+  void End();
+  /// Waits until `size` bytes are there or the writer is done; false when it ended short.
+  bool WaitFor(uint64_t size);
+  /// Waits for any change after a short read (the writer may have started over); false
+  /// when the writer is done, so nothing will change.
+  bool WaitForChange();
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  uint64_t size_ = 0;
+  uint64_t changes_ = 0;
+  bool ended_ = false;
+};
+
 /// Reads `archive_path` against `index` (already validated): each frame's size and sha256,
 /// its decompressed size, then every tar entry, which must be exactly the next entry of
 /// the index (no extra, missing, reordered, hard-link, device or oversize entry; no
 /// trailing bytes). Stops at the first mismatch with kCorrupt or kUnsafe naming the entry.
-Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink);
+/// With `growing`, the file is read while it is written (download and unpacking overlap).
+Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink,
+                   GrowingFile* growing = nullptr);
 
 /// Unpacks the archive into `dest` (which must not exist) through a TreeWriter.
 Status ExtractArchive(const std::string& archive_path, const PackageIndex& index,
-                      const std::string& dest);
+                      const std::string& dest, GrowingFile* growing = nullptr);
 
 /// Reads the whole archive against the index without writing anything.
 Status VerifyArchive(const std::string& archive_path, const PackageIndex& index);

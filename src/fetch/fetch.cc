@@ -178,7 +178,6 @@ Result<FileDigest> Fetcher::Download(const std::string& url, const std::string& 
     }
   }
   WHARF_TRY(done);
-  if (::fsync(fd.get()) != 0) return IoError("fsync", path);
   return FileDigest{sink.written, hash.HexDigest()};
 }
 

@@ -42,7 +42,8 @@ class Fetcher {
   /// `max_bytes`. `on_progress` (may be empty) sees the bytes written so far. A transfer cut
   /// part-way (reset, stall, timeout) continues from where it stopped with a Range request,
   /// up to `resume_attempts` times with a growing pause; a server that then ignores Range
-  /// sends the whole file again.
+  /// sends the whole file again. The file is not synced: downloads are working copies (what
+  /// they are unpacked into is made durable).
   Result<FileDigest> Download(const std::string& url, const std::string& path, uint64_t max_bytes,
                               const std::function<void(uint64_t)>& on_progress = {});
 
