@@ -229,7 +229,7 @@ def main():
             os.makedirs(d)
             m = ng.mark()
             wall, cpu, _ = run_client([f"set -o pipefail; curl -sf {U}/wharf/software/bench/{v}/bench-{v}.tar.zst | tar --zstd -x -C {d}"])
-            add("curl|tar --zstd", phase, wall, cpu, ng.since(m), verify(src, f"{d}/opt/bench"),
+            add("curl | tar --zstd", phase, wall, cpu, ng.since(m), verify(src, f"{d}/opt/bench"),
                 "(whole v2 archive)" if v == 2 else "")
 
     # ---------------- rsync ----------------
@@ -323,7 +323,7 @@ def table():
            "server CPU s", "verified", "100 Mbit/s s", "1 Gbit/s s")
     out = []
     for r in rows:
-        out.append((r["method"], r["phase"], f"{r['down']/1e6:.3f}", f"{r['up']/1e3:.1f}", str(r["reqs"]),
+        out.append((r["method"].replace("|", "\\|"), r["phase"], f"{r['down']/1e6:.3f}", f"{r['up']/1e3:.1f}", str(r["reqs"]),
                     f"{r['wall']:.2f}", f"{r['client_cpu']:.2f}", f"{r['server_cpu']:.2f}", r["verified"],
                     f"{r['100M']:.2f}", f"{r['1G']:.2f}"))
     print()
@@ -351,3 +351,12 @@ if __name__ == "__main__":
                 os.kill(p, signal.SIGTERM)
             except OSError:
                 pass
+        for p in cleanup_pids:  # gone before run.sh removes the folder (rsyncd logs on exit)
+            for _ in range(50):
+                try:
+                    if os.waitpid(p, os.WNOHANG)[0] == p:
+                        break
+                except ChildProcessError:
+                    if not os.path.exists(f"/proc/{p}"):
+                        break
+                time.sleep(0.1)

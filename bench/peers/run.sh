@@ -19,7 +19,8 @@ T=$(mktemp -d /tmp/wharf-peers.XXXXXX)
 chmod 755 "$T"
 cleanup() {
   [ -f "$T/nginx/nginx.pid" ] && kill "$(cat "$T/nginx/nginx.pid")" 2>/dev/null || true
-  if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else chmod -R u+w "$T" 2>/dev/null || true; rm -rf "$T"; fi
+  for _ in $(seq 50); do [ -f "$T/nginx/nginx.pid" ] || break; sleep 0.1; done
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else chmod -R u+w "$T" 2>/dev/null || true; rm -rf "$T" || true; fi
 }
 trap cleanup EXIT
 mkdir -p "$T/bin"

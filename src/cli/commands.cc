@@ -25,6 +25,7 @@ namespace {
 using nlohmann::ordered_json;
 using ops::Json;
 constexpr const char* kProgram = "wharf";
+constexpr int kGcKeep = 3;
 
 int Failed(const Error& error) { return ReportError(kProgram, error); }
 
@@ -46,6 +47,7 @@ class Backend {
   virtual Result<Json> Show(const std::string& fec) = 0;
   virtual Result<Json> ListFecs() = 0;
   virtual Result<Json> ListPackages() = 0;
+  virtual Result<Json> Gc(int keep, int generations) = 0;
 };
 
 class LocalBackend : public Backend {
@@ -68,6 +70,9 @@ class LocalBackend : public Backend {
   Result<Json> Show(const std::string& fec) override { return ops::Show(store_, fec); }
   Result<Json> ListFecs() override { return ops::ListFecs(store_); }
   Result<Json> ListPackages() override { return ops::ListPackages(store_); }
+  Result<Json> Gc(int keep, int generations) override {
+    return ops::Gc(store_, keep, generations, args_.dry_run);
+  }
 
  private:
   Store store_;
@@ -117,6 +122,10 @@ class RemoteBackend : public Backend {
   }
   Result<Json> ListFecs() override { return ParseAnswer(client_.Call("GET", "/api/v1/generations")); }
   Result<Json> ListPackages() override { return ParseAnswer(client_.Call("GET", "/api/v1/packages")); }
+  Result<Json> Gc(int keep, int generations) override {
+    Json body{{"keep", keep}, {"generations", generations}, {"dry_run", args_.dry_run}};
+    return ParseAnswer(client_.Call("POST", "/api/v1/gc", body.dump()));
+  }
   ApiClient& client() { return client_; }
 
  private:
@@ -276,6 +285,9 @@ int RunPublish(const std::vector<std::string>& archives, const StoreArgs& given)
                   i["version"].get<std::string>().c_str(), state.c_str(),
                   HumanBytes(i["size"].get<uint64_t>()).c_str());
     }
+    if (i.value("versions", 0) > kGcKeep)
+      Note("wharf: warning: " + i["name"].get<std::string>() + " has " + std::to_string(i["versions"].get<int>()) +
+           " versions; `wharf gc` keeps the newest " + std::to_string(kGcKeep) + " and every one a FEC uses");
   }
   if (args.json) PrintJson(out);
   return kExitOk;
@@ -369,6 +381,29 @@ int RunList(const StoreArgs& given, bool packages) {
                   static_cast<unsigned long long>(item["number"].get<uint64_t>()), PackagesText(item).c_str());
     }
   }
+  return kExitOk;
+}
+
+int RunGc(int keep, int generations, const StoreArgs& given) {
+  const StoreArgs args = WithEnvironment(given);
+  auto backend = OpenBackend(args, false, false);
+  if (!backend) return Failed(backend.error());
+  auto report = (*backend)->Gc(keep, generations);
+  if (!report) return Failed(report.error());
+  const Json& r = *report;
+  if (args.json) {
+    PrintJson(r);
+    return kExitOk;
+  }
+  const char* verb = args.dry_run ? "would remove" : "removed";
+  for (const auto& v : r["removed"])
+    std::printf("%s %s@%s (%s)\n", verb, v["name"].get<std::string>().c_str(), v["version"].get<std::string>().c_str(),
+                HumanBytes(v["bytes"].get<uint64_t>()).c_str());
+  for (const auto& v : r["kept_assigned"])
+    std::printf("kept %s@%s: a FEC's current or kept generation names it\n", v["name"].get<std::string>().c_str(),
+                v["version"].get<std::string>().c_str());
+  std::printf("%s%s freed (%zu versions)\n", args.dry_run ? "dry run: " : "",
+              HumanBytes(r["freed_bytes"].get<uint64_t>()).c_str(), r["removed"].size());
   return kExitOk;
 }
 

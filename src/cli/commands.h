@@ -41,6 +41,9 @@ int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args);
 int RunShow(const std::string& fec, const StoreArgs& args);
 /// Lists FECs and their current generations, or the published packages.
 int RunList(const StoreArgs& args, bool packages);
+/// Drops old versions: keeps the newest `keep` of each package and every version a FEC's
+/// current or last `generations` generations name.
+int RunGc(int keep, int generations, const StoreArgs& args);
 /// Server only: the fleet (or one FEC): wanted and running generations, heartbeats, services.
 int RunStatus(const std::string& fec, const StoreArgs& args);
 /// Server only: a FEC's generations and activations, or what it ran at `at`.

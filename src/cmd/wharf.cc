@@ -146,6 +146,16 @@ int main(int argc, char** argv) {
   AddStoreOptions(list, store_args, false);
   list->callback([&] { code = wharf::RunList(store_args, packages); });
 
+  int gc_keep = 3, gc_generations = 3;
+  auto* gc = app.add_subcommand("gc", "remove old package versions no FEC uses (keeps the newest --keep)");
+  gc->add_option("--keep", gc_keep, "versions of each package to keep")->capture_default_str()->check(CLI::Range(1, 1000));
+  gc->add_option("--generations", gc_generations,
+                 "a FEC's current generation and the ones before it that agents keep (their `keep`)")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
+  AddStoreOptions(gc, store_args, false);
+  gc->add_flag("--dry-run", store_args.dry_run, "print what would be removed, remove nothing");
+  gc->callback([&] { code = wharf::RunGc(gc_keep, gc_generations, store_args); });
+
   auto* status = app.add_subcommand("status", "the fleet from the server: each FEC's wanted and running "
                                                "generation, last heartbeat, services, errors");
   status->add_option("FEC", fec, "one FEC (default: all)");

@@ -5,6 +5,7 @@
 
 #include "base/file.h"
 #include "base/strings.h"
+#include "store/gc.h"
 
 namespace wharf::ops {
 namespace {
@@ -47,9 +48,10 @@ Result<Json> Publish(Store& store, const std::string& archive, const std::string
   auto outcome = store.Publish(archive, index, dry_run, delta_bases);
   if (!outcome) return std::unexpected(outcome.error());
   const PackageIndex& i = outcome->index;
+  auto versions = store.Versions(i.name);
   return Json{{"name", i.name}, {"version", i.version}, {"size", i.archive_size},
               {"sha256", i.archive_sha256}, {"already_present", outcome->already_present},
-              {"dry_run", dry_run}};
+              {"dry_run", dry_run}, {"versions", versions ? versions->size() : 0}};
 }
 
 Result<Json> Change(Store& store, const ChangeRequest& request, const ChangeOptions& options) {
@@ -117,6 +119,18 @@ Result<Json> ListFecs(const Store& store) {
     out.push_back(GenerationSummary((*current)->generation));
   }
   return out;
+}
+
+Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_run) {
+  auto report = CollectGarbage(store, {keep_versions, keep_generations, dry_run});
+  if (!report) return std::unexpected(report.error());
+  auto list = [](const std::vector<GcVersion>& versions) {
+    Json out = Json::array();
+    for (const auto& v : versions) out.push_back({{"name", v.name}, {"version", v.version}, {"bytes", v.bytes}});
+    return out;
+  };
+  return Json{{"removed", list(report->removed)}, {"kept_assigned", list(report->kept_assigned)},
+              {"freed_bytes", report->freed_bytes}, {"dry_run", dry_run}};
 }
 
 Result<Json> ListPackages(const Store& store) {

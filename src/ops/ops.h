@@ -42,6 +42,10 @@ Result<Json> ListPackages(const Store& store);
 Json GenerationSummary(const Generation& generation);
 std::string PackagesText(const Generation& generation);
 
+/// Retention (store/gc.h): {"removed": [{name, version, bytes}], "kept_assigned": [...],
+/// "freed_bytes", "dry_run"}.
+Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_run);
+
 /// "90s", "15m", "12h", "30d" (a bare number is days).
 Result<int64_t> ParseDuration(const std::string& text);
 

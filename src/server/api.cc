@@ -24,7 +24,7 @@ namespace {
 constexpr uint64_t kMaxIndexUpload = 64ull << 20;
 
 // What a token must be allowed to do.
-enum class Right { kPublish, kChange, kRead, kAudit, kReport };
+enum class Right { kPublish, kChange, kRead, kAudit, kReport, kAdmin };
 
 const char* RightName(Right right) {
   switch (right) {
@@ -33,6 +33,7 @@ const char* RightName(Right right) {
     case Right::kRead: return "read";
     case Right::kAudit: return "audit";
     case Right::kReport: return "report";
+    case Right::kAdmin: return "administer";
   }
   return "?";
 }
@@ -44,6 +45,7 @@ const char* WhoHasIt(Right right) {
     case Right::kRead: return "admin, operator, publisher, or the FEC's own agent";
     case Right::kAudit: return "admin or operator";
     case Right::kReport: return "admin, or the agent token of this FEC";
+    case Right::kAdmin: return "admin";
   }
   return "?";
 }
@@ -551,6 +553,33 @@ void Api::Register(http::Router& router) {
                                              {"packages", packages_of(a.generation)}});
                return JsonResponse(200, j);
              });
+
+  router.Add(
+      "POST", "/api/v1/gc",
+      [this, authorize](Request& request, const std::string& body) -> Response {
+        auto who = authorize(request, Right::kAdmin, "");
+        if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+        const TokenInfo& token = std::get<TokenInfo>(who);
+        auto answer = [&]() -> Result<Json> {
+          auto j = ParseBody(body);
+          if (!j) return std::unexpected(j.error());
+          for (const char* key : {"keep", "generations"})
+            if (j->contains(key) && !(*j)[key].is_number_unsigned())
+              return Fail(ErrorCode::kInvalidArgument, std::string(key) + ": expected a number");
+          if (j->contains("dry_run") && !(*j)["dry_run"].is_boolean())
+            return Fail(ErrorCode::kInvalidArgument, "dry_run: expected true or false");
+          return ops::Gc(store_, j->value("keep", 3), j->value("generations", 3), j->value("dry_run", false));
+        }();
+        Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
+        std::string detail = answer ? std::to_string((*answer)["removed"].size()) + " versions, " +
+                                          std::to_string((*answer)["freed_bytes"].get<uint64_t>()) + " bytes" +
+                                          ((*answer)["dry_run"].get<bool>() ? " (dry run)" : "")
+                                    : answer.error().message;
+        (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "gc", "",
+                              detail, response.status});
+        return response;
+      },
+      {64 << 10, true});
 
   router.Add("GET", "/api/v1/audit", [this, authorize](Request& request, const std::string&) -> Response {
     auto who = authorize(request, Right::kAudit, "");

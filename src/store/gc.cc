@@ -1,0 +1,86 @@
+#include "store/gc.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "base/file.h"
+
+namespace wharf {
+namespace {
+
+uint64_t TreeBytes(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return 0;
+  if (!S_ISDIR(st.st_mode)) return static_cast<uint64_t>(st.st_size);
+  uint64_t total = 0;
+  for (const auto& name : ListDir(path).value_or(std::vector<std::string>{})) total += TreeBytes(JoinPath(path, name));
+  return total;
+}
+
+// When a version was published, to the nanosecond (its package.json is written once).
+int64_t PublishedNs(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+}  // namespace
+
+Result<GcReport> CollectGarbage(Store& store, const GcOptions& options) {
+  if (options.keep_versions < 1 || options.keep_generations < 1)
+    return Fail(ErrorCode::kInvalidArgument, "gc: --keep and --generations must be at least 1");
+  auto lock = store.Lock();  // no assign or publish can start naming a version meanwhile
+  if (!lock) return std::unexpected(lock.error());
+
+  // What the FECs may still run: their current generation and the ones before it they keep.
+  std::set<std::pair<std::string, std::string>> assigned;
+  auto fecs = store.Fecs();
+  if (!fecs) return std::unexpected(fecs.error());
+  for (const auto& fec : *fecs) {
+    auto history = store.History(fec);
+    if (!history) return std::unexpected(history.error());
+    size_t from = history->size() > static_cast<size_t>(options.keep_generations)
+                      ? history->size() - options.keep_generations
+                      : 0;
+    for (size_t i = from; i < history->size(); ++i)
+      for (const auto& p : (*history)[i].packages) assigned.insert({p.name, p.version});
+  }
+
+  GcReport report;
+  std::string software = JoinPath(store.root(), "software");
+  auto names = ListDir(software);
+  if (!names) return std::unexpected(names.error());
+  for (const auto& name : *names) {
+    if (name.starts_with(".")) continue;
+    auto versions = store.Versions(name);
+    if (!versions) continue;
+    std::vector<std::pair<int64_t, std::string>> by_time;  // newest first
+    for (const auto& v : *versions) {
+      by_time.push_back({PublishedNs(JoinPath(software, name + "/" + v + "/package.json")), v});
+    }
+    std::sort(by_time.rbegin(), by_time.rend());
+    for (size_t i = static_cast<size_t>(options.keep_versions); i < by_time.size(); ++i) {
+      const std::string& version = by_time[i].second;
+      std::string dir = JoinPath(software, name + "/" + version);
+      GcVersion entry{name, version, TreeBytes(dir)};
+      if (assigned.contains({name, version})) {
+        report.kept_assigned.push_back(entry);
+        continue;
+      }
+      if (!options.dry_run) {
+        std::string hidden = JoinPath(software, name + "/." + version + ".gc-" + std::to_string(::getpid()));
+        WHARF_TRY(RenameDurable(dir, hidden));
+        WHARF_TRY(RemoveTree(hidden));
+      }
+      report.freed_bytes += entry.bytes;
+      report.removed.push_back(std::move(entry));
+    }
+  }
+  return report;
+}
+
+}  // namespace wharf

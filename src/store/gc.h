@@ -1,0 +1,38 @@
+// Retention: which published versions a store may drop. Keeps the newest `keep_versions`
+// of each package (by publication time) and every version that a FEC's current generation
+// or one of the `keep_generations` - 1 before it names (what agents keep on disk and roll
+// back to), whatever its age.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "store/store.h"
+
+namespace wharf {
+
+struct GcOptions {
+  int keep_versions = 3;
+  int keep_generations = 3;  // the agents' `keep`
+  bool dry_run = false;
+};
+
+struct GcVersion {
+  std::string name;
+  std::string version;
+  uint64_t bytes = 0;
+};
+
+struct GcReport {
+  std::vector<GcVersion> removed;        // (or that would be, in a dry run)
+  std::vector<GcVersion> kept_assigned;  // older than the newest N, but a FEC names them
+  uint64_t freed_bytes = 0;
+};
+
+/// Plans and (unless dry_run) removes, under the store lock. A removed version first
+/// becomes a hidden folder (never served), then is deleted.
+Result<GcReport> CollectGarbage(Store& store, const GcOptions& options);
+
+}  // namespace wharf
