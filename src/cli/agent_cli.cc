@@ -17,6 +17,7 @@
 #include "agent/agent.h"
 #include "agent/layout.h"
 #include "agent/supervisor.h"
+#include "agent/init_scripts.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/strings.h"
@@ -258,6 +259,33 @@ std::optional<uint64_t> ActiveNumber(Agent& agent) {
   return status->active->number;
 }
 
+// Runs the active generation's boot scripts; returns a one-line summary of failures ("" if none).
+std::string RunInit(Agent& agent, const AgentConfig& config, Fetcher& fetcher, const std::string& store) {
+  auto status = agent.ReadStatus();
+  if (!status || !status->active || status->active->init.empty()) return "";
+  Mirrors mirrors(config.stores, fetcher);
+  if (!store.empty()) mirrors.Prefer(store);
+  auto results = RunInitScripts(Layout(config.root), *status->active, mirrors,
+                                store.empty() ? config.stores.front() : store);
+  if (!results) {
+    ReportError(kProgram, results.error());
+    return results.error().message;
+  }
+  std::string summary;
+  for (const auto& r : *results) {
+    if (r.ok()) continue;
+    std::string what = r.skipped     ? "skipped (an earlier script failed and the generation says stop)"
+                       : r.timed_out ? "timed out and was killed"
+                       : r.signal    ? std::string("killed by SIG") + sigabbrev_np(r.signal)
+                                     : "failed with exit " + std::to_string(r.exit_code);
+    std::string line = config.fec + ": init script " + r.name + " " + what;
+    if (!r.last_lines.empty()) line += "; last output: " + r.last_lines.back();
+    Note("wharf-agent: warning: " + line);
+    if (summary.empty()) summary = line;
+  }
+  return summary;
+}
+
 }  // namespace
 
 int RunAgentSync(const AgentArgs& given) {
@@ -269,8 +297,12 @@ int RunAgentSync(const AgentArgs& given) {
   Agent agent(*config, clock, fetcher);
   Reporter reporter(args, config->fec);
   auto report = agent.Sync();
+  std::string init_error;
+  if (report && report->outcome == SyncOutcome::kApplied)
+    init_error = RunInit(agent, *config, fetcher, report->store);
   if (reporter.enabled() && !config->dry_run)
-    reporter.Report(ActiveNumber(agent), report ? report->offline_reason : report.error().message,
+    reporter.Report(ActiveNumber(agent),
+                    report ? (init_error.empty() ? report->offline_reason : init_error) : report.error().message,
                     clock.Now(), true);
   if (!report) return Failed(report.error());
   PrintSync(*report, *config, args.json);
@@ -312,6 +344,7 @@ int RunAgentDaemon(const AgentArgs& given) {
   };
   int64_t next_sync = 0, next_beat = 0;
   std::string last_error;
+  bool booted = false;  // the boot scripts run once at start, and after each new generation
   // Under systemd (Type=notify, WatchdogSec=): ready after the first round, then a
   // keep-alive at least twice per watchdog period.
   int64_t watchdog_seconds = 0;
@@ -331,6 +364,11 @@ int RunAgentDaemon(const AgentArgs& given) {
         if (report->outcome == SyncOutcome::kApplied) PrintSync(*report, *config, args.json);
       }
       std::fflush(stdout);
+      if (!booted || (report && report->outcome == SyncOutcome::kApplied)) {
+        std::string init_error = RunInit(agent, *config, fetcher, report ? report->store : "");
+        if (!init_error.empty()) last_error = init_error;
+        booted = true;
+      }
       reconcile();
       next_sync = clock.Now() + args.interval_seconds;
       synced = true;
@@ -385,6 +423,8 @@ int RunAgentStatus(const AgentArgs& args) {
     j["floor"] = {{"number", status->floor.number}, {"created", FormatTime(status->floor.created)}};
     j["kept"] = status->kept;
     j["half_done"] = status->half_done;
+    std::string init = ReadInitResults(Layout(config->root));
+    j["init"] = init.empty() ? ordered_json(nullptr) : ordered_json::parse(init, nullptr, false);
     std::printf("%s\n", j.dump(2).c_str());
     return kExitOk;
   }
@@ -403,6 +443,22 @@ int RunAgentStatus(const AgentArgs& args) {
   std::printf("kept generations:%s\n", kept.empty() ? " none" : kept.c_str());
   for (const auto& path : status->half_done)
     std::printf("half-done: %s (removed at the next sync)\n", path.c_str());
+  std::string init = ReadInitResults(Layout(config->root));
+  if (!init.empty()) {
+    auto j = ordered_json::parse(init, nullptr, false);
+    if (j.is_object()) {
+      std::printf("init scripts (generation %llu):\n", static_cast<unsigned long long>(j.value("generation", 0ull)));
+      for (const auto& r : j["scripts"]) {
+        std::string state = r.value("skipped", false) ? "SKIPPED" : r.value("timed_out", false) ? "TIMED OUT"
+                            : !r["signal"].is_null() ? "KILLED " + r["signal"].get<std::string>()
+                            : r.value("exit_code", -1) == 0 ? "ok" : "FAILED exit " + std::to_string(r.value("exit_code", -1));
+        std::printf("  %-24s %-16s %6.2f s\n", r.value("name", "").c_str(), state.c_str(), r.value("seconds", 0.0));
+        if (!r.value("ok", false))
+          for (const auto& line : r.value("last_lines", ordered_json::array()))
+            std::printf("    | %s\n", line.get<std::string>().c_str());
+      }
+    }
+  }
   return kExitOk;
 }
 

@@ -384,6 +384,52 @@ int RunList(const StoreArgs& given, bool packages) {
   return kExitOk;
 }
 
+int RunInitEdit(const std::string& fec, const InitEdit& edit, const StoreArgs& given) {
+  const StoreArgs args = WithEnvironment(given);
+  if (!args.server.empty())
+    return Failed({ErrorCode::kUnsupported, "wharf init works on a store folder only so far: pass --store DIR "
+                                            "on the server host"});
+  bool global = fec == "global";
+  auto backend_args = args;
+  if (global) backend_args.dry_run = true;  // no key needed: no generation is written
+  auto store = Store::Open(args.store, false);
+  if (!store) return Failed(store.error());
+  std::optional<PrivateKey> key;
+  if (!global && !args.dry_run) {
+    if (args.key.empty())
+      return Failed({ErrorCode::kInvalidArgument, "a signing key is needed: pass --key NAME.key (made by `wharf keygen`)"});
+    auto loaded = PrivateKey::Load(args.key);
+    if (!loaded) return Failed(loaded.error());
+    key = std::move(*loaded);
+  }
+  auto lifetime = ops::ParseDuration(args.expires_in);
+  if (!lifetime) return Failed(lifetime.error());
+  ChangeOptions options;
+  options.key = key ? &*key : nullptr;
+  options.now = SystemClock().Now();
+  options.lifetime_seconds = *lifetime;
+  options.dry_run = args.dry_run;
+  auto result = EditInit(*store, fec, edit, options);
+  if (!result) return Failed(result.error());
+  if (global) {
+    std::printf("global init script %s stored; FECs run it after `wharf init link FEC %s`\n", edit.name.c_str(),
+                edit.name.c_str());
+    return kExitOk;
+  }
+  Json g = ops::GenerationSummary(*result);
+  g["dry_run"] = args.dry_run;
+  if (args.json) {
+    PrintJson(g);
+    return kExitOk;
+  }
+  std::string names;
+  for (const auto& s : result->init) names += (names.empty() ? "" : " ") + s.name;
+  std::printf("%s%s: init scripts in generation %llu: %s (on failure: %s)\n", args.dry_run ? "dry run: " : "",
+              fec.c_str(), static_cast<unsigned long long>(result->number), names.empty() ? "(none)" : names.c_str(),
+              result->init_stop_on_failure ? "stop" : "continue");
+  return kExitOk;
+}
+
 int RunGc(int keep, int generations, const StoreArgs& given) {
   const StoreArgs args = WithEnvironment(given);
   auto backend = OpenBackend(args, false, false);

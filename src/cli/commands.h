@@ -10,6 +10,7 @@
 
 #include "archive/pack.h"
 #include "cli/output.h"
+#include "store/changes.h"
 
 namespace wharf {
 
@@ -41,6 +42,8 @@ int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args);
 int RunShow(const std::string& fec, const StoreArgs& args);
 /// Lists FECs and their current generations, or the published packages.
 int RunList(const StoreArgs& args, bool packages);
+/// wharf init add|link|remove: the FEC's boot scripts (store folder only).
+int RunInitEdit(const std::string& fec, const InitEdit& edit, const StoreArgs& args);
 /// Drops old versions: keeps the newest `keep` of each package and every version a FEC's
 /// current or last `generations` generations name.
 int RunGc(int keep, int generations, const StoreArgs& args);

@@ -146,6 +146,45 @@ int main(int argc, char** argv) {
   AddStoreOptions(list, store_args, false);
   list->callback([&] { code = wharf::RunList(store_args, packages); });
 
+  wharf::InitEdit init_edit;
+  std::string init_file, init_fec;
+  auto* init = app.add_subcommand("init", "a FEC's boot scripts, run after activation in name order");
+  init->require_subcommand(1);
+  auto add_init_common = [&](CLI::App* cmd) {
+    cmd->add_option("--timeout", init_edit.timeout, "seconds before the script is killed (default 60)")
+        ->check(CLI::Range(1, 86400));
+    cmd->add_option("--on-failure", init_edit.on_failure, "stop or continue with the scripts after a failing one")
+        ->check(CLI::IsMember({"stop", "continue"}));
+    AddStoreOptions(cmd, store_args, true);
+  };
+  auto* init_add = init->add_subcommand("add", "store FILE as a script of FEC (or of `global`, for FECs to link)");
+  init_add->add_option("FEC", init_fec, "FEC name, or global")->required();
+  init_add->add_option("FILE", init_file, "the script")->required()->check(CLI::ExistingFile);
+  init_add->add_option("--name", init_edit.name, "its name (default: the file's name); names set the order");
+  add_init_common(init_add);
+  init_add->callback([&] {
+    init_edit.kind = wharf::InitEdit::kAdd;
+    init_edit.file = init_file;
+    if (init_edit.name.empty()) init_edit.name = init_file.substr(init_file.rfind('/') + 1);
+    code = wharf::RunInitEdit(init_fec, init_edit, store_args);
+  });
+  auto* init_link = init->add_subcommand("link", "run a global script on FEC (stored once)");
+  init_link->add_option("FEC", init_fec, "FEC name")->required();
+  init_link->add_option("SCRIPT", init_edit.name, "global script name")->required();
+  add_init_common(init_link);
+  init_link->callback([&] {
+    init_edit.kind = wharf::InitEdit::kLink;
+    code = wharf::RunInitEdit(init_fec, init_edit, store_args);
+  });
+  auto* init_remove = init->add_subcommand("remove", "stop running a script on FEC");
+  init_remove->add_option("FEC", init_fec, "FEC name")->required();
+  init_remove->add_option("SCRIPT", init_edit.name, "script name")->required();
+  add_init_common(init_remove);
+  init_remove->callback([&] {
+    init_edit.kind = wharf::InitEdit::kRemove;
+    code = wharf::RunInitEdit(init_fec, init_edit, store_args);
+  });
+
   int gc_keep = 3, gc_generations = 3;
   auto* gc = app.add_subcommand("gc", "remove old package versions no FEC uses (keeps the newest --keep)");
   gc->add_option("--keep", gc_keep, "versions of each package to keep")->capture_default_str()->check(CLI::Range(1, 1000));

@@ -1,5 +1,7 @@
 #include "generation/generation.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -80,6 +82,13 @@ std::string GenerationToJson(const Generation& g) {
   j["packages"] = ordered_json::array();
   for (const auto& p : g.packages) j["packages"].push_back(PackageToJson(p));
   if (!g.services.empty()) j["services"] = ordered_json::parse(g.services);
+  if (!g.init.empty()) {
+    j["init"] = ordered_json::array();
+    for (const auto& i : g.init)
+      j["init"].push_back({{"name", i.name}, {"path", i.path}, {"size", i.size}, {"sha256", i.sha256},
+                           {"timeout", i.timeout}});
+    j["init_on_failure"] = g.init_stop_on_failure ? "stop" : "continue";
+  }
   return j.dump(2) + "\n";
 }
 
@@ -101,6 +110,13 @@ Result<Generation> ParseGeneration(std::string_view json) {
     g.created = *created;
     g.expires = *expires;
     for (const auto& p : j.at("packages")) g.packages.push_back(PackageFromJson(p));
+    if (j.contains("init")) {
+      for (const auto& i : j.at("init"))
+        g.init.push_back({i.at("name").get<std::string>(), i.at("path").get<std::string>(),
+                          i.at("size").get<uint64_t>(), i.at("sha256").get<std::string>(),
+                          i.at("timeout").get<int>()});
+      g.init_stop_on_failure = j.value("init_on_failure", std::string("continue")) == "stop";
+    }
     if (j.contains("services")) {
       if (!j["services"].is_object())
         return Fail(ErrorCode::kCorrupt, "generation services must be an object of overrides");
@@ -127,7 +143,33 @@ Status ValidateGeneration(const Generation& g) {
       return Fail(ErrorCode::kCorrupt, "generation lists package " + g.packages[i].name +
                                            " twice or out of order");
   }
+  for (size_t i = 0; i < g.init.size(); ++i) {
+    const InitScript& script = g.init[i];
+    WHARF_TRY(ValidateInitName(script.name));
+    auto parts = Split(script.path, '/');
+    bool shaped = parts.size() == 4 && parts[0] == "fecs" && (parts[1] == g.fec || parts[1] == "global") &&
+                  parts[2] == "init" && ValidateInitName(parts[3]).has_value();
+    if (!shaped)
+      return Fail(ErrorCode::kUnsafe, "init script " + script.name + ": path \"" + script.path +
+                                          "\" is not fecs/<this FEC or global>/init/<name>");
+    if (!IsSha256Hex(script.sha256)) return Fail(ErrorCode::kCorrupt, "init script " + script.name + ": bad sha256");
+    if (script.size > (64u << 20)) return Fail(ErrorCode::kCorrupt, "init script " + script.name + " is over 64 MiB");
+    if (script.timeout < 1 || script.timeout > 86400)
+      return Fail(ErrorCode::kCorrupt, "init script " + script.name + ": timeout must be 1 to 86400 s");
+    if (i > 0 && !(g.init[i - 1].name < script.name))
+      return Fail(ErrorCode::kCorrupt, "init script " + script.name + " is listed twice or out of order");
+  }
   return CheckPrefixesApart(g.packages);
+}
+
+Status ValidateInitName(std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 100 && std::isalnum(static_cast<unsigned char>(name[0]));
+  for (char c : name)
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+  if (!ok)
+    return Fail(ErrorCode::kInvalidArgument,
+                "init script name \"" + std::string(name) + "\": use [A-Za-z0-9][A-Za-z0-9._-]*, 100 at most");
+  return {};
 }
 
 Result<std::vector<PackageRef>> AssignPackages(const std::vector<PackageRef>& current,

@@ -30,6 +30,17 @@ struct PackageRef {
   bool operator==(const PackageRef&) const = default;
 };
 
+/// A boot script the FEC runs after activation, in name order, pinned by sha256.
+struct InitScript {
+  std::string name;     // [A-Za-z0-9][A-Za-z0-9._-]*: the order is the names' byte order
+  std::string path;     // store-relative: "fecs/<FEC>/init/<name>" or "fecs/global/init/<file>"
+  uint64_t size = 0;
+  std::string sha256;
+  int timeout = 60;     // seconds; then the script's process group is killed
+
+  bool operator==(const InitScript&) const = default;
+};
+
 struct Generation {
   int format = kGenerationFormat;
   std::string fec;
@@ -41,7 +52,12 @@ struct Generation {
   /// Per-FEC overrides of the packages' service definitions, a JSON object
   /// {"NAME": {"dev": true, "env": {...}, ...}}; empty: none (src/service/definition.h).
   std::string services;
+  std::vector<InitScript> init;  // sorted by name
+  bool init_stop_on_failure = false;  // a failing script stops the ones after it
 };
+
+/// Init script names: [A-Za-z0-9][A-Za-z0-9._-]*, 100 at most.
+Status ValidateInitName(std::string_view name);
 
 /// Deterministic JSON (fixed key order, times as "YYYY-MM-DDTHH:MM:SSZ").
 std::string GenerationToJson(const Generation& generation);

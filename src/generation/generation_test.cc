@@ -130,3 +130,34 @@ TEST(Generation, RollbackGoesToLastDifferentContent) {
 }
 
 }  // namespace wharf
+
+namespace wharf {
+namespace {
+
+TEST(Generation, InitScriptsRoundTripAndOnlyComeFromTheFecsOrGlobalFolder) {
+  Generation g = First();
+  g.init = {{"10-net", "fecs/global/init/10-net", 12, std::string(64, 'c'), 30},
+            {"20-own", "fecs/fec01/init/20-own", 7, std::string(64, 'd'), 60}};
+  g.init_stop_on_failure = true;
+  auto parsed = ParseGeneration(GenerationToJson(g));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->init, g.init);
+  EXPECT_TRUE(parsed->init_stop_on_failure);
+  for (const char* path : {"fecs/fec02/init/20-own", "fecs/fec01/init/../../../etc/passwd", "/etc/passwd",
+                           "fecs/fec01/software/x", "fecs/global/init/.hidden"}) {
+    Generation bad = g;
+    bad.init[1].path = path;
+    EXPECT_FALSE(ParseGeneration(GenerationToJson(bad))) << path;
+  }
+  Generation unordered = g;
+  std::swap(unordered.init[0], unordered.init[1]);
+  EXPECT_FALSE(ParseGeneration(GenerationToJson(unordered)));
+  Generation forever = g;
+  forever.init[0].timeout = 0;
+  EXPECT_FALSE(ParseGeneration(GenerationToJson(forever)));
+  // A generation without scripts keeps its exact bytes (no "init" key).
+  EXPECT_EQ(GenerationToJson(First()).find("init"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace wharf

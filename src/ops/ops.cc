@@ -22,6 +22,11 @@ Json GenerationSummary(const Generation& g) {
          {"expires", FormatTime(g.expires)}, {"packages", Json::array()}};
   for (const auto& p : g.packages) j["packages"].push_back(PackageJson(p));
   if (!g.services.empty()) j["services"] = Json::parse(g.services);
+  if (!g.init.empty()) {
+    j["init"] = Json::array();
+    for (const auto& s : g.init) j["init"].push_back({{"name", s.name}, {"path", s.path}, {"timeout", s.timeout}});
+    j["init_on_failure"] = g.init_stop_on_failure ? "stop" : "continue";
+  }
   return j;
 }
 

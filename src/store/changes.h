@@ -42,6 +42,18 @@ Result<Generation> Rollback(Store& store, const std::string& fec, std::optional<
 /// the same packages (src/service/definition.h, SetServiceOverrides).
 Result<Generation> SetService(Store& store, const std::string& fec, const std::string& service,
                               const std::vector<std::string>& settings, const ChangeOptions& options);
+struct InitEdit {
+  enum Kind { kAdd, kLink, kRemove } kind = kAdd;
+  std::string name;        // the script's name (its order)
+  std::string file;        // kAdd: the local file to store
+  int timeout = 0;         // seconds; 0: keep (new scripts: 60)
+  std::string on_failure;  // "stop" | "continue"; empty: keep the generation's
+};
+/// Adds a script to the FEC's init/ (or, for FEC "global", to fecs/global/init/ without a
+/// generation), links a global one (stored once), or removes one: a new generation whose
+/// init list names each script with its sha256.
+Result<Generation> EditInit(Store& store, const std::string& fec, const InitEdit& edit,
+                            const ChangeOptions& options);
 /// Re-signs the FEC's current packages with a later expiry (a daily timer's job).
 Result<Generation> Refresh(Store& store, const std::string& fec, const ChangeOptions& options);
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Boot scripts (issue 5, init): run after activation in name order with WHARF_FEC,
+# WHARF_GENERATION, WHARF_ROOT and WHARF_STORE; a timeout kills a hanging one; a failing one
+# is reported with its exit code and last lines; "stop" skips the rest; a global script
+# linked by two FECs is stored once; a script altered in the store is refused.
+source "$(dirname "$0")/lib.sh"
+
+cd "$T"
+"$WHARF" keygen --out k >/dev/null
+mkdir -p src/bin out && printf '#!/bin/sh\necho app\n' >src/bin/app && chmod 755 src/bin/app
+"$WHARF" pack src --name app --version 1 --prefix /opt/app -o out >/dev/null
+"$WHARF" publish out/app-1.tar.zst --store store >/dev/null
+ch() { "$WHARF" "$@" --store store --key k.key >/dev/null; }
+for f in fec01 fec02 fec03; do ch assign $f app@1; done
+
+mkdir -p scripts
+step() { printf '#!/bin/sh\necho "%s ran"\nprintf "%s " >>"$WHARF_ROOT/order"\n%s\n' "$1" "$1" "$2" >scripts/$1; }
+step 00-common ""
+step 05-first 'env | grep -E "^WHARF_(FEC|GENERATION|ROOT|STORE)=" | sort >"$WHARF_ROOT/env"'
+step 20-order ""
+step 30-slow 'sleep 10'
+step 40-fail 'echo "boom: no such device"; exit 3'
+step 50-after ""
+"$WHARF" init add global scripts/00-common --store store >/dev/null
+for f in fec01 fec02; do ch init link $f 00-common; done
+for s in 05-first 20-order 40-fail 50-after; do ch init add fec01 scripts/$s; done
+ch init add fec01 scripts/30-slow --timeout 1
+
+[ -f store/fecs/global/init/00-common ] && [ -L store/fecs/fec01/init/00-common ] && [ -L store/fecs/fec02/init/00-common ] \
+  || fail "the global script is one file, linked from each FEC"
+[ "$(grep -c '"path": "fecs/global/init/00-common"' store/fecs/fec01/generation.json store/fecs/fec02/generation.json | grep -c ':1')" = 2 ] \
+  || fail "both generations name the one global copy"
+pass "a global script linked by two FECs is stored once"
+
+start=$(date +%s)
+expect_exit 0 "$WHARF_AGENT" sync --root "$T/fec01" --store "file://$T/store" --fec fec01 --trust k.pub
+took=$(( $(date +%s) - start ))
+[ "$took" -lt 8 ] || fail "the hanging script was not killed at its 1 s timeout (sync took $took s)"
+[ "$(cat fec01/order)" = "00-common 05-first 20-order 30-slow 40-fail 50-after " ] || fail "order: $(cat fec01/order)"
+grep -q "init script 30-slow timed out and was killed" "$T/stderr" || fail "timeout report: $(cat "$T/stderr")"
+grep -q "init script 40-fail failed with exit 3; last output: boom: no such device" "$T/stderr" || fail "failure report: $(cat "$T/stderr")"
+gen=$(python3 -c "import json; print(json.load(open('store/fecs/fec01/generation.json'))['number'])")
+cat >"$T/env.want" <<EOF
+WHARF_FEC=fec01
+WHARF_GENERATION=$gen
+WHARF_ROOT=$T/fec01
+WHARF_STORE=file://$T/store
+EOF
+diff "$T/env.want" fec01/env || fail "the scripts' environment"
+grep -q "== .* generation $gen: 40-fail" fec01/var/lib/wharf/init.log && grep -q "boom: no such device" fec01/var/lib/wharf/init.log \
+  || fail "output in the agent's init.log"
+expect_exit 0 "$WHARF_AGENT" status --root "$T/fec01"
+grep -q "30-slow *TIMED OUT" "$T/stdout" && grep -q "40-fail *FAILED exit 3" "$T/stdout" && grep -q "| boom: no such device" "$T/stdout" \
+  || fail "status shows the scripts: $(cat "$T/stdout")"
+pass "scripts run in name order with the WHARF_ environment; a 1 s timeout kills the hanging one; exit 3 and its last line are reported (stderr, init.log, status)"
+
+# "stop": a failing script skips the ones after it.
+ch init remove fec01 30-slow --on-failure stop
+rm fec01/order
+expect_exit 0 "$WHARF_AGENT" sync --root "$T/fec01" --store "file://$T/store" --fec fec01 --trust k.pub
+[ "$(cat fec01/order)" = "00-common 05-first 20-order 40-fail " ] || fail "stop policy: $(cat fec01/order)"
+expect_exit 0 "$WHARF_AGENT" status --root "$T/fec01"
+grep -q "50-after *SKIPPED" "$T/stdout" || fail "status shows the skipped script: $(cat "$T/stdout")"
+pass "on-failure stop: the scripts after a failing one are skipped and shown as such"
+
+# A script altered in the store after it was signed is refused; nothing runs.
+ch init link fec03 00-common
+printf '#!/bin/sh\nprintf "EVIL " >>"$WHARF_ROOT/order"\n' >store/fecs/global/init/00-common
+expect_exit 0 "$WHARF_AGENT" sync --root "$T/fec03" --store "file://$T/store" --fec fec03 --trust k.pub
+grep -q "init script 00-common: sha256 or size differs from the signed generation" "$T/stderr" || fail "tampered script: $(cat "$T/stderr")"
+[ ! -e fec03/order ] || fail "a tampered script ran"
+pass "a script changed in the store after signing is refused and does not run"
+echo "init: all checks passed"
