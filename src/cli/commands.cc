@@ -386,47 +386,70 @@ int RunList(const StoreArgs& given, bool packages) {
 
 int RunInitEdit(const std::string& fec, const InitEdit& edit, const StoreArgs& given) {
   const StoreArgs args = WithEnvironment(given);
-  if (!args.server.empty())
-    return Failed({ErrorCode::kUnsupported, "wharf init works on a store folder only so far: pass --store DIR "
-                                            "on the server host"});
   bool global = fec == "global";
-  auto backend_args = args;
-  if (global) backend_args.dry_run = true;  // no key needed: no generation is written
-  auto store = Store::Open(args.store, false);
-  if (!store) return Failed(store.error());
-  std::optional<PrivateKey> key;
-  if (!global && !args.dry_run) {
-    if (args.key.empty())
-      return Failed({ErrorCode::kInvalidArgument, "a signing key is needed: pass --key NAME.key (made by `wharf keygen`)"});
-    auto loaded = PrivateKey::Load(args.key);
-    if (!loaded) return Failed(loaded.error());
-    key = std::move(*loaded);
+  Result<Json> answer = Fail(ErrorCode::kInvalidArgument, "");
+  if (!args.server.empty()) {
+    if (args.token.empty())
+      return Failed({ErrorCode::kInvalidArgument, "--server needs a token: pass --token T or set WHARF_TOKEN"});
+    if (auto valid = ValidateFecName(fec); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
+    if (auto valid = ValidateInitName(edit.name); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
+    static constexpr const char* kActions[] = {"add", "link", "remove"};
+    Json body{{"action", kActions[edit.kind]}, {"dry_run", args.dry_run}};
+    if (edit.kind == InitEdit::kAdd) {
+      auto content = ReadFile(edit.file, 700u << 10);
+      if (!content) return Failed(content.error());
+      body["content_base64"] = Base64Encode(*content);
+    }
+    if (edit.timeout > 0) body["timeout"] = edit.timeout;
+    if (!edit.on_failure.empty()) body["on_failure"] = edit.on_failure;
+    ApiClient client(args.server, args.token);
+    answer = ParseAnswer(client.Call("POST", "/api/v1/fecs/" + fec + "/init/" + edit.name, body.dump()));
+  } else {
+    if (args.store.empty())
+      return Failed({ErrorCode::kInvalidArgument, "say where: --store DIR or --server URL"});
+    auto store = Store::Open(args.store, false);
+    if (!store) return Failed(store.error());
+    std::optional<PrivateKey> key;
+    if (!global && !args.dry_run) {
+      if (args.key.empty())
+        return Failed({ErrorCode::kInvalidArgument, "a signing key is needed: pass --key NAME.key (made by `wharf keygen`)"});
+      auto loaded = PrivateKey::Load(args.key);
+      if (!loaded) return Failed(loaded.error());
+      key = std::move(*loaded);
+    }
+    auto lifetime = ops::ParseDuration(args.expires_in);
+    if (!lifetime) return Failed(lifetime.error());
+    ChangeOptions options;
+    options.key = key ? &*key : nullptr;
+    options.now = SystemClock().Now();
+    options.lifetime_seconds = *lifetime;
+    options.dry_run = args.dry_run;
+    auto result = EditInit(*store, fec, edit, options);
+    if (!result) return Failed(result.error());
+    if (global) {
+      answer = Json{{"fec", "global"}, {"stored", edit.name}};
+    } else {
+      Json g = ops::GenerationSummary(*result);
+      g["dry_run"] = args.dry_run;
+      answer = g;
+    }
   }
-  auto lifetime = ops::ParseDuration(args.expires_in);
-  if (!lifetime) return Failed(lifetime.error());
-  ChangeOptions options;
-  options.key = key ? &*key : nullptr;
-  options.now = SystemClock().Now();
-  options.lifetime_seconds = *lifetime;
-  options.dry_run = args.dry_run;
-  auto result = EditInit(*store, fec, edit, options);
-  if (!result) return Failed(result.error());
+  if (!answer) return Failed(answer.error());
+  const Json& g = *answer;
+  if (args.json) {
+    PrintJson(g);
+    return kExitOk;
+  }
   if (global) {
     std::printf("global init script %s stored; FECs run it after `wharf init link FEC %s`\n", edit.name.c_str(),
                 edit.name.c_str());
     return kExitOk;
   }
-  Json g = ops::GenerationSummary(*result);
-  g["dry_run"] = args.dry_run;
-  if (args.json) {
-    PrintJson(g);
-    return kExitOk;
-  }
   std::string names;
-  for (const auto& s : result->init) names += (names.empty() ? "" : " ") + s.name;
+  for (const auto& s : g.value("init", Json::array())) names += (names.empty() ? "" : " ") + s["name"].get<std::string>();
   std::printf("%s%s: init scripts in generation %llu: %s (on failure: %s)\n", args.dry_run ? "dry run: " : "",
-              fec.c_str(), static_cast<unsigned long long>(result->number), names.empty() ? "(none)" : names.c_str(),
-              result->init_stop_on_failure ? "stop" : "continue");
+              fec.c_str(), static_cast<unsigned long long>(g["number"].get<uint64_t>()),
+              names.empty() ? "(none)" : names.c_str(), g.value("init_on_failure", std::string("continue")).c_str());
   return kExitOk;
 }
 

@@ -11,6 +11,7 @@
 #include "base/file.h"
 #include "base/strings.h"
 #include "ops/ops.h"
+#include "store/changes.h"
 #include "server/static_files.h"
 
 namespace wharf {
@@ -553,6 +554,71 @@ void Api::Register(http::Router& router) {
                                              {"packages", packages_of(a.generation)}});
                return JsonResponse(200, j);
              });
+
+  // Boot scripts: {"action": "add", "content_base64": "...", "timeout": 60, "on_failure": "stop"},
+  // {"action": "link"} or {"action": "remove"}; FEC "global" stores a script for FECs to link.
+  router.Add(
+      "POST", "/api/v1/fecs/{fec}/init/{name}",
+      [this, authorize, fec_param](Request& request, const std::string& body) -> Response {
+        auto fec = fec_param(request);
+        if (!fec) return Response::FromError(fec.error());
+        auto who = authorize(request, Right::kChange, *fec);
+        if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+        const TokenInfo& token = std::get<TokenInfo>(who);
+        std::string staged;
+        auto answer = [&]() -> Result<Json> {
+          auto j = ParseBody(body);
+          if (!j) return std::unexpected(j.error());
+          InitEdit edit;
+          edit.name = request.params.at("name");
+          WHARF_TRY(ValidateInitName(edit.name));
+          std::string action = j->contains("action") && (*j)["action"].is_string() ? (*j)["action"].get<std::string>() : "";
+          if (action == "add") {
+            edit.kind = InitEdit::kAdd;
+            if (!j->contains("content_base64") || !(*j)["content_base64"].is_string())
+              return Fail(ErrorCode::kInvalidArgument, "add: send the script as content_base64");
+            auto content = Base64Decode((*j)["content_base64"].get<std::string>());
+            if (!content) return Fail(ErrorCode::kInvalidArgument, "content_base64 is not base64");
+            staged = JoinPath(config_.uploads_dir, "init-" + NewTokenSecret().substr(6, 16));
+            WHARF_TRY(WriteFileAtomic(staged, *content, 0600));
+            edit.file = staged;
+          } else if (action == "link") {
+            edit.kind = InitEdit::kLink;
+          } else if (action == "remove") {
+            edit.kind = InitEdit::kRemove;
+          } else {
+            return Fail(ErrorCode::kInvalidArgument, "action: expected add, link or remove");
+          }
+          if (j->contains("timeout")) {
+            if (!(*j)["timeout"].is_number_unsigned()) return Fail(ErrorCode::kInvalidArgument, "timeout: expected seconds");
+            edit.timeout = (*j)["timeout"].get<int>();
+          }
+          if (j->contains("on_failure")) {
+            if (!(*j)["on_failure"].is_string() ||
+                ((*j)["on_failure"] != "stop" && (*j)["on_failure"] != "continue"))
+              return Fail(ErrorCode::kInvalidArgument, "on_failure: expected stop or continue");
+            edit.on_failure = (*j)["on_failure"].get<std::string>();
+          }
+          ChangeOptions options;
+          options.key = &key_;
+          options.now = clock_.Now();
+          options.dry_run = j->value("dry_run", false);
+          auto result = EditInit(store_, *fec, edit, options);
+          if (!result) return std::unexpected(result.error());
+          if (*fec == "global") return Json{{"fec", "global"}, {"stored", edit.name}};
+          if (!options.dry_run) (void)ImportGenerations(*fec);
+          Json g = ops::GenerationSummary(*result);
+          g["dry_run"] = options.dry_run;
+          return g;
+        }();
+        if (!staged.empty()) ::unlink(staged.c_str());
+        Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
+        (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "init",
+                              *fec, request.params.at("name") + (answer ? "" : ": " + answer.error().message),
+                              response.status});
+        return response;
+      },
+      {1 << 20, true});
 
   router.Add(
       "POST", "/api/v1/gc",

@@ -70,4 +70,17 @@ expect_exit 0 "$WHARF_AGENT" sync --root "$T/fec03" --store "file://$T/store" --
 grep -q "init script 00-common: sha256 or size differs from the signed generation" "$T/stderr" || fail "tampered script: $(cat "$T/stderr")"
 [ ! -e fec03/order ] || fail "a tampered script ran"
 pass "a script changed in the store after signing is refused and does not run"
+# The same through the server's API (the global script restored first).
+cp scripts/00-common store/fecs/global/init/00-common
+start_server "$T/store" --key "$T/k.key"
+OP=$(make_token op operator "" "$T/store")
+CI=$(make_token ci publisher "" "$T/store")
+expect_refused "lacks the right to change" "$WHARF" init add fec02 scripts/20-order --server "$SERVER_URL" --token "$CI"
+expect_exit 0 "$WHARF" init add fec02 scripts/20-order --server "$SERVER_URL" --token "$OP" --timeout 5
+grep -q "^fec02: init scripts in generation [0-9]*: 00-common 20-order (on failure: continue)$" "$T/stdout" \
+  || fail "init add over the API: $(cat "$T/stdout")"
+expect_exit 0 "$WHARF_AGENT" sync --root "$T/fec02" --store "$SERVER_URL" --fec fec02 --trust k.pub
+[ "$(cat fec02/order)" = "00-common 20-order " ] || fail "fec02 runs what the API added: $(cat fec02/order)"
+stop_server
+pass "wharf init through the server: operators add scripts (publishers are refused); the FEC runs them"
 echo "init: all checks passed"
