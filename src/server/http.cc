@@ -157,8 +157,8 @@ MHD_Result AccessTrampoline(void* cls, MHD_Connection* connection, const char* u
              : MHD_NO;
 }
 
-void CompletedTrampoline(void* cls, MHD_Connection*, void** context, MHD_RequestTerminationCode) {
-  static_cast<Server*>(cls)->Completed(context);
+void CompletedTrampoline(void* cls, MHD_Connection*, void** context, MHD_RequestTerminationCode code) {
+  static_cast<Server*>(cls)->Completed(context, code == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 }
 
 // Collects a simple route's body in memory.
@@ -336,6 +336,12 @@ struct Server::Context {
   std::optional<Response> ready;  // an answer waiting to be queued (error or slow result)
   uint64_t received = 0;
   std::atomic<bool> working{false};  // a worker thread runs Finish
+  struct Answered {
+    std::string route;
+    int status = 0;
+    uint64_t bytes = 0;
+  };
+  std::optional<Answered> answered;  // what was queued, for the observer
 };
 
 Server::Server(Router router, RequestObserver observer)
@@ -406,11 +412,11 @@ int Server::Queue(Context& context, Response response) {
   MHD_Result queued = MHD_queue_response(context.request.connection,
                                          static_cast<unsigned>(response.status), r);
   MHD_destroy_response(r);
-  if (observer_) {
-    bool head = context.request.method == "HEAD" || response.status == 304;
-    observer_(context.route ? context.route->pattern : "static", response.status,
-              head ? 0 : response.BodyBytes());
-  }
+  // Counted when the answer has gone out (Completed): a download the client broke off
+  // counts as a request but not as bytes served.
+  bool head = context.request.method == "HEAD" || response.status == 304;
+  context.answered = {context.route ? context.route->pattern : "static", response.status,
+                      head ? 0 : response.BodyBytes()};
   return queued;
 }
 
@@ -483,8 +489,11 @@ int Server::Access(MHD_Connection* connection, const char* url, const char* meth
   return MHD_YES;
 }
 
-void Server::Completed(void** slot) {
-  delete static_cast<Context*>(*slot);
+void Server::Completed(void** slot, bool whole) {
+  auto* context = static_cast<Context*>(*slot);
+  if (context && context->answered && observer_)
+    observer_(context->answered->route, context->answered->status, whole ? context->answered->bytes : 0);
+  delete context;
   *slot = nullptr;
 }
 

@@ -119,7 +119,8 @@ struct ServerOptions {
   std::string tls_key_pem;
 };
 
-/// Called after each answered request: route pattern (or "static"), status, body bytes.
+/// Called after each answered request: route pattern (or "static"), status, and the body
+/// bytes when the answer went out whole (0 when the client broke off).
 using RequestObserver = std::function<void(const std::string& route, int status, uint64_t bytes)>;
 
 class Server {
@@ -138,7 +139,7 @@ class Server {
   struct Context;
   int Access(MHD_Connection* connection, const char* url, const char* method,
              const char* upload_data, size_t* upload_data_size, void** context);
-  void Completed(void** context);
+  void Completed(void** context, bool whole);
 
  private:
   Server(Router router, RequestObserver observer);

@@ -8,6 +8,10 @@
 #include "fetch/fetch.h"
 #include "server/static_files.h"
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 namespace wharf::http {
 namespace {
 
@@ -88,11 +92,16 @@ class ServerTest : public ::testing::Test {
     ServerOptions options;
     options.port = 0;
     options.threads = 2;
-    auto server = Server::Start(options, std::move(router), {});
+    auto server = Server::Start(options, std::move(router), [this](const std::string&, int, uint64_t bytes) {
+      served_ += bytes;
+      ++answered_;
+    });
     ASSERT_TRUE(server) << server.error().message;
     server_ = std::move(*server);
     base_ = "http://127.0.0.1:" + std::to_string(server_->port());
   }
+  std::atomic<uint64_t> served_{0};
+  std::atomic<int> answered_{0};
   ScratchDir scratch_;
   std::string content_ = std::string(300000, 'x') + "tail";
   std::unique_ptr<Server> server_;
@@ -110,6 +119,14 @@ TEST_F(ServerTest, ServesFilesAndRanges) {
   ASSERT_TRUE(fetcher.FetchRange(base_ + "/software/a/1/a-1.tar.zst", fd.get(), path, 300000, 4));
   auto part = ReadFile(path, 1 << 20);
   EXPECT_EQ(part->substr(300000), "tail");
+}
+
+TEST_F(ServerTest, CountsBytesOnceTheAnswerIsOut) {
+  Fetcher fetcher;
+  ASSERT_TRUE(fetcher.Get(base_ + "/software/a/1/a-1.tar.zst", 1 << 20));
+  for (int i = 0; i < 100 && answered_ < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(answered_, 1);
+  EXPECT_EQ(served_, content_.size());
 }
 
 TEST_F(ServerTest, NeverServesPrivateOrOutsideFiles) {
