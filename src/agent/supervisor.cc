@@ -172,15 +172,13 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
   for (const auto& s : desired) wanted[s.def.name] = &s;
   // Stop what is gone or changed, highest level first.
   std::vector<std::pair<int, std::string>> to_stop;
-  std::set<std::string> waiting;  // died young: not started again before its hold-off
   for (const auto& [name, running] : running_) {
     auto it = wanted.find(name);
     bool changed = it == wanted.end() || it->second->fingerprint != running.service.fingerprint;
     bool died = running.pid < 0;
     if (died && !changed &&
         MonotonicMs() - running.started_ms < std::max(5, running.service.def.holdoff) * int64_t{1000}) {
-      waiting.insert(name);
-      continue;
+      continue;  // died young: it waits out its hold-off (a later round starts it)
     }
     if (changed || died) to_stop.emplace_back(running.service.def.level, name);
   }

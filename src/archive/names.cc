@@ -75,6 +75,16 @@ Status ValidateVersion(std::string_view version) {
                    "use letters, digits and . _ + ~ - (first a letter or digit, 64 at most)");
 }
 
+Status ValidateServiceName(std::string_view name) {
+  return CheckName("service name", name, "._-", 63,
+                   "use letters, digits and . _ - (first a letter or digit, 63 at most)");
+}
+
+Status ValidateInitName(std::string_view name) {
+  return CheckName("init script name", name, "._-", 100,
+                   "use letters, digits and . _ - (first a letter or digit, 100 at most)");
+}
+
 Status ValidateFecName(std::string_view fec) {
   if (fec == "global")
     return Fail(ErrorCode::kInvalidArgument,

@@ -20,6 +20,10 @@ namespace wharf {
 Status ValidatePackageName(std::string_view name);
 Status ValidateVersion(std::string_view version);
 Status ValidateFecName(std::string_view fec);
+/// Service names (also the names of their sockets and status files): like FEC names.
+Status ValidateServiceName(std::string_view name);
+/// Boot script names: [A-Za-z0-9][A-Za-z0-9._-]*, 100 at most; their order is byte order.
+Status ValidateInitName(std::string_view name);
 Status ValidatePrefix(std::string_view prefix);
 Status ValidateEntryPath(std::string_view path);
 

@@ -18,6 +18,7 @@
 #include "agent/layout.h"
 #include "agent/supervisor.h"
 #include "agent/init_scripts.h"
+#include "cli/service_cli.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/strings.h"
@@ -212,22 +213,9 @@ class Reporter {
 // The services' states for a heartbeat, from their process servers' status files.
 ordered_json ServiceStates(const std::string& root) {
   ordered_json out = ordered_json::array();
-  std::string dir = JoinPath(root, "run/wharf/status");
-  auto names = ListDir(dir);
-  if (!names) return out;
-  for (const auto& name : *names) {
-    if (!name.ends_with(".json") || name.starts_with(".")) continue;
-    auto text = ReadFile(JoinPath(dir, name), 1 << 20);
-    if (!text) continue;
-    try {
-      auto s = ordered_json::parse(*text);
-      bool alive = s.contains("server_pid") && ::kill(s["server_pid"].get<pid_t>(), 0) == 0;
-      out.push_back({{"name", s.value("name", name)},
-                     {"state", alive && s.value("state", "") == "running" ? "up" : "down"},
-                     {"restarts", s.value("restarts", 0)}, {"last_exit", s.value("last_exit", ordered_json())}});
-    } catch (const std::exception&) {
-    }
-  }
+  for (const auto& s : ReadServiceStatuses(root))
+    out.push_back({{"name", s.value("name", "")}, {"state", s.value("state", "") == "running" ? "up" : "down"},
+                   {"restarts", s.value("restarts", 0)}, {"last_exit", s.value("last_exit", ordered_json())}});
   return out;
 }
 
@@ -247,11 +235,6 @@ void NotifySystemd(const std::string& state) {
            static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length));
 }
 
-std::string SelfBinary() {
-  char path[4096];
-  ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
-  return n > 0 ? std::string(path, static_cast<size_t>(n)) : "wharf-agent";
-}
 
 std::optional<uint64_t> ActiveNumber(Agent& agent) {
   auto status = agent.ReadStatus();

@@ -48,6 +48,7 @@ class Backend {
   virtual Result<Json> ListFecs() = 0;
   virtual Result<Json> ListPackages() = 0;
   virtual Result<Json> Gc(int keep, int generations) = 0;
+  virtual Result<Json> Init(const std::string& fec, const InitEdit& edit) = 0;
 };
 
 class LocalBackend : public Backend {
@@ -58,14 +59,14 @@ class LocalBackend : public Backend {
     return ops::Publish(store_, archive, index, args_.dry_run, args_.delta_bases);
   }
   Result<Json> Change(const ops::ChangeRequest& request) override {
-    auto lifetime = ops::ParseDuration(args_.expires_in);
-    if (!lifetime) return std::unexpected(lifetime.error());
-    ChangeOptions options;
-    options.key = key_ ? &*key_ : nullptr;
-    options.now = SystemClock().Now();
-    options.lifetime_seconds = *lifetime;
-    options.dry_run = args_.dry_run;
-    return ops::Change(store_, request, options);
+    auto options = Options();
+    if (!options) return std::unexpected(options.error());
+    return ops::Change(store_, request, *options);
+  }
+  Result<Json> Init(const std::string& fec, const InitEdit& edit) override {
+    auto options = Options();
+    if (!options) return std::unexpected(options.error());
+    return ops::Init(store_, fec, edit, *options);
   }
   Result<Json> Show(const std::string& fec) override { return ops::Show(store_, fec); }
   Result<Json> ListFecs() override { return ops::ListFecs(store_); }
@@ -75,9 +76,20 @@ class LocalBackend : public Backend {
   }
 
  private:
+  Result<ChangeOptions> Options() const {
+    auto lifetime = ops::ParseDuration(args_.expires_in);
+    if (!lifetime) return std::unexpected(lifetime.error());
+    ChangeOptions options;
+    options.key = key_ ? &*key_ : nullptr;
+    options.now = SystemClock().Now();
+    options.lifetime_seconds = *lifetime;
+    options.dry_run = args_.dry_run;
+    return options;
+  }
+
   Store store_;
   std::optional<PrivateKey> key_;
-  const StoreArgs& args_;
+  StoreArgs args_;
 };
 
 Result<Json> ParseAnswer(const Result<std::string>& body) {
@@ -113,12 +125,7 @@ class RemoteBackend : public Backend {
   }
   Result<Json> Show(const std::string& fec) override {
     WHARF_TRY(ValidateFecName(fec));
-    auto j = ParseAnswer(client_.Call("GET", "/api/v1/fecs/" + fec));
-    if (!j) return j;
-    if (!j->contains("number"))
-      return Fail(ErrorCode::kNotFound, fec + " has no generation in the store; `wharf assign` one");
-    j->erase("status");
-    return j;
+    return ParseAnswer(client_.Call("GET", "/api/v1/fecs/" + fec + "/generation"));
   }
   Result<Json> ListFecs() override { return ParseAnswer(client_.Call("GET", "/api/v1/generations")); }
   Result<Json> ListPackages() override { return ParseAnswer(client_.Call("GET", "/api/v1/packages")); }
@@ -126,11 +133,24 @@ class RemoteBackend : public Backend {
     Json body{{"keep", keep}, {"generations", generations}, {"dry_run", args_.dry_run}};
     return ParseAnswer(client_.Call("POST", "/api/v1/gc", body.dump()));
   }
-  ApiClient& client() { return client_; }
+  Result<Json> Init(const std::string& fec, const InitEdit& edit) override {
+    if (fec != "global") WHARF_TRY(ValidateFecName(fec));
+    WHARF_TRY(ValidateInitName(edit.name));
+    static constexpr const char* kActions[] = {"add", "link", "remove"};
+    Json body{{"action", kActions[edit.kind]}, {"dry_run", args_.dry_run}};
+    if (edit.kind == InitEdit::kAdd) {
+      auto content = ReadFile(edit.file, 700u << 10);
+      if (!content) return std::unexpected(content.error());
+      body["content_base64"] = Base64Encode(*content);
+    }
+    if (edit.timeout > 0) body["timeout"] = edit.timeout;
+    if (!edit.on_failure.empty()) body["on_failure"] = edit.on_failure;
+    return ParseAnswer(client_.Call("POST", "/api/v1/fecs/" + fec + "/init/" + edit.name, body.dump()));
+  }
 
  private:
   ApiClient client_;
-  const StoreArgs& args_;
+  StoreArgs args_;
 };
 
 std::string Env(const char* name) {
@@ -149,8 +169,10 @@ StoreArgs WithEnvironment(StoreArgs args) {
   return args;
 }
 
-// The backend the arguments name; `changes`: it will sign (a key is needed locally).
-Result<std::unique_ptr<Backend>> OpenBackend(const StoreArgs& args, bool create, bool changes) {
+// The backend the arguments (and the WHARF_* environment) name; `changes`: it will sign
+// (a key is needed locally).
+Result<std::unique_ptr<Backend>> OpenBackend(const StoreArgs& given, bool create, bool changes) {
+  const StoreArgs args = WithEnvironment(given);
   if (!args.server.empty()) {
     if (!args.store.empty())
       return Fail(ErrorCode::kInvalidArgument, "pass --store DIR or --server URL, not both");
@@ -196,9 +218,8 @@ int ReportChange(const Result<Json>& result, const StoreArgs& args, const char* 
 }
 
 int RunChange(ops::ChangeKind kind, const std::string& fec, std::vector<std::string> items,
-              std::optional<uint64_t> to, const StoreArgs& given, const char* verb,
+              std::optional<uint64_t> to, const StoreArgs& args, const char* verb,
               const std::string& service = "") {
-  const StoreArgs args = WithEnvironment(given);
   auto backend = OpenBackend(args, false, true);
   if (!backend) return Failed(backend.error());
   return ReportChange((*backend)->Change({kind, fec, std::move(items), to, service}), args, verb);
@@ -258,8 +279,7 @@ int RunPack(const std::string& dir, PackOptions options, const std::vector<std::
   return kExitOk;
 }
 
-int RunPublish(const std::vector<std::string>& archives, const StoreArgs& given) {
-  const StoreArgs args = WithEnvironment(given);
+int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args) {
   auto backend = OpenBackend(args, true, false);
   if (!backend) return Failed(backend.error());
   ordered_json out = ordered_json::array();
@@ -316,8 +336,7 @@ int RunRollback(const std::string& fec, std::optional<uint64_t> to, const StoreA
   return RunChange(ops::ChangeKind::kRollback, fec, {}, to, args, "rolled back in");
 }
 
-int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& given) {
-  const StoreArgs args = WithEnvironment(given);
+int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args) {
   auto backend = OpenBackend(args, false, true);
   if (!backend) return Failed(backend.error());
   std::vector<std::string> targets = fecs;
@@ -335,8 +354,7 @@ int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& given) {
   return code;
 }
 
-int RunShow(const std::string& fec, const StoreArgs& given) {
-  const StoreArgs args = WithEnvironment(given);
+int RunShow(const std::string& fec, const StoreArgs& args) {
   auto backend = OpenBackend(args, false, false);
   if (!backend) return Failed(backend.error());
   auto shown = (*backend)->Show(fec);
@@ -361,8 +379,7 @@ int RunShow(const std::string& fec, const StoreArgs& given) {
   return kExitOk;
 }
 
-int RunList(const StoreArgs& given, bool packages) {
-  const StoreArgs args = WithEnvironment(given);
+int RunList(const StoreArgs& args, bool packages) {
   auto backend = OpenBackend(args, false, false);
   if (!backend) return Failed(backend.error());
   auto list = packages ? (*backend)->ListPackages() : (*backend)->ListFecs();
@@ -384,56 +401,11 @@ int RunList(const StoreArgs& given, bool packages) {
   return kExitOk;
 }
 
-int RunInitEdit(const std::string& fec, const InitEdit& edit, const StoreArgs& given) {
-  const StoreArgs args = WithEnvironment(given);
-  bool global = fec == "global";
-  Result<Json> answer = Fail(ErrorCode::kInvalidArgument, "");
-  if (!args.server.empty()) {
-    if (args.token.empty())
-      return Failed({ErrorCode::kInvalidArgument, "--server needs a token: pass --token T or set WHARF_TOKEN"});
-    if (auto valid = ValidateFecName(fec); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
-    if (auto valid = ValidateInitName(edit.name); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
-    static constexpr const char* kActions[] = {"add", "link", "remove"};
-    Json body{{"action", kActions[edit.kind]}, {"dry_run", args.dry_run}};
-    if (edit.kind == InitEdit::kAdd) {
-      auto content = ReadFile(edit.file, 700u << 10);
-      if (!content) return Failed(content.error());
-      body["content_base64"] = Base64Encode(*content);
-    }
-    if (edit.timeout > 0) body["timeout"] = edit.timeout;
-    if (!edit.on_failure.empty()) body["on_failure"] = edit.on_failure;
-    ApiClient client(args.server, args.token);
-    answer = ParseAnswer(client.Call("POST", "/api/v1/fecs/" + fec + "/init/" + edit.name, body.dump()));
-  } else {
-    if (args.store.empty())
-      return Failed({ErrorCode::kInvalidArgument, "say where: --store DIR or --server URL"});
-    auto store = Store::Open(args.store, false);
-    if (!store) return Failed(store.error());
-    std::optional<PrivateKey> key;
-    if (!global && !args.dry_run) {
-      if (args.key.empty())
-        return Failed({ErrorCode::kInvalidArgument, "a signing key is needed: pass --key NAME.key (made by `wharf keygen`)"});
-      auto loaded = PrivateKey::Load(args.key);
-      if (!loaded) return Failed(loaded.error());
-      key = std::move(*loaded);
-    }
-    auto lifetime = ops::ParseDuration(args.expires_in);
-    if (!lifetime) return Failed(lifetime.error());
-    ChangeOptions options;
-    options.key = key ? &*key : nullptr;
-    options.now = SystemClock().Now();
-    options.lifetime_seconds = *lifetime;
-    options.dry_run = args.dry_run;
-    auto result = EditInit(*store, fec, edit, options);
-    if (!result) return Failed(result.error());
-    if (global) {
-      answer = Json{{"fec", "global"}, {"stored", edit.name}};
-    } else {
-      Json g = ops::GenerationSummary(*result);
-      g["dry_run"] = args.dry_run;
-      answer = g;
-    }
-  }
+int RunInitEdit(const std::string& fec, const InitEdit& edit, const StoreArgs& args) {
+  bool global = fec == "global";  // stores a script for FECs to link: no generation, no key
+  auto backend = OpenBackend(args, false, !global);
+  if (!backend) return Failed(backend.error());
+  auto answer = (*backend)->Init(fec, edit);
   if (!answer) return Failed(answer.error());
   const Json& g = *answer;
   if (args.json) {
@@ -453,8 +425,7 @@ int RunInitEdit(const std::string& fec, const InitEdit& edit, const StoreArgs& g
   return kExitOk;
 }
 
-int RunGc(int keep, int generations, const StoreArgs& given) {
-  const StoreArgs args = WithEnvironment(given);
+int RunGc(int keep, int generations, const StoreArgs& args) {
   auto backend = OpenBackend(args, false, false);
   if (!backend) return Failed(backend.error());
   auto report = (*backend)->Gc(keep, generations);
@@ -478,7 +449,8 @@ int RunGc(int keep, int generations, const StoreArgs& given) {
 
 namespace {
 
-Result<Json> ServerCall(const StoreArgs& args, const std::string& path) {
+Result<Json> ServerCall(const StoreArgs& given, const std::string& path) {
+  const StoreArgs args = WithEnvironment(given);
   if (args.server.empty())
     return Fail(ErrorCode::kInvalidArgument,
                 "this command asks a server: pass --server URL (or set WHARF_SERVER) and --token T");
@@ -494,8 +466,7 @@ std::string OrDash(const Json& value) {
 
 }  // namespace
 
-int RunStatus(const std::string& fec, const StoreArgs& given) {
-  const StoreArgs args = WithEnvironment(given);
+int RunStatus(const std::string& fec, const StoreArgs& args) {
   if (!fec.empty()) {
     if (auto valid = ValidateFecName(fec); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
   }
@@ -518,8 +489,7 @@ int RunStatus(const std::string& fec, const StoreArgs& given) {
   return kExitOk;
 }
 
-int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& given) {
-  const StoreArgs args = WithEnvironment(given);
+int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& args) {
   if (auto valid = ValidateFecName(fec); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
   if (!at.empty() && !ParseTime(at))
     return ReportError(kProgram, {ErrorCode::kInvalidArgument,
@@ -557,8 +527,7 @@ int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& g
   return kExitOk;
 }
 
-int RunAudit(const std::string& target, int limit, const StoreArgs& given) {
-  const StoreArgs args = WithEnvironment(given);
+int RunAudit(const std::string& target, int limit, const StoreArgs& args) {
   std::string path = "/api/v1/audit?limit=" + std::to_string(limit);
   if (!target.empty()) path += "&target=" + target;
   auto answer = ServerCall(args, path);

@@ -1,5 +1,6 @@
 #include "cli/serve_cli.h"
 
+#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -47,6 +48,9 @@ bool ParseListen(const std::string& text, std::string& host, uint16_t& port) {
   host = text.substr(0, colon);
   if (host.empty()) host = "0.0.0.0";
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned char addr[16];
+  if (::inet_pton(AF_INET, host.c_str(), addr) != 1 && ::inet_pton(AF_INET6, host.c_str(), addr) != 1)
+    return false;  // an address, not a name: the server binds exactly where it is told
   std::string digits = text.substr(colon + 1);
   if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos)
     return false;
@@ -63,7 +67,8 @@ int RunServe(const ServeArgs& args) {
   uint16_t port = 0;
   if (!ParseListen(args.listen, host, port))
     return Failed({ErrorCode::kInvalidArgument,
-                   "--listen " + args.listen + ": expected HOST:PORT, e.g. 0.0.0.0:8080"}, kExitUsage);
+                   "--listen " + args.listen + ": expected IP:PORT, e.g. 0.0.0.0:8080, 127.0.0.1:8080 or [::]:8080"},
+                  kExitUsage);
   auto store = Store::Open(args.store, true);
   if (!store) return Failed(store.error());
   std::string state = StateDir(args.store, args.state);

@@ -207,38 +207,45 @@ int RunAttach(const std::string& root, const std::string& service, const std::st
   return code;
 }
 
+ordered_json ReadServiceStatuses(const std::string& root) {
+  std::string dir = Under(root, "/run/wharf/status");
+  ordered_json all = ordered_json::array();
+  for (const auto& name : ListDir(dir).value_or(std::vector<std::string>{})) {
+    if (!name.ends_with(".json") || name.starts_with(".")) continue;
+    auto text = ReadFile(JoinPath(dir, name), 1 << 20);
+    if (!text) continue;
+    ordered_json s = ordered_json::parse(*text, nullptr, false);
+    if (!s.is_object()) continue;
+    // A server that died without a word: its child may still run, but nobody watches it.
+    if (s.contains("server_pid") && s["server_pid"].is_number() &&
+        ::kill(s["server_pid"].get<pid_t>(), 0) != 0 && errno == ESRCH) {
+      s["state"] = "dead";
+      s["pid"] = nullptr;
+    }
+    all.push_back(std::move(s));
+  }
+  return all;
+}
+
+std::string SelfBinary() {
+  char path[4096];
+  ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : "/usr/bin/wharf-agent";
+}
+
 int RunList(const std::string& root, int verbosity, bool json) {
   std::string dir = Under(root, "/run/wharf/status");
-  auto names = ListDir(dir);
-  ordered_json all = ordered_json::array();
-  if (names) {
-    for (const auto& name : *names) {
-      if (!name.ends_with(".json") || name.starts_with(".")) continue;
-      auto text = ReadFile(JoinPath(dir, name), 1 << 20);
-      if (!text) continue;
-      ordered_json s;
-      try {
-        s = ordered_json::parse(*text);
-      } catch (const std::exception&) {
-        continue;
-      }
-      // A server that died without a word: its child may still run, but nobody watches it.
-      if (s.contains("server_pid") && s["server_pid"].is_number() &&
-          ::kill(s["server_pid"].get<pid_t>(), 0) != 0 && errno == ESRCH) {
-        s["state"] = "dead";
-        s["pid"] = nullptr;
-      }
-      s["uptime"] = Uptime(s);
-      if (verbosity >= 1 && s["pid"].is_number()) ProcStats(s["pid"].get<long>(), s);
-      if (verbosity >= 2) {
-        ordered_json sock;
-        SocketStats(s.value("console_socket", ""), sock);
-        s["console_socket_info"] = sock;
-        struct stat st {};
-        std::string log = s.value("log_file", "");
-        s["log_bytes"] = !log.empty() && ::stat(log.c_str(), &st) == 0 ? ordered_json(st.st_size) : ordered_json(nullptr);
-      }
-      all.push_back(s);
+  ordered_json all = ReadServiceStatuses(root);
+  for (auto& s : all) {
+    s["uptime"] = Uptime(s);
+    if (verbosity >= 1 && s["pid"].is_number()) ProcStats(s["pid"].get<long>(), s);
+    if (verbosity >= 2) {
+      ordered_json sock;
+      SocketStats(s.value("console_socket", ""), sock);
+      s["console_socket_info"] = sock;
+      struct stat st {};
+      std::string log = s.value("log_file", "");
+      s["log_bytes"] = !log.empty() && ::stat(log.c_str(), &st) == 0 ? ordered_json(st.st_size) : ordered_json(nullptr);
     }
   }
   if (json) {
@@ -325,9 +332,7 @@ int RunInstallUnits(bool user, const std::string& root, const std::string& dest,
   std::string env_file = !dest.empty() ? JoinPath(dest, "agent.env")
                          : user       ? std::string(home) + "/.config/wharf/agent.env"
                                       : "/etc/wharf/agent.env";
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  std::string agent = n > 0 ? std::string(self, static_cast<size_t>(n)) : "/usr/bin/wharf-agent";
+  std::string agent = SelfBinary();
   auto render = [&](std::string text) {
     for (size_t at; (at = text.find("@WHARF_AGENT@")) != std::string::npos;) text.replace(at, 13, agent);
     for (size_t at; (at = text.find("/etc/wharf/agent.env")) != std::string::npos;) text.replace(at, 20, "\x01");

@@ -4,6 +4,7 @@
 // and its log at <root>/var/log/wharf/NAME.log.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "service/procserv.h"
@@ -14,6 +15,12 @@ struct ServicePaths {
   std::string console, log_socket, status, log_file;
 };
 ServicePaths PathsOf(const std::string& root, const std::string& service);
+
+/// The status files of the services under `root` (a JSON array; a service whose process
+/// server is gone shows state "dead").
+nlohmann::ordered_json ReadServiceStatuses(const std::string& root);
+/// This program's own path (what the supervisor and the units start).
+std::string SelfBinary();
 
 /// Parses a console key: "^X", "none", or one character.
 bool ParseKey(const std::string& text, char& key);

@@ -162,15 +162,6 @@ Status ValidateGeneration(const Generation& g) {
   return CheckPrefixesApart(g.packages);
 }
 
-Status ValidateInitName(std::string_view name) {
-  bool ok = !name.empty() && name.size() <= 100 && std::isalnum(static_cast<unsigned char>(name[0]));
-  for (char c : name)
-    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
-  if (!ok)
-    return Fail(ErrorCode::kInvalidArgument,
-                "init script name \"" + std::string(name) + "\": use [A-Za-z0-9][A-Za-z0-9._-]*, 100 at most");
-  return {};
-}
 
 Result<std::vector<PackageRef>> AssignPackages(const std::vector<PackageRef>& current,
                                                const std::vector<PackageRef>& changes) {

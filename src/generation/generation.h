@@ -56,9 +56,6 @@ struct Generation {
   bool init_stop_on_failure = false;  // a failing script stops the ones after it
 };
 
-/// Init script names: [A-Za-z0-9][A-Za-z0-9._-]*, 100 at most.
-Status ValidateInitName(std::string_view name);
-
 /// Deterministic JSON (fixed key order, times as "YYYY-MM-DDTHH:MM:SSZ").
 std::string GenerationToJson(const Generation& generation);
 /// Parses and validates (ValidateGeneration).

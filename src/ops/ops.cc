@@ -126,6 +126,15 @@ Result<Json> ListFecs(const Store& store) {
   return out;
 }
 
+Result<Json> Init(Store& store, const std::string& fec, const InitEdit& edit, const ChangeOptions& options) {
+  auto result = EditInit(store, fec, edit, options);
+  if (!result) return std::unexpected(result.error());
+  if (fec == "global") return Json{{"fec", "global"}, {"stored", edit.name}};
+  Json j = GenerationSummary(*result);
+  j["dry_run"] = options.dry_run;
+  return j;
+}
+
 Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_run) {
   auto report = CollectGarbage(store, {keep_versions, keep_generations, dry_run});
   if (!report) return std::unexpected(report.error());

@@ -42,6 +42,10 @@ Result<Json> ListPackages(const Store& store);
 Json GenerationSummary(const Generation& generation);
 std::string PackagesText(const Generation& generation);
 
+/// A boot-script edit (store/changes.h): the new generation's summary, or
+/// {"fec": "global", "stored": NAME} for a global script.
+Result<Json> Init(Store& store, const std::string& fec, const InitEdit& edit, const ChangeOptions& options);
+
 /// Retention (store/gc.h): {"removed": [{name, version, bytes}], "kept_assigned": [...],
 /// "freed_bytes", "dry_run"}.
 Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_run);

@@ -480,7 +480,7 @@ void Api::Register(http::Router& router) {
     auto who = authorize(request, Right::kRead, "");
     if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
     if (std::get<TokenInfo>(who).role == Role::kAgent)
-      return Refusal(403, "forbidden", "agent tokens read only their own FEC", Right::kRead);
+      return Refusal(403, "forbidden", "agent tokens read only their own FEC; use an operator or admin token for the fleet", Right::kRead);
     auto all = fleet();
     return all ? JsonResponse(200, *all) : Response::FromError(all.error());
   });
@@ -488,7 +488,7 @@ void Api::Register(http::Router& router) {
     auto who = authorize(request, Right::kRead, "");
     if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
     if (std::get<TokenInfo>(who).role == Role::kAgent)
-      return Refusal(403, "forbidden", "agent tokens read only their own FEC", Right::kRead);
+      return Refusal(403, "forbidden", "agent tokens read only their own FEC; use an operator or admin token for the fleet", Right::kRead);
     auto list = ops::ListFecs(store_);
     return list ? JsonResponse(200, *list) : Response::FromError(list.error());
   });
@@ -507,6 +507,17 @@ void Api::Register(http::Router& router) {
                Json j = shown ? *shown : Json{{"fec", *fec}};
                j["status"] = fec_status(*fec, *record ? &**record : nullptr);
                return JsonResponse(200, j);
+             });
+
+  // One FEC's current generation and history, exactly as `wharf show --json` on the store.
+  router.Add("GET", "/api/v1/fecs/{fec}/generation",
+             [this, authorize, fec_param](Request& request, const std::string&) -> Response {
+               auto fec = fec_param(request);
+               if (!fec) return Response::FromError(fec.error());
+               auto who = authorize(request, Right::kRead, *fec);
+               if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+               auto shown = ops::Show(store_, *fec);
+               return shown ? JsonResponse(200, *shown) : Response::FromError(shown.error());
              });
 
   // History: generations and activations; ?at=T answers "what ran on the FEC at T".
@@ -560,7 +571,8 @@ void Api::Register(http::Router& router) {
   router.Add(
       "POST", "/api/v1/fecs/{fec}/init/{name}",
       [this, authorize, fec_param](Request& request, const std::string& body) -> Response {
-        auto fec = fec_param(request);
+        Result<std::string> fec = request.params.at("fec") == "global" ? Result<std::string>("global")
+                                                                        : fec_param(request);
         if (!fec) return Response::FromError(fec.error());
         auto who = authorize(request, Right::kChange, *fec);
         if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
@@ -603,13 +615,9 @@ void Api::Register(http::Router& router) {
           options.key = &key_;
           options.now = clock_.Now();
           options.dry_run = j->value("dry_run", false);
-          auto result = EditInit(store_, *fec, edit, options);
-          if (!result) return std::unexpected(result.error());
-          if (*fec == "global") return Json{{"fec", "global"}, {"stored", edit.name}};
-          if (!options.dry_run) (void)ImportGenerations(*fec);
-          Json g = ops::GenerationSummary(*result);
-          g["dry_run"] = options.dry_run;
-          return g;
+          auto result = ops::Init(store_, *fec, edit, options);
+          if (result && !options.dry_run && *fec != "global") (void)ImportGenerations(*fec);
+          return result;
         }();
         if (!staged.empty()) ::unlink(staged.c_str());
         Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());

@@ -35,7 +35,6 @@ class Metrics {
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   std::atomic<uint64_t> bytes_{0};
   std::atomic<uint64_t> publishes_{0};
-  friend class Api;
 };
 
 class Api {

@@ -443,7 +443,7 @@ int Server::Access(MHD_Connection* connection, const char* url, const char* meth
         return Queue(*context, router_.fallback()(request, ""));
       Response refused = path_known ? Response::Error(405, "method_not_allowed",
                                                       request.method + " is not allowed on " + request.path)
-                                    : Response::Error(404, "not_found", request.path + ": no such API route");
+                                    : Response::Error(404, "not_found", request.path + ": no such route; the API is described in docs/api.md");
       return Queue(*context, std::move(refused));
     }
     const RouteOptions& options = context->route->options;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
+#include "archive/names.h"
 #include "base/strings.h"
 
 namespace wharf {
@@ -100,16 +101,6 @@ int SignalNumber(std::string_view name) {
   for (int n = 1; n < 32; ++n)
     if (const char* abbrev = sigabbrev_np(n); abbrev && text == abbrev) return n;
   return 0;
-}
-
-Status ValidateServiceName(std::string_view name) {
-  bool ok = !name.empty() && name.size() <= 63 && std::isalnum(static_cast<unsigned char>(name[0]));
-  for (char c : name)
-    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
-  if (!ok)
-    return Fail(ErrorCode::kInvalidArgument,
-                "service name \"" + std::string(name) + "\": use [A-Za-z0-9][A-Za-z0-9._-]*, 63 at most");
-  return {};
 }
 
 Status ValidateService(const ServiceDef& s) {

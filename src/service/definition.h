@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "archive/names.h"
 #include "base/error.h"
 
 namespace wharf {
@@ -30,7 +31,7 @@ struct ServiceDef {
   bool operator==(const ServiceDef&) const = default;
 };
 
-Status ValidateServiceName(std::string_view name);
+/// The name (archive/names.h, ValidateServiceName) and every field.
 Status ValidateService(const ServiceDef& service);
 
 /// `NAME=COMMAND ARG...` (arguments split at spaces; '...' and "..." group).

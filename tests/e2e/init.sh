@@ -81,6 +81,13 @@ grep -q "^fec02: init scripts in generation [0-9]*: 00-common 20-order (on failu
   || fail "init add over the API: $(cat "$T/stdout")"
 expect_exit 0 "$WHARF_AGENT" sync --root "$T/fec02" --store "$SERVER_URL" --fec fec02 --trust k.pub
 [ "$(cat fec02/order)" = "00-common 20-order " ] || fail "fec02 runs what the API added: $(cat fec02/order)"
+printf '#!/bin/sh\nprintf "shared " >>"$WHARF_ROOT/order"\n' >scripts/60-shared
+expect_exit 0 "$WHARF" init add global scripts/60-shared --server "$SERVER_URL" --token "$OP"
+cmp scripts/60-shared store/fecs/global/init/60-shared || fail "a global script added through the API"
+expect_exit 0 "$WHARF" init link fec02 60-shared --server "$SERVER_URL" --token "$OP"
+rm fec02/order
+expect_exit 0 "$WHARF_AGENT" sync --root "$T/fec02" --store "$SERVER_URL" --fec fec02 --trust k.pub
+[ "$(cat fec02/order)" = "00-common 20-order shared " ] || fail "fec02 runs the global script linked through the API: $(cat fec02/order)"
 stop_server
 pass "wharf init through the server: operators add scripts (publishers are refused); the FEC runs them"
 echo "init: all checks passed"

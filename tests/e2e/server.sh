@@ -23,7 +23,17 @@ AG1=$(make_token fec01 agent fec01 "$STORE")
 AG2=$(make_token fec02 agent fec02 "$STORE")
 [ ${#ADMIN} -eq 70 ] || fail "a token is wharf_ and 64 hex digits: $ADMIN"
 "$WHARF" token list --store "$STORE" | grep -q "^fec01 *agent *fec01" || fail "token list"
-pass "tokens made on the server host, listed"
+expect_exit 2 "$WHARF" token create x --role root --store "$STORE"
+grep -q "expected admin, publisher, operator or agent" "$T/stderr" || fail "bad role: $(cat "$T/stderr")"
+expect_exit 2 "$WHARF" token create x --role agent --store "$STORE"
+grep -q "pass --fec NAME" "$T/stderr" || fail "agent token without a FEC: $(cat "$T/stderr")"
+expect_exit 1 "$WHARF" token create ci --role publisher --store "$STORE"
+grep -q "a token named ci exists; revoke it first" "$T/stderr" || fail "duplicate token: $(cat "$T/stderr")"
+for listen in nonsense 127.0.0.1:99999 "example.org:80"; do
+  expect_exit 2 "$WHARF" serve --store "$STORE" --listen "$listen"
+  grep -q "expected IP:PORT" "$T/stderr" || fail "--listen $listen: $(cat "$T/stderr")"
+done
+pass "tokens made on the server host, listed; bad roles, names and --listen refused with advice"
 
 # --- publish through the API (streamed multipart) ---
 export WHARF_SERVER=$SERVER_URL

@@ -62,4 +62,9 @@ grep -q "READY=1" "$T/notify.log" || fail "no READY=1: $(cat "$T/notify.log")"
 [ "$(grep -c "WATCHDOG=1" "$T/notify.log")" -ge 2 ] || fail "WATCHDOG=1 every second with WatchdogSec=2: $(cat "$T/notify.log")"
 grep -q "STOPPING=1" "$T/notify.log" || fail "no STOPPING=1"
 pass "run speaks systemd's notify protocol: READY=1, WATCHDOG=1 within the period, STOPPING=1"
+expect_exit 2 "$WHARF_AGENT" procserv --root "$T/ps" --name x --socket-mode 0666 -- true
+grep -q "never world-writable" "$T/stderr" || fail "a world-writable console: $(cat "$T/stderr")"
+expect_exit 2 "$WHARF_AGENT" procserv --root "$T/ps" --name ../x -- true
+grep -q "a service name has no '/'" "$T/stderr" || fail "a service name with a slash: $(cat "$T/stderr")"
+pass "procserv refuses a world-writable console socket and a service name with a '/'"
 echo "units: all checks passed"
