@@ -291,6 +291,9 @@ Result<PackResult> PackTree(const std::string& dir, const PackOptions& options) 
   index.archive = options.name + "-" + options.version + ".tar.zst";
   index.zstd_level = options.level;
   index.services = options.services;
+  index.configuration = options.configuration || !options.fec.empty() || !options.matches.empty();
+  index.fec = options.fec;
+  index.matches = options.matches;
   WHARF_TRY(MakeDirs(options.out_dir));
   result.archive_path = JoinPath(options.out_dir, index.archive);
   result.index_path = JoinPath(options.out_dir, options.name + "-" + options.version + ".package.json");

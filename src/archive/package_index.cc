@@ -83,6 +83,15 @@ const char* EntryTypeName(EntryType type) {
   return "?";
 }
 
+std::string StoreArea(bool configuration, const std::string& fec) {
+  if (!configuration) return "software";
+  return fec.empty() ? "configuration" : "fecs/" + fec + "/configuration";
+}
+
+std::string StoreFolder(const PackageIndex& index) {
+  return StoreArea(index.configuration, index.fec) + "/" + index.name + "/" + index.version;
+}
+
 std::string PackageIndexToJson(const PackageIndex& index) {
   ordered_json j;
   j["format"] = index.format;
@@ -111,6 +120,13 @@ std::string PackageIndexToJson(const PackageIndex& index) {
     j["files"].push_back(std::move(file));
   }
   if (!index.services.empty()) j["services"] = ordered_json::parse(index.services);
+  // Software indexes keep the bytes they had before configuration packages existed.
+  if (index.configuration) j["kind"] = "configuration";
+  if (!index.fec.empty()) j["fec"] = index.fec;
+  if (!index.matches.empty()) {
+    j["matches"] = ordered_json::array();
+    for (const auto& m : index.matches) j["matches"].push_back({{"name", m.name}, {"version", m.version}});
+  }
   return j.dump(1) + "\n";
 }
 
@@ -138,6 +154,14 @@ Result<PackageIndex> ParsePackageIndex(std::string_view json) {
       if (!j["services"].is_array()) return Fail(ErrorCode::kCorrupt, "package.json: services must be a list");
       index.services = j["services"].dump();
     }
+    std::string kind = j.value("kind", std::string("software"));
+    if (kind != "software" && kind != "configuration")
+      return Fail(ErrorCode::kCorrupt, "package.json: kind \"" + kind + "\" is not software or configuration");
+    index.configuration = kind == "configuration";
+    index.fec = j.value("fec", std::string());
+    if (j.contains("matches"))
+      for (const auto& m : j.at("matches"))
+        index.matches.push_back({m.at("name").get<std::string>(), m.at("version").get<std::string>()});
     for (const auto& f : j.at("files")) {
       FileEntry e;
       e.path = f.at("path").get<std::string>();
@@ -169,6 +193,14 @@ Status ValidatePackageIndex(const PackageIndex& index) {
     return Bad(index, "archive is named \"" + index.archive + "\", not " + index.name + "-" +
                           index.version + ".tar.zst");
   if (!IsSha256Hex(index.archive_sha256)) return Bad(index, "archive_sha256 is malformed");
+  if (!index.configuration && (!index.fec.empty() || !index.matches.empty()))
+    return Bad(index, "only a configuration package names a FEC or the software it matches");
+  if (!index.fec.empty()) WHARF_TRY(ValidateFecName(index.fec));
+  for (const auto& m : index.matches) {
+    WHARF_TRY(ValidatePackageName(m.name));
+    WHARF_TRY(ValidateVersion(m.version));
+    if (m.name == index.name) return Bad(index, "a configuration cannot match itself");
+  }
   WHARF_TRY(ValidateFrames(index));
   std::set<std::string> seen;
   uint32_t last_frame = 0;

@@ -41,6 +41,14 @@ struct FileEntry {
                              // bytes without parsing tar (they are checked by sha256)
 };
 
+/// What a configuration package was made for: the version of a software package (a FESA
+/// class's binary) its files describe. `wharf assign` refuses a generation where they differ.
+struct PackageMatch {
+  std::string name;
+  std::string version;
+  bool operator==(const PackageMatch&) const = default;
+};
+
 struct PackageIndex {
   int format = kPackageFormat;
   std::string name;
@@ -56,9 +64,22 @@ struct PackageIndex {
   /// The services the package defines, as a JSON array (empty: none); their fields are
   /// checked by the service library (src/service/definition.h) when packed and when run.
   std::string services;
+  /// Software (the default) or configuration: FESA instance files, IOC databases, settings.
+  bool configuration = false;
+  /// A configuration of one FEC only (published under fecs/<fec>/configuration/); empty:
+  /// shared by any FEC that is assigned it.
+  std::string fec;
+  std::vector<PackageMatch> matches;  // configuration only
 };
 
 const char* EntryTypeName(EntryType type);
+
+/// The store folder of a version, relative to the store: software/<name>/<version>,
+/// configuration/<name>/<version> or fecs/<fec>/configuration/<name>/<version>.
+std::string StoreFolder(const PackageIndex& index);
+/// The folder that holds every version of a package of this kind (StoreFolder less the
+/// version): "software", "configuration" or "fecs/<fec>/configuration".
+std::string StoreArea(bool configuration, const std::string& fec);
 
 /// Serialises deterministically (same index, same bytes).
 std::string PackageIndexToJson(const PackageIndex& index);

@@ -84,6 +84,7 @@ class LocalBackend : public Backend {
     options.now = SystemClock().Now();
     options.lifetime_seconds = *lifetime;
     options.dry_run = args_.dry_run;
+    options.force = args_.force;
     return options;
   }
 
@@ -111,10 +112,16 @@ class RemoteBackend : public Backend {
   }
   Result<Json> Change(const ops::ChangeRequest& request) override {
     WHARF_TRY(ValidateFecName(request.fec));
-    static constexpr const char* kVerbs[] = {"assign", "unassign", "rollback", "refresh", "services/"};
+    static constexpr const char* kVerbs[] = {"assign", "unassign", "rollback", "refresh", "services/", "persist"};
     Json body{{"expires_in", args_.expires_in}, {"dry_run", args_.dry_run}};
+    if (args_.force) body["force"] = true;
     bool service = request.kind == ops::ChangeKind::kServiceSet;
-    if (!request.items.empty()) body[service ? "set" : "packages"] = request.items;
+    if (request.kind == ops::ChangeKind::kPersist) {
+      body["paths"] = request.items;
+      body["interval"] = request.interval;
+    } else if (!request.items.empty()) {
+      body[service ? "set" : "packages"] = request.items;
+    }
     if (request.to) body["to"] = *request.to;
     std::string verb = kVerbs[static_cast<int>(request.kind)];
     if (service) {
@@ -202,6 +209,14 @@ Result<std::unique_ptr<Backend>> OpenBackend(const StoreArgs& given, bool create
   return std::unique_ptr<Backend>(std::make_unique<LocalBackend>(std::move(*store), std::move(key), args));
 }
 
+// Mismatched configurations accepted with --force: said on every command that shows them.
+void PrintForced(const Json& g) {
+  for (const auto& f : g.value("forced", Json::array()))
+    std::printf("  FORCED: configuration %s is made for %s, the FEC runs %s\n",
+                f["configuration"].get<std::string>().c_str(), f["wanted"].get<std::string>().c_str(),
+                f["found"].get<std::string>().empty() ? "none of it" : f["found"].get<std::string>().c_str());
+}
+
 // Prints what a change did (or would do, with --dry-run).
 int ReportChange(const Result<Json>& result, const StoreArgs& args, const char* verb) {
   if (!result) return Failed(result.error());
@@ -213,16 +228,21 @@ int ReportChange(const Result<Json>& result, const StoreArgs& args, const char* 
                 g["fec"].get<std::string>().c_str(), verb,
                 static_cast<unsigned long long>(g["number"].get<uint64_t>()), PackagesText(g).c_str(),
                 g["expires"].get<std::string>().c_str());
+    PrintForced(g);
   }
   return kExitOk;
+}
+
+int RunChange(const ops::ChangeRequest& request, const StoreArgs& args, const char* verb) {
+  auto backend = OpenBackend(args, false, true);
+  if (!backend) return Failed(backend.error());
+  return ReportChange((*backend)->Change(request), args, verb);
 }
 
 int RunChange(ops::ChangeKind kind, const std::string& fec, std::vector<std::string> items,
               std::optional<uint64_t> to, const StoreArgs& args, const char* verb,
               const std::string& service = "") {
-  auto backend = OpenBackend(args, false, true);
-  if (!backend) return Failed(backend.error());
-  return ReportChange((*backend)->Change({kind, fec, std::move(items), to, service}), args, verb);
+  return RunChange({kind, fec, std::move(items), to, service}, args, verb);
 }
 
 }  // namespace
@@ -240,7 +260,17 @@ int RunKeygen(const std::string& out, bool json) {
 }
 
 int RunPack(const std::string& dir, PackOptions options, const std::vector<std::string>& service_specs,
-            bool json) {
+            const std::vector<std::string>& matches, bool json) {
+  for (const auto& text : matches) {
+    auto match = ParseNameVersion(text);
+    if (!match) return ReportError(kProgram, Prefix("--matches", match.error()).error(), kExitUsage);
+    options.matches.push_back({match->name, match->version});
+  }
+  bool configuration = options.configuration || !options.fec.empty() || !options.matches.empty();
+  if (!options.fec.empty()) {
+    if (auto valid = ValidateFecName(options.fec); !valid)
+      return ReportError(kProgram, Prefix("--fec", valid.error()).error(), kExitUsage);
+  }
   std::vector<ServiceDef> services;
   for (const auto& spec : service_specs) {
     auto parsed = ParseServiceSpec(spec);
@@ -254,6 +284,10 @@ int RunPack(const std::string& dir, PackOptions options, const std::vector<std::
   for (const auto& service : services) {
     if (auto valid = ValidateService(service); !valid) return Failed(valid.error());
   }
+  if (configuration && !services.empty())
+    return ReportError(kProgram, Error{ErrorCode::kInvalidArgument,
+                                       "a configuration package runs no services; define them in "
+                                       "the software package it configures"}, kExitUsage);
   options.services = ServicesToJson(services);
   bool tty = ::isatty(2);
   if (tty && !json)
@@ -321,6 +355,19 @@ int RunAssign(const std::string& fec, const std::vector<std::string>& specs, con
   return RunChange(ops::ChangeKind::kAssign, fec, specs, std::nullopt, args, "assigned");
 }
 
+int RunPersist(const std::string& fec, const std::vector<std::string>& paths, const std::string& interval,
+               bool none, const StoreArgs& args) {
+  if (none == !paths.empty())
+    return ReportError(kProgram, Error{ErrorCode::kInvalidArgument,
+                                       "give the persistent paths, or --none to declare no persistent data"},
+                       kExitUsage);
+  auto seconds = ops::ParseDuration(interval, "--interval");
+  if (!seconds) return ReportError(kProgram, seconds.error(), kExitUsage);
+  ops::ChangeRequest request{ops::ChangeKind::kPersist, fec, paths, std::nullopt, ""};
+  request.interval = *seconds;
+  return RunChange(request, args, none ? "no persistent data from" : "persistent data in");
+}
+
 int RunUnassign(const std::string& fec, const std::vector<std::string>& names, const StoreArgs& args) {
   return RunChange(ops::ChangeKind::kUnassign, fec, names, std::nullopt, args, "unassigned, now");
 }
@@ -372,6 +419,13 @@ int RunShow(const std::string& fec, const StoreArgs& args) {
     std::printf("  %-24s %-16s %-32s %10s\n", p["name"].get<std::string>().c_str(),
                 p["version"].get<std::string>().c_str(), p["prefix"].get<std::string>().c_str(),
                 HumanBytes(p["size"].get<uint64_t>()).c_str());
+  PrintForced(g);
+  if (g.contains("persist")) {
+    std::string paths;
+    for (const auto& p : g["persist"]["paths"]) paths += " " + p.get<std::string>();
+    std::printf("  persistent data:%s, every %llds\n", paths.c_str(),
+                static_cast<long long>(g["persist"]["interval"].get<int64_t>()));
+  }
   std::printf("history:\n");
   for (const auto& h : g["history"])
     std::printf("  %4llu  %s  %s\n", static_cast<unsigned long long>(h["number"].get<uint64_t>()),
@@ -392,7 +446,9 @@ int RunList(const StoreArgs& args, bool packages) {
     if (packages) {
       std::string text;
       for (const auto& v : item["versions"]) text += " " + v.get<std::string>();
-      std::printf("%-24s%s\n", item["name"].get<std::string>().c_str(), text.c_str());
+      std::string kind = item.value("kind", std::string("software"));
+      if (item.contains("fec")) kind += " of " + item["fec"].get<std::string>();
+      std::printf("%-24s %-16s%s\n", item["name"].get<std::string>().c_str(), kind.c_str(), text.c_str());
     } else {
       std::printf("%-16s %4llu  %s\n", item["fec"].get<std::string>().c_str(),
                   static_cast<unsigned long long>(item["number"].get<uint64_t>()), PackagesText(item).c_str());

@@ -22,16 +22,21 @@ struct StoreArgs {
   std::string expires_in = "30d";  // lifetime of new generations: 90s, 12h, 30d
   bool dry_run = false;
   bool json = false;
+  bool force = false;   // assign: accept a configuration made for another software version
   int delta_bases = 2;  // publish: earlier versions to write patches against (0: none)
 };
 
 int RunKeygen(const std::string& out, bool json);
 /// `service_specs`: NAME=COMMAND ARGS; DIR/services.toml, when present, adds the other fields.
+/// `matches`: NAME@VERSION of the software a configuration package is made for.
 int RunPack(const std::string& dir, PackOptions options, const std::vector<std::string>& service_specs,
-            bool json);
+            const std::vector<std::string>& matches, bool json);
 /// Publishes each archive, with its <name>-<version>.package.json beside it.
 int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args);
 int RunAssign(const std::string& fec, const std::vector<std::string>& specs, const StoreArgs& args);
+/// Declares the FEC's persistent paths and snapshot interval ("1h"), or with `none` drops them.
+int RunPersist(const std::string& fec, const std::vector<std::string>& paths, const std::string& interval,
+               bool none, const StoreArgs& args);
 int RunUnassign(const std::string& fec, const std::vector<std::string>& names, const StoreArgs& args);
 /// Per-FEC settings of one service (KEY=VALUE; "KEY=" clears): a new generation.
 int RunServiceSet(const std::string& fec, const std::string& service,

@@ -79,8 +79,16 @@ int main(int argc, char** argv) {
   pack_cmd->add_option("--service", service_specs,
                        "a service the package runs: 'NAME=COMMAND ARGS' (COMMAND relative to the "
                        "prefix or absolute; repeatable; DIR/services.toml adds the other fields)");
+  std::vector<std::string> matches;
+  pack_cmd->add_flag("--configuration", pack.configuration,
+                     "a configuration package (published under configuration/): instance files, "
+                     "databases, settings");
+  pack_cmd->add_option("--fec", pack.fec, "a configuration of this FEC only (under fecs/FEC/configuration/)");
+  pack_cmd->add_option("--matches", matches,
+                       "NAME@VERSION: the software version this configuration is made for (a FESA "
+                       "instance file's class version); assign refuses other versions unless --force");
   pack_cmd->add_flag("--json", json, "print the result as JSON");
-  pack_cmd->callback([&] { code = wharf::RunPack(pack_dir, pack, service_specs, json); });
+  pack_cmd->callback([&] { code = wharf::RunPack(pack_dir, pack, service_specs, matches, json); });
 
   std::vector<std::string> archives;
   auto* publish = app.add_subcommand("publish", "check archives and add them to the store");
@@ -99,7 +107,20 @@ int main(int argc, char** argv) {
   assign->add_option("FEC", fec, "FEC name")->required();
   assign->add_option("NAME@VERSION", items, "packages to assign")->required();
   AddStoreOptions(assign, store_args, true);
+  assign->add_flag("--force", store_args.force,
+                   "accept a configuration made for another software version (recorded in the generation)");
   assign->callback([&] { code = wharf::RunAssign(fec, items, store_args); });
+
+  std::string persist_interval = "1h";
+  bool persist_none = false;
+  auto* persist = app.add_subcommand(
+      "persist", "the FEC's persistent data: paths its agent snapshots to the store and restores at boot");
+  persist->add_option("FEC", fec, "FEC name")->required();
+  persist->add_option("PATH", items, "absolute paths on the FEC (folders or files) to keep across reboots");
+  persist->add_option("--interval", persist_interval, "time between snapshots: 15m, 1h, 1d")->capture_default_str();
+  persist->add_flag("--none", persist_none, "declare no persistent data (snapshots already taken stay)");
+  AddStoreOptions(persist, store_args, true);
+  persist->callback([&] { code = wharf::RunPersist(fec, items, persist_interval, persist_none, store_args); });
 
   auto* unassign = app.add_subcommand("unassign", "take packages off a FEC (a new generation)");
   unassign->add_option("FEC", fec, "FEC name")->required();

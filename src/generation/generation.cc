@@ -38,12 +38,17 @@ PackageRef PackageFromJson(const ordered_json& j) {
   return p;
 }
 
-Status ValidatePackageRef(const PackageRef& p) {
+Status ValidatePackageRef(const PackageRef& p, const std::string& fec) {
   WHARF_TRY(ValidatePackageName(p.name));
   WHARF_TRY(ValidateVersion(p.version));
   WHARF_TRY(ValidatePrefix(p.prefix));
-  std::string folder = "software/" + p.name + "/" + p.version + "/";
-  if (p.archive != folder + p.name + "-" + p.version + ".tar.zst" ||
+  std::string leaf = p.name + "/" + p.version + "/";
+  std::string folder;
+  for (const char* area : {"software/", "configuration/"})
+    if (p.index.starts_with(area)) folder = area + leaf;
+  // A FEC's own configuration, never another FEC's.
+  if (p.index.starts_with("fecs/")) folder = "fecs/" + fec + "/configuration/" + leaf;
+  if (folder.empty() || p.archive != folder + p.name + "-" + p.version + ".tar.zst" ||
       p.index != folder + "package.json")
     return Fail(ErrorCode::kCorrupt, "package " + p.name + "@" + p.version +
                                          ": archive or index path is not the store's own shape");
@@ -61,6 +66,30 @@ Status CheckPrefixesApart(const std::vector<PackageRef>& packages) {
                     "packages " + packages[i].name + " (" + packages[i].prefix + ") and " +
                         packages[j].name + " (" + packages[j].prefix +
                         ") overlap; one FEC cannot hold both: repack one under another prefix");
+  return {};
+}
+
+Status ValidatePersist(const Persist& persist, const std::vector<PackageRef>& packages) {
+  if (persist.paths.empty()) return {};
+  if (persist.interval < 60 || persist.interval > 30 * 86400)
+    return Fail(ErrorCode::kInvalidArgument, "persist interval must be 1 minute to 30 days");
+  if (persist.paths.size() > 64) return Fail(ErrorCode::kInvalidArgument, "at most 64 persistent paths");
+  for (size_t i = 0; i < persist.paths.size(); ++i) {
+    const std::string& path = persist.paths[i];
+    if (!ValidatePrefix(path))
+      return Fail(ErrorCode::kInvalidArgument, "persistent path \"" + path +
+                                                   "\" is not an absolute, normalised path of plain names");
+    if (i > 0 && !(persist.paths[i - 1] < path))
+      return Fail(ErrorCode::kInvalidArgument, "persistent path " + path + " is listed twice or out of order");
+    if (i > 0 && PrefixesOverlap(persist.paths[i - 1], path))
+      return Fail(ErrorCode::kInvalidArgument, "persistent paths " + persist.paths[i - 1] + " and " + path +
+                                                   " overlap; name the outer one only");
+    for (const auto& p : packages)
+      if (PrefixesOverlap(p.prefix, path))
+        return Fail(ErrorCode::kInvalidArgument,
+                    "persistent path " + path + " overlaps the prefix of " + p.name + " (" + p.prefix +
+                        "), which is read-only and replaced on every update; keep data outside it");
+  }
   return {};
 }
 
@@ -89,6 +118,13 @@ std::string GenerationToJson(const Generation& g) {
                            {"timeout", i.timeout}});
     j["init_on_failure"] = g.init_stop_on_failure ? "stop" : "continue";
   }
+  if (!g.forced.empty()) {
+    j["forced"] = ordered_json::array();
+    for (const auto& f : g.forced)
+      j["forced"].push_back({{"configuration", f.configuration}, {"wanted", f.wanted}, {"found", f.found}});
+  }
+  if (!g.persist.paths.empty())
+    j["persist"] = {{"paths", g.persist.paths}, {"interval", g.persist.interval}};
   return j.dump(2) + "\n";
 }
 
@@ -122,6 +158,14 @@ Result<Generation> ParseGeneration(std::string_view json) {
         return Fail(ErrorCode::kCorrupt, "generation services must be an object of overrides");
       g.services = j["services"].dump();
     }
+    if (j.contains("forced"))
+      for (const auto& f : j.at("forced"))
+        g.forced.push_back({f.at("configuration").get<std::string>(), f.at("wanted").get<std::string>(),
+                            f.at("found").get<std::string>()});
+    if (j.contains("persist")) {
+      g.persist.paths = j.at("persist").at("paths").get<std::vector<std::string>>();
+      g.persist.interval = j.at("persist").at("interval").get<int64_t>();
+    }
   } catch (const nlohmann::json::exception& e) {
     return Fail(ErrorCode::kCorrupt, std::string("generation is not valid JSON of the "
                                                  "expected shape (") + e.what() + ")");
@@ -138,7 +182,7 @@ Status ValidateGeneration(const Generation& g) {
   if (g.expires <= g.created)
     return Fail(ErrorCode::kCorrupt, "generation expires before it was created");
   for (size_t i = 0; i < g.packages.size(); ++i) {
-    WHARF_TRY(ValidatePackageRef(g.packages[i]));
+    WHARF_TRY(ValidatePackageRef(g.packages[i], g.fec));
     if (i > 0 && !(g.packages[i - 1].name < g.packages[i].name))
       return Fail(ErrorCode::kCorrupt, "generation lists package " + g.packages[i].name +
                                            " twice or out of order");
@@ -159,7 +203,24 @@ Status ValidateGeneration(const Generation& g) {
     if (i > 0 && !(g.init[i - 1].name < script.name))
       return Fail(ErrorCode::kCorrupt, "init script " + script.name + " is listed twice or out of order");
   }
-  return CheckPrefixesApart(g.packages);
+  WHARF_TRY(CheckPrefixesApart(g.packages));
+  return ValidatePersist(g.persist, g.packages);
+}
+
+bool IsConfiguration(const PackageRef& ref) { return !ref.index.starts_with("software/"); }
+
+std::vector<ForcedMatch> ConfigurationMismatches(const std::vector<PackageRef>& packages,
+                                                 const std::vector<ConfigurationMatches>& declared) {
+  std::vector<ForcedMatch> mismatches;
+  for (const auto& config : declared)
+    for (const auto& [name, version] : config.matches) {
+      auto it = std::find_if(packages.begin(), packages.end(),
+                             [&](const PackageRef& p) { return p.name == name; });
+      if (it != packages.end() && it->version == version) continue;
+      mismatches.push_back({config.configuration, name + "@" + version,
+                            it == packages.end() ? "" : it->name + "@" + it->version});
+    }
+  return mismatches;
 }
 
 

@@ -30,6 +30,29 @@ struct PackageRef {
   bool operator==(const PackageRef&) const = default;
 };
 
+/// A configuration package (its archive lives under configuration/ or
+/// fecs/<FEC>/configuration/ rather than software/).
+bool IsConfiguration(const PackageRef& ref);
+
+/// A configuration assigned beside a software version other than the one it was made for,
+/// accepted with `--force` and recorded so that anyone reading the generation sees it.
+struct ForcedMatch {
+  std::string configuration;  // NAME@VERSION of the configuration package
+  std::string wanted;         // NAME@VERSION it was made for
+  std::string found;          // NAME@VERSION the generation has, or "" when it has none
+
+  bool operator==(const ForcedMatch&) const = default;
+};
+
+/// The FEC's persistent data: paths the agent packs at `interval` and on clean shutdown,
+/// sends to the store, and restores at boot when they are missing or empty.
+struct Persist {
+  std::vector<std::string> paths;  // absolute, normalised, sorted, apart from package prefixes
+  int64_t interval = 3600;         // seconds
+
+  bool operator==(const Persist&) const = default;
+};
+
 /// A boot script the FEC runs after activation, in name order, pinned by sha256.
 struct InitScript {
   std::string name;     // [A-Za-z0-9][A-Za-z0-9._-]*: the order is the names' byte order
@@ -54,6 +77,8 @@ struct Generation {
   std::string services;
   std::vector<InitScript> init;  // sorted by name
   bool init_stop_on_failure = false;  // a failing script stops the ones after it
+  std::vector<ForcedMatch> forced;    // configuration mismatches accepted with --force
+  Persist persist;                    // no paths: no persistent data
 };
 
 /// Deterministic JSON (fixed key order, times as "YYYY-MM-DDTHH:MM:SSZ").
@@ -85,6 +110,15 @@ Generation NextGeneration(std::string_view fec, const std::optional<Generation>&
 /// go back and forth).
 Result<Generation> RollbackTarget(const std::vector<Generation>& history,
                                   std::optional<uint64_t> to);
+
+/// The configurations among `packages` whose declared software version (`matches`, by
+/// configuration name, from their package.json) is not the one in `packages`.
+struct ConfigurationMatches {
+  std::string configuration;  // NAME@VERSION
+  std::vector<std::pair<std::string, std::string>> matches;  // (name, version)
+};
+std::vector<ForcedMatch> ConfigurationMismatches(const std::vector<PackageRef>& packages,
+                                                 const std::vector<ConfigurationMatches>& declared);
 
 /// What an agent has already accepted: the floor for numbers and for time.
 struct AcceptedFloor {

@@ -26,7 +26,60 @@ Generation First() {
                         kDefaultLifetimeSeconds);
 }
 
+PackageRef InArea(PackageRef p, const std::string& area) {
+  std::string leaf = p.name + "/" + p.version + "/";
+  p.archive = area + "/" + leaf + p.name + "-" + p.version + ".tar.zst";
+  p.index = area + "/" + leaf + "package.json";
+  return p;
+}
+
 }  // namespace
+
+TEST(Generation, ConfigurationsLiveInTheirAreasOnly) {
+  Generation g = First();
+  g.packages.push_back(InArea(Ref("ps-conf", "1", "/opt/ps-conf"), "configuration"));
+  g.packages.push_back(InArea(Ref("ps-local", "1", "/etc/ps"), "fecs/fec01/configuration"));
+  ASSERT_TRUE(ValidateGeneration(g));
+  EXPECT_TRUE(IsConfiguration(g.packages[1]));
+  EXPECT_FALSE(IsConfiguration(g.packages[0]));
+  auto parsed = ParseGeneration(GenerationToJson(g));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  // Another FEC's own configuration, or any other folder, is not a path a generation may name.
+  for (const char* area : {"fecs/fec02/configuration", "fecs/fec01/software", "fecs/global/configuration", "other"}) {
+    Generation bad = First();
+    bad.packages.push_back(InArea(Ref("ps-local", "1", "/etc/ps"), area));
+    EXPECT_FALSE(ValidateGeneration(bad)) << area;
+  }
+}
+
+TEST(Generation, ConfigurationMismatchesNameWhatDiffers) {
+  std::vector<PackageRef> packages = {Ref("fesa-ps", "2.1", "/opt/ps"),
+                                      InArea(Ref("ps-conf", "2", "/opt/c"), "configuration")};
+  EXPECT_TRUE(ConfigurationMismatches(packages, {{"ps-conf@2", {{"fesa-ps", "2.1"}}}}).empty());
+  auto other = ConfigurationMismatches(packages, {{"ps-conf@2", {{"fesa-ps", "2.2"}}}});
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(other[0], (ForcedMatch{"ps-conf@2", "fesa-ps@2.2", "fesa-ps@2.1"}));
+  auto missing = ConfigurationMismatches(packages, {{"ps-conf@2", {{"fesa-ts", "1"}}}});
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_EQ(missing[0].found, "");
+}
+
+TEST(Generation, PersistentPathsAreCheckedAndRoundTrip) {
+  Generation g = First();
+  g.persist = {{"/var/lib/ioc", "/var/lib/ioc-autosave"}, 900};
+  ASSERT_TRUE(ValidateGeneration(g));
+  auto parsed = ParseGeneration(GenerationToJson(g));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->persist, g.persist);
+  for (Persist bad : {Persist{{"var/lib/ioc"}, 900}, Persist{{"/var/lib/../etc"}, 900},
+                      Persist{{"/opt/ioc/data"}, 900},  // inside a package prefix: replaced on update
+                      Persist{{"/var/lib/wharf"}, 900}, Persist{{"/data", "/data/x"}, 900},
+                      Persist{{"/b", "/a"}, 900}, Persist{{"/data"}, 10}}) {
+    Generation b = First();
+    b.persist = bad;
+    EXPECT_FALSE(ValidateGeneration(b)) << (bad.paths.empty() ? "" : bad.paths[0]);
+  }
+}
 
 TEST(Generation, JsonRoundTripsExactly) {
   Generation g = First();

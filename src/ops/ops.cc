@@ -11,8 +11,10 @@ namespace wharf::ops {
 namespace {
 
 Json PackageJson(const PackageRef& p) {
-  return {{"name", p.name}, {"version", p.version}, {"prefix", p.prefix},
-          {"archive", p.archive}, {"size", p.archive_size}, {"sha256", p.archive_sha256}};
+  Json j{{"name", p.name}, {"version", p.version}, {"prefix", p.prefix},
+         {"archive", p.archive}, {"size", p.archive_size}, {"sha256", p.archive_sha256}};
+  if (IsConfiguration(p)) j["kind"] = "configuration";
+  return j;
 }
 
 }  // namespace
@@ -27,6 +29,12 @@ Json GenerationSummary(const Generation& g) {
     for (const auto& s : g.init) j["init"].push_back({{"name", s.name}, {"path", s.path}, {"timeout", s.timeout}});
     j["init_on_failure"] = g.init_stop_on_failure ? "stop" : "continue";
   }
+  if (!g.persist.paths.empty()) j["persist"] = {{"paths", g.persist.paths}, {"interval", g.persist.interval}};
+  if (!g.forced.empty()) {
+    j["forced"] = Json::array();
+    for (const auto& f : g.forced)
+      j["forced"].push_back({{"configuration", f.configuration}, {"wanted", f.wanted}, {"found", f.found}});
+  }
   return j;
 }
 
@@ -36,7 +44,7 @@ std::string PackagesText(const Generation& g) {
   return text.empty() ? "(nothing)" : text;
 }
 
-Result<int64_t> ParseDuration(const std::string& text) {
+Result<int64_t> ParseDuration(const std::string& text, const std::string& what) {
   size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   std::string unit = text.substr(digits);
@@ -44,7 +52,7 @@ Result<int64_t> ParseDuration(const std::string& text) {
                 : unit == "d" || unit.empty() ? 86400 : 0;
   if (digits == 0 || digits > 9 || scale == 0 || std::stoll(text.substr(0, digits)) == 0)
     return Fail(ErrorCode::kInvalidArgument,
-                "expires_in " + text + ": expected a positive duration like 90s, 12h or 30d");
+                what + " " + text + ": expected a positive duration like 90s, 12h or 30d");
   return std::stoll(text.substr(0, digits)) * scale;
 }
 
@@ -53,7 +61,7 @@ Result<Json> Publish(Store& store, const std::string& archive, const std::string
   auto outcome = store.Publish(archive, index, dry_run, delta_bases);
   if (!outcome) return std::unexpected(outcome.error());
   const PackageIndex& i = outcome->index;
-  auto versions = store.Versions(i.name);
+  auto versions = store.Versions({StoreArea(i.configuration, i.fec), i.name});
   return Json{{"name", i.name}, {"version", i.version}, {"size", i.archive_size},
               {"sha256", i.archive_sha256}, {"already_present", outcome->already_present},
               {"dry_run", dry_run}, {"versions", versions ? versions->size() : 0}};
@@ -84,6 +92,9 @@ Result<Json> Change(Store& store, const ChangeRequest& request, const ChangeOpti
       break;
     case ChangeKind::kRefresh:
       result = Refresh(store, request.fec, options);
+      break;
+    case ChangeKind::kPersist:
+      result = SetPersist(store, request.fec, {request.items, request.interval}, options);
       break;
     case ChangeKind::kServiceSet:
       if (request.items.empty())
@@ -140,7 +151,8 @@ Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_
   if (!report) return std::unexpected(report.error());
   auto list = [](const std::vector<GcVersion>& versions) {
     Json out = Json::array();
-    for (const auto& v : versions) out.push_back({{"name", v.name}, {"version", v.version}, {"bytes", v.bytes}});
+    for (const auto& v : versions)
+      out.push_back({{"name", v.name}, {"version", v.version}, {"bytes", v.bytes}, {"area", v.area}});
     return out;
   };
   return Json{{"removed", list(report->removed)}, {"kept_assigned", list(report->kept_assigned)},
@@ -148,14 +160,16 @@ Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_
 }
 
 Result<Json> ListPackages(const Store& store) {
-  auto names = ListDir(JoinPath(store.root(), "software"));
-  if (!names) return std::unexpected(names.error());
+  auto homes = store.Packages();
+  if (!homes) return std::unexpected(homes.error());
   Json out = Json::array();
-  for (const auto& name : *names) {
-    if (name.starts_with(".")) continue;
-    auto versions = store.Versions(name);
+  for (const auto& home : *homes) {
+    auto versions = store.Versions(home);
     if (!versions) continue;
-    out.push_back({{"name", name}, {"versions", *versions}});
+    Json entry{{"name", home.name}, {"kind", home.configuration() ? "configuration" : "software"},
+               {"versions", *versions}};
+    if (home.configuration() && home.area != "configuration") entry["fec"] = Split(home.area, '/')[1];
+    out.push_back(std::move(entry));
   }
   return out;
 }

@@ -21,13 +21,15 @@ using Json = nlohmann::ordered_json;
 Result<Json> Publish(Store& store, const std::string& archive, const std::string& index,
                      bool dry_run, int delta_bases);
 
-enum class ChangeKind { kAssign, kUnassign, kRollback, kRefresh, kServiceSet };
+enum class ChangeKind { kAssign, kUnassign, kRollback, kRefresh, kServiceSet, kPersist };
 struct ChangeRequest {
   ChangeKind kind = ChangeKind::kAssign;
   std::string fec;
-  std::vector<std::string> items;  // assign: NAME@VERSION; unassign: NAME; service: KEY=VALUE
+  std::vector<std::string> items;  // assign: NAME@VERSION; unassign: NAME; service: KEY=VALUE;
+                                   // persist: absolute paths (none: no persistent data)
   std::optional<uint64_t> to;      // rollback
   std::string service;             // service set: its name
+  int64_t interval = 3600;         // persist: seconds between snapshots (items: the paths)
 };
 /// Runs one change; the new generation's summary with "dry_run".
 Result<Json> Change(Store& store, const ChangeRequest& request, const ChangeOptions& options);
@@ -51,6 +53,6 @@ Result<Json> Init(Store& store, const std::string& fec, const InitEdit& edit, co
 Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_run);
 
 /// "90s", "15m", "12h", "30d" (a bare number is days).
-Result<int64_t> ParseDuration(const std::string& text);
+Result<int64_t> ParseDuration(const std::string& text, const std::string& what = "expires_in");
 
 }  // namespace wharf::ops

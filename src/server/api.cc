@@ -340,7 +340,8 @@ void Api::Register(http::Router& router) {
                             ChangeRoute{"unassign", ops::ChangeKind::kUnassign, "unassign"},
                             ChangeRoute{"rollback", ops::ChangeKind::kRollback, "rollback"},
                             ChangeRoute{"refresh", ops::ChangeKind::kRefresh, "refresh"},
-                            ChangeRoute{"service-set", ops::ChangeKind::kServiceSet, "services/{service}"}}) {
+                            ChangeRoute{"service-set", ops::ChangeKind::kServiceSet, "services/{service}"},
+                            ChangeRoute{"persist", ops::ChangeKind::kPersist, "persist"}}) {
     router.Add(
         "POST", std::string("/api/v1/fecs/{fec}/") + route.path,
         [this, authorize, fec_param, route](Request& request, const std::string& body) -> Response {
@@ -353,9 +354,26 @@ void Api::Register(http::Router& router) {
             auto j = ParseBody(body);
             if (!j) return std::unexpected(j.error());
             ops::ChangeRequest change{route.kind, *fec, {}, std::nullopt, ""};
-            auto items = StringList(*j, route.kind == ops::ChangeKind::kServiceSet ? "set" : "packages");
+            const char* list = route.kind == ops::ChangeKind::kServiceSet ? "set"
+                               : route.kind == ops::ChangeKind::kPersist  ? "paths"
+                                                                          : "packages";
+            auto items = StringList(*j, list);
             if (!items) return std::unexpected(items.error());
             change.items = *items;
+            if (route.kind == ops::ChangeKind::kPersist && j->contains("interval")) {
+              const Json& interval = (*j)["interval"];
+              if (interval.is_number_unsigned()) {
+                change.interval = interval.get<int64_t>();
+              } else if (interval.is_string()) {
+                auto seconds = ops::ParseDuration(interval.get<std::string>(), "interval");
+                if (!seconds) return std::unexpected(seconds.error());
+                change.interval = *seconds;
+              } else {
+                return Fail(ErrorCode::kInvalidArgument, "interval: expected seconds or a duration like \"1h\"");
+              }
+            }
+            if (j->contains("force") && !(*j)["force"].is_boolean())
+              return Fail(ErrorCode::kInvalidArgument, "force: expected true or false");
             if (route.kind == ops::ChangeKind::kServiceSet) change.service = request.params.at("service");
             if (j->contains("to")) {
               if (!(*j)["to"].is_number_unsigned())
@@ -374,6 +392,7 @@ void Api::Register(http::Router& router) {
             options.now = clock_.Now();
             options.lifetime_seconds = *lifetime;
             options.dry_run = j->value("dry_run", false);
+            options.force = j->value("force", false);
             auto result = ops::Change(store_, change, options);
             if (result && !options.dry_run)
               (void)ImportGenerations(*fec);
@@ -385,6 +404,10 @@ void Api::Register(http::Router& router) {
             detail = "generation " + std::to_string((*answer)["number"].get<uint64_t>()) + ":";
             for (const auto& p : (*answer)["packages"])
               detail += " " + p["name"].get<std::string>() + "@" + p["version"].get<std::string>();
+            if (answer->contains("forced"))
+              for (const auto& f : (*answer)["forced"])
+                detail += " FORCED " + f["configuration"].get<std::string>() + " (made for " +
+                          f["wanted"].get<std::string>() + ")";
             if ((*answer)["dry_run"].get<bool>()) detail += " (dry run)";
           }
           (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote,

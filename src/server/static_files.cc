@@ -105,8 +105,12 @@ Response StaticFiles::Serve(const Request& request) const {
   Response response;
   response.content_type = ContentType(path);
   response.headers = {{"ETag", etag}, {"Last-Modified", last_modified}, {"Accept-Ranges", "bytes"}};
-  // Versions are immutable once published; pointers (generation.json) change.
-  bool immutable = path.starts_with("/software/") && !path.ends_with("/deltas.json");
+  // Versions are software/N/V/..., configuration/N/V/... or fecs/F/configuration/N/V/...;
+  // the links beside them (fecs/F/configuration/N.tar.zst) are pointers.
+  auto parts = Split(path.substr(1), '/');
+  bool in_version = ((parts[0] == "software" || parts[0] == "configuration") && parts.size() >= 4) ||
+                    (parts[0] == "fecs" && parts.size() >= 6 && parts[2] == "configuration");
+  bool immutable = in_version && !path.ends_with("/deltas.json");
   response.headers.emplace_back("Cache-Control",
                                 immutable ? "public, max-age=31536000, immutable" : "no-cache");
 

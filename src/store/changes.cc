@@ -2,30 +2,64 @@
 
 #include <functional>
 
-#include "archive/names.h"
-#include "service/definition.h"
-#include "crypto/sha256.h"
-#include "base/file.h"
-
-#include <map>
 #include <unistd.h>
+
+#include <algorithm>
+#include <map>
+
+#include "archive/names.h"
+#include "archive/package_index.h"
+#include "base/file.h"
+#include "base/strings.h"
+#include "crypto/sha256.h"
+#include "service/definition.h"
 
 namespace wharf {
 namespace {
 
-using Edit = std::function<Result<std::vector<PackageRef>>(
-    const std::optional<StoredGeneration>& current)>;
+// Edits the desired state: `draft` starts as the current generation's (packages, service
+// settings, boot scripts, persistent paths, forced matches), or empty for a FEC's first.
+using Edit = std::function<Status(const std::optional<StoredGeneration>& current, Generation& draft)>;
 
-// Lock, read the current generation, edit its packages, chain, sign, write. The service
-// overrides carry over unless the edit sets `*services` (when given).
-struct InitState {
-  std::vector<InitScript> scripts;
-  bool stop_on_failure = false;
-};
+// The configurations among `packages` that declare the software they were made for.
+Result<std::vector<ConfigurationMatches>> DeclaredMatches(const Store& store,
+                                                          const std::vector<PackageRef>& packages) {
+  std::vector<ConfigurationMatches> declared;
+  for (const auto& p : packages) {
+    if (!IsConfiguration(p)) continue;
+    auto json = ReadFile(JoinPath(store.root(), p.index), 256u << 20);
+    if (!json) return std::unexpected(json.error());
+    auto index = ParsePackageIndex(*json);
+    if (!index) return Prefix(p.index, index.error());
+    ConfigurationMatches config{p.name + "@" + p.version, {}};
+    for (const auto& m : index->matches) config.matches.push_back({m.name, m.version});
+    if (!config.matches.empty()) declared.push_back(std::move(config));
+  }
+  return declared;
+}
 
+// A configuration next to another software version than its own is refused, unless this
+// change is forced or the very same mismatch was forced before (a later service setting
+// must not need --force again). What is accepted is recorded in the generation.
+Status CheckConfigurations(const Store& store, const std::vector<ForcedMatch>& carried, bool force,
+                           Generation& next) {
+  auto declared = DeclaredMatches(store, next.packages);
+  if (!declared) return std::unexpected(declared.error());
+  next.forced = ConfigurationMismatches(next.packages, *declared);
+  for (const auto& m : next.forced) {
+    if (force || std::find(carried.begin(), carried.end(), m) != carried.end()) continue;
+    return Fail(ErrorCode::kRejected,
+                next.fec + ": configuration " + m.configuration + " is made for " + m.wanted + ", but " +
+                    (m.found.empty() ? "the FEC has no " + Split(m.wanted, '@')[0] : "the FEC gets " + m.found) +
+                    "; assign " + m.wanted + " or a configuration made for the other version, or pass "
+                    "--force (recorded in the generation)");
+  }
+  return {};
+}
+
+// Lock, read the current generation, edit, chain, check, sign, write.
 Result<Generation> Change(Store& store, const std::string& fec, const Edit& edit,
-                          const ChangeOptions& options, std::optional<std::string>* services = nullptr,
-                          const std::optional<InitState>* init_edit = nullptr) {
+                          const ChangeOptions& options) {
   WHARF_TRY(ValidateFecName(fec));
   if (!options.dry_run && options.key == nullptr)
     return Fail(ErrorCode::kInvalidArgument, "a signing key is needed: pass --key NAME.key");
@@ -33,36 +67,26 @@ Result<Generation> Change(Store& store, const std::string& fec, const Edit& edit
   if (!lock) return std::unexpected(lock.error());
   auto current = store.CurrentGeneration(fec);
   if (!current) return std::unexpected(current.error());
-  auto packages = edit(*current);
-  if (!packages) return std::unexpected(packages.error());
   std::optional<Generation> parent;
   std::string parent_json;
+  Generation draft;
   if (*current) {
     parent = (*current)->generation;
     parent_json = (*current)->json;
+    draft = *parent;
   }
-  const std::optional<InitState>& init = init_edit ? *init_edit : std::optional<InitState>();
-  Generation next = NextGeneration(fec, parent, parent_json, std::move(*packages), options.now,
+  WHARF_TRY(edit(*current, draft));
+  Generation next = NextGeneration(fec, parent, parent_json, std::move(draft.packages), options.now,
                                    options.lifetime_seconds);
-  next.services = services && *services ? **services : parent ? parent->services : "";
-  if (parent) {  // boot scripts carry over; an edit of them or a rollback replaces them
-    next.init = parent->init;
-    next.init_stop_on_failure = parent->init_stop_on_failure;
-  }
-  if (init) {
-    next.init = init->scripts;
-    next.init_stop_on_failure = init->stop_on_failure;
-  }
+  next.services = draft.services;
+  next.init = draft.init;
+  next.init_stop_on_failure = draft.init_stop_on_failure;
+  next.persist = draft.persist;
+  WHARF_TRY(CheckConfigurations(store, draft.forced, options.force, next));
   WHARF_TRY(ValidateGeneration(next));
   if (options.dry_run) return next;
   WHARF_TRY(store.WriteGeneration(next, GenerationToJson(next), *options.key));
   return next;
-}
-
-const std::vector<PackageRef> kNoPackages;
-
-const std::vector<PackageRef>& PackagesOf(const std::optional<StoredGeneration>& current) {
-  return current ? current->generation.packages : kNoPackages;
 }
 
 }  // namespace
@@ -80,61 +104,74 @@ Result<NameVersion> ParseNameVersion(const std::string& text) {
 
 Result<Generation> Assign(Store& store, const std::string& fec,
                           const std::vector<NameVersion>& packages, const ChangeOptions& options) {
-  return Change(store, fec, [&](const std::optional<StoredGeneration>& current)
-                    -> Result<std::vector<PackageRef>> {
+  return Change(store, fec, [&](const std::optional<StoredGeneration>&, Generation& draft) -> Status {
     std::vector<PackageRef> refs;
     for (const auto& p : packages) {
-      auto ref = store.ResolvePackage(p.name, p.version);
+      auto ref = store.ResolvePackage(fec, p.name, p.version);
       if (!ref) return std::unexpected(ref.error());
       refs.push_back(std::move(*ref));
     }
-    return AssignPackages(PackagesOf(current), refs);
+    auto assigned = AssignPackages(draft.packages, refs);
+    if (!assigned) return std::unexpected(assigned.error());
+    draft.packages = std::move(*assigned);
+    return {};
   }, options);
 }
 
 Result<Generation> Unassign(Store& store, const std::string& fec,
                             const std::vector<std::string>& names, const ChangeOptions& options) {
-  return Change(store, fec, [&](const std::optional<StoredGeneration>& current) {
-    return UnassignPackages(PackagesOf(current), names);
+  return Change(store, fec, [&](const std::optional<StoredGeneration>&, Generation& draft) -> Status {
+    auto left = UnassignPackages(draft.packages, names);
+    if (!left) return std::unexpected(left.error());
+    draft.packages = std::move(*left);
+    return {};
   }, options);
 }
 
 Result<Generation> Rollback(Store& store, const std::string& fec, std::optional<uint64_t> to,
                             const ChangeOptions& options) {
-  std::optional<std::string> services;
-  std::optional<InitState> init;
-  return Change(store, fec, [&](const std::optional<StoredGeneration>&)
-                    -> Result<std::vector<PackageRef>> {
+  return Change(store, fec, [&](const std::optional<StoredGeneration>&, Generation& draft) -> Status {
     auto history = store.History(fec);
     if (!history) return std::unexpected(history.error());
     auto target = RollbackTarget(*history, to);
     if (!target) return std::unexpected(target.error());
-    services = target->services;  // the whole earlier state, service settings and scripts too
-    init = InitState{target->init, target->init_stop_on_failure};
-    return target->packages;
-  }, options, &services, &init);
+    // The whole earlier release: packages, service settings, scripts, and the mismatches it
+    // was allowed. Persistent paths describe the FEC's data, not a release: they stay.
+    Persist persist = draft.persist;
+    draft = *target;
+    draft.persist = persist;
+    return {};
+  }, options);
 }
 
 Result<Generation> SetService(Store& store, const std::string& fec, const std::string& service,
                               const std::vector<std::string>& settings, const ChangeOptions& options) {
-  std::optional<std::string> services;
-  return Change(store, fec, [&](const std::optional<StoredGeneration>& current)
-                    -> Result<std::vector<PackageRef>> {
+  return Change(store, fec, [&](const std::optional<StoredGeneration>& current, Generation& draft) -> Status {
     if (!current)
       return Fail(ErrorCode::kNotFound, fec + " has no generation yet; assign its packages first");
-    auto updated = SetServiceOverrides(current->generation.services, service, settings);
+    auto updated = SetServiceOverrides(draft.services, service, settings);
     if (!updated) return std::unexpected(updated.error());
-    services = *updated;
-    return current->generation.packages;
-  }, options, &services);
+    draft.services = *updated;
+    return {};
+  }, options);
+}
+
+Result<Generation> SetPersist(Store& store, const std::string& fec, const Persist& persist,
+                              const ChangeOptions& options) {
+  return Change(store, fec, [&](const std::optional<StoredGeneration>& current, Generation& draft) -> Status {
+    if (!current)
+      return Fail(ErrorCode::kNotFound, fec + " has no generation yet; assign its packages first");
+    draft.persist = persist;
+    std::sort(draft.persist.paths.begin(), draft.persist.paths.end());
+    return {};
+  }, options);
 }
 
 Result<Generation> Refresh(Store& store, const std::string& fec, const ChangeOptions& options) {
-  return Change(store, fec, [&](const std::optional<StoredGeneration>& current)
-                    -> Result<std::vector<PackageRef>> {
+  return Change(store, fec, [&](const std::optional<StoredGeneration>& current, Generation&) -> Status {
     if (!current)
       return Fail(ErrorCode::kNotFound, fec + " has no generation to refresh; assign first");
-    return current->generation.packages;
+    return {};
   }, options);
 }
 
@@ -154,14 +191,11 @@ Result<Generation> EditInit(Store& store, const std::string& fec, const InitEdit
     none.fec = "global";
     return none;
   }
-  std::optional<InitState> init;
   std::string folder = JoinPath(store.root(), "fecs/" + fec + "/init");
-  return Change(store, fec, [&](const std::optional<StoredGeneration>& current)
-                    -> Result<std::vector<PackageRef>> {
+  return Change(store, fec, [&](const std::optional<StoredGeneration>& current, Generation& draft) -> Status {
     if (!current) return Fail(ErrorCode::kNotFound, fec + " has no generation yet; assign its packages first");
-    const Generation& g = current->generation;
     std::map<std::string, InitScript> scripts;
-    for (const auto& s : g.init) scripts[s.name] = s;
+    for (const auto& s : draft.init) scripts[s.name] = s;
     std::string own = "fecs/" + fec + "/init/" + edit.name;
     std::string global = "fecs/global/init/" + edit.name;
     switch (edit.kind) {
@@ -194,11 +228,11 @@ Result<Generation> EditInit(Store& store, const std::string& fec, const InitEdit
         break;
     }
     if (edit.kind != InitEdit::kRemove && edit.timeout > 0) scripts[edit.name].timeout = edit.timeout;
-    InitState state{{}, edit.on_failure.empty() ? g.init_stop_on_failure : edit.on_failure == "stop"};
-    for (auto& [name, script] : scripts) state.scripts.push_back(script);
-    init = std::move(state);
-    return g.packages;
-  }, options, nullptr, &init);
+    if (!edit.on_failure.empty()) draft.init_stop_on_failure = edit.on_failure == "stop";
+    draft.init.clear();
+    for (auto& [name, script] : scripts) draft.init.push_back(script);
+    return {};
+  }, options);
 }
 
 }  // namespace wharf

@@ -19,6 +19,7 @@ struct ChangeOptions {
   int64_t now = 0;
   int64_t lifetime_seconds = kDefaultLifetimeSeconds;
   bool dry_run = false;  // compute and return the generation, write nothing
+  bool force = false;    // accept configurations made for other software versions (recorded)
 };
 
 struct NameVersion {
@@ -54,6 +55,9 @@ struct InitEdit {
 /// init list names each script with its sha256.
 Result<Generation> EditInit(Store& store, const std::string& fec, const InitEdit& edit,
                             const ChangeOptions& options);
+/// Declares the FEC's persistent paths and snapshot interval (no paths: none).
+Result<Generation> SetPersist(Store& store, const std::string& fec, const Persist& persist,
+                              const ChangeOptions& options);
 /// Re-signs the FEC's current packages with a later expiry (a daily timer's job).
 Result<Generation> Refresh(Store& store, const std::string& fec, const ChangeOptions& options);
 

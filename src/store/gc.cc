@@ -37,7 +37,7 @@ Result<GcReport> CollectGarbage(Store& store, const GcOptions& options) {
   if (!lock) return std::unexpected(lock.error());
 
   // What the FECs may still run: their current generation and the ones before it they keep.
-  std::set<std::pair<std::string, std::string>> assigned;
+  std::set<std::string> assigned;  // store folders of versions: "software/<name>/<version>"
   auto fecs = store.Fecs();
   if (!fecs) return std::unexpected(fecs.error());
   for (const auto& fec : *fecs) {
@@ -47,32 +47,29 @@ Result<GcReport> CollectGarbage(Store& store, const GcOptions& options) {
                       ? history->size() - options.keep_generations
                       : 0;
     for (size_t i = from; i < history->size(); ++i)
-      for (const auto& p : (*history)[i].packages) assigned.insert({p.name, p.version});
+      for (const auto& p : (*history)[i].packages) assigned.insert(Dirname(p.index));
   }
 
   GcReport report;
-  std::string software = JoinPath(store.root(), "software");
-  auto names = ListDir(software);
-  if (!names) return std::unexpected(names.error());
-  for (const auto& name : *names) {
-    if (name.starts_with(".")) continue;
-    auto versions = store.Versions(name);
+  auto homes = store.Packages();
+  if (!homes) return std::unexpected(homes.error());
+  for (const auto& home : *homes) {
+    auto versions = store.Versions(home);
     if (!versions) continue;
+    std::string folder = JoinPath(store.root(), home.folder());
     std::vector<std::pair<int64_t, std::string>> by_time;  // newest first
-    for (const auto& v : *versions) {
-      by_time.push_back({PublishedNs(JoinPath(software, name + "/" + v + "/package.json")), v});
-    }
+    for (const auto& v : *versions) by_time.push_back({PublishedNs(JoinPath(folder, v + "/package.json")), v});
     std::sort(by_time.rbegin(), by_time.rend());
     for (size_t i = static_cast<size_t>(options.keep_versions); i < by_time.size(); ++i) {
       const std::string& version = by_time[i].second;
-      std::string dir = JoinPath(software, name + "/" + version);
-      GcVersion entry{name, version, TreeBytes(dir)};
-      if (assigned.contains({name, version})) {
+      std::string dir = JoinPath(folder, version);
+      GcVersion entry{home.name, version, TreeBytes(dir), home.area};
+      if (assigned.contains(home.folder() + "/" + version)) {
         report.kept_assigned.push_back(entry);
         continue;
       }
       if (!options.dry_run) {
-        std::string hidden = JoinPath(software, name + "/." + version + ".gc-" + std::to_string(::getpid()));
+        std::string hidden = JoinPath(folder, "." + version + ".gc-" + std::to_string(::getpid()));
         WHARF_TRY(RenameDurable(dir, hidden));
         WHARF_TRY(RemoveTree(hidden));
       }

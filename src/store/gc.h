@@ -1,5 +1,5 @@
 // Retention: which published versions a store may drop. Keeps the newest `keep_versions`
-// of each package (by publication time) and every version that a FEC's current generation
+// of each package and configuration (by publication time) and every version that a FEC's current generation
 // or one of the `keep_generations` - 1 before it names (what agents keep on disk and roll
 // back to), whatever its age.
 #pragma once
@@ -23,6 +23,7 @@ struct GcVersion {
   std::string name;
   std::string version;
   uint64_t bytes = 0;
+  std::string area;  // "software", "configuration", "fecs/<FEC>/configuration"
 };
 
 struct GcReport {

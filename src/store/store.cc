@@ -1,10 +1,12 @@
 #include "store/store.h"
 
 #include <algorithm>
+#include <map>
 
 #include "archive/delta.h"
 #include "archive/names.h"
 #include "archive/reader.h"
+#include "base/strings.h"
 #include "crypto/sha256.h"
 
 namespace wharf {
@@ -13,8 +15,13 @@ namespace {
 constexpr uint64_t kMaxIndexBytes = 256u << 20;
 constexpr uint64_t kMaxGenerationBytes = 16u << 20;
 
-std::string VersionDir(const std::string& root, const std::string& name, const std::string& version) {
-  return JoinPath(root, "software/" + name + "/" + version);
+PackageHome HomeOf(const PackageIndex& index) {
+  return {StoreArea(index.configuration, index.fec), index.name};
+}
+
+std::string KindText(const PackageHome& home) {
+  if (!home.configuration()) return "software";
+  return home.area == "configuration" ? "shared configuration" : "configuration of " + Split(home.area, '/')[1];
 }
 
 }  // namespace
@@ -43,7 +50,8 @@ Result<PublishOutcome> Store::Publish(const std::string& archive_path,
   if (Basename(archive_path) != index->archive)
     return Fail(ErrorCode::kInvalidArgument, archive_path + ": its package.json describes " +
                                                  index->archive + "; publish that file");
-  std::string dest = VersionDir(root_, index->name, index->version);
+  WHARF_TRY(CheckNameFree(*index));
+  std::string dest = JoinPath(root_, StoreFolder(*index));
   std::string package_dir = Dirname(dest);
   WHARF_TRY(MakeDirs(package_dir));
   // Copy first, then check the copy: what becomes visible is exactly what was checked.
@@ -56,7 +64,7 @@ Result<PublishOutcome> Store::Publish(const std::string& archive_path,
   if (staged) staged = VerifyArchive(staged_archive, *index);
   if (staged && !dry_run && !PathExists(dest))
     staged = WriteDeltas(staging, staged_archive, *index,
-                         RecentVersions(index->name, index->version, delta_bases), 19);
+                         RecentVersions(HomeOf(*index), index->version, delta_bases), 19);
   if (!staged) {
     cleanup();
     return Prefix("publish " + index->name + "@" + index->version, staged.error());
@@ -97,27 +105,80 @@ Result<PublishOutcome> Store::CompareWithPublished(const std::string& dest,
   return PublishOutcome{index, true};
 }
 
-Result<PackageIndex> Store::ReadIndex(const std::string& name, const std::string& version) const {
-  WHARF_TRY(ValidatePackageName(name));
+Status Store::CheckNameFree(const PackageIndex& index) const {
+  PackageHome mine = HomeOf(index);
+  auto homes = Packages();
+  if (!homes) return std::unexpected(homes.error());
+  for (const auto& home : *homes) {
+    if (home.name != index.name || home.area == mine.area) continue;
+    // Two FECs may each have their own configuration of one name.
+    if (home.configuration() && mine.configuration() && home.area != "configuration" &&
+        mine.area != "configuration")
+      continue;
+    return Fail(ErrorCode::kAlreadyExists,
+                index.name + " is already published as " + KindText(home) + " (" + home.folder() +
+                    "); one name is one package: pick another name for this " + KindText(mine));
+  }
+  return {};
+}
+
+Result<PackageIndex> Store::ReadIndex(const PackageHome& home, const std::string& version) const {
+  WHARF_TRY(ValidatePackageName(home.name));
   WHARF_TRY(ValidateVersion(version));
-  auto json = ReadFile(JoinPath(VersionDir(root_, name, version), "package.json"), kMaxIndexBytes);
+  auto json = ReadFile(JoinPath(root_, home.folder() + "/" + version + "/package.json"), kMaxIndexBytes);
   if (!json) {
     if (json.error().code == ErrorCode::kNotFound)
-      return Fail(ErrorCode::kNotFound, name + "@" + version +
+      return Fail(ErrorCode::kNotFound, home.name + "@" + version +
                                             " is not published in this store; `wharf publish` it "
                                             "first");
     return std::unexpected(json.error());
   }
   auto index = ParsePackageIndex(*json);
-  if (!index) return Prefix(name + "@" + version + " package.json", index.error());
+  if (!index) return Prefix(home.name + "@" + version + " package.json", index.error());
   return index;
 }
 
-Result<PackageRef> Store::ResolvePackage(const std::string& name,
+Result<std::vector<PackageHome>> Store::Packages() const {
+  std::vector<std::string> areas = {"software", "configuration"};
+  auto fecs = Fecs();
+  if (!fecs) return std::unexpected(fecs.error());
+  for (const auto& fec : *fecs)
+    if (IsDirectory(JoinPath(FecDir(fec), "configuration"))) areas.push_back("fecs/" + fec + "/configuration");
+  std::vector<PackageHome> homes;
+  for (const auto& area : areas) {
+    auto names = ListDir(JoinPath(root_, area));
+    if (!names) {
+      if (names.error().code == ErrorCode::kNotFound) continue;
+      return std::unexpected(names.error());
+    }
+    for (const auto& name : *names)
+      if (name[0] != '.' && IsDirectory(JoinPath(root_, area + "/" + name)) && ValidatePackageName(name))
+        homes.push_back({area, name});
+  }
+  return homes;
+}
+
+Result<PackageHome> Store::FindPackage(const std::string& fec, const std::string& name) const {
+  WHARF_TRY(ValidatePackageName(name));
+  std::vector<std::string> areas = {"software", "configuration"};
+  if (!fec.empty()) {
+    WHARF_TRY(ValidateFecName(fec));
+    areas.push_back("fecs/" + fec + "/configuration");
+  }
+  for (const auto& area : areas)
+    if (IsDirectory(JoinPath(root_, area + "/" + name))) return PackageHome{area, name};
+  return Fail(ErrorCode::kNotFound, name + " is not published in this store" +
+                                        (fec.empty() ? "" : " (nor as a configuration of " + fec + ")") +
+                                        "; `wharf publish` it first, or see `wharf list --packages`");
+}
+
+Result<PackageRef> Store::ResolvePackage(const std::string& fec, const std::string& name,
                                          const std::string& version) const {
-  auto index = ReadIndex(name, version);
+  auto home = FindPackage(fec, name);
+  if (!home) return std::unexpected(home.error());
+  auto index = ReadIndex(*home, version);
   if (!index) return std::unexpected(index.error());
-  std::string folder = "software/" + name + "/" + version + "/";
+  std::string folder = home->folder() + "/" + version + "/";
   auto digest = Sha256File(JoinPath(root_, folder + "package.json"));
   if (!digest) return std::unexpected(digest.error());
   PackageRef ref;
@@ -133,9 +194,9 @@ Result<PackageRef> Store::ResolvePackage(const std::string& name,
   return ref;
 }
 
-Result<std::vector<std::string>> Store::Versions(const std::string& name) const {
-  WHARF_TRY(ValidatePackageName(name));
-  auto names = ListDir(JoinPath(root_, "software/" + name));
+Result<std::vector<std::string>> Store::Versions(const PackageHome& home) const {
+  WHARF_TRY(ValidatePackageName(home.name));
+  auto names = ListDir(JoinPath(root_, home.folder()));
   if (!names) return std::unexpected(names.error());
   std::vector<std::string> versions;
   for (auto& v : *names)
@@ -143,22 +204,22 @@ Result<std::vector<std::string>> Store::Versions(const std::string& name) const 
   return versions;
 }
 
-std::vector<std::pair<std::string, PackageIndex>> Store::RecentVersions(const std::string& name,
+std::vector<std::pair<std::string, PackageIndex>> Store::RecentVersions(const PackageHome& home,
                                                                         const std::string& except,
                                                                         int count) const {
   std::vector<std::pair<int64_t, std::string>> by_time;
-  for (const auto& version : Versions(name).value_or(std::vector<std::string>{})) {
+  for (const auto& version : Versions(home).value_or(std::vector<std::string>{})) {
     if (version == except) continue;
-    auto when = FileModifiedTime(JoinPath(VersionDir(root_, name, version), "package.json"));
+    auto when = FileModifiedTime(JoinPath(root_, home.folder() + "/" + version + "/package.json"));
     if (when) by_time.push_back({*when, version});
   }
   std::sort(by_time.rbegin(), by_time.rend());
   std::vector<std::pair<std::string, PackageIndex>> recent;
   for (const auto& [when, version] : by_time) {
     if (static_cast<int>(recent.size()) >= count) break;
-    auto index = ReadIndex(name, version);
+    auto index = ReadIndex(home, version);
     if (!index) continue;
-    std::string archive = JoinPath(VersionDir(root_, name, version), index->archive);
+    std::string archive = JoinPath(root_, home.folder() + "/" + version + "/" + index->archive);
     recent.push_back({archive, std::move(*index)});
   }
   return recent;
@@ -222,22 +283,32 @@ Status Store::WriteGeneration(const Generation& generation, const std::string& j
   return DeriveView(generation);
 }
 
+// fecs/<FEC>/software/ and configuration/ hold links to what the FEC runs; the FEC's own
+// configuration packages (folders in configuration/) are never touched here.
 Status Store::DeriveView(const Generation& generation) {
-  std::string view = JoinPath(FecDir(generation.fec), "software");
-  WHARF_TRY(MakeDirs(view));
-  std::vector<std::string> wanted;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> views;  // folder -> links
+  views["software"];
+  views["configuration"];
   for (const auto& p : generation.packages) {
-    for (const auto& [link, target] :
-         {std::pair{p.name + ".tar.zst", p.archive}, std::pair{p.name + ".package.json", p.index}}) {
+    std::string folder = IsConfiguration(p) ? "configuration" : "software";
+    views[folder].push_back({p.name + ".tar.zst", p.archive});
+    views[folder].push_back({p.name + ".package.json", p.index});
+  }
+  for (const auto& [folder, links] : views) {
+    std::string view = JoinPath(FecDir(generation.fec), folder);
+    WHARF_TRY(MakeDirs(view));
+    std::vector<std::string> wanted;
+    for (const auto& [link, target] : links) {
       WHARF_TRY(SymlinkAtomic(RelativePath(view, JoinPath(root_, target)), JoinPath(view, link)));
       wanted.push_back(link);
     }
+    auto present = ListDir(view);
+    if (!present) return std::unexpected(present.error());
+    for (const auto& name : *present)
+      if (std::find(wanted.begin(), wanted.end(), name) == wanted.end() &&
+          ReadLink(JoinPath(view, name)).has_value())
+        WHARF_TRY(RemoveTree(JoinPath(view, name)));
   }
-  auto present = ListDir(view);
-  if (!present) return std::unexpected(present.error());
-  for (const auto& name : *present)
-    if (std::find(wanted.begin(), wanted.end(), name) == wanted.end())
-      WHARF_TRY(RemoveTree(JoinPath(view, name)));
   return {};
 }
 

@@ -1,6 +1,8 @@
 // The store: a folder of static files that any web server can serve (DESIGN, "The store").
 //
 //   software/<name>/<version>/<name>-<version>.tar.zst, package.json   immutable once there
+//   configuration/<name>/<version>/...           configuration packages, same shape
+//   fecs/<FEC>/configuration/<name>/<version>/   one FEC's own configuration packages
 //   fecs/<FEC>/generation.json (+ .sig)          the FEC's signed desired state
 //   fecs/<FEC>/generations/<n>.json (+ .sig)     every generation, never rewritten
 //   fecs/<FEC>/software/<name>.tar.zst ->        the human view, derived from the generation
@@ -26,6 +28,16 @@ struct StoredGeneration {
   std::string json;  // its exact bytes, which the signature covers
 };
 
+/// Where the versions of one package live: `area` is "software", "configuration" or
+/// "fecs/<FEC>/configuration". A name is one package across software and shared
+/// configuration; FECs' own configurations may reuse a name among themselves, not those.
+struct PackageHome {
+  std::string area;
+  std::string name;
+  std::string folder() const { return area + "/" + name; }
+  bool configuration() const { return area != "software"; }
+};
+
 struct PublishOutcome {
   PackageIndex index;
   bool already_present = false;  // the same bytes were there: nothing was written
@@ -48,11 +60,17 @@ class Store {
   Result<PublishOutcome> Publish(const std::string& archive_path, const std::string& index_path,
                                  bool dry_run, int delta_bases = 2);
 
-  /// The reference a generation records for a published version.
-  Result<PackageRef> ResolvePackage(const std::string& name, const std::string& version) const;
-  Result<PackageIndex> ReadIndex(const std::string& name, const std::string& version) const;
+  /// The reference a generation of `fec` records for a published version (software, shared
+  /// configuration or that FEC's own).
+  Result<PackageRef> ResolvePackage(const std::string& fec, const std::string& name,
+                                    const std::string& version) const;
+  Result<PackageIndex> ReadIndex(const PackageHome& home, const std::string& version) const;
+  /// The package `name` as FEC `fec` sees it; kNotFound when nothing of that name is published.
+  Result<PackageHome> FindPackage(const std::string& fec, const std::string& name) const;
+  /// Every package of every kind, software first.
+  Result<std::vector<PackageHome>> Packages() const;
   /// The published versions of a package, sorted.
-  Result<std::vector<std::string>> Versions(const std::string& name) const;
+  Result<std::vector<std::string>> Versions(const PackageHome& home) const;
 
   /// The FEC's current generation, or nothing when it has none yet.
   Result<std::optional<StoredGeneration>> CurrentGeneration(const std::string& fec) const;
@@ -72,9 +90,11 @@ class Store {
   std::string FecDir(const std::string& fec) const;
   /// The newest `count` published versions of `name` other than `except`, newest first,
   /// with their archives' paths.
-  std::vector<std::pair<std::string, PackageIndex>> RecentVersions(const std::string& name,
+  std::vector<std::pair<std::string, PackageIndex>> RecentVersions(const PackageHome& home,
                                                                    const std::string& except,
                                                                    int count) const;
+  /// Refuses a name that another kind of package already uses (see PackageHome).
+  Status CheckNameFree(const PackageIndex& index) const;
   Status DeriveView(const Generation& generation);
   Result<PublishOutcome> CompareWithPublished(const std::string& dest, const PackageIndex& index,
                                               const std::string& index_json);

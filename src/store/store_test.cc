@@ -80,7 +80,7 @@ TEST_F(StoreTest, PublishedVersionIsImmutable) {
   auto other = store_->Publish(b, IndexOf(b), false);
   ASSERT_FALSE(other);
   EXPECT_EQ(other.error().code, ErrorCode::kAlreadyExists);
-  auto index = store_->ReadIndex("app", "1.0");
+  auto index = store_->ReadIndex({"software", "app"}, "1.0");
   ASSERT_TRUE(index);
   auto original = ReadFile(IndexOf(a));
   EXPECT_EQ(*ReadFile(store_->root() + "/software/app/1.0/package.json"), *original);
