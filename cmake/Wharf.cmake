@@ -184,19 +184,15 @@ function(_wharf_pack_step)
                         "give install() relative DESTINATIONs (bin, etc, lib, ...)")
   endif()
 
+  set(services_args)
   if(NOT WHARF_SERVICES STREQUAL "")
-    # `wharf pack` takes the services of a tree from DIR/services.toml only.
-    if(EXISTS "${root}/services.toml")
-      message(FATAL_ERROR "wharf-pack: the install rules already put a services.toml at the top "
-                          "of ${WHARF_PREFIX}; drop it or the SERVICES argument, not both")
-    endif()
-    configure_file("${WHARF_SERVICES}" "${root}/services.toml" COPYONLY)
+    set(services_args --services "${WHARF_SERVICES}")
   endif()
 
   file(MAKE_DIRECTORY "${WHARF_OUTPUT_DIR}")
   execute_process(COMMAND "${WHARF_EXECUTABLE}" pack "${root}" --name "${WHARF_NAME}"
                           --version "${WHARF_VERSION}" --prefix "${WHARF_PREFIX}"
-                          --out "${WHARF_OUTPUT_DIR}"
+                          --out "${WHARF_OUTPUT_DIR}" ${services_args}
                   RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "wharf-pack: `wharf pack` failed (${rc}); see its message above")

@@ -49,15 +49,10 @@ wharf-pack:
 	@outside=$$(find '$(WHARF_STAGE)' ! -type d ! -path '$(wharf_root)/*' | sed 's|^$(WHARF_STAGE)||'); \
 	if [ -n "$$outside" ]; then echo "wharf-pack: installed outside WHARF_PREFIX $(wharf_prefix), so not" \
 	  "in the package:" $$outside "; install into \$$(DESTDIR)\$$(PREFIX)/..." >&2; exit 1; fi
-	@if [ -n '$(strip $(WHARF_SERVICES))' ]; then \
-	  if [ -e '$(wharf_root)/services.toml' ]; then echo "wharf-pack: \`make $(WHARF_INSTALL_TARGET)\`" \
-	    "already put a services.toml at the top of $(wharf_prefix); drop it or WHARF_SERVICES, not both" >&2; \
-	    exit 1; fi; \
-	  echo "cp '$(WHARF_SERVICES)' '$(wharf_root)/services.toml'"; \
-	  cp '$(WHARF_SERVICES)' '$(wharf_root)/services.toml'; fi
 	mkdir -p '$(WHARF_OUTPUT_DIR)'
 	$(WHARF) pack '$(wharf_root)' --name '$(WHARF_NAME)' --version '$(WHARF_VERSION)' \
-	  --prefix '$(wharf_prefix)' --out '$(WHARF_OUTPUT_DIR)'
+	  --prefix '$(wharf_prefix)' --out '$(WHARF_OUTPUT_DIR)' \
+	  $(if $(strip $(WHARF_SERVICES)),--services '$(WHARF_SERVICES)')
 
 wharf-publish: wharf-pack
 	$(WHARF) publish '$(wharf_archive)' $(wharf_store_args)

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 
 #include "agent/abort_point.h"
+#include "agent/dev.h"
 #include "agent/layout.h"
 #include "agent/state.h"
 #include "archive/package_index.h"
@@ -46,7 +48,7 @@ Result<SyncReport> Agent::Sync() {
   auto lock = FileLock::Acquire(layout.lock());
   if (!lock) return std::unexpected(lock.error());
   AbortPoint("locked");
-  if (!config_.dry_run) WHARF_TRY(RecoverLeftovers());
+  if (!config_.dry_run) WHARF_TRY(RecoverLeftovers(layout));
   auto active = ReadActive(layout);
   if (!active) return std::unexpected(active.error());
   auto floor = ReadFloor(layout, *active);
@@ -75,8 +77,22 @@ Result<SyncReport> Agent::Sync() {
     return report;
   }
   std::optional<Generation> previous;
-  if (*active) previous = (*active)->generation;
+  DevList dev;
+  if (*active) {
+    auto listed = ReadDevList(layout);
+    if (!listed) return std::unexpected(listed.error());
+    dev = std::move(*listed);
+    // Dev versions hold prefix links too (an added one has its own): the new generation
+    // takes them over or removes them like those of the packages it drops.
+    previous = (*active)->generation;
+    previous->packages = ProfilePackages(*previous, dev);
+  }
   WHARF_TRY(Apply(**fetched, previous, *floor, report));
+  for (const auto& p : dev.packages)
+    Say(config_.fec + ": the dev version of " + p.name + " is gone: generation " + std::to_string(next.number) +
+        (std::any_of(next.packages.begin(), next.packages.end(), [&](const PackageRef& r) { return r.name == p.name; })
+             ? " runs its own version"
+             : " does not have it"));
   report.outcome = SyncOutcome::kApplied;
   report.generation = next.number;
   report.requests = fetcher_.stats().requests;
@@ -105,7 +121,7 @@ Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& pre
   WHARF_TRY(UnlinkDroppedPrefixes(next, previous));
   AbortPoint("prefixes-cleaned");
   if (!deferred.empty()) WHARF_TRY(LinkPrefixes(next, previous, nullptr));
-  return CollectGarbage();
+  return CollectGarbage(layout, config_.keep);
 }
 
 // Asks each store in turn for the FEC's generation; the first one that is signed by a
@@ -297,32 +313,45 @@ Status Agent::UnlinkDroppedPrefixes(const Generation& next, const std::optional<
   return {};
 }
 
-// Keeps the profiles of the newest `keep` generations (always the current one) and the
-// packages they name; removes everything else.
-Status Agent::CollectGarbage() {
-  Layout layout(config_.root);
-  auto names = ListDir(layout.profiles());
-  if (!names) return std::unexpected(names.error());
-  auto current = ReadLink(layout.current());
-  std::vector<uint64_t> numbers;
-  for (const auto& name : *names)
-    if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit))
-      numbers.push_back(std::stoull(name));
-  std::sort(numbers.rbegin(), numbers.rend());
-  std::vector<std::string> referenced;
-  for (size_t i = 0; i < numbers.size(); ++i) {
-    std::string profile = layout.profile(numbers[i]);
-    bool is_current = current && *current == "profiles/" + std::to_string(numbers[i]);
-    if (i >= static_cast<size_t>(std::max(config_.keep, 1)) && !is_current) {
-      WHARF_TRY(RemoveTree(profile));
-      AbortPoint("profile-removed");
-      continue;
-    }
+namespace {
+
+bool IsNumber(const std::string& name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), ::isdigit);
+}
+
+// The name of the profile `current` points at ("3", "3-dev-1"); "" when there is none.
+std::string CurrentProfile(const Layout& layout) {
+  auto target = ReadLink(layout.current());
+  if (!target || !target->starts_with("profiles/")) return "";
+  return target->substr(9);
+}
+
+// A dev profile's temporaries are hidden; a whole one is needed only while it is current.
+bool IsStaleDevProfile(const std::string& name, const std::string& current) {
+  return name != current && Layout::ParseDevProfileName(name).has_value();
+}
+
+}  // namespace
+
+namespace {
+
+// "<name>/<leaf>" of every package the profiles `names` link.
+Result<std::vector<std::string>> LinkedPackages(const Layout& layout, const std::vector<std::string>& names) {
+  std::vector<std::string> linked;
+  for (const auto& name : names) {
+    std::string profile = layout.profile(name);
     auto links = ListDir(profile);
     if (!links) return std::unexpected(links.error());
     for (const auto& link : *links)
-      if (link[0] != '.') referenced.push_back(link + "/" + Basename(ReadLink(JoinPath(profile, link)).value_or("")));
+      if (link[0] != '.') linked.push_back(link + "/" + Basename(ReadLink(JoinPath(profile, link)).value_or("")));
   }
+  return linked;
+}
+
+// Removes each package folder (and the index beside it) that `linked` does not name and
+// `removable` accepts (given the folder's leaf: "<version>-<sha8>").
+Status RemoveUnlinkedPackages(const Layout& layout, const std::vector<std::string>& linked,
+                              const std::function<bool(const std::string&)>& removable) {
   auto packages = ListDir(layout.packages());
   if (!packages) return std::unexpected(packages.error());
   for (const auto& name : *packages) {
@@ -330,9 +359,10 @@ Status Agent::CollectGarbage() {
     auto leaves = ListDir(dir);
     if (!leaves) return std::unexpected(leaves.error());
     for (const auto& leaf : *leaves) {
+      if (leaf[0] == '.') continue;  // a staging folder: RecoverLeftovers' business
       std::string stem = leaf.size() > 13 && leaf.ends_with(".package.json")
                              ? leaf.substr(0, leaf.size() - 13) : leaf;
-      if (std::find(referenced.begin(), referenced.end(), name + "/" + stem) != referenced.end())
+      if (!removable(stem) || std::find(linked.begin(), linked.end(), name + "/" + stem) != linked.end())
         continue;
       WHARF_TRY(RemoveTree(JoinPath(dir, leaf)));
       AbortPoint("package-removed");
@@ -341,17 +371,60 @@ Status Agent::CollectGarbage() {
   return {};
 }
 
-// An interrupted sync leaves only hidden names and tmp/: remove them.
-Status Agent::RecoverLeftovers() {
-  Layout layout(config_.root);
+}  // namespace
+
+Status CollectGarbage(const Layout& layout, int keep) {
+  auto names = ListDir(layout.profiles());
+  if (!names) return std::unexpected(names.error());
+  std::string current = CurrentProfile(layout);
+  // A dev profile is generation n with some packages replaced: n's own profile stays for
+  // drop-dev to go back to.
+  std::optional<uint64_t> dev_base;
+  if (auto dev = Layout::ParseDevProfileName(current)) dev_base = dev->first;
+  std::vector<uint64_t> numbers;
+  std::vector<std::string> kept;
+  for (const auto& name : *names) {
+    if (IsNumber(name)) {
+      numbers.push_back(std::stoull(name));
+    } else if (IsStaleDevProfile(name, current)) {
+      WHARF_TRY(RemoveTree(layout.profile(name)));
+      AbortPoint("profile-removed");
+    } else if (name == current) {
+      kept.push_back(name);
+    }
+  }
+  std::sort(numbers.rbegin(), numbers.rend());
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    std::string name = std::to_string(numbers[i]);
+    bool wanted = keep <= 0 || i < static_cast<size_t>(keep) || name == current || numbers[i] == dev_base;
+    if (wanted) {
+      kept.push_back(name);
+      continue;
+    }
+    WHARF_TRY(RemoveTree(layout.profile(numbers[i])));
+    AbortPoint("profile-removed");
+  }
+  auto linked = LinkedPackages(layout, kept);
+  if (!linked) return std::unexpected(linked.error());
+  return RemoveUnlinkedPackages(layout, *linked, [](const std::string&) { return true; });
+}
+
+// Interruptions leave hidden names, tmp/, dev profiles that never became current (or
+// stopped being so) and dev versions no profile links: remove them. A sync's package that
+// no profile links yet stays for its garbage collection: the next sync may use it.
+Status RecoverLeftovers(const Layout& layout) {
   auto tmp = ListDir(layout.tmp());
   if (!tmp) return std::unexpected(tmp.error());
-  for (const auto& name : *tmp) WHARF_TRY(RemoveTree(JoinPath(layout.tmp(), name)));
+  for (const auto& name : *tmp)
+    if (name[0] != '.' || name.rfind(".tmp-") == std::string::npos) WHARF_TRY(RemoveTree(JoinPath(layout.tmp(), name)));
+  WHARF_TRY(RemoveStaleTemps(layout.tmp()));
+  std::string current = CurrentProfile(layout);
   for (const auto& dir : {layout.profiles(), layout.base()}) {
     auto names = ListDir(dir);
     if (!names) return std::unexpected(names.error());
     for (const auto& name : *names)
-      if (name[0] == '.') WHARF_TRY(RemoveTree(JoinPath(dir, name)));
+      if (name[0] == '.' || (dir == layout.profiles() && IsStaleDevProfile(name, current)))
+        WHARF_TRY(RemoveTree(JoinPath(dir, name)));
   }
   auto packages = ListDir(layout.packages());
   if (!packages) return std::unexpected(packages.error());
@@ -361,7 +434,11 @@ Status Agent::RecoverLeftovers() {
     for (const auto& leaf : *leaves)
       if (leaf[0] == '.') WHARF_TRY(RemoveTree(JoinPath(layout.packages(), name + "/" + leaf)));
   }
-  return {};
+  auto profiles = ListDir(layout.profiles());
+  if (!profiles) return std::unexpected(profiles.error());
+  auto linked = LinkedPackages(layout, *profiles);
+  if (!linked) return std::unexpected(linked.error());
+  return RemoveUnlinkedPackages(layout, *linked, [](const std::string& stem) { return stem.starts_with("dev-"); });
 }
 
 Result<AgentStatus> Agent::ReadStatus() const {
@@ -375,10 +452,11 @@ Result<AgentStatus> Agent::ReadStatus() const {
   status.floor = *floor;
   auto profiles = ListDir(layout.profiles());
   if (!profiles) return std::unexpected(profiles.error());
+  std::string current = CurrentProfile(layout);
   for (const auto& name : *profiles) {
-    if (name[0] == '.') {
+    if (name[0] == '.' || IsStaleDevProfile(name, current)) {
       status.half_done.push_back(JoinPath(layout.profiles(), name));
-    } else if (std::all_of(name.begin(), name.end(), ::isdigit)) {
+    } else if (IsNumber(name)) {
       status.kept.push_back(std::stoull(name));
     }
   }

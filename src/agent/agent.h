@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/install.h"
+#include "agent/layout.h"
 #include "agent/state.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -55,6 +56,17 @@ struct AgentStatus {
   std::vector<std::string> half_done;  // leftovers of an interrupted sync
 };
 
+/// Removes the profiles beyond the newest `keep` generations (`keep` 0: none of them) except
+/// the current one and the generation a current dev profile is built on, every dev profile
+/// that is not current, and the packages no remaining profile names.
+/// REQUIRES: the agent's lock (layout.lock()) held.
+Status CollectGarbage(const Layout& layout, int keep);
+/// Removes what an interrupted sync, install-dev or drop-dev left: hidden names, tmp/
+/// (less the temporaries of processes still running: a dev upload is received unlocked),
+/// dev profiles that are not current and dev versions no profile links.
+/// REQUIRES: the agent's lock held.
+Status RecoverLeftovers(const Layout& layout);
+
 class Agent {
  public:
   /// `clock` and `fetcher` must outlive the agent.
@@ -78,8 +90,6 @@ class Agent {
   Status LinkPrefixes(const Generation& next, const std::optional<Generation>& previous,
                       std::vector<PackageRef>* deferred);
   Status UnlinkDroppedPrefixes(const Generation& next, const std::optional<Generation>& previous);
-  Status CollectGarbage();
-  Status RecoverLeftovers();
 
   AgentConfig config_;
   const Clock& clock_;

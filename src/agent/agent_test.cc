@@ -1,8 +1,11 @@
 // The agent against a real store in a scratch folder (file://) with a fake clock: the
 // time rules a board without a real-time clock depends on, and the plan it makes.
 #include "agent/agent.h"
+#include "agent/dev.h"
 #include "agent/install.h"
+#include "agent/supervisor.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include "archive/delta.h"
@@ -69,7 +72,27 @@ class AgentTest : public ::testing::Test {
     return agent.Sync();
   }
 
+  // Packs a tree whose bin/app holds `content` as name@dev.
+  DevUpload PackDev(const std::string& content, const std::string& name = "app",
+                    const std::string& prefix = "/opt/app", const std::string& services = "") {
+    std::string tree = dir_ / ("dev-" + name + "-" + std::to_string(++dev_trees_));
+    WriteTestFile(tree + "/bin/app", content, 0755);
+    PackOptions options;
+    options.name = name;
+    options.version = "dev";
+    options.prefix = prefix;
+    options.out_dir = tree + ".out";
+    options.services = services;
+    auto packed = PackTree(tree, options);
+    EXPECT_TRUE(packed) << packed.error().message;
+    return {*ReadFile(packed->index_path), packed->archive_path};
+  }
+
+  Layout fec() const { return Layout(dir_ / "fec"); }
+  std::string Current() const { return ReadLink(dir_ / "fec/var/lib/wharf/current").value_or(""); }
+
   ScratchDir dir_;
+  int dev_trees_ = 0;
   std::optional<PrivateKey> key_;
   std::optional<Store> store_;
   AgentConfig config_;
@@ -228,6 +251,164 @@ TEST_F(AgentTest, OfflineWhenNoStoreAnswers) {
   ASSERT_TRUE(report) << report.error().message;
   EXPECT_EQ(report->outcome, SyncOutcome::kOffline);
   EXPECT_FALSE(report->offline_reason.empty());
+}
+
+TEST_F(AgentTest, DevVersionStandsInForTheGenerationsUntilDropped) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  auto installed = InstallDev(fec(), "app", PackDev("dev build"), kNow, false);
+  ASSERT_TRUE(installed) << installed.error().message;
+  EXPECT_EQ(installed->package.replaces, std::optional<std::string>("1"));
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "dev build");
+  EXPECT_EQ(Current(), "profiles/1-dev-1");
+  auto listed = ReadDevList(fec());
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->packages.size(), 1u);
+  EXPECT_EQ(listed->packages[0].installed, kNow);
+
+  auto dropped = DropDev(fec(), "app", false);
+  ASSERT_TRUE(dropped) << dropped.error().message;
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "1");
+  EXPECT_EQ(Current(), "profiles/1");
+  EXPECT_EQ(*ListDir(dir_ / "fec/var/lib/wharf/profiles"), std::vector<std::string>{"1"});
+  EXPECT_EQ(ListDir(dir_ / "fec/var/lib/wharf/packages/app")->size(), 2u) << "the dev version is collected";
+}
+
+TEST_F(AgentTest, SameGenerationKeepsTheDevVersionANewOneReplacesIt) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  ASSERT_TRUE(InstallDev(fec(), "app", PackDev("dev build"), kNow, false));
+  auto again = Sync(kNow);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->outcome, SyncOutcome::kUpToDate);
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "dev build");
+
+  Assign("2", kNow);
+  auto next = Sync(kNow);
+  ASSERT_TRUE(next) << next.error().message;
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "2");
+  EXPECT_EQ(Current(), "profiles/2");
+  EXPECT_EQ(*ListDir(dir_ / "fec/var/lib/wharf/profiles"), (std::vector<std::string>{"1", "2"}));
+  auto leaves = ListDir(dir_ / "fec/var/lib/wharf/packages/app");
+  for (const auto& leaf : *leaves) EXPECT_FALSE(leaf.starts_with("dev-")) << leaf << " left behind";
+}
+
+TEST_F(AgentTest, DevVersionOfAnUnassignedPackageAddsItsPrefixAndDropRemovesIt) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  auto installed = InstallDev(fec(), "tool", PackDev("tool", "tool", "/opt/tool"), kNow, false);
+  ASSERT_TRUE(installed) << installed.error().message;
+  EXPECT_FALSE(installed->package.replaces);
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/tool/bin/app"), "tool");
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "1");
+  ASSERT_TRUE(DropDev(fec(), "tool", false));
+  EXPECT_FALSE(PathExists(dir_ / "fec/opt/tool"));
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "1");
+}
+
+TEST_F(AgentTest, NewGenerationRemovesTheLinkOfAnAddedDevVersion) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  ASSERT_TRUE(InstallDev(fec(), "tool", PackDev("tool", "tool", "/opt/tool"), kNow, false));
+  Assign("2", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  EXPECT_FALSE(PathExists(dir_ / "fec/opt/tool"));
+  EXPECT_TRUE(ListDir(dir_ / "fec/var/lib/wharf/packages/tool")->empty());
+}
+
+TEST_F(AgentTest, DevInstallRefusesAnotherPrefixOrAnOverlapAndChangesNothing) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  auto moved = InstallDev(fec(), "app", PackDev("x", "app", "/opt/elsewhere"), kNow, false);
+  ASSERT_FALSE(moved);
+  EXPECT_NE(moved.error().message.find("deploy its dev version with --prefix /opt/app"), std::string::npos)
+      << moved.error().message;
+  auto inside = InstallDev(fec(), "tool", PackDev("x", "tool", "/opt/app/tool"), kNow, false);
+  ASSERT_FALSE(inside);
+  EXPECT_NE(inside.error().message.find("overlaps app at /opt/app"), std::string::npos) << inside.error().message;
+  EXPECT_EQ(Current(), "profiles/1");
+  EXPECT_FALSE(PathExists(dir_ / "fec/var/lib/wharf/packages/tool"));
+}
+
+TEST_F(AgentTest, DevInstallNeedsAnActiveGeneration) {
+  auto refused = InstallDev(fec(), "app", PackDev("x"), kNow, false);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("run `wharf-agent sync` first"), std::string::npos);
+  EXPECT_FALSE(PathExists(dir_ / "fec/var/lib/wharf"));
+}
+
+TEST_F(AgentTest, DropDevOfAPackageThatIsNoDevVersionIsRefused) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  auto refused = DropDev(fec(), "app", false);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("app is not a dev version here"), std::string::npos);
+}
+
+TEST_F(AgentTest, ServicesOfADevVersionAreHeldBack) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  auto active = ReadActive(fec());
+  ASSERT_TRUE(active && *active);
+  ASSERT_TRUE(InstallDev(fec(), "app", PackDev("x", "app", "/opt/app", R"([{"name": "a", "command": "bin/app"}])"),
+                         kNow, false));
+  std::vector<std::string> errors, held_back;
+  EXPECT_TRUE(DesiredServices(fec(), (*active)->generation, errors, &held_back).empty());
+  EXPECT_EQ(held_back, std::vector<std::string>{"app"});
+}
+
+class DevStreamTest : public AgentTest {
+ protected:
+  // Receives `bytes` as install-dev does from its stdin.
+  Result<DevUpload> Receive(const std::string& bytes) {
+    std::string path = dir_ / "stream";
+    EXPECT_TRUE(WriteFileAtomic(path, bytes));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    return ReceiveDevStream(fd.get(), fec(), "app");
+  }
+  std::string Stream(const DevUpload& upload) {
+    std::string archive = *ReadFile(upload.archive_path);
+    return DevStreamHeader(upload.index_json.size(), archive.size()) + upload.index_json + archive;
+  }
+};
+
+TEST_F(DevStreamTest, TakesWhatDevDeploySendsAndRefusesCutOrGarbledStreams) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  DevUpload upload = PackDev("dev build");
+  std::string stream = Stream(upload);
+  auto good = Receive(stream);
+  ASSERT_TRUE(good) << good.error().message;
+  EXPECT_EQ(good->index_json, upload.index_json);
+  EXPECT_EQ(*ReadFile(good->archive_path), *ReadFile(upload.archive_path));
+
+  auto refuses = [&](const std::string& bytes, const std::string& why) {
+    auto got = Receive(bytes);
+    ASSERT_FALSE(got) << why;
+    EXPECT_NE(got.error().message.find(why), std::string::npos) << got.error().message;
+  };
+  refuses("", "nothing came on stdin");
+  refuses(stream.substr(0, stream.size() - 10), "archive bytes (cut off?)");
+  refuses(stream.substr(0, 40), "bytes of package.json (cut off?)");
+  refuses(stream + "x", "bytes follow the archive");
+  refuses("GET / HTTP/1.0\r\n\r\n", "not a dev stream");
+  refuses("wharf-dev 2 10 10\n", "dev stream format 2");
+  refuses("wharf-dev 1 10 99999999999999999999\n", "not a dev stream");
+  refuses("wharf-dev 1 10 " + std::to_string(kMaxDevArchiveBytes + 1) + "\n", "refusing anything above");
+  refuses(std::string(200, 'w'), "not a dev stream");
+}
+
+TEST_F(DevStreamTest, InstallRefusesAnArchiveThatDoesNotMatchItsIndex) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  DevUpload upload = PackDev("dev build");
+  std::string archive = *ReadFile(upload.archive_path);
+  archive[archive.size() / 2] ^= 1;
+  ASSERT_TRUE(WriteFileAtomic(upload.archive_path, archive));
+  auto refused = InstallDev(fec(), "app", upload, kNow, false);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(Current(), "profiles/1");
 }
 
 TEST(Mirrors, RetryWithBackOffWhenNoStoreAnswersAndRememberTheOneThatDid) {

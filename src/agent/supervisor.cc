@@ -12,14 +12,23 @@
 #include "archive/package_index.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "agent/dev.h"
 #include "agent/state.h"
 #include "crypto/sha256.h"
 
 namespace wharf {
 std::vector<DesiredService> DesiredServices(const Layout& layout, const Generation& generation,
-                                            std::vector<std::string>& errors) {
+                                            std::vector<std::string>& errors, std::vector<std::string>* held_back) {
   std::vector<DesiredService> out;
+  auto dev = ReadDevList(layout);
+  if (!dev) errors.push_back(dev.error().message);
   for (const auto& ref : generation.packages) {
+    // A dev version is not run as a daemon: its prefix is the developer's tree now, and a
+    // restart of the generation's service would run that.
+    if (dev && dev->Find(ref.name)) {
+      if (held_back) held_back->push_back(ref.name);
+      continue;
+    }
     auto json = ReadFile(layout.package_index(ref), 256u << 20);
     if (!json) {
       errors.push_back(json.error().message);
@@ -85,9 +94,17 @@ Result<ProcServOptions> ServiceOptionsFromGeneration(const std::string& root, co
   if (!active) return std::unexpected(active.error());
   if (!*active)
     return Fail(ErrorCode::kNotFound, "no generation is active under " + layout.root() + "; run `wharf-agent sync`");
-  std::vector<std::string> errors;
-  for (const auto& service : DesiredServices(layout, (*active)->generation, errors))
+  std::vector<std::string> errors, held_back;
+  for (const auto& service : DesiredServices(layout, (*active)->generation, errors, &held_back))
     if (service.def.name == name) return ServiceOptions(layout.root(), service);
+  if (!held_back.empty()) {
+    std::string names;
+    for (const auto& p : held_back) names += (names.empty() ? "" : ", ") + p;
+    return Fail(ErrorCode::kNotFound, "generation " + std::to_string((*active)->generation.number) +
+                                          " has no service " + name + " to run here: the services of dev versions (" +
+                                          names + ") are not started; `wharf-agent drop-dev NAME` brings the "
+                                          "generation's back");
+  }
   return Fail(ErrorCode::kNotFound, "generation " + std::to_string((*active)->generation.number) +
                                         " has no service " + name + " to run" +
                                         (errors.empty() ? "" : " (" + errors.front() + ")"));
@@ -168,6 +185,15 @@ void Supervisor::Reap() {
 std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>& desired) {
   std::vector<std::string> actions;
   Reap();
+  // Said once: `run` reconciles every interval.
+  std::set<std::string> dev;
+  for (const auto& p : ReadDevList(Layout(root_)).value_or(DevList{}).packages) {
+    dev.insert(p.name);
+    if (!dev_noted_.contains(p.name))
+      actions.push_back(p.name + " is a dev version here: its services are not started (until the next "
+                        "generation or `wharf-agent drop-dev " + p.name + "`)");
+  }
+  dev_noted_ = std::move(dev);
   std::map<std::string, const DesiredService*> wanted;
   for (const auto& s : desired) wanted[s.def.name] = &s;
   // Stop what is gone or changed, highest level first.

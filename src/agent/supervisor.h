@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,10 +26,13 @@ struct DesiredService {
   std::string fingerprint;  // changes when the package's bytes or the definition change
 };
 
-/// The services of `generation` that should run (dev ones left out), in start order.
-/// `errors` collects definitions that cannot be used (the others still run).
+/// The services of `generation` that should run, in start order. Left out: services
+/// marked dev, and every service of a package installed here as a dev version
+/// (install-dev); the names of those packages go to `held_back` when given. `errors` collects definitions
+/// that cannot be used (the others still run).
 std::vector<DesiredService> DesiredServices(const Layout& layout, const Generation& generation,
-                                            std::vector<std::string>& errors);
+                                            std::vector<std::string>& errors,
+                                            std::vector<std::string>* held_back = nullptr);
 
 /// The process server's settings for `service` (paths under `root`).
 ProcServOptions ServiceOptions(const std::string& root, const DesiredService& service);
@@ -50,7 +54,8 @@ class Supervisor {
   }
   ~Supervisor() { StopAll(); }
 
-  /// Makes the running process servers match `desired`; returns one line per action.
+  /// Makes the running process servers match `desired`; returns one line per action, and
+  /// once per dev version installed under the root a line saying its services stay down.
   std::vector<std::string> Reconcile(const std::vector<DesiredService>& desired);
   /// Notes process servers that ended (call on SIGCHLD); the next Reconcile restarts them.
   void Reap();
@@ -73,6 +78,7 @@ class Supervisor {
   bool user_units_ = false;
   std::string socket_group_;
   std::map<std::string, Running> running_;
+  std::set<std::string> dev_noted_;  // dev versions already said to be held back
 };
 
 }  // namespace wharf

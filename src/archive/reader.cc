@@ -326,16 +326,7 @@ std::string TreeWriter::Relative(const std::string& path) const {
 std::string TreeWriter::Where(const std::string& rel) const { return JoinPath(dest_path_, rel); }
 
 Result<UniqueFd> TreeWriter::OpenParent(const std::string& rel) {
-  auto parts = Split(rel, '/');
-  UniqueFd dir(::dup(dest_.get()));
-  for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    UniqueFd next(::openat(dir.get(), parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!next.valid())
-      return Fail(ErrorCode::kUnsafe, Where(rel) + ": a parent is missing or is not a folder "
-                                                   "(a symlink?); refusing to write through it");
-    dir = std::move(next);
-  }
-  return dir;
+  return OpenParentNoFollow(dest_.get(), rel, dest_path_);
 }
 
 Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink,

@@ -73,6 +73,11 @@ Status RemoveTree(const std::string& path);
 /// Entry names of a folder, sorted, without "." and "..". A missing folder is empty.
 Result<std::vector<std::string>> ListDir(const std::string& path);
 
+/// The folder holding `rel` (a relative path below the folder `dir_fd`), each component
+/// opened without following symlinks: a link planted inside a tree being written can never
+/// redirect the write. `where` names the tree in errors.
+Result<UniqueFd> OpenParentNoFollow(int dir_fd, const std::string& rel, const std::string& where);
+
 bool PathExists(const std::string& path);  // lstat: a dangling link exists
 bool IsDirectory(const std::string& path);  // follows links
 Result<std::string> ReadLink(const std::string& path);

@@ -285,4 +285,20 @@ std::string RelativePath(const std::string& from_dir, const std::string& target)
   return rel.empty() ? "." : rel;
 }
 
+Result<UniqueFd> OpenParentNoFollow(int dir_fd, const std::string& rel, const std::string& where) {
+  UniqueFd dir(::dup(dir_fd));
+  if (!dir.valid()) return IoError("open", where);
+  size_t start = 0;
+  for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', start)) {
+    std::string part = rel.substr(start, slash - start);
+    UniqueFd next(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!next.valid())
+      return Fail(ErrorCode::kUnsafe, JoinPath(where, rel) + ": a parent is missing or is not a folder "
+                                                            "(a symlink?); refusing to write through it");
+    dir = std::move(next);
+    start = slash + 1;
+  }
+  return dir;
+}
+
 }  // namespace wharf

@@ -15,9 +15,11 @@
 #include <toml++/toml.h>
 
 #include "agent/agent.h"
+#include "agent/dev.h"
 #include "agent/layout.h"
 #include "agent/supervisor.h"
 #include "agent/init_scripts.h"
+#include "agent/persist.h"
 #include "cli/service_cli.h"
 #include "base/clock.h"
 #include "base/file.h"
@@ -70,6 +72,7 @@ Status ReadConfigFile(const std::string& path, const std::string& root, AgentArg
   if (args.server.empty()) args.server = table["server"].value_or(std::string());
   if (args.supervisor.empty()) args.supervisor = table["supervisor"].value_or(std::string());
   if (args.console_group.empty()) args.console_group = table["console_group"].value_or(std::string());
+  if (args.keep_snapshots == 0) args.keep_snapshots = static_cast<int>(table["keep_snapshots"].value_or(int64_t{0}));
   if (args.token.empty() && args.token_file.empty())
     args.token_file = UnderRoot(root, table["token_file"].value_or(std::string()));
   return {};
@@ -154,29 +157,34 @@ void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
     Note(config.fec + ": warning: this clock is behind the newest accepted generation; set the time (NTP)");
 }
 
+// The agent's API token: --token, or the first line of token_file.
+Result<std::string> AgentToken(const AgentArgs& args) {
+  if (!args.token.empty() || args.token_file.empty()) return args.token;
+  auto text = ReadFile(args.token_file, 4096);
+  if (!text) return std::unexpected(text.error());
+  auto lines = Split(*text, '\n');
+  return lines.empty() ? std::string() : lines[0];
+}
+
 // Heartbeats to the server: short timeouts, and a growing pause after failures, so that a
 // server that is away never holds the agent up.
 class Reporter {
  public:
   Reporter(const AgentArgs& args, std::string fec) : fec_(std::move(fec)) {
     if (args.server.empty()) return;
-    std::string token = args.token;
-    if (token.empty() && !args.token_file.empty()) {
-      auto text = ReadFile(args.token_file, 4096);
-      if (!text) {
-        Note("wharf-agent: warning: no heartbeats: " + text.error().message);
-        return;
-      }
-      token = Split(*text, '\n').empty() ? "" : Split(*text, '\n')[0];
+    auto token = AgentToken(args);
+    if (!token) {
+      Note("wharf-agent: warning: no heartbeats: " + token.error().message);
+      return;
     }
-    if (token.empty()) {
+    if (token->empty()) {
       Note("wharf-agent: warning: no heartbeats: server is set but no token (--token, token_file)");
       return;
     }
     ApiOptions options;
     options.connect_timeout_seconds = 3;
     options.timeout_seconds = 5;
-    client_ = std::make_unique<ApiClient>(args.server, token, options);
+    client_ = std::make_unique<ApiClient>(args.server, *token, options);
   }
 
   bool enabled() const { return client_ != nullptr; }
@@ -269,7 +277,75 @@ std::string RunInit(Agent& agent, const AgentConfig& config, Fetcher& fetcher, c
   return summary;
 }
 
+std::unique_ptr<DataChannel> DataChannelFor(const AgentArgs& args, const AgentConfig& config, std::string& why) {
+  auto token = AgentToken(args);
+  if (!token) {
+    why = token.error().message;
+    return nullptr;
+  }
+  return OpenDataChannel(config.fec, args.server, *token, config.stores,
+                         args.keep_snapshots > 0 ? args.keep_snapshots : kDefaultSnapshotKeep, why);
+}
+
+// Before any service starts: declared folders that are missing or empty get the latest
+// snapshot back. Returns a one-line problem for the heartbeat ("" if none).
+std::string RestoreData(Agent& agent, const AgentArgs& args, const AgentConfig& config) {
+  auto status = agent.ReadStatus();
+  if (!status || !status->active || status->active->persist.paths.empty()) return "";
+  Layout layout(config.root);
+  if (EmptyPersistentPaths(layout, *status->active).empty()) return "";
+  std::string why;
+  auto channel = DataChannelFor(args, config, why);
+  std::string problem;
+  if (!channel) {
+    problem = config.fec + ": persistent data not restored: " + why;
+  } else if (auto report = RestorePersistentData(layout, *status->active, *channel); !report) {
+    problem = report.error().message;
+  } else if (report->none_stored) {
+    Note(config.fec + ": persistent folders are empty and the store has no snapshot yet; starting without data");
+  } else {
+    for (const auto& path : report->restored)
+      Note(config.fec + ": restored " + path + " from snapshot " + report->snapshot);
+  }
+  if (!problem.empty()) Note("wharf-agent: warning: " + problem + "; services start without it");
+  return problem;
+}
+
+// A snapshot now, if the generation declares persistent data. Returns an error line or "".
+std::string Snapshot(Agent& agent, const AgentArgs& args, const AgentConfig& config, const Clock& clock,
+                     bool quiet_if_none) {
+  auto status = agent.ReadStatus();
+  if (!status || !status->active) return "";
+  if (status->active->persist.paths.empty() && quiet_if_none) return "";
+  std::string why;
+  auto channel = DataChannelFor(args, config, why);
+  if (!channel) return config.fec + ": no snapshot: " + why;
+  auto record = TakeSnapshot(Layout(config.root), *status->active, *channel, clock.Now());
+  if (!record) return record.error().message;
+  Note(config.fec + ": snapshot " + record->id + " stored at " + channel->Describe() + " (" +
+       std::to_string(record->entries) + " entries, " + HumanBytes(record->size) + ")");
+  (void)WriteFileAtomic(JoinPath(Layout(config.root).base(), "snapshot.json"), SnapshotRecordToJson(*record));
+  return "";
+}
+
 }  // namespace
+
+int RunAgentSnapshot(const AgentArgs& given) {
+  AgentArgs args = given;
+  auto config = MakeConfig(args, false);
+  if (!config) return Failed(config.error(), kExitUsage);
+  SystemClock clock;
+  Fetcher fetcher;
+  Agent agent(*config, clock, fetcher);
+  auto status = agent.ReadStatus();
+  if (!status) return Failed(status.error());
+  if (!status->active)
+    return Failed(Error{ErrorCode::kNotFound, config->root + ": no generation applied yet; sync first"});
+  std::string error = Snapshot(agent, args, *config, clock, false);
+  if (!error.empty()) return Failed(Error{ErrorCode::kIo, error});
+  if (args.json) std::printf("%s", ReadFile(JoinPath(Layout(config->root).base(), "snapshot.json")).value_or("{}\n").c_str());
+  return kExitOk;
+}
 
 int RunAgentSync(const AgentArgs& given) {
   AgentArgs args = given;
@@ -281,8 +357,12 @@ int RunAgentSync(const AgentArgs& given) {
   Reporter reporter(args, config->fec);
   auto report = agent.Sync();
   std::string init_error;
-  if (report && report->outcome == SyncOutcome::kApplied)
-    init_error = RunInit(agent, *config, fetcher, report->store);
+  if (report && !config->dry_run && report->outcome != SyncOutcome::kOffline)
+    init_error = RestoreData(agent, args, *config);
+  if (report && report->outcome == SyncOutcome::kApplied) {
+    std::string scripts = RunInit(agent, *config, fetcher, report->store);
+    if (!scripts.empty()) init_error = scripts;
+  }
   if (reporter.enabled() && !config->dry_run)
     reporter.Report(ActiveNumber(agent),
                     report ? (init_error.empty() ? report->offline_reason : init_error) : report.error().message,
@@ -325,7 +405,13 @@ int RunAgentDaemon(const AgentArgs& given) {
     service_error = errors.empty() ? "" : errors.front();
     for (const auto& e : errors) Note(config->fec + ": warning: service not started: " + e);
   };
-  int64_t next_sync = 0, next_beat = 0;
+  int64_t next_sync = 0, next_beat = 0, next_snapshot = 0;
+  // Persistent data: a snapshot one interval after start (the data just restored or left
+  // by the last shutdown is already stored), then every interval.
+  auto snapshot_interval = [&]() -> int64_t {
+    auto status = agent.ReadStatus();
+    return status && status->active && !status->active->persist.paths.empty() ? status->active->persist.interval : 0;
+  };
   std::string last_error;
   bool booted = false;  // the boot scripts run once at start, and after each new generation
   // Under systemd (Type=notify, WatchdogSec=): ready after the first round, then a
@@ -347,6 +433,7 @@ int RunAgentDaemon(const AgentArgs& given) {
         if (report->outcome == SyncOutcome::kApplied) PrintSync(*report, *config, args.json);
       }
       std::fflush(stdout);
+      if (std::string restore = RestoreData(agent, args, *config); !restore.empty()) last_error = restore;
       if (!booted || (report && report->outcome == SyncOutcome::kApplied)) {
         std::string init_error = RunInit(agent, *config, fetcher, report ? report->store : "");
         if (!init_error.empty()) last_error = init_error;
@@ -355,6 +442,20 @@ int RunAgentDaemon(const AgentArgs& given) {
       reconcile();
       next_sync = clock.Now() + args.interval_seconds;
       synced = true;
+    }
+    if (int64_t interval = snapshot_interval(); interval > 0) {
+      if (next_snapshot == 0 || next_snapshot > clock.Now() + interval) next_snapshot = clock.Now() + interval;
+      if (clock.Now() >= next_snapshot) {
+        if (std::string error = Snapshot(agent, args, *config, clock, true); !error.empty()) {
+          Note("wharf-agent: warning: " + error);
+          last_error = error;
+          next_snapshot = clock.Now() + std::min<int64_t>(interval, 60);  // soon again
+        } else {
+          next_snapshot = clock.Now() + interval;
+        }
+      }
+    } else {
+      next_snapshot = 0;
     }
     if (synced || now >= next_beat) {
       reporter.Report(ActiveNumber(agent), last_error.empty() ? service_error : last_error, clock.Now(), false,
@@ -365,7 +466,9 @@ int RunAgentDaemon(const AgentArgs& given) {
       NotifySystemd("READY=1\nSTATUS=syncing every " + std::to_string(args.interval_seconds) + " s");
       ready = true;
     }
-    int64_t wait = std::max<int64_t>(1, std::min(next_sync, reporter.enabled() ? next_beat : next_sync) - clock.Now());
+    int64_t wake = std::min(next_sync, reporter.enabled() ? next_beat : next_sync);
+    if (next_snapshot > 0) wake = std::min(wake, next_snapshot);
+    int64_t wait = std::max<int64_t>(1, wake - clock.Now());
     if (watchdog_seconds > 0) wait = std::min(wait, watchdog_seconds);
     timespec timeout{static_cast<time_t>(wait), 0};
     int received = sigtimedwait(&signals, nullptr, &timeout);
@@ -373,6 +476,9 @@ int RunAgentDaemon(const AgentArgs& given) {
     if (received == SIGINT || received == SIGTERM) {
       NotifySystemd("STOPPING=1");
       if (supervisor) supervisor->StopAll();
+      // The services are stopped: the data is at rest, the best moment for a snapshot.
+      if (std::string error = Snapshot(agent, args, *config, clock, true); !error.empty())
+        Note("wharf-agent: warning: " + error);
       return kExitOk;
     }
   }
@@ -403,9 +509,15 @@ int RunAgentStatus(const AgentArgs& args) {
     } else {
       j["generation"] = nullptr;
     }
+    if (status->active && !status->active->persist.paths.empty()) {
+      auto last = ReadFile(JoinPath(Layout(config->root).base(), "snapshot.json"), 64 << 10);
+      j["persist"] = {{"paths", status->active->persist.paths}, {"interval", status->active->persist.interval},
+                      {"last_snapshot", last ? ordered_json::parse(*last, nullptr, false) : ordered_json(nullptr)}};
+    }
     j["floor"] = {{"number", status->floor.number}, {"created", FormatTime(status->floor.created)}};
     j["kept"] = status->kept;
     j["half_done"] = status->half_done;
+    j["dev"] = ordered_json::parse(DevStatusJson(Layout(config->root)));
     std::string init = ReadInitResults(Layout(config->root));
     j["init"] = init.empty() ? ordered_json(nullptr) : ordered_json::parse(init, nullptr, false);
     std::printf("%s\n", j.dump(2).c_str());
@@ -420,6 +532,19 @@ int RunAgentStatus(const AgentArgs& args) {
                 FormatTime(g.expires).c_str());
     for (const auto& p : g.packages)
       std::printf("  %-24s %-16s %s\n", p.name.c_str(), p.version.c_str(), p.prefix.c_str());
+    for (const auto& line : DevStatusLines(Layout(config->root))) std::printf("%s\n", line.c_str());
+    if (!g.persist.paths.empty()) {
+      std::string paths;
+      for (const auto& path : g.persist.paths) paths += " " + path;
+      std::printf("persistent data:%s, a snapshot every %llds\n", paths.c_str(), static_cast<long long>(g.persist.interval));
+      auto last = ReadFile(JoinPath(Layout(config->root).base(), "snapshot.json"), 64 << 10);
+      auto record = last ? ParseSnapshotRecord(*last) : Result<SnapshotRecord>(std::unexpected(last.error()));
+      if (record)
+        std::printf("  last snapshot %s, taken %s (%s)\n", record->id.c_str(), FormatTime(record->created).c_str(),
+                    HumanBytes(record->size).c_str());
+      else
+        std::printf("  no snapshot taken by this agent yet\n");
+    }
   }
   std::string kept;
   for (auto n : status->kept) kept += " " + std::to_string(n);

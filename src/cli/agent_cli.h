@@ -30,11 +30,15 @@ struct AgentArgs {
   // "systemd" (wharf-svc@NAME units), "none"; empty: from agent.toml, else builtin.
   std::string supervisor;
   std::string console_group;  // the group that may attach to consoles (agent.toml)
+  int keep_snapshots = 0;     // with a file:// store: snapshots kept (0: agent.toml, else 5)
 };
 
 int RunAgentSync(const AgentArgs& args);
 int RunAgentStatus(const AgentArgs& args);
-/// Syncs every interval and reports heartbeats until SIGTERM or SIGINT (exit 0).
+/// Syncs every interval and reports heartbeats until SIGTERM or SIGINT (exit 0); snapshots
+/// the persistent data at the generation's interval and after stopping the services.
 int RunAgentDaemon(const AgentArgs& args);
+/// Takes a snapshot of the persistent data now and sends it to the store.
+int RunAgentSnapshot(const AgentArgs& args);
 
 }  // namespace wharf

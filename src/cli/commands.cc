@@ -17,6 +17,7 @@
 #include "ops/ops.h"
 #include "service/definition.h"
 #include "store/changes.h"
+#include "store/data.h"
 #include "store/store.h"
 
 namespace wharf {
@@ -49,6 +50,8 @@ class Backend {
   virtual Result<Json> ListPackages() = 0;
   virtual Result<Json> Gc(int keep, int generations) = 0;
   virtual Result<Json> Init(const std::string& fec, const InitEdit& edit) = 0;
+  virtual Result<Json> DataList(const std::string& fec) = 0;
+  virtual Result<Json> DataRestore(const std::string& fec, const std::string& id) = 0;
 };
 
 class LocalBackend : public Backend {
@@ -73,6 +76,10 @@ class LocalBackend : public Backend {
   Result<Json> ListPackages() override { return ops::ListPackages(store_); }
   Result<Json> Gc(int keep, int generations) override {
     return ops::Gc(store_, keep, generations, args_.dry_run);
+  }
+  Result<Json> DataList(const std::string& fec) override { return ops::DataList(store_, fec); }
+  Result<Json> DataRestore(const std::string& fec, const std::string& id) override {
+    return ops::DataRestore(store_, fec, id);
   }
 
  private:
@@ -140,6 +147,14 @@ class RemoteBackend : public Backend {
     Json body{{"keep", keep}, {"generations", generations}, {"dry_run", args_.dry_run}};
     return ParseAnswer(client_.Call("POST", "/api/v1/gc", body.dump()));
   }
+  Result<Json> DataList(const std::string& fec) override {
+    WHARF_TRY(ValidateFecName(fec));
+    return ParseAnswer(client_.Call("GET", "/api/v1/fecs/" + fec + "/data"));
+  }
+  Result<Json> DataRestore(const std::string& fec, const std::string& id) override {
+    WHARF_TRY(ValidateFecName(fec));
+    return ParseAnswer(client_.Call("POST", "/api/v1/fecs/" + fec + "/data/latest", Json{{"snapshot", id}}.dump()));
+  }
   Result<Json> Init(const std::string& fec, const InitEdit& edit) override {
     if (fec != "global") WHARF_TRY(ValidateFecName(fec));
     WHARF_TRY(ValidateInitName(edit.name));
@@ -173,6 +188,8 @@ StoreArgs WithEnvironment(StoreArgs args) {
   }
   if (args.token.empty()) args.token = Env("WHARF_TOKEN");
   if (args.key.empty()) args.key = Env("WHARF_KEY");
+  // The agents' way of naming a store folder works here too.
+  if (args.store.starts_with("file://")) args.store = args.store.substr(7);
   return args;
 }
 
@@ -191,6 +208,10 @@ Result<std::unique_ptr<Backend>> OpenBackend(const StoreArgs& given, bool create
   if (args.store.empty())
     return Fail(ErrorCode::kInvalidArgument,
                 "say where: --store DIR (a store folder) or --server URL (a `wharf serve`)");
+  if (args.store.find("://") != std::string::npos)
+    return Fail(ErrorCode::kInvalidArgument,
+                "--store " + args.store + ": a store is changed in its folder (--store DIR or file://DIR), "
+                "or through a `wharf serve` (--server URL --token T); a plain web server cannot take writes");
   if (changes) {
     if (auto lifetime = ops::ParseDuration(args.expires_in); !lifetime)
       return std::unexpected(lifetime.error());
@@ -260,7 +281,7 @@ int RunKeygen(const std::string& out, bool json) {
 }
 
 int RunPack(const std::string& dir, PackOptions options, const std::vector<std::string>& service_specs,
-            const std::vector<std::string>& matches, bool json) {
+            const std::string& services_file, const std::vector<std::string>& matches, bool json) {
   for (const auto& text : matches) {
     auto match = ParseNameVersion(text);
     if (!match) return ReportError(kProgram, Prefix("--matches", match.error()).error(), kExitUsage);
@@ -277,13 +298,11 @@ int RunPack(const std::string& dir, PackOptions options, const std::vector<std::
     if (!parsed) return ReportError(kProgram, parsed.error(), kExitUsage);
     services.push_back(*parsed);
   }
-  std::string toml = JoinPath(dir, "services.toml");
-  if (PathExists(toml)) {
-    if (auto merged = MergeServicesToml(toml, services); !merged) return Failed(merged.error());
-  }
-  for (const auto& service : services) {
-    if (auto valid = ValidateService(service); !valid) return Failed(valid.error());
-  }
+  if (!IsDirectory(dir))
+    return ReportError(kProgram, Error{ErrorCode::kInvalidArgument, dir + " is not a folder; pack the folder "
+                                                                          "whose contents install under --prefix"},
+                       kExitUsage);
+  if (auto added = AddTreeServices(dir, services_file, services); !added) return Failed(added.error());
   if (configuration && !services.empty())
     return ReportError(kProgram, Error{ErrorCode::kInvalidArgument,
                                        "a configuration package runs no services; define them in "
@@ -478,6 +497,50 @@ int RunInitEdit(const std::string& fec, const InitEdit& edit, const StoreArgs& a
   std::printf("%s%s: init scripts in generation %llu: %s (on failure: %s)\n", args.dry_run ? "dry run: " : "",
               fec.c_str(), static_cast<unsigned long long>(g["number"].get<uint64_t>()),
               names.empty() ? "(none)" : names.c_str(), g.value("init_on_failure", std::string("continue")).c_str());
+  return kExitOk;
+}
+
+int RunDataList(const std::string& fec, const StoreArgs& args) {
+  auto backend = OpenBackend(args, false, false);
+  if (!backend) return Failed(backend.error());
+  auto list = (*backend)->DataList(fec);
+  if (!list) return Failed(list.error());
+  if (args.json) {
+    PrintJson(*list);
+    return kExitOk;
+  }
+  const Json& l = *list;
+  if (l["snapshots"].empty()) {
+    std::printf("%s: no snapshots yet (`wharf persist %s PATH...` declares what to keep)\n", fec.c_str(), fec.c_str());
+    return kExitOk;
+  }
+  std::printf("  %-22s %-21s %6s %10s %8s  %s\n", "SNAPSHOT", "TAKEN", "GEN", "SIZE", "ENTRIES", "PATHS");
+  for (const auto& r : l["snapshots"]) {
+    std::string paths;
+    for (const auto& p : r["paths"]) paths += (paths.empty() ? "" : " ") + p.get<std::string>();
+    bool latest = r["id"] == l["latest"];
+    std::printf("%s %-22s %-21s %6llu %10s %8llu  %s\n", latest ? "*" : " ", r["id"].get<std::string>().c_str(),
+                r["created"].get<std::string>().c_str(), static_cast<unsigned long long>(r["generation"].get<uint64_t>()),
+                HumanBytes(r["size"].get<uint64_t>()).c_str(), static_cast<unsigned long long>(r["entries"].get<uint64_t>()),
+                paths.c_str());
+  }
+  std::printf("* latest: what %s restores into missing or empty folders at boot\n", fec.c_str());
+  return kExitOk;
+}
+
+int RunDataRestore(const std::string& fec, const std::string& id, const StoreArgs& args) {
+  if (auto valid = ValidateSnapshotId(id); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
+  auto backend = OpenBackend(args, false, false);
+  if (!backend) return Failed(backend.error());
+  auto chosen = (*backend)->DataRestore(fec, id);
+  if (!chosen) return Failed(chosen.error());
+  if (args.json) {
+    PrintJson(*chosen);
+    return kExitOk;
+  }
+  std::printf("%s: snapshot %s (taken %s) is now the latest; the FEC restores it into persistent folders "
+              "that are missing or empty at its next boot or sync\n",
+              fec.c_str(), id.c_str(), (*chosen)["created"].get<std::string>().c_str());
   return kExitOk;
 }
 

@@ -27,14 +27,19 @@ struct StoreArgs {
 };
 
 int RunKeygen(const std::string& out, bool json);
-/// `service_specs`: NAME=COMMAND ARGS; DIR/services.toml, when present, adds the other fields.
-/// `matches`: NAME@VERSION of the software a configuration package is made for.
+/// `service_specs`: NAME=COMMAND ARGS; `services_file` (else DIR/services.toml, when
+/// present) adds the other fields. `matches`: NAME@VERSION of the software a configuration
+/// package is made for.
 int RunPack(const std::string& dir, PackOptions options, const std::vector<std::string>& service_specs,
-            const std::vector<std::string>& matches, bool json);
+            const std::string& services_file, const std::vector<std::string>& matches, bool json);
 /// Publishes each archive, with its <name>-<version>.package.json beside it.
 int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args);
 int RunAssign(const std::string& fec, const std::vector<std::string>& specs, const StoreArgs& args);
 /// Declares the FEC's persistent paths and snapshot interval ("1h"), or with `none` drops them.
+/// A FEC's persistent data snapshots (`wharf data list`), and the choice of the one its
+/// next boot restores (`wharf data restore FEC --snapshot ID`).
+int RunDataList(const std::string& fec, const StoreArgs& args);
+int RunDataRestore(const std::string& fec, const std::string& id, const StoreArgs& args);
 int RunPersist(const std::string& fec, const std::vector<std::string>& paths, const std::string& interval,
                bool none, const StoreArgs& args);
 int RunUnassign(const std::string& fec, const std::vector<std::string>& names, const StoreArgs& args);

@@ -101,6 +101,7 @@ int RunServe(const ServeArgs& args) {
   ApiConfig config;
   config.uploads_dir = uploads;
   config.max_upload = args.max_upload;
+  config.keep_snapshots = args.keep_snapshots;
   config.silent_after_seconds = args.silent_after;
   Api api(std::move(*store), **records, std::move(*key), config, clock);
   if (args.rebuild_db) {

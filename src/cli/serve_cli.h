@@ -16,6 +16,7 @@ struct ServeArgs {
   std::string tls_cert;
   std::string tls_key;
   uint64_t max_upload = 4ull << 30;
+  int keep_snapshots = 5;  // persistent data snapshots kept per FEC
   int64_t silent_after = 300;
   bool rebuild_db = false;
 };

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/dev_cli.h"
 #include "cli/serve_cli.h"
 
 namespace {
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
   auto* pack_cmd = app.add_subcommand(
       "pack", "pack a folder into NAME-VERSION.tar.zst and NAME-VERSION.package.json");
   pack_cmd->add_option("DIR", pack_dir, "the folder whose contents install under --prefix")
-      ->required()->check(CLI::ExistingDirectory);
+      ->required();
   pack_cmd->add_option("--name", pack.name, "package name")->required();
   pack_cmd->add_option("--version", pack.version, "version")->required();
   pack_cmd->add_option("--prefix", pack.prefix, "absolute install location, e.g. /opt/fesa/MyClass")
@@ -88,7 +89,35 @@ int main(int argc, char** argv) {
                        "NAME@VERSION: the software version this configuration is made for (a FESA "
                        "instance file's class version); assign refuses other versions unless --force");
   pack_cmd->add_flag("--json", json, "print the result as JSON");
-  pack_cmd->callback([&] { code = wharf::RunPack(pack_dir, pack, service_specs, matches, json); });
+  std::string services_file;
+  pack_cmd->add_option("--services", services_file,
+                       "a services.toml kept outside the tree (default: DIR/services.toml, if there)")
+      ->check(CLI::ExistingFile);
+  pack_cmd->callback([&] { code = wharf::RunPack(pack_dir, pack, service_specs, services_file, matches, json); });
+
+  wharf::DevDeployArgs dev;
+  auto* dev_deploy = app.add_subcommand(
+      "dev-deploy", "pack a folder as version dev and install it straight on a FEC (over ssh, or --root DIR "
+                    "here), in place of the generation's version until the next generation or "
+                    "`wharf-agent drop-dev NAME`; never through the store, services not started");
+  dev_deploy->add_option("DIR", dev.dir, "the folder whose contents install under --prefix")
+      ->required()->check(CLI::ExistingDirectory);
+  dev_deploy->add_option("--name", dev.name, "package name")->required();
+  dev_deploy->add_option("--prefix", dev.prefix, "absolute install location (the generation's, for a package it assigns)")
+      ->required();
+  dev_deploy->add_option("--fec", dev.fec, "the FEC's host name: install over ssh");
+  dev_deploy->add_option("--root", dev.root, "a FEC folder on this machine instead (no ssh)");
+  dev_deploy->add_option("--ssh", dev.ssh, "the ssh command, e.g. 'ssh -l root' (default: WHARF_SSH, else ssh)");
+  dev_deploy->add_option("--remote-agent", dev.remote_agent, "the agent command on the FEC, e.g. 'sudo wharf-agent'")
+      ->capture_default_str();
+  dev_deploy->add_option("--remote-root", dev.remote_root, "--root of the agent on the FEC (default /)");
+  dev_deploy->add_option("--service", dev.service_specs,
+                         "a service the package defines: 'NAME=COMMAND ARGS' (as `wharf pack`; not started "
+                         "while it is a dev version)");
+  dev_deploy->add_option("--level", dev.level, "zstd level (1-19)")->capture_default_str()->check(CLI::Range(1, 19));
+  dev_deploy->add_flag("--dry-run", dev.dry_run, "pack, send and check everything on the FEC; change nothing");
+  dev_deploy->add_flag("--json", dev.json, "print the FEC's answer as JSON");
+  dev_deploy->callback([&] { code = wharf::RunDevDeploy(dev); });
 
   std::vector<std::string> archives;
   auto* publish = app.add_subcommand("publish", "check archives and add them to the store");
@@ -206,6 +235,20 @@ int main(int argc, char** argv) {
     code = wharf::RunInitEdit(init_fec, init_edit, store_args);
   });
 
+  std::string snapshot_id;
+  auto* data = app.add_subcommand("data", "a FEC's persistent data snapshots in the store");
+  data->require_subcommand(1);
+  auto* data_list = data->add_subcommand("list", "the FEC's snapshots, newest first; * marks the latest");
+  data_list->add_option("FEC", fec, "FEC name")->required();
+  AddStoreOptions(data_list, store_args, false);
+  data_list->callback([&] { code = wharf::RunDataList(fec, store_args); });
+  auto* data_restore = data->add_subcommand(
+      "restore", "make a snapshot the latest: the FEC (e.g. replaced hardware) restores it at its next boot");
+  data_restore->add_option("FEC", fec, "FEC name")->required();
+  data_restore->add_option("--snapshot", snapshot_id, "snapshot id from `wharf data list`")->required();
+  AddStoreOptions(data_restore, store_args, false);
+  data_restore->callback([&] { code = wharf::RunDataRestore(fec, snapshot_id, store_args); });
+
   int gc_keep = 3, gc_generations = 3;
   auto* gc = app.add_subcommand("gc", "remove old package versions no FEC uses (keeps the newest --keep)");
   gc->add_option("--keep", gc_keep, "versions of each package to keep")->capture_default_str()->check(CLI::Range(1, 1000));
@@ -258,6 +301,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--silent-after", serve_args.silent_after,
                     "seconds without a heartbeat before a FEC shows as silent")->capture_default_str();
+  serve->add_option("--keep-snapshots", serve_args.keep_snapshots, "persistent data snapshots kept per FEC")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
   serve->add_flag("--rebuild-db", serve_args.rebuild_db,
                   "re-index the store's generations (a damaged database is moved aside first)");
   serve->callback([&] { code = wharf::RunServe(serve_args); });

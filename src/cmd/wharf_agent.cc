@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/agent_cli.h"
+#include "cli/dev_cli.h"
 #include "cli/service_cli.h"
 #include "agent/supervisor.h"
 #include "cli/output.h"
@@ -17,6 +18,7 @@ Settings may come from <root>/etc/wharf/agent.toml instead of flags:
   keep = 3
   server = "http://wharf.example:8080"        # heartbeats (optional)
   token_file = "/etc/wharf/token"             # this FEC's agent token
+  keep_snapshots = 5                          # persistent data kept in a file:// store
 See docs/agent.md.)";
 
 void AddCommon(CLI::App* cmd, wharf::AgentArgs& args) {
@@ -49,7 +51,8 @@ int main(int argc, char** argv) {
   auto add_reporting = [&](CLI::App* cmd) {
     // WHARF_SERVER and WHARF_TOKEN are read by the command: flags win over them, they win over
     // agent.toml.
-    cmd->add_option("--server", args.server, "a `wharf serve` URL to send heartbeats to (or WHARF_SERVER)");
+    cmd->add_option("--server", args.server,
+                    "a `wharf serve` URL for heartbeats and persistent data (or WHARF_SERVER)");
     cmd->add_option("--token", args.token, "this FEC's agent token (or WHARF_TOKEN)");
     cmd->add_option("--token-file", args.token_file, "a file holding the token");
   };
@@ -192,6 +195,32 @@ int main(int argc, char** argv) {
   logs->add_option("--root", args.root, "the FEC's root")->capture_default_str();
   logs->add_flag("-f,--follow", follow, "follow the output until interrupted");
   logs->callback([&] { code = wharf::RunLogs(args.root, service, follow); });
+
+  auto* snapshot = app.add_subcommand(
+      "snapshot", "pack the generation's persistent folders now and send them to the server (or a file:// store)");
+  AddCommon(snapshot, args);
+  snapshot->add_option("--store", args.stores, "store URLs: a file:// one is written when no server is set");
+  snapshot->add_option("--keep-snapshots", args.keep_snapshots, "with a file:// store: snapshots kept (default 5)")
+      ->check(CLI::Range(1, 1000));
+  add_reporting(snapshot);
+  snapshot->callback([&] { code = wharf::RunAgentSnapshot(args); });
+
+  std::string dev_name;
+  auto* install_dev = app.add_subcommand(
+      "install-dev", "install a dev version from the stream `wharf dev-deploy` sends on stdin, in place of "
+                     "the generation's version until the next generation or drop-dev");
+  install_dev->add_option("--name", dev_name, "the package's name")->required();
+  install_dev->add_option("--root", args.root, "the FEC's root")->capture_default_str();
+  install_dev->add_flag("--dry-run", args.dry_run, "check the stream and the plan; change nothing");
+  install_dev->add_flag("--json", args.json, "print the result as JSON");
+  install_dev->callback([&] { code = wharf::RunInstallDev(args.root, dev_name, args.dry_run, args.json); });
+
+  auto* drop_dev = app.add_subcommand("drop-dev", "go back from a dev version to the generation's own version");
+  drop_dev->add_option("NAME", dev_name, "the package's name")->required();
+  drop_dev->add_option("--root", args.root, "the FEC's root")->capture_default_str();
+  drop_dev->add_flag("--dry-run", args.dry_run, "say what would change; change nothing");
+  drop_dev->add_flag("--json", args.json, "print the result as JSON");
+  drop_dev->callback([&] { code = wharf::RunDropDev(args.root, dev_name, args.dry_run, args.json); });
 
   auto* status = app.add_subcommand("status", "the active generation, its packages, leftovers");
   AddCommon(status, args);

@@ -1,6 +1,9 @@
 #include "crypto/sha256.h"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <cstdlib>
 
 #include "base/file.h"
 #include "base/strings.h"
@@ -44,6 +47,12 @@ Result<FileDigest> Sha256File(const std::string& path) {
   }));
   digest.sha256 = hash.HexDigest();
   return digest;
+}
+
+std::string RandomHex(size_t count) {
+  std::string bytes(count, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(count)) != 1) std::abort();
+  return HexEncode(bytes);
 }
 
 }  // namespace wharf

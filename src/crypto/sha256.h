@@ -37,4 +37,8 @@ struct FileDigest {
 /// Hashes a file in bounded memory.
 Result<FileDigest> Sha256File(const std::string& path);
 
+/// `count` bytes from the system's cryptographic random source, as hex. Aborts when there
+/// is none: nothing wharf makes from it (tokens, ids) would be safe.
+std::string RandomHex(size_t count);
+
 }  // namespace wharf

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -135,6 +136,83 @@ Result<std::string> ApiClient::Upload(const std::string& path,
   auto result = Finish(url, status, code, body, curl_easy_strerror(code));
   curl_mime_free(mime);
   return result;
+}
+
+Result<std::string> ApiClient::PostFile(const std::string& path, const std::string& file,
+                                        const std::string& content_type) {
+  std::string url = server_ + path;
+  std::FILE* in = std::fopen(file.c_str(), "rb");
+  if (!in) return Fail(ErrorCode::kIo, file + ": cannot read it for upload");
+  std::fseek(in, 0, SEEK_END);
+  long size = std::ftell(in);
+  std::rewind(in);
+  std::string body;
+  Prepared prepared;
+  CURL* curl = impl_->curl;
+  Common(curl, url, token_, options_, body, prepared);
+  prepared.headers = curl_slist_append(prepared.headers, ("Content-Type: " + content_type).c_str());
+  // The server refuses (no right, too big) before the body is sent.
+  prepared.headers = curl_slist_append(prepared.headers, "Expect: 100-continue");
+  curl_easy_setopt(curl, CURLOPT_POST, 1L);
+  curl_easy_setopt(curl, CURLOPT_READDATA, in);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(size));
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, prepared.headers);
+  CURLcode code = curl_easy_perform(curl);
+  std::fclose(in);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  return Finish(url, status, code, body, curl_easy_strerror(code));
+}
+
+namespace {
+
+struct DownloadSink {
+  std::FILE* out;
+  uint64_t written = 0;
+  uint64_t max_bytes;
+  std::string error_body;  // an error answer is kept for its message, not written
+  long* status;
+  CURL* curl;
+};
+
+size_t WriteDownload(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<DownloadSink*>(user);
+  size_t n = size * count;
+  curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, sink->status);
+  if (*sink->status < 200 || *sink->status >= 300) {
+    if (sink->error_body.size() < 65536) sink->error_body.append(data, n);
+    return n;
+  }
+  if (sink->written + n > sink->max_bytes) return 0;
+  if (std::fwrite(data, 1, n, sink->out) != n) return 0;
+  sink->written += n;
+  return n;
+}
+
+}  // namespace
+
+Status ApiClient::Download(const std::string& path, const std::string& dest, uint64_t max_bytes) {
+  std::string url = server_ + path;
+  std::FILE* out = std::fopen(dest.c_str(), "wbx");
+  if (!out) return Fail(ErrorCode::kIo, dest + ": cannot create it for the download");
+  std::string unused;
+  Prepared prepared;
+  CURL* curl = impl_->curl;
+  Common(curl, url, token_, options_, unused, prepared);
+  long status = 0;
+  DownloadSink sink{out, 0, max_bytes, "", &status, curl};
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &WriteDownload);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, prepared.headers);
+  CURLcode code = curl_easy_perform(curl);
+  bool closed = std::fclose(out) == 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  if (code == CURLE_WRITE_ERROR && sink.written + 1 > max_bytes)
+    return Fail(ErrorCode::kCorrupt, url + ": the answer is longer than the " + std::to_string(max_bytes) + " bytes expected");
+  auto finished = Finish(url, status, code, sink.error_body, curl_easy_strerror(code));
+  if (!finished) return std::unexpected(finished.error());
+  if (!closed) return Fail(ErrorCode::kIo, dest + ": cannot write the download");
+  return {};
 }
 
 }  // namespace wharf

@@ -1,4 +1,4 @@
-// A client of the server's API (docs/api.md): JSON calls and streamed multipart uploads
+// A client of the server's API (docs/api.md): JSON calls, streamed uploads and downloads
 // with a bearer token. Errors carry the server's own one-line message.
 #pragma once
 
@@ -32,6 +32,13 @@ class ApiClient {
   /// POSTs files as multipart/form-data fields (name, file path), streamed from disk.
   Result<std::string> Upload(const std::string& path,
                              const std::vector<std::pair<std::string, std::string>>& files);
+
+  /// POSTs the file at `file` as the raw body (Content-Length, `content_type`), streamed.
+  Result<std::string> PostFile(const std::string& path, const std::string& file,
+                               const std::string& content_type);
+  /// GETs `path` into the new file `dest`; refuses a body over `max_bytes`. On an error
+  /// answer, the server's message (the file then holds nothing useful).
+  Status Download(const std::string& path, const std::string& dest, uint64_t max_bytes);
 
   const std::string& server() const { return server_; }
 

@@ -5,6 +5,7 @@
 
 #include "base/file.h"
 #include "base/strings.h"
+#include "store/data.h"
 #include "store/gc.h"
 
 namespace wharf::ops {
@@ -157,6 +158,20 @@ Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_
   };
   return Json{{"removed", list(report->removed)}, {"kept_assigned", list(report->kept_assigned)},
               {"freed_bytes", report->freed_bytes}, {"dry_run", dry_run}};
+}
+
+Result<Json> DataList(const Store& store, const std::string& fec) {
+  auto list = ListSnapshots(store, fec);
+  if (!list) return std::unexpected(list.error());
+  Json out{{"fec", fec}, {"latest", list->latest}, {"snapshots", Json::array()}};
+  for (const auto& r : list->snapshots) out["snapshots"].push_back(Json::parse(SnapshotRecordToJson(r)));
+  return out;
+}
+
+Result<Json> DataRestore(Store& store, const std::string& fec, const std::string& id) {
+  auto record = ChooseLatestSnapshot(store, fec, id);
+  if (!record) return std::unexpected(record.error());
+  return Json::parse(SnapshotRecordToJson(*record));
 }
 
 Result<Json> ListPackages(const Store& store) {

@@ -52,6 +52,11 @@ Result<Json> Init(Store& store, const std::string& fec, const InitEdit& edit, co
 /// "freed_bytes", "dry_run"}.
 Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_run);
 
+/// A FEC's persistent data snapshots (store/data.h): {"fec", "latest", "snapshots": [record]}.
+Result<Json> DataList(const Store& store, const std::string& fec);
+/// Makes snapshot `id` the one the FEC restores at its next boot: its record.
+Result<Json> DataRestore(Store& store, const std::string& fec, const std::string& id);
+
 /// "90s", "15m", "12h", "30d" (a bare number is days).
 Result<int64_t> ParseDuration(const std::string& text, const std::string& what = "expires_in");
 

@@ -1,6 +1,7 @@
 #include "server/api.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <microhttpd.h>
 #include <unistd.h>
 
@@ -10,8 +11,10 @@
 #include "archive/package_index.h"
 #include "base/file.h"
 #include "base/strings.h"
+#include "crypto/sha256.h"
 #include "ops/ops.h"
 #include "store/changes.h"
+#include "store/data.h"
 #include "server/static_files.h"
 
 namespace wharf {
@@ -240,6 +243,59 @@ class PublishExchange : public http::Exchange {
   std::optional<PackageIndex> index_;
 };
 
+// ---- persistent data: a snapshot streamed as the raw body --------------------------------
+
+Json RecordJson(const SnapshotRecord& r) { return Json::parse(SnapshotRecordToJson(r)); }
+
+class SnapshotExchange : public http::Exchange {
+ public:
+  SnapshotExchange(Api& api, TokenInfo token, std::string dir, SnapshotRecord claimed)
+      : api_(api), token_(std::move(token)), dir_(std::move(dir)), claimed_(std::move(claimed)) {}
+  ~SnapshotExchange() override {
+    fd_ = UniqueFd();
+    (void)RemoveTree(dir_);  // a cut upload leaves nothing behind
+  }
+
+  Status Start() {
+    WHARF_TRY(MakeDirs(dir_));
+    path_ = JoinPath(dir_, "snapshot.tar.zst");
+    fd_ = UniqueFd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd_.valid()) return IoError("create", path_);
+    return {};
+  }
+
+  Status OnBody(std::string_view chunk) override {
+    received_ += chunk.size();
+    if (received_ > claimed_.size)
+      return Fail(ErrorCode::kInvalidArgument, "the body is longer than the declared size");
+    return WriteAll(fd_.get(), chunk.data(), chunk.size(), path_);
+  }
+
+  Response Finish(Request& request) override {
+    auto stored = [&]() -> Result<SnapshotRecord> {
+      if (::fsync(fd_.get()) != 0) return IoError("fsync", path_);
+      fd_ = UniqueFd();
+      return AddSnapshot(api_.store_, claimed_, path_, api_.config_.keep_snapshots);
+    }();
+    Response response = stored ? JsonResponse(201, RecordJson(*stored)) : Response::FromError(stored.error());
+    (void)api_.records_.Audit({0, api_.clock_.Now(), token_.name, RoleName(token_.role), request.remote,
+                              "snapshot", claimed_.fec,
+                              stored ? claimed_.id + " (" + std::to_string(claimed_.size) + " bytes)"
+                                     : stored.error().message,
+                              response.status});
+    return response;
+  }
+
+ private:
+  Api& api_;
+  TokenInfo token_;
+  std::string dir_;
+  SnapshotRecord claimed_;
+  std::string path_;
+  UniqueFd fd_;
+  uint64_t received_ = 0;
+};
+
 // ---- the API -------------------------------------------------------------------------------
 
 Api::Api(Store store, Records& records, PrivateKey key, ApiConfig config, const Clock& clock)
@@ -316,12 +372,124 @@ void Api::Register(http::Router& router) {
             return Response::Error(400, "invalid_argument", "deltas: expected a number from 0 to 10");
           deltas = std::stoi(it->second);
         }
-        std::string dir = JoinPath(config_.uploads_dir, NewTokenSecret().substr(6, 24));
+        std::string dir = JoinPath(config_.uploads_dir, RandomHex(12));
         auto exchange = std::make_unique<PublishExchange>(*this, std::get<TokenInfo>(who), dir, dry_run, deltas);
         if (auto started = exchange->Start(request); !started) return Response::FromError(started.error());
         return exchange;
       },
       upload);
+
+  // Persistent data: the FEC's agent sends snapshots; its agent and operators read them.
+  router.AddStreaming(
+      "POST", "/api/v1/fecs/{fec}/data",
+      [this, authorize, fec_param](Request& request) -> std::variant<std::unique_ptr<http::Exchange>, Response> {
+        auto fec = fec_param(request);
+        if (!fec) return Response::FromError(fec.error());
+        auto who = authorize(request, Right::kReport, *fec);
+        if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+        auto claimed = [&]() -> Result<SnapshotRecord> {
+          SnapshotRecord r;
+          r.fec = *fec;
+          r.id = request.query["id"];
+          r.sha256 = request.query["sha256"];
+          r.created = clock_.Now();
+          const std::string& size = request.query["size"];
+          const std::string& generation = request.query["generation"];
+          auto number = [](const std::string& text) {
+            return !text.empty() && text.size() < 19 && text.find_first_not_of("0123456789") == std::string::npos;
+          };
+          if (!number(size) || !number(generation))
+            return Fail(ErrorCode::kInvalidArgument, "size and generation: expected numbers in the query");
+          r.size = std::stoull(size);
+          r.generation = std::stoull(generation);
+          r.paths = Split(request.query["paths"], ',');
+          if (!request.content_length || *request.content_length != r.size)
+            return Fail(ErrorCode::kInvalidArgument, "send the snapshot with a Content-Length equal to size");
+          if (r.size > config_.max_upload)
+            return Fail(ErrorCode::kInvalidArgument, "the snapshot is over the server's --max-upload");
+          auto checked = ParseSnapshotRecord(SnapshotRecordToJson(r));
+          if (!checked) return std::unexpected(checked.error());
+          // Only folders the FEC's recent generations declare: an agent token cannot make
+          // its FEC's "latest" a snapshot of something else.
+          auto history = store_.History(*fec);
+          if (!history) return std::unexpected(history.error());
+          for (const auto& path : r.paths) {
+            bool declared = false;
+            for (size_t i = history->size() > 3 ? history->size() - 3 : 0; i < history->size(); ++i) {
+              const auto& declared_paths = (*history)[i].persist.paths;
+              declared = declared || std::find(declared_paths.begin(), declared_paths.end(), path) != declared_paths.end();
+            }
+            if (!declared)
+              return Fail(ErrorCode::kRejected, path + " is not a persistent folder of " + *fec +
+                                                    "; `wharf persist " + *fec + " PATH...` declares them");
+          }
+          return r;
+        }();
+        if (!claimed) return Response::FromError(claimed.error());
+        std::string dir = JoinPath(config_.uploads_dir, "data-" + RandomHex(12));
+        auto exchange = std::make_unique<SnapshotExchange>(*this, std::get<TokenInfo>(who), dir, *claimed);
+        if (auto started = exchange->Start(); !started) return Response::FromError(started.error());
+        return exchange;
+      },
+      upload);
+
+  router.Add("GET", "/api/v1/fecs/{fec}/data", [this, authorize, fec_param](Request& request, const std::string&) {
+    auto fec = fec_param(request);
+    if (!fec) return Response::FromError(fec.error());
+    auto who = authorize(request, Right::kRead, *fec);
+    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+    auto list = ops::DataList(store_, *fec);
+    return list ? JsonResponse(200, *list) : Response::FromError(list.error());
+  });
+
+  // "latest": the record a boot restores; an id: that snapshot's bytes.
+  router.Add("GET", "/api/v1/fecs/{fec}/data/{id}", [this, authorize, fec_param](Request& request, const std::string&) {
+    auto fec = fec_param(request);
+    if (!fec) return Response::FromError(fec.error());
+    auto who = authorize(request, Right::kRead, *fec);
+    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+    const std::string& id = request.params.at("id");
+    if (id == "latest") {
+      auto json = ReadFile(JoinPath(store_.root(), LatestSnapshotPath(*fec)), 64 << 10);
+      if (!json && json.error().code == ErrorCode::kNotFound)
+        return Response::Error(404, "not_found", *fec + " has no snapshot yet");
+      return json ? Response::Json(200, *json) : Response::FromError(json.error());
+    }
+    if (auto valid = ValidateSnapshotId(id); !valid) return Response::FromError(valid.error());
+    std::string path = JoinPath(store_.root(), SnapshotArchivePath(*fec, id));
+    auto fd = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    struct stat st {};
+    if (!fd->valid() || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode))
+      return Response::Error(404, "not_found", *fec + " has no snapshot " + id);
+    Response response;
+    response.content_type = "application/zstd";
+    response.file = fd;
+    response.file_size = static_cast<uint64_t>(st.st_size);
+    return response;
+  });
+
+  router.Add("POST", "/api/v1/fecs/{fec}/data/latest",
+             [this, authorize, fec_param](Request& request, const std::string& body) {
+               auto fec = fec_param(request);
+               if (!fec) return Response::FromError(fec.error());
+               auto who = authorize(request, Right::kChange, *fec);
+               if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+               const TokenInfo& token = std::get<TokenInfo>(who);
+               auto chosen = [&]() -> Result<Json> {
+                 auto j = ParseBody(body);
+                 if (!j) return std::unexpected(j.error());
+                 if (!j->contains("snapshot") || !(*j)["snapshot"].is_string())
+                   return Fail(ErrorCode::kInvalidArgument, "snapshot: expected the id of one of the FEC's snapshots");
+                 return ops::DataRestore(store_, *fec, (*j)["snapshot"].get<std::string>());
+               }();
+               Response response = chosen ? JsonResponse(200, *chosen) : Response::FromError(chosen.error());
+               (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote,
+                                     "data-restore", *fec,
+                                     chosen ? (*chosen)["id"].get<std::string>() : chosen.error().message,
+                                     response.status});
+               return response;
+             },
+             {64 << 10, true});
 
   router.Add("GET", "/api/v1/packages", [this, authorize](Request& request, const std::string&) {
     auto who = authorize(request, Right::kRead, "");

@@ -21,6 +21,7 @@ struct ApiConfig {
   uint64_t max_upload = 4ull << 30;        // bytes of one publish request
   int64_t silent_after_seconds = 300;      // a FEC not heard from for this long is "silent"
   int delta_bases = 2;                     // publish: patches against this many earlier versions
+  int keep_snapshots = 5;                  // persistent data snapshots kept per FEC
 };
 
 /// Requests by route and status, bytes served, publishes: rendered into /metrics.
@@ -52,6 +53,7 @@ class Api {
 
  private:
   friend class PublishExchange;
+  friend class SnapshotExchange;
   Store store_;
   Records& records_;
   PrivateKey key_;

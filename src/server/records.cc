@@ -1,6 +1,5 @@
 #include "server/records.h"
 
-#include <openssl/rand.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -90,9 +89,7 @@ std::optional<Role> ParseRole(std::string_view text) {
 }
 
 std::string NewTokenSecret() {
-  unsigned char bytes[32];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) std::abort();  // no randomness: nothing is safe
-  return "wharf_" + HexEncode({reinterpret_cast<const char*>(bytes), sizeof bytes});
+  return "wharf_" + RandomHex(32);
 }
 
 Records::~Records() = default;

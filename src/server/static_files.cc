@@ -42,11 +42,14 @@ Response NotFound(const std::string& path) {
 
 bool IsServablePath(std::string_view path) {
   if (path.size() < 2 || path.front() != '/') return false;
-  for (const auto& part : Split(path.substr(1), '/')) {
+  auto parts = Split(path.substr(1), '/');
+  for (const auto& part : parts) {
     if (part.empty() || part.front() == '.') return false;  // also "." and ".."
     for (unsigned char c : part)
       if (c < 0x20 || c == 0x7f || c == '\\') return false;
   }
+  // A FEC's persistent data is its own: served by the API to its agent and operators.
+  if (parts.size() >= 3 && parts[0] == "fecs" && parts[2] == "data") return false;
   return true;
 }
 

@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include "archive/names.h"
+#include "base/file.h"
 #include "base/strings.h"
 
 namespace wharf {
@@ -287,6 +288,13 @@ Result<ServiceDef> ApplyOverrides(ServiceDef base, std::string_view services_jso
   }
   WHARF_TRY(ValidateService(base));
   return base;
+}
+
+Status AddTreeServices(const std::string& dir, const std::string& file, std::vector<ServiceDef>& services) {
+  std::string toml = file.empty() ? JoinPath(dir, "services.toml") : file;
+  if (!file.empty() || PathExists(toml)) WHARF_TRY(MergeServicesToml(toml, services));
+  for (const auto& service : services) WHARF_TRY(ValidateService(service));
+  return {};
 }
 
 }  // namespace wharf

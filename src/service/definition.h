@@ -38,6 +38,9 @@ Status ValidateService(const ServiceDef& service);
 Result<ServiceDef> ParseServiceSpec(std::string_view spec);
 /// Merges the tables of a services.toml ([NAME] with the fields above) into `services`.
 Status MergeServicesToml(const std::string& path, std::vector<ServiceDef>& services);
+/// What a packed tree defines: `file` (a services.toml kept outside the tree), else
+/// DIR/services.toml when there is one, merged into `services`; then every one checked.
+Status AddTreeServices(const std::string& dir, const std::string& file, std::vector<ServiceDef>& services);
 
 /// A JSON array; "" for none.
 std::string ServicesToJson(const std::vector<ServiceDef>& services);
