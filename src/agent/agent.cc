@@ -198,16 +198,18 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
 Status Agent::InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport& report) {
   Layout layout(config_.root);
   std::string what = ref.name + "@" + ref.version;
-  auto index_json = mirrors.Get(ref.index, ref.index_size);
+  // Patches are worth asking for only when this FEC holds packages to apply them to.
+  std::vector<DeltaEntry> deltas;
+  if (!ListDir(layout.packages()).value_or(std::vector<std::string>{}).empty())
+    deltas = FetchDeltaIndex(mirrors, ref);
+  bool patched = false;
+  auto index_json = FetchPackageIndex(layout, mirrors, ref, deltas, patched);
   if (!index_json) return std::unexpected(index_json.error());
-  if (Sha256Hex(*index_json) != ref.index_sha256)
-    return Fail(ErrorCode::kCorrupt, ref.index + ": sha256 differs from the signed generation; "
-                                                 "the store or a mirror was altered, republish");
   auto index = ParsePackageIndex(*index_json);
   if (!index) return Prefix(ref.index, index.error());
   WHARF_TRY(CheckIndexMatches(*index, ref));
   AbortPoint("index-fetched:" + ref.name);
-  auto stats = wharf::InstallPackage(layout, mirrors, ref, *index, *index_json);
+  auto stats = wharf::InstallPackage(layout, mirrors, ref, *index, *index_json, deltas);
   if (!stats) return Prefix(config_.fec, stats.error());
   report.files_reused += stats->reused_files;
   report.files_patched += stats->deltas;
@@ -215,7 +217,7 @@ Status Agent::InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport
           ? " (" + HumanBytes(stats->fetched_bytes) + " of " + HumanBytes(ref.archive_size) +
                 " fetched in " + std::to_string(stats->fetched_frames) + " frames, " +
                 std::to_string(stats->reused_files) + " files reused, " +
-                std::to_string(stats->deltas) + " patched)"
+                std::to_string(stats->deltas) + " patched" + (patched ? ", index patched" : "") + ")"
           : " (" + HumanBytes(ref.archive_size) + ")"));
   return {};
 }

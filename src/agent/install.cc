@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "agent/abort_point.h"
 #include "agent/progress.h"
@@ -149,25 +151,33 @@ struct FetchedDelta {
   std::string patch_path;  // under tmp/, checked against entry.sha256
 };
 
-// The deltas worth taking: their base is held here, their target is not, and the patch is
-// smaller than the frames the file would otherwise cost. The store may have none.
-std::map<std::string, DeltaEntry> UsableDeltas(Mirrors& mirrors, const PackageRef& ref,
-                                               const PackageIndex& index,
+// The deltas worth taking: their base is held here (or they need none), their target is
+// not, and the patch is smaller than the frames the file would otherwise cost. A patch of
+// a file on its own is dropped again when its frames are fetched anyway, for other files.
+std::map<std::string, DeltaEntry> UsableDeltas(const std::vector<DeltaEntry>& deltas, const PackageIndex& index,
                                                const std::map<std::string, std::string>& local) {
   std::map<std::string, DeltaEntry> usable;
-  auto json = mirrors.Get(Dirname(ref.index) + "/deltas.json", 16u << 20);
-  if (!json) return usable;
-  auto deltas = ParseDeltaIndex(*json);
-  if (!deltas) return usable;
+  if (deltas.empty()) return usable;
   for (size_t i = 0; i < index.files.size(); ++i) {
     const FileEntry& f = index.files[i];
-    if (f.type != EntryType::kFile || local.count(f.sha256)) continue;
+    if (f.type != EntryType::kFile || f.size == 0 || local.count(f.sha256)) continue;
     uint64_t frames_cost = 0;
     for (uint32_t n : FramesOfFiles(index, {i})) frames_cost += index.frames[n].size;
-    for (const auto& d : *deltas)
-      if (d.path == f.path && d.target_sha256 == f.sha256 && local.count(d.base_sha256) &&
+    for (const auto& d : deltas)
+      if (d.path == f.path && d.target_sha256 == f.sha256 && (d.base_sha256.empty() || local.count(d.base_sha256)) &&
           d.size < frames_cost && (!usable.count(f.sha256) || d.size < usable[f.sha256].size))
         usable[f.sha256] = d;
+  }
+  FetchPlan plan = PlanFetch(
+      index, [&](const std::string& sha) { return local.count(sha) > 0 || usable.count(sha) > 0; }, 0);
+  std::set<uint32_t> fetched(plan.frames.begin(), plan.frames.end());
+  for (size_t i = 0; i < index.files.size(); ++i) {
+    const FileEntry& f = index.files[i];
+    auto d = f.type == EntryType::kFile ? usable.find(f.sha256) : usable.end();
+    if (d == usable.end() || !d->second.base_sha256.empty()) continue;
+    auto frames = FramesOfFiles(index, {i});
+    if (std::all_of(frames.begin(), frames.end(), [&](uint32_t n) { return fetched.count(n) > 0; }))
+      usable.erase(d);
   }
   return usable;
 }
@@ -178,6 +188,11 @@ Result<std::map<std::string, FetchedDelta>> FetchDeltas(const Layout& layout, Mi
   std::map<std::string, FetchedDelta> fetched;
   for (const auto& [target, d] : usable) {
     std::string path = JoinPath(layout.tmp(), Basename(ref.archive) + ".delta-" + std::to_string(fetched.size()));
+    if (d.file.empty()) {  // inline in deltas.json, checked when it was parsed
+      WHARF_TRY(WriteFileAtomic(path, d.data, 0600));
+      fetched[target] = FetchedDelta{d, path};
+      continue;
+    }
     WHARF_TRY(mirrors.Try(Dirname(ref.index) + "/" + d.file, [&](const std::string& url) -> Status {
       auto got = mirrors.fetcher().Download(url, path, d.size);
       if (!got) return std::unexpected(got.error());
@@ -210,7 +225,8 @@ Status Assemble(const PackageIndex& index, const std::map<std::string, std::stri
     } else if (delta != deltas.end()) {
       auto patch = ReadFile(delta->second.patch_path, delta->second.entry.size);
       if (!patch) return std::unexpected(patch.error());
-      auto applied = ApplyDelta(local.at(delta->second.entry.base_sha256), *patch, f.size,
+      const std::string& base = delta->second.entry.base_sha256;
+      auto applied = ApplyDelta(base.empty() ? "" : local.at(base), *patch, f.size,
                                 [&](const char* data, size_t size) {
                                   hash.Update(data, size);
                                   return writer.FileData(data, size);
@@ -280,17 +296,66 @@ Result<std::string> Mirrors::Get(const std::string& path, uint64_t max_bytes) {
   return body;
 }
 
+std::vector<DeltaEntry> FetchDeltaIndex(Mirrors& mirrors, const PackageRef& ref) {
+  auto json = mirrors.Get(Dirname(ref.index) + "/deltas.json", 16u << 20);
+  if (!json) return {};  // a store without deltas works the same, with more bytes
+  auto deltas = ParseDeltaIndex(*json);
+  if (!deltas) return {};
+  return *deltas;
+}
+
+Result<std::string> FetchPackageIndex(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
+                                      const std::vector<DeltaEntry>& deltas, bool& patched) {
+  patched = false;
+  auto matches = [&](const std::string& json) {
+    return json.size() == ref.index_size && Sha256Hex(json) == ref.index_sha256;
+  };
+  std::string dir = JoinPath(layout.packages(), ref.name);
+  for (const auto& leaf : ListDir(dir).value_or(std::vector<std::string>{})) {
+    if (leaf[0] == '.' || !leaf.ends_with(".package.json")) continue;
+    std::string held = JoinPath(dir, leaf);
+    auto digest = Sha256File(held);
+    if (!digest) continue;
+    for (const auto& d : deltas) {
+      if (d.path != kIndexDeltaPath || d.base_sha256 != digest->sha256 || d.target_sha256 != ref.index_sha256)
+        continue;
+      std::string patch = d.data;
+      if (!d.file.empty()) {
+        auto got = mirrors.Get(Dirname(ref.index) + "/" + d.file, d.size);
+        if (!got || Sha256Hex(*got) != d.sha256) break;  // fetch it whole instead
+        patch = std::move(*got);
+      }
+      std::string json;
+      auto applied = ApplyDelta(held, patch, ref.index_size, [&](const char* data, size_t size) -> Status {
+        json.append(data, size);
+        return {};
+      });
+      if (applied && matches(json)) {
+        patched = true;
+        return json;
+      }
+    }
+  }
+  auto json = mirrors.Get(ref.index, ref.index_size);
+  if (!json) return std::unexpected(json.error());
+  if (!matches(*json))
+    return Fail(ErrorCode::kCorrupt, ref.index + ": sha256 differs from the signed generation; "
+                                                 "the store or a mirror was altered, republish");
+  return json;
+}
+
 Result<InstallStats> InstallPackage(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
-                                    const PackageIndex& index, const std::string& index_json) {
+                                    const PackageIndex& index, const std::string& index_json,
+                                    const std::vector<DeltaEntry>& deltas) {
   InstallStats stats;
   auto local = LocalFiles(layout);
   std::map<std::string, DeltaEntry> usable;
-  if (!local.empty()) usable = UsableDeltas(mirrors, ref, index, local);
+  if (!local.empty()) usable = UsableDeltas(deltas, index, local);
   FetchPlan plan = PlanFetch(
       index, [&](const std::string& sha) { return local.count(sha) > 0 || usable.count(sha) > 0; },
       kRangeGap);
-  uint64_t delta_bytes = 0;
-  for (const auto& [target, d] : usable) delta_bytes += d.size;
+  uint64_t delta_bytes = 0;  // inline patches came with deltas.json
+  for (const auto& [target, d] : usable) delta_bytes += d.file.empty() ? 0 : d.size;
   // Worth it only when it saves most of the archive; else one plain download is simpler.
   if (local.empty() || (plan.bytes + delta_bytes) * 2 > ref.archive_size) {
     WHARF_TRY(InstallWhole(layout, mirrors, ref, index, index_json));
@@ -313,25 +378,25 @@ Result<InstallStats> InstallPackage(const Layout& layout, Mirrors& mirrors, cons
     if (!fetched) return std::unexpected(fetched.error());
     AbortPoint("range-fetched:" + ref.name);
   }
-  auto deltas = FetchDeltas(layout, mirrors, ref, usable);
-  if (!deltas) return std::unexpected(deltas.error());
+  auto patches = FetchDeltas(layout, mirrors, ref, usable);
+  if (!patches) return std::unexpected(patches.error());
   std::string staging = Staging(layout, ref);
   WHARF_TRY(RemoveTree(staging));
   WHARF_TRY(MakeDirs(Dirname(staging)));
   auto writer = TreeWriter::Create(staging, index.prefix);
   if (!writer) return std::unexpected(writer.error());
   FrameReader frames(fd.get(), index);
-  if (auto built = Assemble(index, local, *deltas, frames, **writer); !built)
+  if (auto built = Assemble(index, local, *patches, frames, **writer); !built)
     return Prefix(ref.name + "@" + ref.version, built.error());
   WHARF_TRY(Commit(layout, ref, staging, index_json));
   stats.incremental = true;
   stats.fetched_frames = plan.frames.size();
   stats.fetched_bytes = plan.bytes + delta_bytes;
-  stats.deltas = deltas->size();
+  stats.deltas = patches->size();
   for (const auto& f : index.files)
     if (f.type == EntryType::kFile && f.size > 0 && local.count(f.sha256)) ++stats.reused_files;
   WHARF_TRY(RemoveTree(sparse));
-  for (const auto& [target, d] : *deltas) WHARF_TRY(RemoveTree(d.patch_path));
+  for (const auto& [target, d] : *patches) WHARF_TRY(RemoveTree(d.patch_path));
   return stats;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "agent/layout.h"
+#include "archive/delta.h"
 #include "archive/package_index.h"
 #include "base/error.h"
 #include "fetch/fetch.h"
@@ -49,11 +50,23 @@ struct InstallStats {
   uint64_t fetched_bytes = 0;
 };
 
+/// The patches the store offers for `ref`'s version (deltas.json; archive/delta.h), or
+/// none. Worth a request only when the FEC holds packages already.
+std::vector<DeltaEntry> FetchDeltaIndex(Mirrors& mirrors, const PackageRef& ref);
+
+/// `ref`'s package.json, checked against the signed size and sha256: rebuilt from an older
+/// version's package.json held here and a patch from `deltas` when there is one (`patched`
+/// says so), else fetched whole.
+Result<std::string> FetchPackageIndex(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
+                                      const std::vector<DeltaEntry>& deltas, bool& patched);
+
 /// Puts `ref` (whose checked index is `index`, bytes `index_json`) into
 /// layout.package(ref): unpacked in a hidden staging folder, every byte checked, renamed
 /// into place. Incremental when the FEC holds enough of its files and the store serves
-/// Range requests; from the whole archive otherwise.
+/// Range requests: files held here are copied, others rebuilt from `deltas` when that is
+/// cheaper, the rest taken from the frames that hold them; from the whole archive otherwise.
 Result<InstallStats> InstallPackage(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
-                                    const PackageIndex& index, const std::string& index_json);
+                                    const PackageIndex& index, const std::string& index_json,
+                                    const std::vector<DeltaEntry>& deltas);
 
 }  // namespace wharf

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <set>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -65,10 +67,17 @@ std::string DeltaIndexToJson(const std::vector<DeltaEntry>& deltas) {
   nlohmann::ordered_json j;
   j["format"] = 1;
   j["deltas"] = nlohmann::ordered_json::array();
-  for (const auto& d : deltas)
-    j["deltas"].push_back({{"path", d.path}, {"base_sha256", d.base_sha256},
-                           {"target_sha256", d.target_sha256}, {"file", d.file},
-                           {"size", d.size}, {"sha256", d.sha256}});
+  for (const auto& d : deltas) {
+    nlohmann::ordered_json e{{"path", d.path}, {"base_sha256", d.base_sha256}, {"target_sha256", d.target_sha256}};
+    if (d.file.empty()) {
+      e["data"] = Base64Encode(d.data);
+    } else {
+      e["file"] = d.file;
+    }
+    e["size"] = d.size;
+    e["sha256"] = d.sha256;
+    j["deltas"].push_back(std::move(e));
+  }
   return j.dump(1) + "\n";
 }
 
@@ -78,12 +87,21 @@ Result<std::vector<DeltaEntry>> ParseDeltaIndex(std::string_view json) {
     auto j = nlohmann::json::parse(json);
     for (const auto& d : j.at("deltas")) {
       DeltaEntry e{d.at("path").get<std::string>(), d.at("base_sha256").get<std::string>(),
-                   d.at("target_sha256").get<std::string>(), d.at("file").get<std::string>(),
-                   d.at("size").get<uint64_t>(), d.at("sha256").get<std::string>()};
-      std::string name = e.file.substr(std::min<size_t>(7, e.file.size()));
-      if (!e.file.starts_with("deltas/") || !ValidateEntryPath(e.file) || name.find('/') != std::string::npos ||
-          !IsSha256Hex(e.base_sha256) || !IsSha256Hex(e.target_sha256) || !IsSha256Hex(e.sha256))
-        return Fail(ErrorCode::kCorrupt, "deltas.json lists a malformed delta; republish");
+                   d.at("target_sha256").get<std::string>(), d.value("file", std::string()),
+                   d.at("size").get<uint64_t>(), d.at("sha256").get<std::string>(), ""};
+      auto bad = [] { return Fail(ErrorCode::kCorrupt, "deltas.json lists a malformed delta; republish"); };
+      if (e.file.empty()) {
+        auto data = Base64Decode(d.at("data").get<std::string>());
+        if (!data || data->size() != e.size || Sha256Hex(*data) != e.sha256) return bad();
+        e.data = std::move(*data);
+      } else {
+        std::string name = e.file.substr(std::min<size_t>(7, e.file.size()));
+        if (!e.file.starts_with("deltas/") || !ValidateEntryPath(e.file) || name.find('/') != std::string::npos)
+          return bad();
+      }
+      if ((!e.base_sha256.empty() && !IsSha256Hex(e.base_sha256)) || !IsSha256Hex(e.target_sha256) ||
+          !IsSha256Hex(e.sha256) || (e.path == kIndexDeltaPath && e.base_sha256.empty()))
+        return bad();
       deltas.push_back(std::move(e));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -132,7 +150,7 @@ Result<std::string> MakeDelta(std::string_view base, std::string_view target, in
 Status ApplyDelta(const std::string& base_path, std::string_view delta, uint64_t max_size,
                   const std::function<Status(const char*, size_t)>& out) {
   MappedFile base;
-  WHARF_TRY(base.Open(base_path));
+  if (!base_path.empty()) WHARF_TRY(base.Open(base_path));
   ZstdDctx dctx(ZSTD_createDCtx());
   ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, WindowLogFor(base.size() + max_size));
   ZSTD_DCtx_refPrefix(dctx.get(), base.data(), base.size());
@@ -154,38 +172,80 @@ Status ApplyDelta(const std::string& base_path, std::string_view delta, uint64_t
 }
 
 Status WriteDeltas(const std::string& dir, const std::string& archive_path, const PackageIndex& index,
+                   const std::string& index_json,
                    const std::vector<std::pair<std::string, PackageIndex>>& older, int level) {
   std::vector<DeltaEntry> deltas;
+  auto add = [&](const std::string& path, const std::string& base_sha256, const std::string& target_sha256,
+                 std::string patch) -> Status {
+    DeltaEntry e{path, base_sha256, target_sha256, "", patch.size(), Sha256Hex(patch), ""};
+    if (patch.size() <= kMaxInlineDelta) {
+      e.data = std::move(patch);
+    } else {
+      e.file = "deltas/" + std::to_string(deltas.size()) + ".zst";
+      WHARF_TRY(MakeDirs(JoinPath(dir, "deltas")));
+      WHARF_TRY(WriteFileAtomic(JoinPath(dir, e.file), patch));
+    }
+    deltas.push_back(std::move(e));
+    return {};
+  };
+  std::set<std::string> held;  // contents an agent on an older version reuses as they are
+  for (const auto& [old_archive, old_index] : older)
+    for (const auto& e : old_index.files)
+      if (e.type == EntryType::kFile) held.insert(e.sha256);
   for (size_t i = 0; i < index.files.size(); ++i) {
     const FileEntry& f = index.files[i];
-    if (f.type != EntryType::kFile || f.size < kMinDeltaFileSize || f.size > kMaxDeltaFileSize) continue;
+    if (f.type != EntryType::kFile || f.size == 0 || f.size > kMaxDeltaFileSize || held.count(f.sha256)) continue;
+    uint64_t frames_cost = FramesCost(index, i);
     std::optional<std::string> target;
-    for (const auto& [old_archive, old_index] : older) {
-      auto base = std::find_if(old_index.files.begin(), old_index.files.end(),
-                               [&](const FileEntry& e) { return e.path == f.path; });
-      if (base == old_index.files.end() || base->type != EntryType::kFile || base->sha256 == f.sha256 ||
-          base->size > kMaxDeltaFileSize)
-        continue;
-      bool seen = std::any_of(deltas.begin(), deltas.end(), [&](const DeltaEntry& d) {
-        return d.path == f.path && d.base_sha256 == base->sha256;
-      });
-      if (seen) continue;  // two older versions with the same content: one patch serves both
+    auto target_bytes = [&]() -> Result<std::string*> {
       if (!target) {
         auto bytes = ReadFileFromArchive(archive_path, index, f);
         if (!bytes) return std::unexpected(bytes.error());
         target = std::move(*bytes);
       }
+      return &*target;
+    };
+    for (const auto& [old_archive, old_index] : older) {
+      auto base = std::find_if(old_index.files.begin(), old_index.files.end(),
+                               [&](const FileEntry& e) { return e.path == f.path; });
+      if (base == old_index.files.end() || base->type != EntryType::kFile || base->size > kMaxDeltaFileSize)
+        continue;
+      bool seen = std::any_of(deltas.begin(), deltas.end(), [&](const DeltaEntry& d) {
+        return d.path == f.path && d.base_sha256 == base->sha256;
+      });
+      if (seen) continue;  // two older versions with the same content: one patch serves both
+      auto bytes = target_bytes();
+      if (!bytes) return std::unexpected(bytes.error());
       auto base_bytes = ReadFileFromArchive(old_archive, old_index, *base);
       if (!base_bytes) return std::unexpected(base_bytes.error());
-      auto patch = MakeDelta(*base_bytes, *target, level);
+      auto patch = MakeDelta(*base_bytes, **bytes, level);
       if (!patch) return std::unexpected(patch.error());
-      if (patch->size() >= FramesCost(index, i)) continue;  // no cheaper than the frames
-      DeltaEntry e{f.path, base->sha256, f.sha256, "deltas/" + std::to_string(deltas.size()) + ".zst",
-                   patch->size(), Sha256Hex(*patch)};
-      WHARF_TRY(MakeDirs(JoinPath(dir, "deltas")));
-      WHARF_TRY(WriteFileAtomic(JoinPath(dir, e.file), *patch));
-      deltas.push_back(std::move(e));
+      if (patch->size() >= frames_cost) continue;  // no cheaper than the frames
+      WHARF_TRY(add(f.path, base->sha256, f.sha256, std::move(*patch)));
     }
+    // A new or changed small file shares a frame with files the agent holds already: on
+    // its own, it costs its compressed size, not the whole frame.
+    if (older.empty() || f.size * 2 > frames_cost * 3) continue;
+    auto bytes = target_bytes();
+    if (!bytes) return std::unexpected(bytes.error());
+    auto alone = MakeDelta("", **bytes, level);
+    if (!alone) return std::unexpected(alone.error());
+    if (alone->size() * 2 < frames_cost) WHARF_TRY(add(f.path, "", f.sha256, std::move(*alone)));
+  }
+  // package.json changes little from one version to the next, and every update fetches it.
+  std::string index_sha256 = Sha256Hex(index_json);
+  for (const auto& [old_archive, old_index] : older) {
+    auto old_json = ReadFile(JoinPath(Dirname(old_archive), "package.json"), 256u << 20);
+    if (!old_json) continue;
+    std::string base_sha256 = Sha256Hex(*old_json);
+    bool seen = std::any_of(deltas.begin(), deltas.end(), [&](const DeltaEntry& d) {
+      return d.path == kIndexDeltaPath && d.base_sha256 == base_sha256;
+    });
+    if (seen || base_sha256 == index_sha256) continue;
+    auto patch = MakeDelta(*old_json, index_json, level);
+    if (!patch) return std::unexpected(patch.error());
+    if (patch->size() * 2 < index_json.size())
+      WHARF_TRY(add(std::string(kIndexDeltaPath), base_sha256, index_sha256, std::move(*patch)));
   }
   if (deltas.empty()) return {};
   return WriteFileAtomic(JoinPath(dir, "deltas.json"), DeltaIndexToJson(deltas));

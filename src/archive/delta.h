@@ -16,18 +16,22 @@
 
 namespace wharf {
 
-/// Files smaller than this get no delta: their frames are cheap already.
-inline constexpr uint64_t kMinDeltaFileSize = 64 * 1024;
 /// Neither side of a delta may be larger than this (it is held in memory to make it).
 inline constexpr uint64_t kMaxDeltaFileSize = 512u << 20;
+/// Patches up to this size ride inside deltas.json (base64): no request of their own.
+inline constexpr uint64_t kMaxInlineDelta = 4096;
+/// The "path" of a patch of package.json itself, against an older version's package.json.
+inline constexpr std::string_view kIndexDeltaPath = "package.json";
 
 struct DeltaEntry {
-  std::string path;           // the file, as in package.json
-  std::string base_sha256;    // the older content it applies to
+  std::string path;           // the file, as in package.json; kIndexDeltaPath for the index
+  std::string base_sha256;    // the older content it applies to; "" for a file compressed
+                              // on its own (a new file, or one in a frame shared with others)
   std::string target_sha256;  // the content it produces
-  std::string file;           // beside package.json: "deltas/<n>.zst"
+  std::string file;           // beside package.json: "deltas/<n>.zst"; "" when inline
   uint64_t size = 0;
   std::string sha256;
+  std::string data;           // inline: the patch itself
 };
 
 std::string DeltaIndexToJson(const std::vector<DeltaEntry>& deltas);
@@ -38,15 +42,20 @@ Result<std::string> ReadFileFromArchive(const std::string& archive_path, const P
                                         const FileEntry& entry);
 /// A patch turning `base` into `target`.
 Result<std::string> MakeDelta(std::string_view base, std::string_view target, int level);
-/// Rebuilds the target from the base file at `base_path` and a patch, handing its bytes
-/// to `out` in pieces. Refuses output beyond `max_size`.
+/// Rebuilds the target from the base file at `base_path` ("" for a patch made without a
+/// base) and a patch, handing its bytes to `out` in pieces. Refuses output beyond `max_size`.
 Status ApplyDelta(const std::string& base_path, std::string_view delta, uint64_t max_size,
                   const std::function<Status(const char*, size_t)>& out);
 
-/// For every file of `index` above kMinDeltaFileSize that an older version (its archive
-/// and index) holds at the same path with other content, a patch smaller than the file's
-/// own frames, written into `dir`/deltas/ and listed in `dir`/deltas.json.
+/// The patches an agent holding an older version (or only some of its files) can take
+/// instead of frames, written into `dir`/deltas/ (or inline) and listed in `dir`/deltas.json:
+/// - for each file that no older version holds with the same content, a patch against the
+///   same path in each older version (`older`: archive, index, package.json path), and one
+///   of the file on its own when it shares its frames with other files; each kept only
+///   when smaller than the frames it saves;
+/// - a patch of package.json against each older version's.
 Status WriteDeltas(const std::string& dir, const std::string& archive_path, const PackageIndex& index,
+                   const std::string& index_json,
                    const std::vector<std::pair<std::string, PackageIndex>>& older, int level);
 
 }  // namespace wharf

@@ -66,36 +66,87 @@ TEST(Delta, RefusesOutputBeyondDeclaredSize) {
   EXPECT_EQ(result.error().code, ErrorCode::kCorrupt);
 }
 
-TEST(Delta, PublishWritesDeltaForChangedBigFileOnly) {
+TEST(Delta, PublishWritesPatchesForChangedFilesAndTheIndex) {
   ScratchDir dir;
   std::string big1 = Noise(500000, 7);
   std::string big2 = big1;
   big2.replace(250000, 64, Noise(64, 9));
   PackResult v1 = PackVersion(dir, "1", big1);
   PackResult v2 = PackVersion(dir, "2", big2);
+  // As in a store: each version's index is "package.json" beside its archive.
+  std::string v1_json = *ReadFile(v1.index_path), v2_json = *ReadFile(v2.index_path);
+  WriteTestFile(dir / "out1/package.json", v1_json);
   ASSERT_TRUE(MakeDirs(dir / "v2"));
-  ASSERT_TRUE(WriteDeltas(dir / "v2", v2.archive_path, v2.index, {{v1.archive_path, v1.index}}, 19));
+  ASSERT_TRUE(WriteDeltas(dir / "v2", v2.archive_path, v2.index, v2_json, {{v1.archive_path, v1.index}}, 19));
   auto deltas = ParseDeltaIndex(*ReadFile(dir / "v2/deltas.json"));
   ASSERT_TRUE(deltas) << deltas.error().message;
-  ASSERT_EQ(deltas->size(), 1u);
-  const DeltaEntry& d = (*deltas)[0];
-  EXPECT_EQ(d.path, "opt/app/bin/app");
-  EXPECT_EQ(d.base_sha256, Sha256Hex(big1));
-  EXPECT_EQ(d.target_sha256, Sha256Hex(big2));
-  auto patch = ReadFile(dir / ("v2/" + d.file));
-  EXPECT_EQ(patch->size(), d.size);
-  EXPECT_LT(d.size, 5000u);
+  auto find = [&](const std::string& path, const std::string& base) -> const DeltaEntry* {
+    for (const auto& d : *deltas)
+      if (d.path == path && d.base_sha256 == base) return &d;
+    return nullptr;
+  };
+  auto patch_of = [&](const DeltaEntry& d) { return d.file.empty() ? d.data : *ReadFile(dir / ("v2/" + d.file)); };
+  auto rebuild = [&](const std::string& base_path, const DeltaEntry& d, uint64_t size) {
+    std::string out;
+    EXPECT_TRUE(Collect(base_path, patch_of(d), size, out));
+    return out;
+  };
+  // The changed big file: a patch against the old one, small enough to ride inline.
+  const DeltaEntry* app = find("opt/app/bin/app", Sha256Hex(big1));
+  ASSERT_NE(app, nullptr);
+  EXPECT_LT(app->size, 5000u);
+  EXPECT_TRUE(app->file.empty()) << "small patches are inline";
   WriteTestFile(dir / "held", big1);
-  std::string rebuilt;
-  ASSERT_TRUE(Collect(dir / "held", *patch, big2.size(), rebuilt));
-  EXPECT_EQ(Sha256Hex(rebuilt), d.target_sha256);
+  EXPECT_EQ(rebuild(dir / "held", *app, big2.size()), big2);
+  EXPECT_EQ(find("opt/app/bin/app", ""), nullptr) << "the big file has its own frame: nothing to gain alone";
+  // The edited small file shares its frame with the big one: a patch, and the file alone
+  // for an agent that holds no version of it.
+  const DeltaEntry* conf = find("opt/app/etc/conf", Sha256Hex(std::string("v1")));
+  const DeltaEntry* alone = find("opt/app/etc/conf", "");
+  ASSERT_NE(conf, nullptr);
+  ASSERT_NE(alone, nullptr);
+  WriteTestFile(dir / "conf1", "v1");
+  EXPECT_EQ(rebuild(dir / "conf1", *conf, 2), "v2");
+  EXPECT_EQ(rebuild("", *alone, 2), "v2");
+  // package.json against the older one.
+  const DeltaEntry* index = find(std::string(kIndexDeltaPath), Sha256Hex(v1_json));
+  ASSERT_NE(index, nullptr);
+  EXPECT_EQ(index->target_sha256, Sha256Hex(v2_json));
+  EXPECT_LT(index->size * 4, v2_json.size());
+  EXPECT_EQ(rebuild(dir / "out1/package.json", *index, v2_json.size()), v2_json);
+  EXPECT_EQ(deltas->size(), 4u);
+}
+
+TEST(Delta, NothingForFilesAnOlderVersionHolds) {
+  ScratchDir dir;
+  std::string big = Noise(300000, 3);
+  PackResult v1 = PackVersion(dir, "1", big);
+  PackResult v2 = PackVersion(dir, "1b", big);  // etc/conf differs, bin/app the same
+  ASSERT_TRUE(MakeDirs(dir / "v2"));
+  ASSERT_TRUE(WriteDeltas(dir / "v2", v2.archive_path, v2.index, *ReadFile(v2.index_path),
+                          {{v1.archive_path, v1.index}}, 19));
+  auto deltas = ParseDeltaIndex(*ReadFile(dir / "v2/deltas.json"));
+  ASSERT_TRUE(deltas);
+  for (const auto& d : *deltas) EXPECT_EQ(d.path, "opt/app/etc/conf") << "bin/app is held as it is";
+}
+
+TEST(Delta, InlinePatchesAreCheckedWhenParsed) {
+  std::string sha(64, 'a');
+  DeltaEntry inline_patch{"opt/x", "", sha, "", 3, Sha256Hex(std::string("abc")), "abc"};
+  auto parsed = ParseDeltaIndex(DeltaIndexToJson({inline_patch}));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ((*parsed)[0].data, "abc");
+  inline_patch.sha256 = sha;  // the data does not match its hash
+  EXPECT_FALSE(ParseDeltaIndex(DeltaIndexToJson({inline_patch})));
+  DeltaEntry index_alone{std::string(kIndexDeltaPath), "", sha, "", 3, Sha256Hex(std::string("abc")), "abc"};
+  EXPECT_FALSE(ParseDeltaIndex(DeltaIndexToJson({index_alone}))) << "an index patch needs a base";
 }
 
 TEST(Delta, IndexRefusesPathsOutsideDeltas) {
   std::string sha(64, 'a');
-  std::vector<DeltaEntry> bad{{"opt/x", sha, sha, "../../etc/passwd", 1, sha}};
+  std::vector<DeltaEntry> bad{{"opt/x", sha, sha, "../../etc/passwd", 1, sha, ""}};
   EXPECT_FALSE(ParseDeltaIndex(DeltaIndexToJson(bad)));
-  std::vector<DeltaEntry> good{{"opt/x", sha, sha, "deltas/0.zst", 1, sha}};
+  std::vector<DeltaEntry> good{{"opt/x", sha, sha, "deltas/0.zst", 1, sha, ""}};
   EXPECT_TRUE(ParseDeltaIndex(DeltaIndexToJson(good)));
 }
 

@@ -63,7 +63,7 @@ Result<PublishOutcome> Store::Publish(const std::string& archive_path,
   if (staged) staged = WriteFileAtomic(JoinPath(staging, "package.json"), *index_json);
   if (staged) staged = VerifyArchive(staged_archive, *index);
   if (staged && !dry_run && !PathExists(dest))
-    staged = WriteDeltas(staging, staged_archive, *index,
+    staged = WriteDeltas(staging, staged_archive, *index, *index_json,
                          RecentVersions(HomeOf(*index), index->version, delta_bases), 19);
   if (!staged) {
     cleanup();

@@ -249,8 +249,10 @@ expect_exit 0 env -u WHARF_SERVER -u WHARF_TOKEN "$WHARF_AGENT" sync --root "$T/
 same_tree "$T/src/v2" "$T/fec02/opt/epics/demo"
 grep -q "GET /software/demo-ioc/3.0/demo-ioc-3.0.tar.zst" "$T/nginx/access.log" || fail "nginx served the archive"
 grep -q "POST /api/v1/fecs/fec02/heartbeat" "$T/nginx/access.log" || { echo "front $FRONT"; cat "$T/fec02/etc/wharf/agent.toml" "$T/stderr"; fail "heartbeat through nginx"; }
-for p in /.wharf/records.db /.wharf/signing.key; do
+mkdir -p "$STORE/fecs/fec02/data" && echo '{}' >"$STORE/fecs/fec02/data/latest.json"
+for p in /.wharf/records.db /.wharf/signing.key /fecs/fec02/data/latest.json; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "$FRONT$p"); [ "$code" = 404 ] || [ "$code" = 403 ] || fail "nginx served $p ($code)"
 done
-pass "behind nginx: files from nginx, API proxied (publish, assign, heartbeat), private files refused"
+rm -r "$STORE/fecs/fec02/data"
+pass "behind nginx: files from nginx, API proxied (publish, assign, heartbeat), private files (state, persistent data) refused"
 echo "server: all checks passed"

@@ -83,7 +83,7 @@ pass "human view derived"
 cp -a src2 src3
 echo 'record(ao, "DEMO:NEW") {}' >>src3/db/demo.db
 "$WHARF" pack src3 --name demo-ioc --version 3.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
-"$WHARF" publish out/demo-ioc-3.0.tar.zst --store store >/dev/null
+"$WHARF" publish out/demo-ioc-3.0.tar.zst --store store --deltas 0 >/dev/null  # no patches: frames
 "$WHARF" assign fec01 demo-ioc@3.0 --store store --key release.key >/dev/null
 expect_exit 0 agent fec01 --json
 same_tree fec01/opt/epics/demo-ioc src3
@@ -94,6 +94,24 @@ fetched=$(awk '/demo-ioc-3.0.tar.zst/ {n += $10} END {print n}' "$NGINX_LOG")
 size=$(stat -c %s store/software/demo-ioc/3.0/demo-ioc-3.0.tar.zst)
 [ "$fetched" -lt $((size / 2)) ] || fail "fetched $fetched of $size bytes for a one-line change"
 pass "an update fetches only the changed frames ($fetched of $size bytes) and reuses $reused files"
+
+# With patches (the default): the edited file and package.json itself come as patches
+# against what the FEC holds, inline in deltas.json; neither the archive nor package.json
+# is fetched.
+cp -a src3 src4
+echo 'record(ao, "DEMO:NEWER") {}' >>src4/db/demo.db
+"$WHARF" pack src4 --name demo-ioc --version 4.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
+"$WHARF" publish out/demo-ioc-4.0.tar.zst --store store >/dev/null
+"$WHARF" assign fec01 demo-ioc@4.0 --store store --key release.key >/dev/null
+expect_exit 0 agent fec01 --json
+same_tree fec01/opt/epics/demo-ioc src4
+patched=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["files_patched"])' "$T/stdout")
+[ "$patched" -ge 1 ] || fail "the update patched $patched files"
+! grep -q 'GET /software/demo-ioc/4.0/demo-ioc-4.0.tar.zst' "$NGINX_LOG" || fail "the archive was fetched"
+! grep -q 'GET /software/demo-ioc/4.0/package.json' "$NGINX_LOG" || fail "package.json was fetched whole"
+fetched=$(awk '/demo-ioc\/4.0\// {n += $10} END {print n}' "$NGINX_LOG")
+index_size=$(stat -c %s store/software/demo-ioc/4.0/package.json)
+pass "with patches: $fetched bytes in all for a one-line change (package.json alone is $index_size)"
 
 # Changes print what they would do with --dry-run and write nothing.
 before=$(ls store/fecs/fec02/generations | wc -l)
@@ -142,8 +160,8 @@ pass "a package inside the prefix of the one it replaces"
 stop_nginx
 expect_exit 3 agent fec01
 grep -q "no store answered" "$T/stdout" || fail "offline sync should say so"
-[ "$(agent_generation fec01)" = 4 ] || fail "offline sync changed the generation"
-same_tree fec01/opt/epics/demo-ioc src3
+[ "$(agent_generation fec01)" = 5 ] || fail "offline sync changed the generation"
+same_tree fec01/opt/epics/demo-ioc src4
 pass "offline keeps the active generation (exit 3)"
 
 # Settings from agent.toml instead of flags; a file:// store (a DVD or NFS copy).
