@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -199,6 +200,18 @@ TEST_F(AgentTest, UpdateTakesUnchangedFilesFromThePackagesItHolds) {
   ASSERT_TRUE(second) << second.error().message;
   EXPECT_EQ(second->files_reused, 1u);  // lib/big, unchanged
   EXPECT_LT(second->bytes_fetched, first->bytes_fetched / 2);
+  // Not even copied: both versions' folders hold the one read-only inode.
+  std::vector<ino_t> inodes;
+  std::string packages = dir_ / "fec/var/lib/wharf/packages/app";
+  auto leaves = ListDir(packages);
+  ASSERT_TRUE(leaves);
+  for (const auto& leaf : *leaves) {
+    struct stat st;
+    if (!leaf.ends_with(".package.json") && ::stat((packages + "/" + leaf + "/lib/big").c_str(), &st) == 0)
+      inodes.push_back(st.st_ino);
+  }
+  ASSERT_EQ(inodes.size(), 2u);
+  EXPECT_EQ(inodes[0], inodes[1]);
   EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "2");
   EXPECT_EQ(ReadFile(dir_ / "fec/opt/app/lib/big")->size(), 1500000u);
 }

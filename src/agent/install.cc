@@ -62,8 +62,9 @@ std::string Staging(const Layout& layout, const PackageRef& ref) {
 }
 
 // Downloads the archive and unpacks it at the same time: a thread fetches into tmp/ while
-// this one reads each frame as soon as its bytes are there (every frame, every file and
-// the whole archive are checked against the signed hashes as before).
+// this one reads each frame as soon as its bytes are there. The frames' sha256 (package.json
+// pins them, the signed generation pins package.json) cover every byte of the archive, so
+// neither the whole archive nor each file is hashed again: publish checked those.
 Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
                     const PackageIndex& index, const std::string& index_json) {
   std::string archive = JoinPath(layout.tmp(), Basename(ref.archive));
@@ -82,14 +83,14 @@ Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& re
         announced = true;
         progress.Update(done);
         growing.Grew(done);
-      });
+      }, false);
       growing.End();
     });
-    Status extracted = ExtractArchive(archive, index, staging, &growing);
+    Status extracted = ExtractArchive(archive, index, staging, &growing, FileHashes::kPinned);
     downloader.join();
     if (!got) return std::unexpected(got.error());  // the transfer's own error says most
-    if (got->size != ref.archive_size || got->sha256 != ref.archive_sha256)
-      return Fail(ErrorCode::kCorrupt, url + ": sha256 or size differs from the signed generation; "
+    if (got->size != ref.archive_size)
+      return Fail(ErrorCode::kCorrupt, url + ": size differs from the signed generation; "
                                              "the store or a mirror was altered, republish");
     if (!extracted) return Prefix(ref.name + "@" + ref.version, extracted.error());
     return {};
@@ -216,9 +217,16 @@ Status Assemble(const PackageIndex& index, const std::map<std::string, std::stri
     if (f.type == EntryType::kDirectory) WHARF_TRY(writer.Directory(f));
     if (f.type == EntryType::kSymlink) WHARF_TRY(writer.Symlink(f));
     if (f.type != EntryType::kFile) continue;
+    auto held = f.size > 0 ? local.find(f.sha256) : local.end();
+    // An unchanged file is the held one itself: packages are read-only, so one inode can
+    // serve both (it was checked when it was unpacked). Copied when it cannot be linked.
+    if (held != local.end()) {
+      auto linked = writer.LinkFile(f, held->second);
+      if (linked) continue;
+      if (linked.error().code != ErrorCode::kUnsupported) return linked;
+    }
     WHARF_TRY(writer.BeginFile(f));
     Sha256 hash;
-    auto held = f.size > 0 ? local.find(f.sha256) : local.end();
     auto delta = held == local.end() && f.size > 0 ? deltas.find(f.sha256) : deltas.end();
     if (held != local.end()) {
       WHARF_TRY(CopyFromLocal(held->second, writer, hash));

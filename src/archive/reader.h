@@ -49,6 +49,11 @@ class TreeWriter : public EntrySink {
   Status BeginFile(const FileEntry& entry) override;
   Status FileData(const void* data, size_t size) override;
   Status EndFile() override;
+  /// Puts file `entry` in place as a hard link to `source`, an unpacked file of another
+  /// package that has the same content (by sha256) and the mode this writer would give it:
+  /// no bytes copied. kUnsupported when that cannot be (another mode, another file system,
+  /// too many links): the caller copies instead.
+  Status LinkFile(const FileEntry& entry, const std::string& source);
   Status Finish();
 
  private:
@@ -96,12 +101,17 @@ class GrowingFile {
 /// the index (no extra, missing, reordered, hard-link, device or oversize entry; no
 /// trailing bytes). Stops at the first mismatch with kCorrupt or kUnsafe naming the entry.
 /// With `growing`, the file is read while it is written (download and unpacking overlap).
+/// kFileHashesPinned skips each file's own sha256: for an index that `wharf publish`
+/// checked entry by entry and a signed generation pins, the frames' sha256 (always checked)
+/// already fix every byte, so hashing the files again only costs time.
+enum class FileHashes { kCheck, kPinned };
 Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink,
-                   GrowingFile* growing = nullptr);
+                   GrowingFile* growing = nullptr, FileHashes files = FileHashes::kCheck);
 
 /// Unpacks the archive into `dest` (which must not exist) through a TreeWriter.
 Status ExtractArchive(const std::string& archive_path, const PackageIndex& index,
-                      const std::string& dest, GrowingFile* growing = nullptr);
+                      const std::string& dest, GrowingFile* growing = nullptr,
+                      FileHashes files = FileHashes::kCheck);
 
 /// Reads the whole archive against the index without writing anything.
 Status VerifyArchive(const std::string& archive_path, const PackageIndex& index);

@@ -138,14 +138,14 @@ Result<std::string> Fetcher::Get(const std::string& url, uint64_t max_bytes) {
 
 Result<FileDigest> Fetcher::Download(const std::string& url, const std::string& path,
                                      uint64_t max_bytes,
-                                     const std::function<void(uint64_t)>& on_progress) {
+                                     const std::function<void(uint64_t)>& on_progress, bool want_hash) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd.valid()) return IoError("create", path);
   Sha256 hash;
   Sink sink;
   sink.fd = fd.get();
   sink.path = path;
-  sink.hash = &hash;
+  sink.hash = want_hash ? &hash : nullptr;
   sink.max_bytes = max_bytes;
   sink.on_progress = &on_progress;
   const FetchOptions& options = impl_->options;
@@ -178,7 +178,7 @@ Result<FileDigest> Fetcher::Download(const std::string& url, const std::string& 
     }
   }
   WHARF_TRY(done);
-  return FileDigest{sink.written, hash.HexDigest()};
+  return FileDigest{sink.written, want_hash ? hash.HexDigest() : ""};
 }
 
 Status Fetcher::FetchRange(const std::string& url, int fd, const std::string& path, uint64_t offset,

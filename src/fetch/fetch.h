@@ -44,8 +44,9 @@ class Fetcher {
   /// up to `resume_attempts` times with a growing pause; a server that then ignores Range
   /// sends the whole file again. The file is not synced: downloads are working copies (what
   /// they are unpacked into is made durable).
+  /// Without `hash`, the digest's sha256 is empty (for a file checked piece by piece).
   Result<FileDigest> Download(const std::string& url, const std::string& path, uint64_t max_bytes,
-                              const std::function<void(uint64_t)>& on_progress = {});
+                              const std::function<void(uint64_t)>& on_progress = {}, bool hash = true);
 
   /// Writes bytes [offset, offset + size) of `url` at the same offset of the open file
   /// `fd` (a sparse copy of the remote file). kUnsupported when the server ignores Range.
