@@ -86,18 +86,21 @@ Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& re
       }, false);
       growing.End();
     });
-    Status extracted = ExtractArchive(archive, index, staging, &growing, FileHashes::kPinned);
+    auto writer = TreeWriter::Create(staging, index.prefix);
+    Status extracted = writer ? ReadArchive(archive, index, **writer, &growing, FileHashes::kPinned)
+                              : Status(std::unexpected(writer.error()));
     downloader.join();
     if (!got) return std::unexpected(got.error());  // the transfer's own error says most
     if (got->size != ref.archive_size)
       return Fail(ErrorCode::kCorrupt, url + ": size differs from the signed generation; "
                                              "the store or a mirror was altered, republish");
     if (!extracted) return Prefix(ref.name + "@" + ref.version, extracted.error());
-    return {};
+    // The working copy goes before the sync: its pages are then dropped, never written out.
+    WHARF_TRY(RemoveTree(archive));
+    return (*writer)->Finish();
   }));
   AbortPoint("archive-fetched:" + ref.name);
-  WHARF_TRY(Commit(layout, ref, staging, index_json));
-  return RemoveTree(archive);
+  return Commit(layout, ref, staging, index_json);
 }
 
 // Decodes the frames of a sparse local copy of the archive, one at a time, in order.
