@@ -195,10 +195,20 @@ def main():
     if "wharf" in only or "curl" in only:
         store = f"{WWW}/wharf"
         sh(WHARF, "keygen", "--out", "k", stdout=subprocess.DEVNULL)
-        timed("wharf pack v1", WHARF, "pack", TREE1, "--name", "bench", "--version", "1",
-              "--prefix", "/opt/bench", "-o", "out")
+        # What a release is published with (docs/cli.md): zstd 19 in 8 MiB frames.
+        pack_args = os.environ.get("WHARF_PACK", "--level 19 --frame-size 8388608").split()
+        timed("wharf pack v1 " + " ".join(pack_args), WHARF, "pack", TREE1, "--name", "bench", "--version", "1",
+              "--prefix", "/opt/bench", "-o", "out", *pack_args)
         timed("wharf pack v2", WHARF, "pack", TREE2, "--name", "bench", "--version", "2",
-              "--prefix", "/opt/bench", "-o", "out")
+              "--prefix", "/opt/bench", "-o", "out", *pack_args)
+        if os.environ.get("REFERENCE", "1") == "1":
+            t = time.monotonic()
+            ref = subprocess.run(f"tar -C {TREE1} --sort=name -cf - . | zstd -19 -T0 -q -c | wc -c", shell=True,
+                                 check=True, stdout=subprocess.PIPE, text=True).stdout
+            a1 = os.path.getsize("out/bench-1.tar.zst")
+            info.append(f"reference: tar | zstd -19 of v1 {int(ref)/1e6:.2f} MB ({time.monotonic() - t:.0f} s); "
+                        f"wharf's v1 archive {a1/1e6:.2f} MB: {100 * (a1 / int(ref) - 1):+.1f}%")
+            print("   " + info[-1], flush=True)
         timed("wharf publish v1", WHARF, "publish", "out/bench-1.tar.zst", "--store", store)
         timed("wharf publish v2 (+deltas)", WHARF, "publish", "out/bench-2.tar.zst", "--store", store)
         a1, a2 = os.path.getsize("out/bench-1.tar.zst"), os.path.getsize("out/bench-2.tar.zst")

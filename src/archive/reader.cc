@@ -29,15 +29,18 @@ struct ReadArchiveDeleter {
 };
 
 // Hands out the archive's frames in order, each checked against the index (size, sha256,
-// decompressed size) and decompressed alone. A worker thread reads and decodes up to
-// kAhead frames ahead while the caller parses and writes the previous ones (two cores
-// share the work); memory stays bounded by those few frames.
+// decompressed size) and decompressed alone. A worker thread reads and decodes frames
+// ahead while the caller parses and writes the previous ones (two cores share the work):
+// up to 3 small frames, fewer big ones, so that what waits stays within kAheadBytes.
 class FrameSource {
  public:
-  static constexpr size_t kAhead = 3;
+  static constexpr uint64_t kAheadBytes = 8u << 20;
 
   FrameSource(int fd, const PackageIndex& index, GrowingFile* growing)
       : fd_(fd), index_(index), growing_(growing) {
+    uint64_t biggest = 1;
+    for (const auto& f : index.frames) biggest = std::max(biggest, f.raw_size);
+    ahead_ = std::clamp<uint64_t>(kAheadBytes / biggest, 1, 3);
     worker_ = std::thread([this] { Work(); });
   }
   ~FrameSource() {
@@ -62,8 +65,9 @@ class FrameSource {
     return std::string_view(*current_);
   }
 
-  /// After the tar end: the rest of the stream may only be zero padding, and the whole
-  /// archive must hash to the index's sha256.
+  /// After the tar end: the rest of the stream may only be zero padding. (Every frame is
+  /// checked against its sha256, and the frames cover the archive exactly: that checks the
+  /// whole archive, byte for byte, without hashing it a second time.)
   Status Finish(std::string_view unread) {
     auto zeros = [](std::string_view bytes) {
       return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
@@ -77,10 +81,6 @@ class FrameSource {
       if (!zeros(*frame))
         return Fail(ErrorCode::kCorrupt, index_.archive + ": data after the end of the tar; republish");
     }
-    std::lock_guard lock(mutex_);  // the worker is done: its hash is whole
-    if (archive_hash_.HexDigest() != index_.archive_sha256)
-      return Fail(ErrorCode::kCorrupt, index_.archive + ": sha256 differs from package.json; "
-                                                        "fetch or republish the archive");
     return {};
   }
 
@@ -92,7 +92,7 @@ class FrameSource {
     for (size_t n = 0; n < index_.frames.size(); ++n) {
       {
         std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return ready_.size() < kAhead || stop_; });
+        changed_.wait(lock, [&] { return ready_.size() < ahead_ || stop_; });
         if (stop_) return;
       }
       Result<std::string> decoded = Decode(n, compressed);
@@ -127,7 +127,6 @@ class FrameSource {
       return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
                                            (growing_ ? ": the download ended before this frame; fetch it again"
                                                      : ": archive is shorter than its index says; fetch it again"));
-    archive_hash_.Update(compressed);
     std::string raw;
     WHARF_TRY(DecodeFrame(index_, number, compressed, raw));
     return raw;
@@ -143,7 +142,7 @@ class FrameSource {
   Result<std::string> current_ = std::string();
   bool done_ = false;
   bool stop_ = false;
-  Sha256 archive_hash_;  // updated by the worker, in frame order
+  size_t ahead_ = 3;  // frames decoded ahead at most
 };
 
 la_ssize_t ReadFrame(archive* a, void* client, const void** buffer) {
