@@ -58,6 +58,9 @@ class FrameSource {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return !ready_.empty() || done_; });
     if (ready_.empty()) return std::string_view();
+    // The frame the caller is done with becomes the next one's buffer: no fresh pages to
+    // fault in and zero for every frame.
+    if (current_ && current_->capacity() > 0) spare_ = std::move(*current_);
     current_ = std::move(ready_.front());
     ready_.pop_front();
     changed_.notify_all();
@@ -128,6 +131,11 @@ class FrameSource {
                                            (growing_ ? ": the download ended before this frame; fetch it again"
                                                      : ": archive is shorter than its index says; fetch it again"));
     std::string raw;
+    {
+      std::lock_guard lock(mutex_);
+      raw = std::move(spare_);
+      spare_.clear();
+    }
     WHARF_TRY(DecodeFrame(index_, number, compressed, raw));
     return raw;
   }
@@ -143,6 +151,7 @@ class FrameSource {
   bool done_ = false;
   bool stop_ = false;
   size_t ahead_ = 3;  // frames decoded ahead at most
+  std::string spare_;  // a used frame's buffer, for the next one
 };
 
 la_ssize_t ReadFrame(archive* a, void* client, const void** buffer) {
