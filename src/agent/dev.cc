@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "agent/abort_point.h"
@@ -393,11 +394,20 @@ Result<DevList> PlanDevDrop(const Generation& generation, const DevList& current
   return next;
 }
 
-Result<DevOutcome> InstallDev(const Layout& layout, const std::string& name, const DevUpload& upload, int64_t now,
-                              bool dry_run) {
-  WHARF_TRY(ValidatePackageName(name));
-  auto index = CheckUpload(name, upload);
-  if (!index) return std::unexpected(index.error());
+namespace {
+
+// What install-dev and drop-dev share: under the agent's lock (leftovers of a cut run
+// removed first), the running generation, its dev list now and as `plan` makes it, and the
+// prefix links that change checked.
+struct DevChange {
+  FileLock lock;
+  ActiveGeneration active;
+  DevList before;
+  DevList after;
+};
+
+Result<DevChange> LockAndPlan(const Layout& layout, bool dry_run,
+                              const std::function<Result<DevList>(const Generation&, const DevList&)>& plan) {
   WHARF_TRY(RequireActive(layout));  // before the lock file: a FEC that never synced stays untouched
   auto lock = FileLock::Acquire(layout.lock());
   if (!lock) return std::unexpected(lock.error());
@@ -405,13 +415,28 @@ Result<DevOutcome> InstallDev(const Layout& layout, const std::string& name, con
   if (!dry_run) WHARF_TRY(RecoverLeftovers(layout));
   auto active = RequireActive(layout);
   if (!active) return std::unexpected(active.error());
-  const Generation& g = active->generation;
   auto before = ReadDevList(layout);
   if (!before) return std::unexpected(before.error());
-  auto after = PlanDevInstall(g, *before, {name, index->archive_sha256, index->archive_size, index->prefix, now, {}});
+  auto after = plan(active->generation, *before);
   if (!after) return std::unexpected(after.error());
+  const Generation& g = active->generation;
   WHARF_TRY(CheckPrefixLinks(layout, ProfilePackages(g, *before), ProfilePackages(g, *after)));
-  DevOutcome outcome{g.fec, g.number, *after->Find(name), "", false, index->files.size()};
+  return DevChange{std::move(*lock), std::move(*active), std::move(*before), std::move(*after)};
+}
+
+}  // namespace
+
+Result<DevOutcome> InstallDev(const Layout& layout, const std::string& name, const DevUpload& upload, int64_t now,
+                              bool dry_run) {
+  WHARF_TRY(ValidatePackageName(name));
+  auto index = CheckUpload(name, upload);
+  if (!index) return std::unexpected(index.error());
+  auto change = LockAndPlan(layout, dry_run, [&](const Generation& g, const DevList& before) {
+    return PlanDevInstall(g, before, {name, index->archive_sha256, index->archive_size, index->prefix, now, {}});
+  });
+  if (!change) return std::unexpected(change.error());
+  const Generation& g = change->active.generation;
+  DevOutcome outcome{g.fec, g.number, *change->after.Find(name), "", false, index->files.size()};
   if (dry_run) {
     if (auto verified = VerifyArchive(upload.archive_path, *index); !verified)
       return Prefix(name + "@dev", verified.error());
@@ -421,7 +446,7 @@ Result<DevOutcome> InstallDev(const Layout& layout, const std::string& name, con
   auto unpacked = Unpack(layout, DevRef(outcome.package), *index, upload);
   if (!unpacked) return std::unexpected(unpacked.error());
   outcome.unpacked = *unpacked;
-  auto profile = Switch(layout, *active, *before, *after);
+  auto profile = Switch(layout, change->active, change->before, change->after);
   if (!profile) return std::unexpected(profile.error());
   outcome.profile = *profile;
   return outcome;
@@ -429,25 +454,17 @@ Result<DevOutcome> InstallDev(const Layout& layout, const std::string& name, con
 
 Result<DevOutcome> DropDev(const Layout& layout, const std::string& name, bool dry_run) {
   WHARF_TRY(ValidatePackageName(name));
-  WHARF_TRY(RequireActive(layout));
-  auto lock = FileLock::Acquire(layout.lock());
-  if (!lock) return std::unexpected(lock.error());
-  AbortPoint("dev-locked");
-  if (!dry_run) WHARF_TRY(RecoverLeftovers(layout));
-  auto active = RequireActive(layout);
-  if (!active) return std::unexpected(active.error());
-  const Generation& g = active->generation;
-  auto before = ReadDevList(layout);
-  if (!before) return std::unexpected(before.error());
-  auto after = PlanDevDrop(g, *before, name);
-  if (!after) return std::unexpected(after.error());
-  WHARF_TRY(CheckPrefixLinks(layout, ProfilePackages(g, *before), ProfilePackages(g, *after)));
-  DevOutcome outcome{g.fec, g.number, *before->Find(name), "", false, 0};
+  auto change = LockAndPlan(layout, dry_run, [&](const Generation& g, const DevList& before) {
+    return PlanDevDrop(g, before, name);
+  });
+  if (!change) return std::unexpected(change.error());
+  const Generation& g = change->active.generation;
+  DevOutcome outcome{g.fec, g.number, *change->before.Find(name), "", false, 0};
   if (dry_run) {
-    outcome.profile = after->packages.empty() ? std::to_string(g.number) : NextDevProfile(layout, g.number);
+    outcome.profile = change->after.packages.empty() ? std::to_string(g.number) : NextDevProfile(layout, g.number);
     return outcome;
   }
-  auto profile = Switch(layout, *active, *before, *after);
+  auto profile = Switch(layout, change->active, change->before, change->after);
   if (!profile) return std::unexpected(profile.error());
   outcome.profile = *profile;
   return outcome;
