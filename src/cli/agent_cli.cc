@@ -414,6 +414,7 @@ int RunAgentDaemon(const AgentArgs& given) {
   };
   std::string last_error;
   bool booted = false;  // the boot scripts run once at start, and after each new generation
+  bool data_checked = false;  // persistent folders looked at (and restored) since start
   // Under systemd (Type=notify, WatchdogSec=): ready after the first round, then a
   // keep-alive at least twice per watchdog period.
   int64_t watchdog_seconds = 0;
@@ -433,7 +434,14 @@ int RunAgentDaemon(const AgentArgs& given) {
         if (report->outcome == SyncOutcome::kApplied) PrintSync(*report, *config, args.json);
       }
       std::fflush(stdout);
-      if (std::string restore = RestoreData(agent, args, *config); !restore.empty()) last_error = restore;
+      // Empty persistent folders are filled from the latest snapshot at boot (until the store
+      // could be asked) and when a new generation comes: a folder the service itself emptied
+      // later is its business.
+      if (!data_checked || (report && report->outcome == SyncOutcome::kApplied)) {
+        std::string restore = RestoreData(agent, args, *config);
+        if (restore.empty()) data_checked = true;
+        else last_error = restore;
+      }
       if (!booted || (report && report->outcome == SyncOutcome::kApplied)) {
         std::string init_error = RunInit(agent, *config, fetcher, report ? report->store : "");
         if (!init_error.empty()) last_error = init_error;

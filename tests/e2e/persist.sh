@@ -74,6 +74,14 @@ rm "$R/var/lib/demo.seen-at-start"
 diff "$T/want" <(want) || fail "restored data differs"
 pass "wiped FEC folder: run restores every declared folder byte-identical (modes, links, empty folders) before the service starts"
 
+# Restored at boot only: a folder the service empties later stays empty.
+cp -a "$R/var/lib/demo" "$T/saved"
+find "$R/var/lib/demo" -mindepth 1 -delete
+sleep 2.5  # two sync rounds
+[ -z "$(ls -A "$R/var/lib/demo")" ] || fail "run refilled a folder the service emptied"
+cp -a "$T/saved/." "$R/var/lib/demo/"
+pass "while running, a folder the service emptied is left empty (restores happen at boot and on a new generation)"
+
 # Clean shutdown: services stop, then a last snapshot.
 echo 42 >"$R/var/lib/demo/counter"
 kill -TERM $RUN_PID; wait $RUN_PID || true
