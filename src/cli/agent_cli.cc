@@ -191,11 +191,11 @@ class Reporter {
 
   /// Sends one heartbeat unless a recent failure asks to wait (`force` ignores that).
   void Report(std::optional<uint64_t> generation, const std::string& error, int64_t now, bool force,
-              const ordered_json& services = ordered_json::array()) {
+              const ordered_json& services = ordered_json::array(), const ordered_json& dev = ordered_json::array()) {
     if (!client_ || (!force && now < next_try_)) return;
     ordered_json body{{"generation", generation ? ordered_json(*generation) : ordered_json(nullptr)},
                       {"services", services}, {"error", error},
-                      {"agent_version", "0.1.0"}};
+                      {"agent_version", "0.1.0"}, {"dev", dev}};
     auto sent = client_->Call("POST", "/api/v1/fecs/" + fec_ + "/heartbeat", body.dump());
     if (sent) {
       if (failures_ > 0) Note("wharf-agent: heartbeats reach " + client_->server() + " again");
@@ -225,6 +225,12 @@ ordered_json ServiceStates(const std::string& root) {
     out.push_back({{"name", s.value("name", "")}, {"state", s.value("state", "") == "running" ? "up" : "down"},
                    {"restarts", s.value("restarts", 0)}, {"last_exit", s.value("last_exit", ordered_json())}});
   return out;
+}
+
+// The dev versions in place of the generation's, for a heartbeat: the server shows them.
+ordered_json DevStates(const std::string& root) {
+  auto dev = ordered_json::parse(DevStatusJson(Layout(root)), nullptr, false);
+  return dev.is_array() ? dev : ordered_json::array();
 }
 
 // systemd's notify protocol without libsystemd: one datagram to $NOTIFY_SOCKET.
@@ -366,7 +372,7 @@ int RunAgentSync(const AgentArgs& given) {
   if (reporter.enabled() && !config->dry_run)
     reporter.Report(ActiveNumber(agent),
                     report ? (init_error.empty() ? report->offline_reason : init_error) : report.error().message,
-                    clock.Now(), true);
+                    clock.Now(), true, ServiceStates(config->root), DevStates(config->root));
   if (!report) return Failed(report.error());
   PrintSync(*report, *config, args.json);
   return report->outcome == SyncOutcome::kOffline ? kAgentExitOffline : kExitOk;
@@ -467,7 +473,7 @@ int RunAgentDaemon(const AgentArgs& given) {
     }
     if (synced || now >= next_beat) {
       reporter.Report(ActiveNumber(agent), last_error.empty() ? service_error : last_error, clock.Now(), false,
-                      ServiceStates(config->root));
+                      ServiceStates(config->root), DevStates(config->root));
       next_beat = clock.Now() + args.heartbeat_seconds;
     }
     if (!ready) {

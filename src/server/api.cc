@@ -609,6 +609,19 @@ void Api::Register(http::Router& router) {
                      return Response::Error(400, "invalid_argument", "services: expected a list");
                    beat.services_json = (*j)["services"].dump();
                  }
+                 if (j->contains("dev")) {
+                   if (!(*j)["dev"].is_array())
+                     return Response::Error(400, "invalid_argument", "dev: expected a list");
+                   Json dev = Json::array();  // names and what they replace: nothing else is kept
+                   for (const auto& d : (*j)["dev"]) {
+                     if (!d.is_object() || !d.contains("name") || !d["name"].is_string() ||
+                         !ValidatePackageName(d["name"].get<std::string>()))
+                       return Response::Error(400, "invalid_argument", "dev: expected [{\"name\": PACKAGE, ...}]");
+                     dev.push_back({{"name", d["name"]},
+                                    {"replaces", d.contains("replaces") && d["replaces"].is_string() ? d["replaces"] : Json(nullptr)}});
+                   }
+                   beat.dev_json = dev.dump();
+                 }
                  beat.last_error = j->value("error", std::string());
                  beat.agent_version = j->value("agent_version", std::string());
                } catch (const std::exception& e) {
@@ -644,6 +657,9 @@ void Api::Register(http::Router& router) {
     j["services_down"] = down;
     j["services"] = services;
     j["last_error"] = record ? record->last_error : "";
+    Json dev = Json::array();
+    if (record) dev = Json::parse(record->dev_json, nullptr, false);
+    j["dev"] = dev.is_array() ? dev : Json::array();
     std::string state = "unknown";
     if (record && record->last_heartbeat) {
       if (now - *record->last_heartbeat > config_.silent_after_seconds) state = "silent";

@@ -32,6 +32,8 @@ constexpr const char* kMigrations[] = {
          remote TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
          detail TEXT NOT NULL, status INTEGER NOT NULL);
        CREATE INDEX audit_by_target ON audit(target, id);)",
+    // 2: the dev versions a FEC runs in place of its generation's (wharf-agent install-dev)
+    "ALTER TABLE fecs ADD COLUMN dev TEXT NOT NULL DEFAULT '[]';",
 };
 
 Error DbError(const std::exception& e) {
@@ -64,11 +66,12 @@ FecRecord ReadFec(SQLite::Statement& q) {
   r.last_error = q.getColumn(4).getString();
   r.remote = q.getColumn(5).getString();
   r.agent_version = q.getColumn(6).getString();
+  r.dev_json = q.getColumn(7).getString();
   return r;
 }
 
 constexpr const char* kFecColumns =
-    "SELECT fec, last_heartbeat, running, services, last_error, remote, agent_version FROM fecs";
+    "SELECT fec, last_heartbeat, running, services, last_error, remote, agent_version, dev FROM fecs";
 
 }  // namespace
 
@@ -109,6 +112,7 @@ Result<std::unique_ptr<Records>> Records::Open(const std::string& path) {
       return Fail(ErrorCode::kUnsupported,
                   path + " has schema version " + std::to_string(version) + ", newer than this wharf (" +
                       std::to_string(kSchemaVersion) + "); run the newer wharf serve");
+    static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
     for (int v = version; v < kSchemaVersion; ++v) {
       SQLite::Transaction transaction(db);
       db.exec(kMigrations[v]);
@@ -208,11 +212,11 @@ Status Records::RecordHeartbeat(const Heartbeat& h) {
       if (q.executeStep()) previous = OptionalInt(q.getColumn(0));
     }
     SQLite::Statement up(*db_, R"(INSERT INTO fecs(fec, last_heartbeat, running, services, last_error,
-                                      remote, agent_version) VALUES(?,?,?,?,?,?,?)
+                                      remote, agent_version, dev) VALUES(?,?,?,?,?,?,?,?)
         ON CONFLICT(fec) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
           running = excluded.running, services = excluded.services,
           last_error = excluded.last_error, remote = excluded.remote,
-          agent_version = excluded.agent_version)");
+          agent_version = excluded.agent_version, dev = excluded.dev)");
     up.bind(1, h.fec);
     up.bind(2, static_cast<int64_t>(h.time));
     if (h.running) up.bind(3, static_cast<int64_t>(*h.running)); else up.bind(3);
@@ -220,6 +224,7 @@ Status Records::RecordHeartbeat(const Heartbeat& h) {
     up.bind(5, h.last_error);
     up.bind(6, h.remote);
     up.bind(7, h.agent_version);
+    up.bind(8, h.dev_json);
     up.exec();
     if (h.running && (!previous || static_cast<uint64_t>(*previous) != *h.running)) {
       SQLite::Statement a(*db_, "INSERT INTO activations(fec, generation, time) VALUES(?,?,?)");

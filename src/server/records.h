@@ -40,6 +40,7 @@ struct Heartbeat {
   std::string last_error;
   std::string remote;
   std::string agent_version;
+  std::string dev_json = "[]";  // dev versions in place of the generation's: [{"name", "replaces"}]
 };
 
 struct FecRecord {
@@ -50,6 +51,7 @@ struct FecRecord {
   std::string last_error;
   std::string remote;
   std::string agent_version;
+  std::string dev_json = "[]";
 };
 
 struct Activation {
@@ -84,7 +86,7 @@ class Records {
   static Result<std::unique_ptr<Records>> Open(const std::string& path);
   ~Records();
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   int schema_version();
 
   /// A new token; returns the secret, which is shown once and stored only hashed.

@@ -1,5 +1,6 @@
 #include "server/records.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
 
 #include "base/scratch_dir.h"
@@ -7,6 +8,37 @@
 
 namespace wharf {
 namespace {
+
+TEST(Records, AVersion1DatabaseIsMigrated) {
+  ScratchDir dir;
+  {
+    auto records = Records::Open(dir / "r.db");
+    ASSERT_TRUE(records);
+    Heartbeat h;
+    h.fec = "fec01";
+    h.time = 100;
+    h.running = 3;
+    ASSERT_TRUE((*records)->RecordHeartbeat(h));
+  }
+  {  // as session 2's wharf left it: no dev column, schema 1
+    SQLite::Database db(dir / "r.db", SQLite::OPEN_READWRITE);
+    db.exec("ALTER TABLE fecs DROP COLUMN dev; PRAGMA user_version = 1;");
+  }
+  auto records = Records::Open(dir / "r.db");
+  ASSERT_TRUE(records) << records.error().message;
+  EXPECT_EQ((*records)->schema_version(), 2);
+  auto fecs = (*records)->FecRecords();
+  ASSERT_TRUE(fecs);
+  ASSERT_EQ(fecs->size(), 1u);
+  EXPECT_EQ((*fecs)[0].running, std::optional<uint64_t>(3));
+  EXPECT_EQ((*fecs)[0].dev_json, "[]");
+  Heartbeat h;
+  h.fec = "fec01";
+  h.time = 200;
+  h.dev_json = R"([{"name":"app","replaces":"1"}])";
+  ASSERT_TRUE((*records)->RecordHeartbeat(h));
+  EXPECT_EQ((*(*records)->FecRecords())[0].dev_json, h.dev_json);
+}
 
 TEST(Records, TokensAreHashedAndRevocable) {
   ScratchDir dir;

@@ -255,4 +255,17 @@ for p in /.wharf/records.db /.wharf/signing.key /fecs/fec02/data/latest.json; do
 done
 rm -r "$STORE/fecs/fec02/data"
 pass "behind nginx: files from nginx, API proxied (publish, assign, heartbeat), private files (state, persistent data) refused"
+
+# A dev version on a FEC shows in the fleet status (its heartbeat says so), until dropped.
+mkdir -p "$T/devtree/bin" && echo dev >"$T/devtree/bin/tool"
+expect_exit 0 "$WHARF" dev-deploy "$T/devtree" --name demo-ioc --prefix /opt/epics/demo --root "$T/fec02"
+expect_exit 0 env -u WHARF_SERVER -u WHARF_TOKEN "$WHARF_AGENT" sync --root "$T/fec02"
+expect_exit 0 "$WHARF" status fec02 --server "$FRONT" --token "$OP"
+grep -q "DEV demo-ioc@dev runs in place of version 3.0" "$T/stdout" || fail "status shows the dev version: $(cat "$T/stdout")"
+expect_exit 0 "$WHARF_AGENT" drop-dev demo-ioc --root "$T/fec02"
+expect_exit 0 env -u WHARF_SERVER -u WHARF_TOKEN "$WHARF_AGENT" sync --root "$T/fec02"
+expect_exit 0 "$WHARF" status fec02 --server "$FRONT" --token "$OP" --json
+python3 -c "import json,sys; s=json.load(open(sys.argv[1])); assert s['status']['dev'] == [], s" "$T/stdout" \
+  || fail "the dev mark stays after drop-dev: $(cat "$T/stdout")"
+pass "wharf status shows a FEC's dev version from its heartbeats, and stops after drop-dev"
 echo "server: all checks passed"
