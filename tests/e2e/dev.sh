@@ -58,18 +58,8 @@ pass "dev-deploy --root: the prefix holds the dev tree; status says DEV (text an
 "$WHARF_AGENT" run --root "$F" --store "file://$T/store" --fec fec01 --trust k.pub --interval 1 >run.out 2>run.err &
 RUN_PID=$!
 trap 'kill $RUN_PID 2>/dev/null || true; wait $RUN_PID 2>/dev/null || true; cleanup' EXIT
-field() {  # field SERVICE KEY, from `wharf-agent list --json`
-  "$WHARF_AGENT" list --root "$F" --json | python3 -c "
-import json, sys
-rows = {r['name']: r for r in json.load(sys.stdin)}
-v = rows.get('$1', {}).get('$2')
-print('' if v is None else v)"
-}
-wait_for() {  # wait_for DESCRIPTION COMMAND...: up to 10 s
-  local what=$1; shift
-  for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
-  cat run.err >&2; fail "timed out: $what"
-}
+field() { service_field "$F" "$@"; }
+RUN_ERR=$PWD/run.err
 running() { [ "$(field "$1" state)" = running ]; }
 wait_for "b running" running b
 sleep 1.5  # a sync and a reconcile more

@@ -194,3 +194,21 @@ same_tree() {
 agent_generation() {
   "$WHARF_AGENT" status --root "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])'
 }
+
+# service_field ROOT SERVICE KEY: one field of `wharf-agent list --json` under ROOT ('' when absent).
+service_field() {
+  "$WHARF_AGENT" list --root "$1" --json | python3 -c "
+import json, sys
+rows = {r['name']: r for r in json.load(sys.stdin)}
+v = rows.get('$2', {}).get('$3')
+print('' if v is None else v)"
+}
+
+# wait_for DESCRIPTION COMMAND...: up to 10 s; on a time-out shows $RUN_ERR (a `wharf-agent run`
+# log, when set) and fails.
+wait_for() {
+  local what=$1; shift
+  for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
+  [ -n "${RUN_ERR:-}" ] && cat "$RUN_ERR" >&2
+  fail "timed out: $what"
+}

@@ -43,20 +43,8 @@ EOF
 RUN_PID=$!
 trap 'kill $RUN_PID 2>/dev/null || true; wait $RUN_PID 2>/dev/null || true; cleanup' EXIT
 
-# field SERVICE KEY: from `wharf-agent list --json`
-field() {
-  "$WHARF_AGENT" list --root "$R" --json | python3 -c "
-import json, sys
-rows = {r['name']: r for r in json.load(sys.stdin)}
-v = rows.get('$1', {}).get('$2')
-print('' if v is None else v)"
-}
-wait_for() {  # wait_for DESCRIPTION COMMAND...: up to 10 s
-  local what=$1; shift
-  for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
-  cat "$T/run.err" >&2; "$WHARF_AGENT" list --root "$R" -vv >&2 || true
-  fail "timed out: $what"
-}
+field() { service_field "$R" "$@"; }
+RUN_ERR=$T/run.err
 running() { [ "$(field "$1" state)" = running ]; }
 wait_for "a and b running" eval 'running a && running b'
 A1=$(field a pid); B1=$(field b pid); AS1=$(field a server_pid)
