@@ -15,6 +15,17 @@ namespace {
 
 constexpr uint64_t kMaxSnapshotBytes = 64ull << 30;
 
+// latest.json as the server or the store folder gave it: nothing when there is none yet.
+Result<std::optional<SnapshotRecord>> LatestFrom(const Result<std::string>& json) {
+  if (!json) {
+    if (json.error().code == ErrorCode::kNotFound) return std::optional<SnapshotRecord>();
+    return std::unexpected(json.error());
+  }
+  auto record = ParseSnapshotRecord(*json);
+  if (!record) return std::unexpected(record.error());
+  return std::optional<SnapshotRecord>(std::move(*record));
+}
+
 class ServerChannel : public DataChannel {
  public:
   ServerChannel(std::string fec, const std::string& server, const std::string& token)
@@ -31,14 +42,7 @@ class ServerChannel : public DataChannel {
   }
 
   Result<std::optional<SnapshotRecord>> Latest() override {
-    auto answer = client_.Call("GET", "/api/v1/fecs/" + fec_ + "/data/latest");
-    if (!answer) {
-      if (answer.error().code == ErrorCode::kNotFound) return std::optional<SnapshotRecord>();
-      return std::unexpected(answer.error());
-    }
-    auto record = ParseSnapshotRecord(*answer);
-    if (!record) return std::unexpected(record.error());
-    return std::optional<SnapshotRecord>(std::move(*record));
+    return LatestFrom(client_.Call("GET", "/api/v1/fecs/" + fec_ + "/data/latest"));
   }
 
   Status Fetch(const SnapshotRecord& record, const std::string& dest) override {
@@ -62,14 +66,7 @@ class FolderChannel : public DataChannel {
   }
 
   Result<std::optional<SnapshotRecord>> Latest() override {
-    auto json = ReadFile(JoinPath(store_.root(), LatestSnapshotPath(fec_)), 64 << 10);
-    if (!json) {
-      if (json.error().code == ErrorCode::kNotFound) return std::optional<SnapshotRecord>();
-      return std::unexpected(json.error());
-    }
-    auto record = ParseSnapshotRecord(*json);
-    if (!record) return std::unexpected(record.error());
-    return std::optional<SnapshotRecord>(std::move(*record));
+    return LatestFrom(ReadFile(JoinPath(store_.root(), LatestSnapshotPath(fec_)), 64 << 10));
   }
 
   Status Fetch(const SnapshotRecord& record, const std::string& dest) override {
@@ -175,7 +172,9 @@ Result<RestoreReport> RestorePersistentData(const Layout& layout, const Generati
     WHARF_TRY(RemoveTree(dir));
     WHARF_TRY(MakeDirs(dir));
     auto removed = [&] { (void)RemoveTree(archive); };
-    if (record.size > kMaxSnapshotBytes) return Fail(ErrorCode::kCorrupt, "snapshot " + record.id + " is too big");
+    if (record.size > kMaxSnapshotBytes)
+      return Fail(ErrorCode::kCorrupt, "snapshot " + record.id + " is over 64 GiB; pick another with "
+                                       "`wharf data restore " + active.fec + " --snapshot ID`");
     if (auto fetched = channel.Fetch(record, archive); !fetched) {
       removed();
       return Prefix(active.fec + ": snapshot " + record.id, fetched.error());
@@ -184,7 +183,8 @@ Result<RestoreReport> RestorePersistentData(const Layout& layout, const Generati
     if (!digest || digest->size != record.size || digest->sha256 != record.sha256) {
       removed();
       return Fail(ErrorCode::kCorrupt, active.fec + ": snapshot " + record.id +
-                                           " does not match its record (size or sha256); not restored");
+                                           " does not match its record (size or sha256); not restored: pick "
+                                           "another with `wharf data restore " + active.fec + " --snapshot ID`");
     }
     for (const auto& path : empty) {
       if (std::find(record.paths.begin(), record.paths.end(), path) == record.paths.end()) continue;

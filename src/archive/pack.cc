@@ -291,7 +291,7 @@ Result<PackResult> PackTree(const std::string& dir, const PackOptions& options) 
   index.archive = options.name + "-" + options.version + ".tar.zst";
   index.zstd_level = options.level;
   index.services = options.services;
-  index.configuration = options.configuration || !options.fec.empty() || !options.matches.empty();
+  index.configuration = options.configuration;
   index.fec = options.fec;
   index.matches = options.matches;
   WHARF_TRY(MakeDirs(options.out_dir));

@@ -21,9 +21,9 @@ struct PackOptions {
   bool keep_mtimes = false;        // else mtime 0
   unsigned threads = 0;            // compression threads; 0: one per core
   std::string services;            // JSON array of service definitions, already checked
-  bool configuration = false;      // a configuration package (package_index.h)
-  std::string fec;                 // configuration of this FEC only
-  std::vector<PackageMatch> matches;
+  bool configuration = false;      // a configuration package (package_index.h); `fec` and
+  std::string fec;                 // `matches` need it: configuration of this FEC only,
+  std::vector<PackageMatch> matches;  // and the software versions it is made for
   /// Called now and then with (raw bytes done, raw bytes total); may be empty.
   std::function<void(uint64_t, uint64_t)> progress;
 };

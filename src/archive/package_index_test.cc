@@ -33,6 +33,46 @@ TEST(PackageIndex, JsonRoundTripsExactly) {
   EXPECT_EQ(parsed->files[3].link, "app");
 }
 
+TEST(PackageIndex, ConfigurationKindRoundTripsAndSoftwareBytesStay) {
+  std::string software = PackageIndexToJson(Sample());
+  EXPECT_EQ(software.find("\"kind\""), std::string::npos) << "software indexes keep their bytes";
+  EXPECT_EQ(StoreFolder(Sample()), "software/demo/1.0");
+  PackageIndex config = Sample();
+  config.configuration = true;
+  config.fec = "fec01";
+  config.matches = {{"fesa-ps", "2.2"}};
+  auto parsed = ParsePackageIndex(PackageIndexToJson(config));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(parsed->configuration);
+  EXPECT_EQ(parsed->fec, "fec01");
+  EXPECT_EQ(parsed->matches, config.matches);
+  EXPECT_EQ(StoreFolder(*parsed), "fecs/fec01/configuration/demo/1.0");
+  config.fec.clear();
+  EXPECT_EQ(StoreFolder(config), "configuration/demo/1.0");
+}
+
+TEST(PackageIndex, RefusesConfigurationFieldsThatDoNotFit) {
+  PackageIndex index = Sample();
+  index.fec = "fec01";  // a FEC's own, but not a configuration
+  EXPECT_FALSE(ValidatePackageIndex(index));
+  index = Sample();
+  index.matches = {{"fesa-ps", "2.2"}};
+  EXPECT_FALSE(ValidatePackageIndex(index));
+  for (PackageMatch bad : {PackageMatch{"demo", "2"}, PackageMatch{"../x", "1"}, PackageMatch{"ok", "1/2"}}) {
+    index = Sample();
+    index.configuration = true;
+    index.matches = {bad};
+    EXPECT_FALSE(ValidatePackageIndex(index)) << bad.name << "@" << bad.version;
+  }
+  index = Sample();
+  index.configuration = true;
+  index.fec = "global";  // reserved, and never a path out of fecs/<FEC>/
+  EXPECT_FALSE(ValidatePackageIndex(index));
+  std::string json = PackageIndexToJson(Sample());
+  json.insert(json.rfind('}'), ",\"kind\": \"firmware\"");
+  EXPECT_FALSE(ParsePackageIndex(json));
+}
+
 TEST(PackageIndex, FramesMustBeContiguousAndCoverArchive) {
   PackageIndex index = Sample();
   index.frames[1].offset = 101;

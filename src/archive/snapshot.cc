@@ -32,13 +32,27 @@ struct EntryDeleter {
 
 std::string Relative(const std::string& absolute) { return absolute.substr(1); }
 
+std::string ArchiveMessage(archive* a) { return archive_error_string(a) ? archive_error_string(a) : "?"; }
+
+// A snapshot that cannot be read to its end: what a store refuses and a restore skips.
+std::unexpected<Error> Damaged(const std::string& where, archive* a) {
+  return Fail(ErrorCode::kCorrupt, where + ": the snapshot is cut or damaged (" + ArchiveMessage(a) +
+                                       "); take a new one, or pick another with `wharf data restore`");
+}
+
+// Writing a snapshot failed: most often the disk under it is full.
+std::unexpected<Error> NotWritten(const std::string& what, const std::string& out, archive* a) {
+  return Fail(ErrorCode::kIo, out + ": cannot " + what + " the snapshot (" + ArchiveMessage(a) +
+                                  "); check the free space under " + Dirname(out));
+}
+
 Status Walk(const std::string& disk_dir, const std::string& path, archive* tar, SnapshotStats& stats);
 
 Status AddEntry(const std::string& disk_path, const std::string& path, const struct stat& st, archive* tar,
                 SnapshotStats& stats) {
   auto tar_error = [&] {
-    return Fail(ErrorCode::kIo, disk_path + ": cannot add it to the snapshot (" +
-                                    std::string(archive_error_string(tar) ? archive_error_string(tar) : "?") + ")");
+    return Fail(ErrorCode::kIo, disk_path + ": cannot add it to the snapshot (" + ArchiveMessage(tar) +
+                                    "); check the free space under var/lib/wharf");
   };
   std::unique_ptr<archive_entry, EntryDeleter> e(archive_entry_new());
   archive_entry_set_pathname(e.get(), path.c_str());
@@ -121,16 +135,14 @@ Status ReadEntries(const std::string& archive_path, const std::vector<std::strin
   archive_read_support_format_tar(tar.get());
   archive_read_support_filter_zstd(tar.get());
   if (archive_read_open_filename(tar.get(), archive_path.c_str(), 64 << 10) != ARCHIVE_OK)
-    return Fail(ErrorCode::kCorrupt, archive_path + ": not a zstd-compressed tar (" +
-                                         std::string(archive_error_string(tar.get())) + ")");
+    return Damaged(archive_path, tar.get());
   std::set<std::string> seen;
   for (;;) {
     archive_entry* e = nullptr;
     int r = archive_read_next_header(tar.get(), &e);
     if (r == ARCHIVE_EOF) break;
     if (r != ARCHIVE_OK)
-      return Fail(ErrorCode::kCorrupt, archive_path + ": the snapshot is cut or damaged (" +
-                                           std::string(archive_error_string(tar.get())) + ")");
+      return Damaged(archive_path, tar.get());
     const char* name = archive_entry_pathname(e);
     Entry entry{name ? name : "", EntryType::kFile, ""};
     auto bad = [&](const std::string& why) {
@@ -169,8 +181,7 @@ Status ReadData(archive* tar, const std::string& where, const std::function<Stat
     int r = archive_read_data_block(tar, &block, &size, &offset);
     if (r == ARCHIVE_EOF) return {};
     if (r != ARCHIVE_OK)
-      return Fail(ErrorCode::kCorrupt, where + ": the snapshot is cut or damaged (" +
-                                           std::string(archive_error_string(tar)) + ")");
+      return Damaged(where, tar);
     WHARF_TRY(sink(block, size));
   }
 }
@@ -193,8 +204,7 @@ Result<SnapshotStats> PackSnapshot(const std::string& root, const std::vector<st
   archive_write_add_filter_zstd(tar.get());
   archive_write_set_filter_option(tar.get(), "zstd", "compression-level", std::to_string(level).c_str());
   if (archive_write_open_filename(tar.get(), out.c_str()) != ARCHIVE_OK)
-    return Fail(ErrorCode::kIo, out + ": cannot write the snapshot (" +
-                                    std::string(archive_error_string(tar.get())) + ")");
+    return NotWritten("write", out, tar.get());
   SnapshotStats stats;
   for (const auto& path : paths) {
     WHARF_TRY(ValidatePrefix(path));
@@ -211,8 +221,7 @@ Result<SnapshotStats> PackSnapshot(const std::string& root, const std::vector<st
     WHARF_TRY(Walk(disk, Relative(path), tar.get(), stats));
   }
   if (archive_write_close(tar.get()) != ARCHIVE_OK)
-    return Fail(ErrorCode::kIo, out + ": cannot finish the snapshot (" +
-                                    std::string(archive_error_string(tar.get())) + ")");
+    return NotWritten("finish", out, tar.get());
   WHARF_TRY(SyncPath(out));
   return stats;
 }

@@ -250,19 +250,30 @@ void NotifySystemd(const std::string& state) {
 }
 
 
-std::optional<uint64_t> ActiveNumber(Agent& agent) {
-  auto status = agent.ReadStatus();
-  if (!status || !status->active) return std::nullopt;
-  return status->active->number;
+// The generation `current` points at; nothing before the first sync. (What the helpers
+// below need, without the listing of profiles and leftovers that ReadStatus does.)
+std::optional<Generation> Active(const AgentConfig& config) {
+  auto active = ReadActive(Layout(config.root));
+  if (!active || !*active) return std::nullopt;
+  return (*active)->generation;
 }
 
+std::optional<uint64_t> ActiveNumber(const AgentConfig& config) {
+  auto active = Active(config);
+  if (!active) return std::nullopt;
+  return active->number;
+}
+
+// The record of the last snapshot this agent stored, for `status`.
+std::string LastSnapshotPath(const AgentConfig& config) { return JoinPath(Layout(config.root).base(), "snapshot.json"); }
+
 // Runs the active generation's boot scripts; returns a one-line summary of failures ("" if none).
-std::string RunInit(Agent& agent, const AgentConfig& config, Fetcher& fetcher, const std::string& store) {
-  auto status = agent.ReadStatus();
-  if (!status || !status->active || status->active->init.empty()) return "";
+std::string RunInit(const AgentConfig& config, Fetcher& fetcher, const std::string& store) {
+  auto active = Active(config);
+  if (!active || active->init.empty()) return "";
   Mirrors mirrors(config.stores, fetcher);
   if (!store.empty()) mirrors.Prefer(store);
-  auto results = RunInitScripts(Layout(config.root), *status->active, mirrors,
+  auto results = RunInitScripts(Layout(config.root), *active, mirrors,
                                 store.empty() ? config.stores.front() : store);
   if (!results) {
     ReportError(kProgram, results.error());
@@ -295,17 +306,16 @@ std::unique_ptr<DataChannel> DataChannelFor(const AgentArgs& args, const AgentCo
 
 // Before any service starts: declared folders that are missing or empty get the latest
 // snapshot back. Returns a one-line problem for the heartbeat ("" if none).
-std::string RestoreData(Agent& agent, const AgentArgs& args, const AgentConfig& config) {
-  auto status = agent.ReadStatus();
-  if (!status || !status->active || status->active->persist.paths.empty()) return "";
+std::string RestoreData(const AgentArgs& args, const AgentConfig& config) {
+  auto active = Active(config);
   Layout layout(config.root);
-  if (EmptyPersistentPaths(layout, *status->active).empty()) return "";
+  if (!active || EmptyPersistentPaths(layout, *active).empty()) return "";
   std::string why;
   auto channel = DataChannelFor(args, config, why);
   std::string problem;
   if (!channel) {
     problem = config.fec + ": persistent data not restored: " + why;
-  } else if (auto report = RestorePersistentData(layout, *status->active, *channel); !report) {
+  } else if (auto report = RestorePersistentData(layout, *active, *channel); !report) {
     problem = report.error().message;
   } else if (report->none_stored) {
     Note(config.fec + ": persistent folders are empty and the store has no snapshot yet; starting without data");
@@ -317,21 +327,22 @@ std::string RestoreData(Agent& agent, const AgentArgs& args, const AgentConfig& 
   return problem;
 }
 
-// A snapshot now, if the generation declares persistent data. Returns an error line or "".
-std::string Snapshot(Agent& agent, const AgentArgs& args, const AgentConfig& config, const Clock& clock,
-                     bool quiet_if_none) {
-  auto status = agent.ReadStatus();
-  if (!status || !status->active) return "";
-  if (status->active->persist.paths.empty() && quiet_if_none) return "";
+// A snapshot now, sent to the store; nothing when the generation declares no persistent
+// data and `required` is false.
+Result<std::optional<SnapshotRecord>> Snapshot(const AgentArgs& args, const AgentConfig& config, const Clock& clock,
+                                               bool required) {
+  auto active = Active(config);
+  if (!active) return Fail(ErrorCode::kNotFound, config.root + ": no generation applied yet; sync first");
+  if (active->persist.paths.empty() && !required) return std::optional<SnapshotRecord>();
   std::string why;
   auto channel = DataChannelFor(args, config, why);
-  if (!channel) return config.fec + ": no snapshot: " + why;
-  auto record = TakeSnapshot(Layout(config.root), *status->active, *channel, clock.Now());
-  if (!record) return record.error().message;
+  if (!channel) return Fail(ErrorCode::kInvalidArgument, config.fec + ": no snapshot: " + why);
+  auto record = TakeSnapshot(Layout(config.root), *active, *channel, clock.Now());
+  if (!record) return std::unexpected(record.error());
   Note(config.fec + ": snapshot " + record->id + " stored at " + channel->Describe() + " (" +
        std::to_string(record->entries) + " entries, " + HumanBytes(record->size) + ")");
-  (void)WriteFileAtomic(JoinPath(Layout(config.root).base(), "snapshot.json"), SnapshotRecordToJson(*record));
-  return "";
+  (void)WriteFileAtomic(LastSnapshotPath(config), SnapshotRecordToJson(*record));
+  return std::optional<SnapshotRecord>(std::move(*record));
 }
 
 }  // namespace
@@ -341,15 +352,9 @@ int RunAgentSnapshot(const AgentArgs& given) {
   auto config = MakeConfig(args, false);
   if (!config) return Failed(config.error(), kExitUsage);
   SystemClock clock;
-  Fetcher fetcher;
-  Agent agent(*config, clock, fetcher);
-  auto status = agent.ReadStatus();
-  if (!status) return Failed(status.error());
-  if (!status->active)
-    return Failed(Error{ErrorCode::kNotFound, config->root + ": no generation applied yet; sync first"});
-  std::string error = Snapshot(agent, args, *config, clock, false);
-  if (!error.empty()) return Failed(Error{ErrorCode::kIo, error});
-  if (args.json) std::printf("%s", ReadFile(JoinPath(Layout(config->root).base(), "snapshot.json")).value_or("{}\n").c_str());
+  auto record = Snapshot(args, *config, clock, true);
+  if (!record) return Failed(record.error());
+  if (args.json) std::printf("%s", SnapshotRecordToJson(**record).c_str());
   return kExitOk;
 }
 
@@ -364,13 +369,13 @@ int RunAgentSync(const AgentArgs& given) {
   auto report = agent.Sync();
   std::string init_error;
   if (report && !config->dry_run && report->outcome != SyncOutcome::kOffline)
-    init_error = RestoreData(agent, args, *config);
+    init_error = RestoreData(args, *config);
   if (report && report->outcome == SyncOutcome::kApplied) {
-    std::string scripts = RunInit(agent, *config, fetcher, report->store);
+    std::string scripts = RunInit(*config, fetcher, report->store);
     if (!scripts.empty()) init_error = scripts;
   }
   if (reporter.enabled() && !config->dry_run)
-    reporter.Report(ActiveNumber(agent),
+    reporter.Report(ActiveNumber(*config),
                     report ? (init_error.empty() ? report->offline_reason : init_error) : report.error().message,
                     clock.Now(), true, ServiceStates(config->root), DevStates(config->root));
   if (!report) return Failed(report.error());
@@ -402,11 +407,9 @@ int RunAgentDaemon(const AgentArgs& given) {
   std::string service_error;
   auto reconcile = [&] {
     if (!supervisor) return;
-    auto status = agent.ReadStatus();
-    if (!status) return;
     std::vector<std::string> errors;
     std::vector<DesiredService> desired;
-    if (status->active) desired = DesiredServices(Layout(config->root), *status->active, errors);
+    if (auto active = Active(*config)) desired = DesiredServices(Layout(config->root), *active, errors);
     for (const auto& action : supervisor->Reconcile(desired)) Note(config->fec + ": " + action);
     service_error = errors.empty() ? "" : errors.front();
     for (const auto& e : errors) Note(config->fec + ": warning: service not started: " + e);
@@ -415,8 +418,8 @@ int RunAgentDaemon(const AgentArgs& given) {
   // Persistent data: a snapshot one interval after start (the data just restored or left
   // by the last shutdown is already stored), then every interval.
   auto snapshot_interval = [&]() -> int64_t {
-    auto status = agent.ReadStatus();
-    return status && status->active && !status->active->persist.paths.empty() ? status->active->persist.interval : 0;
+    auto active = Active(*config);
+    return active && !active->persist.paths.empty() ? active->persist.interval : 0;
   };
   std::string last_error;
   bool booted = false;  // the boot scripts run once at start, and after each new generation
@@ -444,12 +447,12 @@ int RunAgentDaemon(const AgentArgs& given) {
       // could be asked) and when a new generation comes: a folder the service itself emptied
       // later is its business.
       if (!data_checked || (report && report->outcome == SyncOutcome::kApplied)) {
-        std::string restore = RestoreData(agent, args, *config);
+        std::string restore = RestoreData(args, *config);
         if (restore.empty()) data_checked = true;
         else last_error = restore;
       }
       if (!booted || (report && report->outcome == SyncOutcome::kApplied)) {
-        std::string init_error = RunInit(agent, *config, fetcher, report ? report->store : "");
+        std::string init_error = RunInit(*config, fetcher, report ? report->store : "");
         if (!init_error.empty()) last_error = init_error;
         booted = true;
       }
@@ -460,9 +463,9 @@ int RunAgentDaemon(const AgentArgs& given) {
     if (int64_t interval = snapshot_interval(); interval > 0) {
       if (next_snapshot == 0 || next_snapshot > clock.Now() + interval) next_snapshot = clock.Now() + interval;
       if (clock.Now() >= next_snapshot) {
-        if (std::string error = Snapshot(agent, args, *config, clock, true); !error.empty()) {
-          Note("wharf-agent: warning: " + error);
-          last_error = error;
+        if (auto taken = Snapshot(args, *config, clock, false); !taken) {
+          Note("wharf-agent: warning: " + taken.error().message);
+          last_error = taken.error().message;
           next_snapshot = clock.Now() + std::min<int64_t>(interval, 60);  // soon again
         } else {
           next_snapshot = clock.Now() + interval;
@@ -472,7 +475,7 @@ int RunAgentDaemon(const AgentArgs& given) {
       next_snapshot = 0;
     }
     if (synced || now >= next_beat) {
-      reporter.Report(ActiveNumber(agent), last_error.empty() ? service_error : last_error, clock.Now(), false,
+      reporter.Report(ActiveNumber(*config), last_error.empty() ? service_error : last_error, clock.Now(), false,
                       ServiceStates(config->root), DevStates(config->root));
       next_beat = clock.Now() + args.heartbeat_seconds;
     }
@@ -491,8 +494,8 @@ int RunAgentDaemon(const AgentArgs& given) {
       NotifySystemd("STOPPING=1");
       if (supervisor) supervisor->StopAll();
       // The services are stopped: the data is at rest, the best moment for a snapshot.
-      if (std::string error = Snapshot(agent, args, *config, clock, true); !error.empty())
-        Note("wharf-agent: warning: " + error);
+      if (auto taken = Snapshot(args, *config, clock, false); !taken)
+        Note("wharf-agent: warning: " + taken.error().message);
       return kExitOk;
     }
   }
@@ -524,7 +527,7 @@ int RunAgentStatus(const AgentArgs& args) {
       j["generation"] = nullptr;
     }
     if (status->active && !status->active->persist.paths.empty()) {
-      auto last = ReadFile(JoinPath(Layout(config->root).base(), "snapshot.json"), 64 << 10);
+      auto last = ReadFile(LastSnapshotPath(*config), 64 << 10);
       j["persist"] = {{"paths", status->active->persist.paths}, {"interval", status->active->persist.interval},
                       {"last_snapshot", last ? ordered_json::parse(*last, nullptr, false) : ordered_json(nullptr)}};
     }
@@ -551,8 +554,8 @@ int RunAgentStatus(const AgentArgs& args) {
       std::string paths;
       for (const auto& path : g.persist.paths) paths += " " + path;
       std::printf("persistent data:%s, a snapshot every %llds\n", paths.c_str(), static_cast<long long>(g.persist.interval));
-      auto last = ReadFile(JoinPath(Layout(config->root).base(), "snapshot.json"), 64 << 10);
-      auto record = last ? ParseSnapshotRecord(*last) : Result<SnapshotRecord>(std::unexpected(last.error()));
+      auto last = ReadFile(LastSnapshotPath(*config), 64 << 10);
+      auto record = ParseSnapshotRecord(last.value_or(""));
       if (record)
         std::printf("  last snapshot %s, taken %s (%s)\n", record->id.c_str(), FormatTime(record->created).c_str(),
                     HumanBytes(record->size).c_str());

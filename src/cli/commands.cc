@@ -287,7 +287,8 @@ int RunPack(const std::string& dir, PackOptions options, const std::vector<std::
     if (!match) return ReportError(kProgram, Prefix("--matches", match.error()).error(), kExitUsage);
     options.matches.push_back({match->name, match->version});
   }
-  bool configuration = options.configuration || !options.fec.empty() || !options.matches.empty();
+  // --fec and --matches say it is a configuration package.
+  if (!options.fec.empty() || !options.matches.empty()) options.configuration = true;
   if (!options.fec.empty()) {
     if (auto valid = ValidateFecName(options.fec); !valid)
       return ReportError(kProgram, Prefix("--fec", valid.error()).error(), kExitUsage);
@@ -303,7 +304,7 @@ int RunPack(const std::string& dir, PackOptions options, const std::vector<std::
                                                                           "whose contents install under --prefix"},
                        kExitUsage);
   if (auto added = AddTreeServices(dir, services_file, services); !added) return Failed(added.error());
-  if (configuration && !services.empty())
+  if (options.configuration && !services.empty())
     return ReportError(kProgram, Error{ErrorCode::kInvalidArgument,
                                        "a configuration package runs no services; define them in "
                                        "the software package it configures"}, kExitUsage);

@@ -160,18 +160,20 @@ Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_
               {"freed_bytes", report->freed_bytes}, {"dry_run", dry_run}};
 }
 
+Json SnapshotJson(const SnapshotRecord& record) { return Json::parse(SnapshotRecordToJson(record)); }
+
 Result<Json> DataList(const Store& store, const std::string& fec) {
   auto list = ListSnapshots(store, fec);
   if (!list) return std::unexpected(list.error());
   Json out{{"fec", fec}, {"latest", list->latest}, {"snapshots", Json::array()}};
-  for (const auto& r : list->snapshots) out["snapshots"].push_back(Json::parse(SnapshotRecordToJson(r)));
+  for (const auto& r : list->snapshots) out["snapshots"].push_back(SnapshotJson(r));
   return out;
 }
 
 Result<Json> DataRestore(Store& store, const std::string& fec, const std::string& id) {
   auto record = ChooseLatestSnapshot(store, fec, id);
   if (!record) return std::unexpected(record.error());
-  return Json::parse(SnapshotRecordToJson(*record));
+  return SnapshotJson(*record);
 }
 
 Result<Json> ListPackages(const Store& store) {

@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "store/changes.h"
+#include "store/data.h"
 #include "store/store.h"
 
 namespace wharf::ops {
@@ -52,6 +53,8 @@ Result<Json> Init(Store& store, const std::string& fec, const InitEdit& edit, co
 /// "freed_bytes", "dry_run"}.
 Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_run);
 
+/// A snapshot's record as JSON (docs/formats.md).
+Json SnapshotJson(const SnapshotRecord& record);
 /// A FEC's persistent data snapshots (store/data.h): {"fec", "latest", "snapshots": [record]}.
 Result<Json> DataList(const Store& store, const std::string& fec);
 /// Makes snapshot `id` the one the FEC restores at its next boot: its record.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "archive/names.h"
 #include "archive/package_index.h"
@@ -245,8 +246,6 @@ class PublishExchange : public http::Exchange {
 
 // ---- persistent data: a snapshot streamed as the raw body --------------------------------
 
-Json RecordJson(const SnapshotRecord& r) { return Json::parse(SnapshotRecordToJson(r)); }
-
 class SnapshotExchange : public http::Exchange {
  public:
   SnapshotExchange(Api& api, TokenInfo token, std::string dir, SnapshotRecord claimed)
@@ -277,7 +276,7 @@ class SnapshotExchange : public http::Exchange {
       fd_ = UniqueFd();
       return AddSnapshot(api_.store_, claimed_, path_, api_.config_.keep_snapshots);
     }();
-    Response response = stored ? JsonResponse(201, RecordJson(*stored)) : Response::FromError(stored.error());
+    Response response = stored ? JsonResponse(201, ops::SnapshotJson(*stored)) : Response::FromError(stored.error());
     (void)api_.records_.Audit({0, api_.clock_.Now(), token_.name, RoleName(token_.role), request.remote,
                               "snapshot", claimed_.fec,
                               stored ? claimed_.id + " (" + std::to_string(claimed_.size) + " bytes)"
@@ -406,23 +405,19 @@ void Api::Register(http::Router& router) {
           if (!request.content_length || *request.content_length != r.size)
             return Fail(ErrorCode::kInvalidArgument, "send the snapshot with a Content-Length equal to size");
           if (r.size > config_.max_upload)
-            return Fail(ErrorCode::kInvalidArgument, "the snapshot is over the server's --max-upload");
-          auto checked = ParseSnapshotRecord(SnapshotRecordToJson(r));
-          if (!checked) return std::unexpected(checked.error());
+            return Fail(ErrorCode::kInvalidArgument, "the snapshot is over the server's --max-upload; raise it, or persist less");
+          WHARF_TRY(ValidateSnapshotRecord(r));
           // Only folders the FEC's recent generations declare: an agent token cannot make
           // its FEC's "latest" a snapshot of something else.
           auto history = store_.History(*fec);
           if (!history) return std::unexpected(history.error());
-          for (const auto& path : r.paths) {
-            bool declared = false;
-            for (size_t i = history->size() > 3 ? history->size() - 3 : 0; i < history->size(); ++i) {
-              const auto& declared_paths = (*history)[i].persist.paths;
-              declared = declared || std::find(declared_paths.begin(), declared_paths.end(), path) != declared_paths.end();
-            }
-            if (!declared)
+          std::set<std::string> declared;
+          for (size_t i = history->size() > 3 ? history->size() - 3 : 0; i < history->size(); ++i)
+            declared.insert((*history)[i].persist.paths.begin(), (*history)[i].persist.paths.end());
+          for (const auto& path : r.paths)
+            if (!declared.count(path))
               return Fail(ErrorCode::kRejected, path + " is not a persistent folder of " + *fec +
                                                     "; `wharf persist " + *fec + " PATH...` declares them");
-          }
           return r;
         }();
         if (!claimed) return Response::FromError(claimed.error());

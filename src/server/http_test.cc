@@ -53,6 +53,23 @@ TEST(StaticFiles, ServablePaths) {
     EXPECT_FALSE(IsServablePath(bad)) << bad;
 }
 
+TEST(StaticFiles, PersistentDataIsNeverAStaticFile) {
+  EXPECT_FALSE(IsServablePath("/fecs/fec01/data/latest.json"));
+  EXPECT_FALSE(IsServablePath("/fecs/fec01/data/20261125T210500.123Z-1a2b.tar.zst"));
+  EXPECT_TRUE(IsServablePath("/fecs/fec01/database.json")) << "only the data folder";
+}
+
+TEST(StaticFiles, OnlyPublishedVersionsAreImmutable) {
+  auto immutable = [](const char* path) { return IsImmutable(*ServableParts(path)); };
+  EXPECT_TRUE(immutable("/software/a/1.0/a-1.0.tar.zst"));
+  EXPECT_TRUE(immutable("/configuration/c/7/package.json"));
+  EXPECT_TRUE(immutable("/fecs/fec01/configuration/c/7/c-7.tar.zst"));
+  EXPECT_FALSE(immutable("/software/a/1.0/deltas.json")) << "written after the version";
+  EXPECT_FALSE(immutable("/fecs/fec01/configuration/c.tar.zst")) << "a link that moves";
+  EXPECT_FALSE(immutable("/fecs/fec01/generation.json"));
+  EXPECT_FALSE(immutable("/software/a"));
+}
+
 TEST(StaticFiles, HttpDateRoundTrip) {
   EXPECT_EQ(HttpDate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
   EXPECT_EQ(ParseHttpDate(HttpDate(1795000000)), 1795000000);

@@ -40,17 +40,26 @@ Response NotFound(const std::string& path) {
 
 }  // namespace
 
-bool IsServablePath(std::string_view path) {
-  if (path.size() < 2 || path.front() != '/') return false;
+std::optional<std::vector<std::string>> ServableParts(std::string_view path) {
+  if (path.size() < 2 || path.front() != '/') return std::nullopt;
   auto parts = Split(path.substr(1), '/');
   for (const auto& part : parts) {
-    if (part.empty() || part.front() == '.') return false;  // also "." and ".."
+    if (part.empty() || part.front() == '.') return std::nullopt;  // also "." and ".."
     for (unsigned char c : part)
-      if (c < 0x20 || c == 0x7f || c == '\\') return false;
+      if (c < 0x20 || c == 0x7f || c == '\\') return std::nullopt;
   }
   // A FEC's persistent data is its own: served by the API to its agent and operators.
-  if (parts.size() >= 3 && parts[0] == "fecs" && parts[2] == "data") return false;
-  return true;
+  if (parts.size() >= 3 && parts[0] == "fecs" && parts[2] == "data") return std::nullopt;
+  return parts;
+}
+
+bool IsServablePath(std::string_view path) { return ServableParts(path).has_value(); }
+
+bool IsImmutable(const std::vector<std::string>& parts) {
+  // software/N/V/..., configuration/N/V/..., fecs/F/configuration/N/V/...
+  bool in_version = ((parts[0] == "software" || parts[0] == "configuration") && parts.size() >= 4) ||
+                    (parts[0] == "fecs" && parts.size() >= 6 && parts[2] == "configuration");
+  return in_version && parts.back() != "deltas.json";
 }
 
 std::string HttpDate(int64_t epoch_seconds) {
@@ -77,7 +86,8 @@ StaticFiles::StaticFiles(const std::string& root) {
 
 Response StaticFiles::Serve(const Request& request) const {
   const std::string& path = request.path;
-  if (!IsServablePath(path)) {
+  auto parts = ServableParts(path);
+  if (!parts) {
     bool hostile = path.find("..") != std::string::npos ||
                    path.find_first_of(std::string("\\\x01", 2)) != std::string::npos;
     if (hostile) return Response::Error(400, "bad_path", "bad path: no '..', NUL or '\\' parts");
@@ -108,14 +118,8 @@ Response StaticFiles::Serve(const Request& request) const {
   Response response;
   response.content_type = ContentType(path);
   response.headers = {{"ETag", etag}, {"Last-Modified", last_modified}, {"Accept-Ranges", "bytes"}};
-  // Versions are software/N/V/..., configuration/N/V/... or fecs/F/configuration/N/V/...;
-  // the links beside them (fecs/F/configuration/N.tar.zst) are pointers.
-  auto parts = Split(path.substr(1), '/');
-  bool in_version = ((parts[0] == "software" || parts[0] == "configuration") && parts.size() >= 4) ||
-                    (parts[0] == "fecs" && parts.size() >= 6 && parts[2] == "configuration");
-  bool immutable = in_version && !path.ends_with("/deltas.json");
   response.headers.emplace_back("Cache-Control",
-                                immutable ? "public, max-age=31536000, immutable" : "no-cache");
+                                IsImmutable(*parts) ? "public, max-age=31536000, immutable" : "no-cache");
 
   bool not_modified = false;
   if (auto inm = request.Header("If-None-Match")) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "server/http.h"
 
@@ -20,9 +21,13 @@ class StaticFiles {
   std::string root_;  // real path, no trailing slash
 };
 
-/// Whether `path` ("/a/b") is one a client may ask for: no empty, ".", ".." or hidden part,
-/// no control byte or backslash.
+/// The parts of `path` ("/a/b") when it is one a client may ask for: no empty, ".", ".." or
+/// hidden part, no control byte or backslash, not a FEC's persistent data.
+std::optional<std::vector<std::string>> ServableParts(std::string_view path);
 bool IsServablePath(std::string_view path);
+/// Whether the file at `parts` never changes (a published version's files, not the links
+/// or deltas.json beside them): clients may cache it for good.
+bool IsImmutable(const std::vector<std::string>& parts);
 /// "Tue, 24 Nov 2026 10:00:00 GMT"
 std::string HttpDate(int64_t epoch_seconds);
 std::optional<int64_t> ParseHttpDate(std::string_view text);

@@ -88,7 +88,7 @@ Result<SnapshotRecord> ParseSnapshotRecord(std::string_view json) {
     r.id = j.at("id").get<std::string>();
     r.fec = j.at("fec").get<std::string>();
     auto created = ParseTime(j.at("created").get<std::string>());
-    if (!created) return Fail(ErrorCode::kCorrupt, "snapshot record: malformed created time");
+    if (!created) return Fail(ErrorCode::kCorrupt, "snapshot record: malformed created time; take a new snapshot");
     r.created = *created;
     r.generation = j.at("generation").get<uint64_t>();
     r.paths = j.at("paths").get<std::vector<std::string>>();
@@ -97,21 +97,27 @@ Result<SnapshotRecord> ParseSnapshotRecord(std::string_view json) {
     r.entries = j.value("entries", uint64_t{0});
     r.bytes = j.value("bytes", uint64_t{0});
   } catch (const nlohmann::json::exception& e) {
-    return Fail(ErrorCode::kCorrupt, std::string("snapshot record is not JSON of the expected shape (") + e.what() + ")");
+    return Fail(ErrorCode::kCorrupt, std::string("snapshot record is not JSON of the expected shape (") + e.what() +
+                                         "); take a new snapshot, or restore another with `wharf data restore`");
   }
+  WHARF_TRY(ValidateSnapshotRecord(r));
+  return r;
+}
+
+Status ValidateSnapshotRecord(const SnapshotRecord& r) {
   WHARF_TRY(ValidateSnapshotId(r.id));
   WHARF_TRY(ValidateFecName(r.fec));
-  if (!IsSha256Hex(r.sha256)) return Fail(ErrorCode::kCorrupt, "snapshot record: sha256 is not 64 hex digits");
+  if (!IsSha256Hex(r.sha256))
+    return Fail(ErrorCode::kCorrupt, "snapshot " + r.id + ": sha256 is not 64 hex digits; take a new snapshot");
   if (r.paths.empty() || r.paths.size() > 64)
-    return Fail(ErrorCode::kInvalidArgument, "snapshot record: 1 to 64 persistent paths");
+    return Fail(ErrorCode::kInvalidArgument, "snapshot " + r.id + ": 1 to 64 persistent paths, as `wharf persist` declares");
   for (const auto& p : r.paths) WHARF_TRY(ValidatePrefix(p));
-  return r;
+  return {};
 }
 
 Result<SnapshotRecord> AddSnapshot(Store& store, const SnapshotRecord& claimed, const std::string& archive, int keep) {
   SnapshotRecord record = claimed;
-  auto reparsed = ParseSnapshotRecord(SnapshotRecordToJson(record));  // every field checked
-  if (!reparsed) return std::unexpected(reparsed.error());
+  WHARF_TRY(ValidateSnapshotRecord(record));
   std::string dir = DataDir(store, record.fec);
   WHARF_TRY(MakeDirs(dir));
   std::string dest = JoinPath(store.root(), SnapshotArchivePath(record.fec, record.id));
@@ -133,7 +139,8 @@ Result<SnapshotRecord> AddSnapshot(Store& store, const SnapshotRecord& claimed, 
     if (!lock) return std::unexpected(lock.error());
     WHARF_TRY(RemoveStaleTemps(dir));
     if (PathExists(dest))
-      return Fail(ErrorCode::kAlreadyExists, "snapshot " + record.id + " of " + record.fec + " is already stored");
+      return Fail(ErrorCode::kAlreadyExists, "snapshot " + record.id + " of " + record.fec +
+                                                 " is already stored; take a new one (a new id)");
     WHARF_TRY(RenameDurable(staged, dest));
     std::string json = SnapshotRecordToJson(record);
     WHARF_TRY(WriteFileAtomic(JoinPath(dir, record.id + ".json"), json));

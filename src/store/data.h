@@ -35,7 +35,9 @@ struct SnapshotRecord {
 };
 
 std::string SnapshotRecordToJson(const SnapshotRecord& record);
-/// Parses and checks names, id, paths and hash.
+/// Id, FEC name, hash and paths (1 to 64, each a valid absolute path).
+Status ValidateSnapshotRecord(const SnapshotRecord& record);
+/// Parses and validates.
 Result<SnapshotRecord> ParseSnapshotRecord(std::string_view json);
 /// A new id for a snapshot taken now (UTC to the millisecond, then random: ids sort by time).
 std::string NewSnapshotId();
