@@ -145,7 +145,11 @@ http {{
 
 def run_client(cmds, env=None):
     """runs commands one after another; wall seconds and client CPU (user+sys of all the
-    waited-for processes), and their stdout."""
+    waited-for processes), and their stdout. Each method starts on a quiet disk: what
+    earlier steps wrote is flushed first, so that a client that syncs (wharf) does not pay
+    for the writeback of the packing and publishing before it."""
+    os.sync()
+    time.sleep(1)
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
     outs = []
@@ -195,8 +199,8 @@ def main():
     if "wharf" in only or "curl" in only:
         store = f"{WWW}/wharf"
         sh(WHARF, "keygen", "--out", "k", stdout=subprocess.DEVNULL)
-        # wharf pack's defaults (zstd 12, 1 MiB frames); WHARF_PACK="--level 19 --frame-size
-        # 8388608" measures the smallest archives (docs/cli.md).
+        # wharf pack's defaults (zstd 19, 8 MiB frames); WHARF_PACK="--level 12 --frame-size
+        # 1048576" measures the fast packing of earlier sessions (docs/formats.md).
         pack_args = os.environ.get("WHARF_PACK", "").split()
         timed("wharf pack v1 " + " ".join(pack_args), WHARF, "pack", TREE1, "--name", "bench", "--version", "1",
               "--prefix", "/opt/bench", "-o", "out", *pack_args)

@@ -44,6 +44,31 @@ TEST(Pack, RoundTripsThroughExtract) {
   EXPECT_EQ(st.st_mode & 0222, 0u) << "folders are read-only";
 }
 
+// Frames above the reader's decode-ahead budget: each is decoded into the one buffer a
+// slice of input at a time, its bytes written while the rest is decoded.
+TEST(Pack, BigFramesRoundTripThroughExtract) {
+  ScratchDir dir;
+  ASSERT_TRUE(MakeDirs(dir / "tree/lib"));
+  std::string big;
+  uint32_t x = 1;
+  while (big.size() < (21u << 20)) {  // compressible, but not trivially
+    x = x * 1103515245 + 12345;
+    big += "word" + std::to_string(x % 5000) + ((x >> 16) % 7 == 0 ? "\n" : " ");
+  }
+  ASSERT_TRUE(WriteFileAtomic(dir / "tree/lib/big", big));
+  ASSERT_TRUE(WriteFileAtomic(dir / "tree/lib/small", "after the big one"));
+  PackOptions options = Options(dir / "out");
+  options.level = 1;
+  options.frame_size = 8u << 20;
+  auto packed = PackTree(dir / "tree", options);
+  ASSERT_TRUE(packed) << packed.error().message;
+  ASSERT_GE(packed->index.frames.size(), 3u);
+  auto extracted = ExtractArchive(packed->archive_path, packed->index, dir / "x", nullptr, FileHashes::kPinned);
+  ASSERT_TRUE(extracted) << extracted.error().message;
+  EXPECT_TRUE(*ReadFile(dir / "x/lib/big", 64u << 20) == big);
+  EXPECT_EQ(*ReadFile(dir / "x/lib/small"), "after the big one");
+}
+
 TEST(Pack, IsReproducible) {
   ScratchDir dir;
   MakeSampleTree(dir / "tree");

@@ -1,3 +1,5 @@
+// ZSTD_d_stableOutBuffer: decoding straight into the frame buffer (zstd >= 1.4.4).
+#define ZSTD_STATIC_LINKING_ONLY
 #include "archive/reader.h"
 
 #include <archive.h>
@@ -5,7 +7,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "archive/names.h"
+#include "archive/zstd_handles.h"
 #include "archive/utf8_locale.h"
 #include "base/file.h"
 #include "base/strings.h"
@@ -28,19 +30,27 @@ struct ReadArchiveDeleter {
   void operator()(archive* a) const { archive_read_free(a); }
 };
 
-// Hands out the archive's frames in order, each checked against the index (size, sha256,
-// decompressed size) and decompressed alone. A worker thread reads and decodes frames
-// ahead while the caller parses and writes the previous ones (two cores share the work):
-// up to 3 small frames, fewer big ones, so that what waits stays within kAheadBytes.
+// Hands out the archive's decoded bytes in order, each frame checked against the index
+// (size, sha256, declared content size) before a byte of it is decoded. A worker thread
+// reads and decodes while the caller parses and writes (two cores share the work). Frames
+// are decoded straight into one of a few frame buffers, a slice of input at a time, and
+// the caller gets each decoded stretch as soon as it is there: a big frame does not hold
+// the writer back until all of it is decoded, and nothing is copied twice. The buffers
+// hold up to kAheadBytes of small frames, or one big frame: as the writer takes a big
+// frame's bytes while they are decoded, a second buffer would only cost memory.
 class FrameSource {
  public:
-  static constexpr uint64_t kAheadBytes = 8u << 20;
+  static constexpr uint64_t kAheadBytes = 4u << 20;
+  static constexpr size_t kInputSlice = 64u << 10;  // compressed bytes per decoding step
 
   FrameSource(int fd, const PackageIndex& index, GrowingFile* growing)
-      : fd_(fd), index_(index), growing_(growing) {
+      : fd_(fd), index_(index), growing_(growing), dctx_(ZSTD_createDCtx()) {
     uint64_t biggest = 1;
     for (const auto& f : index.frames) biggest = std::max(biggest, f.raw_size);
-    ahead_ = std::clamp<uint64_t>(kAheadBytes / biggest, 1, 3);
+    slots_.resize(std::clamp<uint64_t>(kAheadBytes / biggest, 1, 4));
+    for (auto& slot : slots_) free_.push_back(&slot);
+    // Decoding writes straight into the frame's buffer: no window buffer of its own.
+    ZSTD_DCtx_setParameter(dctx_.get(), ZSTD_d_stableOutBuffer, 1);
     worker_ = std::thread([this] { Work(); });
   }
   ~FrameSource() {
@@ -53,60 +63,87 @@ class FrameSource {
     worker_.join();
   }
 
-  /// The next frame's bytes; empty at the end.
+  /// The next decoded bytes; empty at the end. They stay valid until the next call.
   Result<std::string_view> Next() {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return !ready_.empty() || done_; });
-    if (ready_.empty()) return std::string_view();
-    // The frame the caller is done with becomes the next one's buffer: no fresh pages to
-    // fault in and zero for every frame.
-    if (current_ && current_->capacity() > 0) spare_ = std::move(*current_);
-    current_ = std::move(ready_.front());
-    ready_.pop_front();
-    changed_.notify_all();
-    if (!current_) return std::unexpected(current_.error());
-    return std::string_view(*current_);
+    for (;;) {
+      changed_.wait(lock, [&] { return !decoding_.empty() || done_; });
+      if (decoding_.empty()) return std::string_view();
+      Slot& slot = *decoding_.front();
+      if (slot.error) return std::unexpected(*slot.error);
+      if (handed_ < slot.decoded) {
+        std::string_view bytes(slot.raw.data() + handed_, slot.decoded - handed_);
+        handed_ = slot.decoded;
+        return bytes;
+      }
+      if (slot.complete) {  // all of it handed out, and the caller is done with the last part
+        decoding_.pop_front();
+        free_.push_back(&slot);
+        handed_ = 0;
+        changed_.notify_all();
+        continue;
+      }
+      changed_.wait(lock, [&] { return slot.decoded > handed_ || slot.complete || slot.error; });
+    }
   }
 
   /// After the tar end: the rest of the stream may only be zero padding. (Every frame is
   /// checked against its sha256, and the frames cover the archive exactly: that checks the
   /// whole archive, byte for byte, without hashing it a second time.)
-  Status Finish(std::string_view unread) {
-    auto zeros = [](std::string_view bytes) {
-      return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
-    };
-    if (!zeros(unread))
-      return Fail(ErrorCode::kCorrupt, index_.archive + ": data after the end of the tar; republish");
+  Status Finish() {
     for (;;) {
-      auto frame = Next();
-      if (!frame) return std::unexpected(frame.error());
-      if (frame->empty()) break;
-      if (!zeros(*frame))
+      auto bytes = Next();
+      if (!bytes) return std::unexpected(bytes.error());
+      if (bytes->empty()) return {};
+      if (!std::all_of(bytes->begin(), bytes->end(), [](char c) { return c == 0; }))
         return Fail(ErrorCode::kCorrupt, index_.archive + ": data after the end of the tar; republish");
     }
-    return {};
   }
 
   std::optional<Error> error;
 
  private:
+  struct Slot {
+    std::string raw;
+    uint64_t decoded = 0;   // bytes of raw that are final
+    bool complete = false;  // the whole frame is decoded and its end checked
+    std::optional<Error> error;
+  };
+
   void Work() {
     std::string compressed;
     for (size_t n = 0; n < index_.frames.size(); ++n) {
+      Slot* slot;
       {
         std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return ready_.size() < ahead_ || stop_; });
+        changed_.wait(lock, [&] { return !free_.empty() || stop_; });
         if (stop_) return;
+        slot = free_.front();
+        free_.pop_front();
       }
-      Result<std::string> decoded = Decode(n, compressed);
-      bool failed = !decoded;
+      slot->decoded = 0;
+      slot->complete = false;
+      Status status = Read(n, compressed);
+      if (status) {
+        slot->raw.resize(index_.frames[n].raw_size);
+        {
+          std::lock_guard lock(mutex_);
+          decoding_.push_back(slot);
+        }
+        status = Decode(n, compressed, *slot);
+      }
       {
         std::lock_guard lock(mutex_);
-        ready_.push_back(std::move(decoded));
-        if (failed) done_ = true;
+        if (!status) {
+          slot->error = status.error();
+          if (decoding_.empty() || decoding_.back() != slot) decoding_.push_back(slot);
+          done_ = true;
+        } else {
+          slot->complete = true;
+        }
       }
       changed_.notify_all();
-      if (failed) return;
+      if (!status) return;
     }
     {
       std::lock_guard lock(mutex_);
@@ -115,7 +152,8 @@ class FrameSource {
     changed_.notify_all();
   }
 
-  Result<std::string> Decode(size_t number, std::string& compressed) {
+  // The frame's compressed bytes, whole and checked.
+  Status Read(size_t number, std::string& compressed) {
     const Frame& frame = index_.frames[number];
     compressed.resize(frame.size);
     bool whole = false;
@@ -130,28 +168,48 @@ class FrameSource {
       return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
                                            (growing_ ? ": the download ended before this frame; fetch it again"
                                                      : ": archive is shorter than its index says; fetch it again"));
-    std::string raw;
-    {
-      std::lock_guard lock(mutex_);
-      raw = std::move(spare_);
-      spare_.clear();
+    return CheckFrame(index_, number, compressed);
+  }
+
+  // Decodes a slice of input at a time, publishing what is final after each step.
+  Status Decode(size_t number, const std::string& compressed, Slot& slot) {
+    ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
+    ZSTD_outBuffer out{slot.raw.data(), slot.raw.size(), 0};
+    ZSTD_inBuffer in{compressed.data(), 0, 0};
+    size_t left = 1;
+    while (left != 0) {
+      size_t before_in = in.pos, before_out = out.pos;
+      in.size = std::min(compressed.size(), in.size + kInputSlice);
+      left = ZSTD_decompressStream(dctx_.get(), &out, &in);
+      if (ZSTD_isError(left) || (left != 0 && in.pos == compressed.size() && in.pos == before_in &&
+                                 out.pos == before_out))
+        return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
+                                             ": does not decompress to its declared size; republish");
+      {
+        std::lock_guard lock(mutex_);
+        slot.decoded = out.pos;
+      }
+      changed_.notify_all();
     }
-    WHARF_TRY(DecodeFrame(index_, number, compressed, raw));
-    return raw;
+    if (out.pos != slot.raw.size() || in.pos != compressed.size())
+      return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
+                                           ": does not decompress to its declared size; republish");
+    return {};
   }
 
   int fd_;
   const PackageIndex& index_;
   GrowingFile* growing_;
+  ZstdDctx dctx_;
   std::thread worker_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::deque<Result<std::string>> ready_;
-  Result<std::string> current_ = std::string();
+  std::vector<Slot> slots_;
+  std::deque<Slot*> free_;      // buffers the worker may fill
+  std::deque<Slot*> decoding_;  // frames in order, being decoded or handed out
+  uint64_t handed_ = 0;         // bytes of the front frame handed out so far
   bool done_ = false;
   bool stop_ = false;
-  size_t ahead_ = 3;  // frames decoded ahead at most
-  std::string spare_;  // a used frame's buffer, for the next one
 };
 
 la_ssize_t ReadFrame(archive* a, void* client, const void** buffer) {
@@ -245,8 +303,7 @@ class DiscardSink : public EntrySink {
 
 }  // namespace
 
-Status DecodeFrame(const PackageIndex& index, size_t number, std::string_view compressed,
-                   std::string& raw) {
+Status CheckFrame(const PackageIndex& index, size_t number, std::string_view compressed) {
   const Frame& frame = index.frames[number];
   std::string what = index.archive + " frame " + std::to_string(number);
   if (compressed.size() != frame.size || Sha256Hex(compressed) != frame.sha256)
@@ -256,6 +313,14 @@ Status DecodeFrame(const PackageIndex& index, size_t number, std::string_view co
   if (declared != frame.raw_size ||
       ZSTD_findFrameCompressedSize(compressed.data(), compressed.size()) != frame.size)
     return Fail(ErrorCode::kCorrupt, what + ": not one zstd frame of the declared sizes; republish");
+  return {};
+}
+
+Status DecodeFrame(const PackageIndex& index, size_t number, std::string_view compressed,
+                   std::string& raw) {
+  WHARF_TRY(CheckFrame(index, number, compressed));
+  const Frame& frame = index.frames[number];
+  std::string what = index.archive + " frame " + std::to_string(number);
   raw.resize(frame.raw_size);
   size_t got = ZSTD_decompress(raw.data(), raw.size(), compressed.data(), compressed.size());
   if (ZSTD_isError(got) || got != frame.raw_size)
@@ -398,7 +463,7 @@ Status ReadArchive(const std::string& archive_path, const PackageIndex& index, E
                                          "\" of package.json; republish");
   // libarchive stops at the end marker; whatever it had not consumed of the current
   // frame, and every later frame, must be padding.
-  return source.Finish({});
+  return source.Finish();
 }
 
 Status VerifyArchive(const std::string& archive_path, const PackageIndex& index) {

@@ -71,8 +71,11 @@ class TreeWriter : public EntrySink {
   std::vector<std::pair<std::string, uint32_t>> folders_;
 };
 
-/// Checks frame `number` of `index` (its compressed bytes: size, sha256, one zstd frame of
-/// the declared content size) and decompresses it into `raw`.
+/// Checks frame `number` of `index`: its compressed bytes have the declared size and
+/// sha256, and are one zstd frame of the declared content size.
+Status CheckFrame(const PackageIndex& index, size_t number, std::string_view compressed);
+
+/// CheckFrame, then decompresses the frame into `raw`.
 Status DecodeFrame(const PackageIndex& index, size_t number, std::string_view compressed,
                    std::string& raw);
 

@@ -224,6 +224,37 @@ TEST_F(ReaderTest, RefusesFrameThatLiesAboutItsRawSize) {
   EXPECT_EQ(result.error().code, ErrorCode::kCorrupt);
 }
 
+// A publisher's frame whose last bytes are damaged, with a package.json made to match: its
+// data is handed out while it is decoded, and the damage shows only at its end (zstd's
+// checksum). The extraction fails, even without each file's own sha256.
+TEST_F(ReaderTest, RefusesFrameThatBreaksAfterItsDataWasHandedOut) {
+  Spec big{"opt/demo/big", AE_IFREG, std::string(), "", "", 0644};
+  for (uint64_t i = 0; big.content.size() < (3u << 20); ++i)
+    big.content += "line " + std::to_string(i * 7919 % 100003) + "\n";
+  std::string raw = MakeTar({root_, big});
+  std::string frame(ZSTD_compressBound(raw.size()), '\0');
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  frame.resize(ZSTD_compress2(cctx, frame.data(), frame.size(), raw.data(), raw.size()));
+  ZSTD_freeCCtx(cctx);
+  frame[frame.size() - 2] ^= 0x01;  // in the checksum
+  PackageIndex index;
+  index.name = "demo";
+  index.version = "1";
+  index.prefix = "/opt/demo";
+  index.archive = "demo-1.tar.zst";
+  index.frames.push_back({0, frame.size(), 0, raw.size(), Sha256Hex(frame)});
+  index.raw_size = raw.size();
+  index.archive_size = frame.size();
+  index.archive_sha256 = Sha256Hex(frame);
+  index.files = {Honest(root_), Honest(big)};
+  ASSERT_TRUE(WriteFileAtomic(archive_, frame));
+  auto result = ExtractArchive(archive_, index, dir_ / "x", nullptr, FileHashes::kPinned);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kCorrupt);
+  EXPECT_NE(result.error().message.find("does not decompress"), std::string::npos) << result.error().message;
+}
+
 TEST_F(ReaderTest, RefusesArchiveOfAnotherSize) {
   auto index = Write({root_, file_});
   index.archive_size += 1;

@@ -137,6 +137,10 @@ stop_nginx() {
   for _ in $(seq 50); do [ -f "$NGINX_PID_FILE" ] || break; sleep 0.1; done
 }
 
+# The demo trees are a few MB; packed with 1 MiB frames they span several frames, as a real
+# tree does with the default 8 MiB ones (for the tests of what is fetched frame by frame).
+SMALL_FRAMES=(--frame-size 1048576)
+
 # make_tree DIR VARIANT: a small EPICS-IOC-like install tree; VARIANT 1 or 2 differ the way
 # a release does (a binary rebuilt, a file added, one removed, a config edited).
 make_tree() {
@@ -149,7 +153,7 @@ make_tree() {
   chmod 0755 "$dir/iocBoot/iocdemo/st.cmd"
   printf 'secret=%s\n' "$variant" >"$dir/db/private.cfg"
   chmod 0600 "$dir/db/private.cfg"
-  # a file above the frame size, so that it spans several frames
+  # a file above SMALL_FRAMES's frame size, so that it spans several frames
   head -c 3000000 /usr/bin/bash >"$dir/lib/libdemo.so"
   printf 'build %s\n' "$variant" >>"$dir/lib/libdemo.so"
   ln -sf libdemo.so "$dir/lib/libdemo.so.1"

@@ -15,8 +15,8 @@ cd "$T"
 make_tree src1 1
 make_tree src2 2
 "$WHARF" keygen --out release >/dev/null
-"$WHARF" pack src1 --name demo --version 1.0 --prefix /opt/demo -o out >/dev/null
-"$WHARF" pack src2 --name demo --version 2.0 --prefix /opt/demo -o out >/dev/null
+"$WHARF" pack "${SMALL_FRAMES[@]}" src1 --name demo --version 1.0 --prefix /opt/demo -o out >/dev/null
+"$WHARF" pack "${SMALL_FRAMES[@]}" src2 --name demo --version 2.0 --prefix /opt/demo -o out >/dev/null
 "$WHARF" publish out/demo-1.0.tar.zst --store store >/dev/null
 "$WHARF" assign fec01 demo@1.0 --store store --key release.key >/dev/null
 start_nginx "$T/store"

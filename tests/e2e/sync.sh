@@ -7,8 +7,8 @@ cd "$T"
 make_tree "$T/src1" 1
 make_tree "$T/src2" 2
 "$WHARF" keygen --out release >/dev/null
-"$WHARF" pack src1 --name demo-ioc --version 1.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
-"$WHARF" pack src2 --name demo-ioc --version 2.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
+"$WHARF" pack "${SMALL_FRAMES[@]}" src1 --name demo-ioc --version 1.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
+"$WHARF" pack "${SMALL_FRAMES[@]}" src2 --name demo-ioc --version 2.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
 "$WHARF" publish out/demo-ioc-1.0.tar.zst out/demo-ioc-2.0.tar.zst --store store >/dev/null
 pass "pack and publish"
 
@@ -21,7 +21,7 @@ pass "GNU tar extracts the archive"
 expect_exit 0 "$WHARF" publish out/demo-ioc-1.0.tar.zst --store store
 grep -q "already published" "$T/stdout" || fail "same bytes again should be a no-op"
 echo changed >>src1/db/demo.db
-"$WHARF" pack src1 --name demo-ioc --version 1.0 --prefix /opt/epics/demo-ioc -o other >/dev/null
+"$WHARF" pack "${SMALL_FRAMES[@]}" src1 --name demo-ioc --version 1.0 --prefix /opt/epics/demo-ioc -o other >/dev/null
 expect_refused "already published with other content" "$WHARF" publish other/demo-ioc-1.0.tar.zst --store store
 make_tree "$T/src1" 1  # back to the published content
 pass "a published version is immutable"
@@ -82,7 +82,7 @@ pass "human view derived"
 # as Range requests; every other file is taken from the packages the FEC holds.
 cp -a src2 src3
 echo 'record(ao, "DEMO:NEW") {}' >>src3/db/demo.db
-"$WHARF" pack src3 --name demo-ioc --version 3.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
+"$WHARF" pack "${SMALL_FRAMES[@]}" src3 --name demo-ioc --version 3.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
 "$WHARF" publish out/demo-ioc-3.0.tar.zst --store store --deltas 0 >/dev/null  # no patches: frames
 "$WHARF" assign fec01 demo-ioc@3.0 --store store --key release.key >/dev/null
 expect_exit 0 agent fec01 --json
@@ -100,7 +100,7 @@ pass "an update fetches only the changed frames ($fetched of $size bytes) and re
 # is fetched.
 cp -a src3 src4
 echo 'record(ao, "DEMO:NEWER") {}' >>src4/db/demo.db
-"$WHARF" pack src4 --name demo-ioc --version 4.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
+"$WHARF" pack "${SMALL_FRAMES[@]}" src4 --name demo-ioc --version 4.0 --prefix /opt/epics/demo-ioc -o out >/dev/null
 "$WHARF" publish out/demo-ioc-4.0.tar.zst --store store >/dev/null
 "$WHARF" assign fec01 demo-ioc@4.0 --store store --key release.key >/dev/null
 expect_exit 0 agent fec01 --json
