@@ -61,42 +61,45 @@ std::string Staging(const Layout& layout, const PackageRef& ref) {
   return JoinPath(Dirname(final_dir), "." + Basename(final_dir) + ".unpacking");
 }
 
-// Downloads the archive and unpacks it at the same time: a thread fetches into tmp/ while
-// this one reads each frame as soon as its bytes are there. The frames' sha256 (package.json
-// pins them, the signed generation pins package.json) cover every byte of the archive, so
-// neither the whole archive nor each file is hashed again: publish checked those.
+// Downloads the archive and unpacks it at the same time: a thread fetches it into a small
+// pipe while this one reads each frame as soon as its bytes are there. The archive is never
+// written out (no working copy in tmp/, which on a diskless FEC would be RAM). The frames'
+// sha256 (package.json pins them, the signed generation pins package.json) cover every
+// byte of the archive, so neither the whole archive nor each file is hashed again: publish
+// checked those.
 Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
                     const PackageIndex& index, const std::string& index_json) {
-  std::string archive = JoinPath(layout.tmp(), Basename(ref.archive));
   std::string staging = Staging(layout, ref);
   WHARF_TRY(mirrors.Try(ref.archive, [&](const std::string& url) -> Status {
     WHARF_TRY(RemoveTree(staging));
     WHARF_TRY(MakeDirs(Dirname(staging)));
-    WHARF_TRY(WriteFileAtomic(archive, ""));  // there before the reader opens it
-    GrowingFile growing;
-    Result<FileDigest> got = Fail(ErrorCode::kIo, "not fetched");
+    BytePipe pipe;
+    Result<uint64_t> got = Fail(ErrorCode::kIo, "not fetched");
+    bool reader_stopped = false;  // then the reader's error is the one to tell
     std::thread downloader([&] {
       bool announced = false;
       Progress progress(ref.name + "@" + ref.version, ref.archive_size);
-      got = mirrors.fetcher().Download(url, archive, ref.archive_size, [&](uint64_t done) {
+      got = mirrors.fetcher().Stream(url, ref.archive_size, [&](const char* data, size_t size) -> Status {
         if (!announced) AbortPoint("downloading:" + Basename(ref.archive));
         announced = true;
-        progress.Update(done);
-        growing.Grew(done);
-      }, false);
-      growing.End();
+        if (pipe.Write(data, size)) return {};
+        reader_stopped = true;
+        return Fail(ErrorCode::kCorrupt, url + ": the reader stopped");
+      }, [&](uint64_t done) { progress.Update(done); });
+      pipe.Close();
     });
     auto writer = TreeWriter::Create(staging, index.prefix);
-    Status extracted = writer ? ReadArchive(archive, index, **writer, &growing, FileHashes::kPinned)
+    Status extracted = writer ? ReadArchive(pipe, index, **writer, FileHashes::kPinned)
                               : Status(std::unexpected(writer.error()));
+    pipe.Stop();
     downloader.join();
-    if (!got) return std::unexpected(got.error());  // the transfer's own error says most
-    if (got->size != ref.archive_size)
+    // The transfer's own error says most, unless the reader stopped it.
+    if (!got && !reader_stopped) return std::unexpected(got.error());
+    if (got && *got != ref.archive_size)
       return Fail(ErrorCode::kCorrupt, url + ": size differs from the signed generation; "
                                              "the store or a mirror was altered, republish");
     if (!extracted) return Prefix(ref.name + "@" + ref.version, extracted.error());
-    // The working copy goes before the sync: its pages are then dropped, never written out.
-    WHARF_TRY(RemoveTree(archive));
+    if (!got) return std::unexpected(got.error());
     return (*writer)->Finish();
   }));
   AbortPoint("archive-fetched:" + ref.name);
@@ -237,11 +240,14 @@ Status Assemble(const PackageIndex& index, const std::map<std::string, std::stri
       auto patch = ReadFile(delta->second.patch_path, delta->second.entry.size);
       if (!patch) return std::unexpected(patch.error());
       const std::string& base = delta->second.entry.base_sha256;
-      auto applied = ApplyDelta(base.empty() ? "" : local.at(base), *patch, f.size,
-                                [&](const char* data, size_t size) {
-                                  hash.Update(data, size);
-                                  return writer.FileData(data, size);
-                                });
+      std::string base_path = base.empty() ? "" : local.at(base);
+      auto applied = ApplyDeltaToFile(base_path, *patch, f.size, writer.file(), writer.file_path(),
+                                      [&](const char* data, size_t size) { hash.Update(data, size); });
+      if (!applied && applied.error().code == ErrorCode::kUnsupported)  // holds the file's window
+        applied = ApplyDelta(base_path, *patch, f.size, [&](const char* data, size_t size) {
+          hash.Update(data, size);
+          return writer.FileData(data, size);
+        });
       if (!applied)
         return Fail(applied.error().code, "\"" + f.path + "\" from " + delta->second.entry.file + ": " +
                                               applied.error().message +

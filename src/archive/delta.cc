@@ -171,6 +171,56 @@ Status ApplyDelta(const std::string& base_path, std::string_view delta, uint64_t
   return {};
 }
 
+Status ApplyDeltaToFile(const std::string& base_path, std::string_view delta, uint64_t size, int fd,
+                        const std::string& path, const std::function<void(const char*, size_t)>& seen) {
+  // Patch input is handed over this much at a time, so that each step decodes a few blocks
+  // (at most 32 RLE blocks of 128 KiB), and the mappings are let go every kKeepMapped.
+  constexpr size_t kSlice = 128;
+  constexpr uint64_t kKeepMapped = 1u << 20;
+  if (size == 0 || size > kMaxDeltaFileSize) return Fail(ErrorCode::kUnsupported, path + ": not patched in place");
+  // Reserved first: a full disk is an error here, not a SIGBUS while writing the mapping.
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(size)) != 0) {
+    if (errno == EOPNOTSUPP || errno == ENOSYS) return Fail(ErrorCode::kUnsupported, path + ": no fallocate here");
+    return IoError("reserve space for", path);
+  }
+  MappedFile base;
+  if (!base_path.empty()) WHARF_TRY(base.Open(base_path));
+  void* map = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return Fail(ErrorCode::kUnsupported, path + ": cannot be mapped");
+  std::unique_ptr<void, std::function<void(void*)>> unmap(map, [size](void* m) { ::munmap(m, size); });
+  char* out_bytes = static_cast<char*>(map);
+  ZstdDctx dctx(ZSTD_createDCtx());
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, WindowLogFor(base.size() + size));
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_stableOutBuffer, 1);
+  ZSTD_DCtx_refPrefix(dctx.get(), base.data(), base.size());
+  ZSTD_outBuffer out{map, size, 0};
+  ZSTD_inBuffer in{delta.data(), 0, 0};
+  uint64_t dropped = 0;
+  size_t left = 1;
+  while (left != 0) {
+    size_t before_in = in.pos, before_out = out.pos;
+    in.size = std::min(delta.size(), in.size + kSlice);
+    left = ZSTD_decompressStream(dctx.get(), &out, &in);
+    if (ZSTD_isError(left))
+      return Fail(ErrorCode::kCorrupt, ZSTD_getErrorCode(left) == ZSTD_error_dstSize_tooSmall
+                                           ? std::string("delta produces more than the file's declared size")
+                                           : std::string("delta does not apply: ") + ZSTD_getErrorName(left));
+    if (left != 0 && in.pos == delta.size() && in.pos == before_in && out.pos == before_out)
+      return Fail(ErrorCode::kCorrupt, "delta is truncated");
+    seen(out_bytes + before_out, out.pos - before_out);
+    // Both files stay in the page cache; only this process's view of them is let go, and
+    // a page the decoder needs again is mapped back on the spot. Memory stays bounded
+    // whatever the file's size.
+    if (out.pos - dropped >= kKeepMapped) {
+      ::madvise(map, out.pos & ~uint64_t{4095}, MADV_DONTNEED);
+      if (base.size() > 0) ::madvise(const_cast<void*>(base.data()), base.size(), MADV_DONTNEED);
+      dropped = out.pos;
+    }
+  }
+  if (out.pos != size) return Fail(ErrorCode::kCorrupt, "delta produces fewer bytes than the file's declared size");
+  return {};
+}
+
 Status WriteDeltas(const std::string& dir, const std::string& archive_path, const PackageIndex& index,
                    const std::string& index_json,
                    const std::vector<std::pair<std::string, PackageIndex>>& older, int level) {

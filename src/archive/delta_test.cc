@@ -1,5 +1,6 @@
 #include "archive/delta.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include "archive/pack.h"
@@ -21,6 +22,18 @@ Status Collect(const std::string& base_path, const std::string& delta, uint64_t 
     out.append(data, size);
     return {};
   });
+}
+
+// ApplyDeltaToFile into a new file of `size` bytes: its content, and the pieces `seen` got.
+Status IntoFile(const std::string& base_path, const std::string& delta, uint64_t size, const std::string& path,
+                std::string& written, std::string& seen) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) return IoError("create", path);
+  Status applied = ApplyDeltaToFile(base_path, delta, size, fd.get(), path, [&](const char* data, size_t n) {
+    seen.append(data, n);
+  });
+  written = ReadFile(path, 64u << 20).value_or("");
+  return applied;
 }
 
 PackResult PackVersion(const ScratchDir& dir, const std::string& version, const std::string& big) {
@@ -53,6 +66,46 @@ TEST(Delta, RebuildsTargetFromBase) {
   std::string rebuilt;
   ASSERT_TRUE(Collect(dir / "base", *patch, target.size(), rebuilt));
   EXPECT_EQ(rebuilt, target);
+}
+
+// Several MiB: the mappings are let go many times over while the decoder still refers back
+// to both files.
+TEST(Delta, RebuildsBigTargetInPlace) {
+  ScratchDir dir;
+  std::string base = Noise(6u << 20, 1);
+  std::string target = base.substr(0, 3u << 20) + Noise(5000, 3) + base.substr(1u << 20);
+  target.replace(100, 64, Noise(64, 2));
+  WriteTestFile(dir / "base", base);
+  auto patch = MakeDelta(base, target, 3);
+  ASSERT_TRUE(patch);
+  std::string written, seen;
+  auto applied = IntoFile(dir / "base", *patch, target.size(), dir / "out", written, seen);
+  ASSERT_TRUE(applied) << applied.error().message;
+  EXPECT_TRUE(written == target);
+  EXPECT_TRUE(seen == target);
+  auto alone = MakeDelta("", target, 3);  // no base: a file compressed on its own
+  written.clear();
+  seen.clear();
+  ASSERT_TRUE(IntoFile("", *alone, target.size(), dir / "alone", written, seen));
+  EXPECT_TRUE(written == target);
+}
+
+TEST(Delta, InPlaceRefusesOutputOtherThanDeclared) {
+  ScratchDir dir;
+  std::string base = Noise(100000, 1);
+  WriteTestFile(dir / "base", base);
+  auto patch = MakeDelta(base, base + base, 3);
+  std::string written, seen;
+  auto more = IntoFile(dir / "base", *patch, base.size(), dir / "more", written, seen);
+  ASSERT_FALSE(more);
+  EXPECT_EQ(more.error().code, ErrorCode::kCorrupt);
+  EXPECT_NE(more.error().message.find("more than"), std::string::npos) << more.error().message;
+  auto fewer = IntoFile(dir / "base", *patch, 3 * base.size(), dir / "fewer", written, seen);
+  ASSERT_FALSE(fewer);
+  EXPECT_EQ(fewer.error().code, ErrorCode::kCorrupt);
+  auto cut = IntoFile(dir / "base", patch->substr(0, patch->size() / 2), 2 * base.size(), dir / "cut", written, seen);
+  ASSERT_FALSE(cut);
+  EXPECT_EQ(cut.error().code, ErrorCode::kCorrupt);
 }
 
 TEST(Delta, RefusesOutputBeyondDeclaredSize) {

@@ -63,7 +63,7 @@ TEST(Pack, BigFramesRoundTripThroughExtract) {
   auto packed = PackTree(dir / "tree", options);
   ASSERT_TRUE(packed) << packed.error().message;
   ASSERT_GE(packed->index.frames.size(), 3u);
-  auto extracted = ExtractArchive(packed->archive_path, packed->index, dir / "x", nullptr, FileHashes::kPinned);
+  auto extracted = ExtractArchive(packed->archive_path, packed->index, dir / "x", FileHashes::kPinned);
   ASSERT_TRUE(extracted) << extracted.error().message;
   EXPECT_TRUE(*ReadFile(dir / "x/lib/big", 64u << 20) == big);
   EXPECT_EQ(*ReadFile(dir / "x/lib/small"), "after the big one");

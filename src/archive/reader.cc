@@ -1,5 +1,3 @@
-// ZSTD_d_stableOutBuffer: decoding straight into the frame buffer (zstd >= 1.4.4).
-#define ZSTD_STATIC_LINKING_ONLY
 #include "archive/reader.h"
 
 #include <archive.h>
@@ -9,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <functional>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -43,8 +43,11 @@ class FrameSource {
   static constexpr uint64_t kAheadBytes = 4u << 20;
   static constexpr size_t kInputSlice = 64u << 10;  // compressed bytes per decoding step
 
-  FrameSource(int fd, const PackageIndex& index, GrowingFile* growing)
-      : fd_(fd), index_(index), growing_(growing), dctx_(ZSTD_createDCtx()) {
+  /// `read` fills in frame n's compressed bytes (called for 0, 1, 2, ... in order);
+  /// `cancel` makes a `read` that waits for bytes give up.
+  FrameSource(const PackageIndex& index, std::function<Status(size_t, std::string&)> read,
+              std::function<void()> cancel)
+      : index_(index), read_(std::move(read)), cancel_(std::move(cancel)), dctx_(ZSTD_createDCtx()) {
     uint64_t biggest = 1;
     for (const auto& f : index.frames) biggest = std::max(biggest, f.raw_size);
     slots_.resize(std::clamp<uint64_t>(kAheadBytes / biggest, 1, 4));
@@ -59,7 +62,7 @@ class FrameSource {
       stop_ = true;
     }
     changed_.notify_all();
-    if (growing_) growing_->End();  // a worker waiting for bytes gives up
+    if (cancel_) cancel_();  // a worker waiting for bytes gives up
     worker_.join();
   }
 
@@ -154,20 +157,8 @@ class FrameSource {
 
   // The frame's compressed bytes, whole and checked.
   Status Read(size_t number, std::string& compressed) {
-    const Frame& frame = index_.frames[number];
-    compressed.resize(frame.size);
-    bool whole = false;
-    for (;;) {
-      if (growing_ && !growing_->WaitFor(frame.offset + frame.size)) break;
-      ssize_t n = ::pread(fd_, compressed.data(), frame.size, static_cast<off_t>(frame.offset));
-      whole = n == static_cast<ssize_t>(frame.size);
-      // A short read of a file being written: the writer started over; wait for it.
-      if (whole || !growing_ || !growing_->WaitForChange()) break;
-    }
-    if (!whole)
-      return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
-                                           (growing_ ? ": the download ended before this frame; fetch it again"
-                                                     : ": archive is shorter than its index says; fetch it again"));
+    compressed.resize(index_.frames[number].size);
+    WHARF_TRY(read_(number, compressed));
     return CheckFrame(index_, number, compressed);
   }
 
@@ -197,9 +188,9 @@ class FrameSource {
     return {};
   }
 
-  int fd_;
   const PackageIndex& index_;
-  GrowingFile* growing_;
+  std::function<Status(size_t, std::string&)> read_;
+  std::function<void()> cancel_;
   ZstdDctx dctx_;
   std::thread worker_;
   std::mutex mutex_;
@@ -365,7 +356,7 @@ Status TreeWriter::BeginFile(const FileEntry& e) {
   auto parent = OpenParent(rel);
   if (!parent) return std::unexpected(parent.error());
   file_ = UniqueFd(::openat(parent->get(), Basename(rel).c_str(),
-                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+                            O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!file_.valid()) return IoError("create", Where(rel));
   file_path_ = Where(rel);
   file_mode_ = e.mode & 0555;
@@ -420,17 +411,10 @@ Result<UniqueFd> TreeWriter::OpenParent(const std::string& rel) {
   return OpenParentNoFollow(dest_.get(), rel, dest_path_);
 }
 
-Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink,
-                   GrowingFile* growing, FileHashes files) {
-  auto fd = OpenRead(archive_path);
-  if (!fd) return std::unexpected(fd.error());
-  struct stat st;
-  if (::fstat(fd->get(), &st) != 0) return IoError("inspect", archive_path);
-  if (!growing && static_cast<uint64_t>(st.st_size) != index.archive_size)
-    return Fail(ErrorCode::kCorrupt, archive_path + " is " + std::to_string(st.st_size) +
-                                         " bytes, package.json says " + std::to_string(index.archive_size) +
-                                         "; fetch or republish it");
-  FrameSource source(fd->get(), index, growing);
+namespace {
+
+// The tar stream of the source's frames, entry by entry against the index, into the sink.
+Status ReadEntries(FrameSource& source, const PackageIndex& index, EntrySink& sink, FileHashes files) {
   ScopedUtf8Locale utf8;
   std::unique_ptr<archive, ReadArchiveDeleter> tar(archive_read_new());
   archive_read_support_format_tar(tar.get());
@@ -466,49 +450,100 @@ Status ReadArchive(const std::string& archive_path, const PackageIndex& index, E
   return source.Finish();
 }
 
+}  // namespace
+
+Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink,
+                   FileHashes files) {
+  auto fd = OpenRead(archive_path);
+  if (!fd) return std::unexpected(fd.error());
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0) return IoError("inspect", archive_path);
+  if (static_cast<uint64_t>(st.st_size) != index.archive_size)
+    return Fail(ErrorCode::kCorrupt, archive_path + " is " + std::to_string(st.st_size) +
+                                         " bytes, package.json says " + std::to_string(index.archive_size) +
+                                         "; fetch or republish it");
+  int file = fd->get();
+  FrameSource source(index, [&](size_t number, std::string& compressed) -> Status {
+    const Frame& frame = index.frames[number];
+    if (::pread(file, compressed.data(), frame.size, static_cast<off_t>(frame.offset)) !=
+        static_cast<ssize_t>(frame.size))
+      return Fail(ErrorCode::kCorrupt, index.archive + " frame " + std::to_string(number) +
+                                           ": archive is shorter than its index says; fetch it again");
+    return {};
+  }, nullptr);
+  return ReadEntries(source, index, sink, files);
+}
+
+Status ReadArchive(BytePipe& pipe, const PackageIndex& index, EntrySink& sink, FileHashes files) {
+  // Frames are contiguous from offset 0 (ValidatePackageIndex): each is the next bytes.
+  FrameSource source(index, [&](size_t number, std::string& compressed) -> Status {
+    if (!pipe.Read(compressed.data(), compressed.size()))
+      return Fail(ErrorCode::kCorrupt, index.archive + " frame " + std::to_string(number) +
+                                           ": the download ended before this frame; fetch it again");
+    return {};
+  }, [&] { pipe.Stop(); });
+  Status read = ReadEntries(source, index, sink, files);
+  pipe.Stop();  // the download need not go on once the reader is done or has failed
+  return read;
+}
+
 Status VerifyArchive(const std::string& archive_path, const PackageIndex& index) {
   DiscardSink sink;
   return ReadArchive(archive_path, index, sink);
 }
 
 Status ExtractArchive(const std::string& archive_path, const PackageIndex& index,
-                      const std::string& dest, GrowingFile* growing, FileHashes files) {
+                      const std::string& dest, FileHashes files) {
   auto writer = TreeWriter::Create(dest, index.prefix);
   if (!writer) return std::unexpected(writer.error());
-  WHARF_TRY(ReadArchive(archive_path, index, **writer, growing, files));
+  WHARF_TRY(ReadArchive(archive_path, index, **writer, files));
   return (*writer)->Finish();
 }
 
-void GrowingFile::Grew(uint64_t size) {
-  {
-    std::lock_guard lock(mutex_);
-    size_ = std::max(size_, size);
-    ++changes_;
-  }
-  changed_.notify_all();
-}
+BytePipe::BytePipe(size_t capacity) : ring_(capacity) {}
 
-void GrowingFile::End() {
-  {
-    std::lock_guard lock(mutex_);
-    ended_ = true;
-    ++changes_;
-  }
-  changed_.notify_all();
-}
-
-bool GrowingFile::WaitFor(uint64_t size) {
+bool BytePipe::Write(const char* data, size_t size) {
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return size_ >= size || ended_; });
-  return size_ >= size;
-}
-
-bool GrowingFile::WaitForChange() {
-  std::unique_lock lock(mutex_);
-  if (ended_) return false;
-  uint64_t seen = changes_;
-  changed_.wait(lock, [&] { return changes_ != seen || ended_; });
+  while (size > 0) {
+    changed_.wait(lock, [&] { return stopped_ || used_ < ring_.size(); });
+    if (stopped_) return false;
+    size_t at = (start_ + used_) % ring_.size();
+    size_t n = std::min({size, ring_.size() - used_, ring_.size() - at});
+    std::memcpy(ring_.data() + at, data, n);
+    used_ += n;
+    data += n;
+    size -= n;
+    changed_.notify_all();
+  }
   return true;
+}
+
+void BytePipe::Close() {
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+  changed_.notify_all();
+}
+
+bool BytePipe::Read(char* out, size_t size) {
+  std::unique_lock lock(mutex_);
+  while (size > 0) {
+    changed_.wait(lock, [&] { return stopped_ || closed_ || used_ > 0; });
+    if (stopped_ || used_ == 0) return false;
+    size_t n = std::min({size, used_, ring_.size() - start_});
+    std::memcpy(out, ring_.data() + start_, n);
+    start_ = (start_ + n) % ring_.size();
+    used_ -= n;
+    out += n;
+    size -= n;
+    changed_.notify_all();
+  }
+  return true;
+}
+
+void BytePipe::Stop() {
+  std::lock_guard lock(mutex_);
+  stopped_ = true;
+  changed_.notify_all();
 }
 
 }  // namespace wharf

@@ -54,6 +54,9 @@ class TreeWriter : public EntrySink {
   /// no bytes copied. kUnsupported when that cannot be (another mode, another file system,
   /// too many links): the caller copies instead.
   Status LinkFile(const FileEntry& entry, const std::string& source);
+  /// The file between BeginFile and EndFile (open read-write, empty), for writing it in place.
+  int file() const { return file_.get(); }
+  const std::string& file_path() const { return file_path_; }
   Status Finish();
 
  private:
@@ -79,42 +82,46 @@ Status CheckFrame(const PackageIndex& index, size_t number, std::string_view com
 Status DecodeFrame(const PackageIndex& index, size_t number, std::string_view compressed,
                    std::string& raw);
 
-/// An archive file that is still being written (a download): how many bytes are there,
-/// and whether the writer is done. The reader waits for the bytes of each frame.
-class GrowingFile {
+/// Bytes handed from one thread (a download) to another (the reader), in order, through a
+/// small ring: the writer waits while it is full, the reader while it is empty. Memory stays
+/// at the ring's size whatever the archive's.
+class BytePipe {
  public:
-  void Grew(uint64_t size);
-  void End();
-  /// Waits until `size` bytes are there or the writer is done; false when it ended short.
-  bool WaitFor(uint64_t size);
-  /// Waits for any change after a short read (the writer may have started over); false
-  /// when the writer is done, so nothing will change.
-  bool WaitForChange();
+  explicit BytePipe(size_t capacity = 256u << 10);
+  /// False when the reader stopped: the writer should give up.
+  bool Write(const char* data, size_t size);
+  /// The writer is done (all written, or failed).
+  void Close();
+  /// Exactly `size` bytes; false when the writer closed first or the reader stopped.
+  bool Read(char* out, size_t size);
+  /// The reader is done: writers and readers waiting return false.
+  void Stop();
 
  private:
   std::mutex mutex_;
   std::condition_variable changed_;
-  uint64_t size_ = 0;
-  uint64_t changes_ = 0;
-  bool ended_ = false;
+  std::vector<char> ring_;
+  size_t start_ = 0, used_ = 0;
+  bool closed_ = false, stopped_ = false;
 };
 
 /// Reads `archive_path` against `index` (already validated): each frame's size and sha256,
 /// its decompressed size, then every tar entry, which must be exactly the next entry of
 /// the index (no extra, missing, reordered, hard-link, device or oversize entry; no
 /// trailing bytes). Stops at the first mismatch with kCorrupt or kUnsafe naming the entry.
-/// With `growing`, the file is read while it is written (download and unpacking overlap).
 /// kFileHashesPinned skips each file's own sha256: for an index that `wharf publish`
 /// checked entry by entry and a signed generation pins, the frames' sha256 (always checked)
 /// already fix every byte, so hashing the files again only costs time.
 enum class FileHashes { kCheck, kPinned };
 Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink,
-                   GrowingFile* growing = nullptr, FileHashes files = FileHashes::kCheck);
+                   FileHashes files = FileHashes::kCheck);
+/// The same for an archive arriving through `pipe` (a download: fetching and unpacking
+/// overlap, and the archive is never written out). Stops the pipe when done.
+Status ReadArchive(BytePipe& pipe, const PackageIndex& index, EntrySink& sink, FileHashes files);
 
 /// Unpacks the archive into `dest` (which must not exist) through a TreeWriter.
 Status ExtractArchive(const std::string& archive_path, const PackageIndex& index,
-                      const std::string& dest, GrowingFile* growing = nullptr,
-                      FileHashes files = FileHashes::kCheck);
+                      const std::string& dest, FileHashes files = FileHashes::kCheck);
 
 /// Reads the whole archive against the index without writing anything.
 Status VerifyArchive(const std::string& archive_path, const PackageIndex& index);

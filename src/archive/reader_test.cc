@@ -6,6 +6,7 @@
 #include <zstd.h>
 
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "base/scratch_dir.h"
@@ -249,7 +250,7 @@ TEST_F(ReaderTest, RefusesFrameThatBreaksAfterItsDataWasHandedOut) {
   index.archive_sha256 = Sha256Hex(frame);
   index.files = {Honest(root_), Honest(big)};
   ASSERT_TRUE(WriteFileAtomic(archive_, frame));
-  auto result = ExtractArchive(archive_, index, dir_ / "x", nullptr, FileHashes::kPinned);
+  auto result = ExtractArchive(archive_, index, dir_ / "x", FileHashes::kPinned);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code, ErrorCode::kCorrupt);
   EXPECT_NE(result.error().message.find("does not decompress"), std::string::npos) << result.error().message;
@@ -269,6 +270,33 @@ TEST_F(ReaderTest, RefusesMissingEntries) {
   auto result = VerifyArchive(archive_, index);
   ASSERT_FALSE(result);
   EXPECT_NE(result.error().message.find("ends before"), std::string::npos);
+}
+
+// The download's ring: bytes come out in order across wrap-arounds, a short stream is told,
+// and a reader that stops releases a waiting writer.
+TEST(BytePipe, CarriesBytesInOrderAndStops) {
+  std::string sent;
+  for (int i = 0; sent.size() < 300000; ++i) sent += std::to_string(i) + ",";
+  BytePipe pipe(1000);
+  std::thread writer([&] {
+    for (size_t at = 0; at < sent.size(); at += 777)
+      ASSERT_TRUE(pipe.Write(sent.data() + at, std::min<size_t>(777, sent.size() - at)));
+    pipe.Close();
+  });
+  std::string got(sent.size(), '\0');
+  for (size_t at = 0; at < sent.size(); at += 1234)
+    ASSERT_TRUE(pipe.Read(got.data() + at, std::min<size_t>(1234, sent.size() - at)));
+  char extra;
+  EXPECT_FALSE(pipe.Read(&extra, 1)) << "the writer closed";
+  writer.join();
+  EXPECT_TRUE(got == sent);
+
+  BytePipe stopped(10);
+  std::thread blocked([&] { EXPECT_FALSE(stopped.Write(sent.data(), 100)); });
+  char some[5];
+  ASSERT_TRUE(stopped.Read(some, 5));
+  stopped.Stop();
+  blocked.join();
 }
 
 }  // namespace wharf

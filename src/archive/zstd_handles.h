@@ -1,7 +1,13 @@
 // RAII owners of libzstd contexts, for the few files that compress or decompress.
 #pragma once
 
+// The advanced decoding parameters (ZSTD_d_stableOutBuffer: decoding straight into the
+// caller's buffer, zstd >= 1.4.4): include this before any other zstd header.
+#ifndef ZSTD_STATIC_LINKING_ONLY
+#define ZSTD_STATIC_LINKING_ONLY
+#endif
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include <memory>
 

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <mutex>
 
@@ -21,36 +22,54 @@ void GlobalInitOnce() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-// Where a transfer's bytes go: memory or a file, with a limit and a hash.
+// Where a transfer's bytes go: memory, a file or a consumer, with a limit.
 struct Sink {
   std::string* memory = nullptr;
-  int fd = -1;
+  int fd = -1;  // a sparse copy: the bytes go at file_offset (a range of the remote file)
   std::string path;
-  bool positioned = false;  // pwrite at file_offset instead of appending
   uint64_t file_offset = 0;
-  Sha256* hash = nullptr;
+  const std::function<Status(const char*, size_t)>* consume = nullptr;
   uint64_t max_bytes = 0;
   uint64_t written = 0;
   bool over_limit = false;
   Status write_error;
   const std::function<void(uint64_t)>* on_progress = nullptr;
+  // A resumed transfer: the bytes before resume_from were handed over already. A server
+  // that ignores the Range request sends them again; they are skipped.
+  CURL* curl = nullptr;
+  uint64_t resume_from = 0;
+  bool status_seen = false;
+  uint64_t skip = 0;
 };
 
 size_t OnData(char* data, size_t size, size_t count, void* user) {
   auto* sink = static_cast<Sink*>(user);
-  size_t n = size * count;
+  size_t n = size * count, taken = n;
+  if (sink->resume_from > 0 && !sink->status_seen) {
+    sink->status_seen = true;
+    long status = 0;
+    curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status == 200) sink->skip = sink->resume_from;  // the whole file again
+  }
+  if (sink->skip > 0) {
+    size_t drop = static_cast<size_t>(std::min<uint64_t>(n, sink->skip));
+    sink->skip -= drop;
+    data += drop;
+    n -= drop;
+    if (n == 0) return taken;
+  }
   if (sink->written + n > sink->max_bytes) {
     sink->over_limit = true;
     return 0;  // makes curl fail with CURLE_WRITE_ERROR
   }
   if (sink->memory) sink->memory->append(data, n);
-  if (sink->fd >= 0 && !sink->positioned) {
-    if (auto ok = WriteAll(sink->fd, data, n, sink->path); !ok) {
+  if (sink->consume) {
+    if (auto ok = (*sink->consume)(data, n); !ok) {
       sink->write_error = ok;
       return 0;
     }
   }
-  if (sink->fd >= 0 && sink->positioned) {
+  if (sink->fd >= 0) {
     for (size_t done = 0; done < n;) {
       ssize_t w = ::pwrite(sink->fd, data + done, n - done,
                            static_cast<off_t>(sink->file_offset + sink->written + done));
@@ -62,10 +81,9 @@ size_t OnData(char* data, size_t size, size_t count, void* user) {
       done += w;
     }
   }
-  if (sink->hash) sink->hash->Update(data, n);
   sink->written += n;
   if (sink->on_progress && *sink->on_progress) (*sink->on_progress)(sink->written);
-  return n;
+  return taken;
 }
 
 bool IsFileUrl(const std::string& url) { return url.rfind("file://", 0) == 0; }
@@ -103,13 +121,21 @@ static Status Transfer(CURL* curl, const FetchOptions& options, const std::strin
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "wharf-agent/0.1");
   if (!range.empty()) curl_easy_setopt(curl, CURLOPT_RANGE, range.c_str());
+  uint64_t before = sink.written;
+  sink.curl = curl;
+  sink.status_seen = false;
+  sink.skip = 0;
   CURLcode code = curl_easy_perform(curl);
   ++stats.requests;
-  stats.bytes += sink.written;
+  stats.bytes += sink.written - before;
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  if (!range.empty() && !IsFileUrl(url) && status == 200)
+  // A range of a file must come as asked; a resumed download may come whole (skipped above).
+  if (!range.empty() && !IsFileUrl(url) && status == 200 && sink.resume_from == 0)
     return Fail(ErrorCode::kUnsupported, url + ": the server ignores Range requests");
+  if (sink.skip > 0)
+    return Fail(ErrorCode::kCorrupt, url + ": sent again whole, it is shorter than before; "
+                                           "the store changed under the download, sync again");
   if (sink.over_limit)
     return Fail(ErrorCode::kCorrupt, url + ": larger than the " + std::to_string(sink.max_bytes) +
                                          " bytes declared; the store holds other bytes than "
@@ -136,16 +162,11 @@ Result<std::string> Fetcher::Get(const std::string& url, uint64_t max_bytes) {
   return body;
 }
 
-Result<FileDigest> Fetcher::Download(const std::string& url, const std::string& path,
-                                     uint64_t max_bytes,
-                                     const std::function<void(uint64_t)>& on_progress, bool want_hash) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return IoError("create", path);
-  Sha256 hash;
+Result<uint64_t> Fetcher::Stream(const std::string& url, uint64_t max_bytes,
+                                 const std::function<Status(const char*, size_t)>& consume,
+                                 const std::function<void(uint64_t)>& on_progress) {
   Sink sink;
-  sink.fd = fd.get();
-  sink.path = path;
-  sink.hash = want_hash ? &hash : nullptr;
+  sink.consume = &consume;
   sink.max_bytes = max_bytes;
   sink.on_progress = &on_progress;
   const FetchOptions& options = impl_->options;
@@ -157,28 +178,26 @@ Result<FileDigest> Fetcher::Download(const std::string& url, const std::string& 
       break;
     Pause(1 << (attempt - 1));
     ++stats_.resumed;
-    uint64_t have = sink.written;
-    Sink more = sink;
-    more.written = 0;
-    more.max_bytes = max_bytes - have;
-    more.on_progress = nullptr;
-    std::function<void(uint64_t)> shifted;
-    if (on_progress) {
-      shifted = [&](uint64_t n) { on_progress(have + n); };
-      more.on_progress = &shifted;
-    }
-    done = Transfer(impl_->curl.get(), options, url, more, stats_, std::to_string(have) + "-");
-    sink.written = have + more.written;
-    if (!done && done.error().code == ErrorCode::kUnsupported) {
-      // The server ignores Range: start over with the whole file.
-      if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) != 0) return IoError("truncate", path);
-      hash = Sha256();
-      sink.written = 0;
-      done = Transfer(impl_->curl.get(), options, url, sink, stats_);
-    }
+    sink.resume_from = sink.written;
+    done = Transfer(impl_->curl.get(), options, url, sink, stats_, std::to_string(sink.written) + "-");
   }
   WHARF_TRY(done);
-  return FileDigest{sink.written, want_hash ? hash.HexDigest() : ""};
+  return sink.written;
+}
+
+Result<FileDigest> Fetcher::Download(const std::string& url, const std::string& path,
+                                     uint64_t max_bytes,
+                                     const std::function<void(uint64_t)>& on_progress, bool want_hash) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return IoError("create", path);
+  Sha256 hash;
+  auto got = Stream(url, max_bytes, [&](const char* data, size_t size) -> Status {
+    WHARF_TRY(WriteAll(fd.get(), data, size, path));
+    if (want_hash) hash.Update(data, size);
+    return {};
+  }, on_progress);
+  if (!got) return std::unexpected(got.error());
+  return FileDigest{*got, want_hash ? hash.HexDigest() : ""};
 }
 
 Status Fetcher::FetchRange(const std::string& url, int fd, const std::string& path, uint64_t offset,
@@ -187,7 +206,6 @@ Status Fetcher::FetchRange(const std::string& url, int fd, const std::string& pa
   Sink sink;
   sink.fd = fd;
   sink.path = path;
-  sink.positioned = true;
   sink.file_offset = offset;
   sink.max_bytes = size;
   std::string range = std::to_string(offset) + "-" + std::to_string(offset + size - 1);

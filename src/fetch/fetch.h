@@ -38,12 +38,17 @@ class Fetcher {
 
   /// The body of `url`; refuses one longer than `max_bytes`.
   Result<std::string> Get(const std::string& url, uint64_t max_bytes);
-  /// Writes the body of `url` to the new file `path`, hashing it; refuses more than
-  /// `max_bytes`. `on_progress` (may be empty) sees the bytes written so far. A transfer cut
-  /// part-way (reset, stall, timeout) continues from where it stopped with a Range request,
-  /// up to `resume_attempts` times with a growing pause; a server that then ignores Range
-  /// sends the whole file again. The file is not synced: downloads are working copies (what
-  /// they are unpacked into is made durable).
+  /// Hands the body of `url` to `consume`, in order, as it arrives (`consume` may block:
+  /// the transfer waits; an error from it stops the transfer and is returned). Refuses more
+  /// than `max_bytes`; returns how many came. `on_progress` (may be empty) sees the bytes so
+  /// far. A transfer cut part-way (reset, stall, timeout) continues from where it stopped
+  /// with a Range request, up to `resume_attempts` times with a growing pause; when a server
+  /// then ignores Range and sends the whole file again, what `consume` had is skipped.
+  Result<uint64_t> Stream(const std::string& url, uint64_t max_bytes,
+                          const std::function<Status(const char*, size_t)>& consume,
+                          const std::function<void(uint64_t)>& on_progress = {});
+  /// Stream into the new file `path`, hashing it. The file is not synced: downloads are
+  /// working copies (what they are unpacked into is made durable).
   /// Without `hash`, the digest's sha256 is empty (for a file checked piece by piece).
   Result<FileDigest> Download(const std::string& url, const std::string& path, uint64_t max_bytes,
                               const std::function<void(uint64_t)>& on_progress = {}, bool hash = true);

@@ -184,4 +184,36 @@ TEST_F(FetchTest, CutDownloadStartsOverWhenRangeIsIgnored) {
   EXPECT_EQ(*ReadFile(dir_ + "/got", 1 << 20), Body());
 }
 
+// What a consumer was handed cannot be taken back: a resend of the whole file after a cut
+// is skipped up to where the consumer stands.
+TEST_F(FetchTest, StreamHandsEachByteOnceWhenRangeIsIgnored) {
+  CuttingServer server(Body(), false);
+  FetchOptions options;
+  options.sleep_seconds = [](int) {};
+  Fetcher fetcher(options);
+  std::string seen;
+  auto got = fetcher.Stream(server.url(), 1 << 20, [&](const char* data, size_t size) -> Status {
+    seen.append(data, size);
+    return {};
+  });
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(*got, Body().size());
+  EXPECT_TRUE(seen == Body());
+  EXPECT_EQ(fetcher.stats().resumed, 1u);
+}
+
+TEST_F(FetchTest, StreamStopsWithTheConsumersError) {
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/big", Body()));
+  Fetcher fetcher;
+  int calls = 0;
+  auto got = fetcher.Stream("file://" + dir_ + "/big", 1 << 20, [&](const char*, size_t) -> Status {
+    ++calls;
+    return Fail(ErrorCode::kCorrupt, "the reader refused frame 0");
+  });
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(got.error().message, "the reader refused frame 0");
+  EXPECT_EQ(calls, 1);
+}
+
 }  // namespace wharf
