@@ -24,6 +24,9 @@ namespace {
 
 // Requests whose frames are closer than this are joined: a few wasted bytes beat a round trip.
 constexpr uint64_t kRangeGap = 64 * 1024;
+// Patched files bigger than this are rebuilt in place: the base and the target's window
+// would otherwise take twice the file's size in memory.
+constexpr uint64_t kPatchInPlaceSize = 4u << 20;
 
 // Every file the FEC already holds, by sha256: from the index beside each unpacked package.
 std::map<std::string, std::string> LocalFiles(const Layout& layout) {
@@ -153,9 +156,13 @@ Status CopyFromLocal(const std::string& path, EntrySink& writer, Sha256& hash) {
   });
 }
 
+std::string PatchName(const DeltaEntry& d) {
+  return d.file.empty() ? "an inline patch of deltas.json" : d.file;
+}
+
 struct FetchedDelta {
   DeltaEntry entry;
-  std::string patch_path;  // under tmp/, checked against entry.sha256
+  std::string patch_path;  // under tmp/, checked against entry.sha256; "" when inline (entry.data)
 };
 
 // The deltas worth taking: their base is held here (or they need none), their target is
@@ -196,8 +203,7 @@ Result<std::map<std::string, FetchedDelta>> FetchDeltas(const Layout& layout, Mi
   for (const auto& [target, d] : usable) {
     std::string path = JoinPath(layout.tmp(), Basename(ref.archive) + ".delta-" + std::to_string(fetched.size()));
     if (d.file.empty()) {  // inline in deltas.json, checked when it was parsed
-      WHARF_TRY(WriteFileAtomic(path, d.data, 0600));
-      fetched[target] = FetchedDelta{d, path};
+      fetched[target] = FetchedDelta{d, ""};
       continue;
     }
     WHARF_TRY(mirrors.Try(Dirname(ref.index) + "/" + d.file, [&](const std::string& url) -> Status {
@@ -237,32 +243,40 @@ Status Assemble(const PackageIndex& index, const std::map<std::string, std::stri
     if (held != local.end()) {
       WHARF_TRY(CopyFromLocal(held->second, writer, hash));
     } else if (delta != deltas.end()) {
-      auto patch = ReadFile(delta->second.patch_path, delta->second.entry.size);
+      const FetchedDelta& fetched = delta->second;
+      auto patch = fetched.patch_path.empty() ? Result<std::string>(fetched.entry.data)
+                                              : ReadFile(fetched.patch_path, fetched.entry.size);
       if (!patch) return std::unexpected(patch.error());
       const std::string& base = delta->second.entry.base_sha256;
       std::string base_path = base.empty() ? "" : local.at(base);
-      auto applied = ApplyDeltaToFile(base_path, *patch, f.size, writer.file(), writer.file_path(),
-                                      [&](const char* data, size_t size) { hash.Update(data, size); });
-      if (!applied && applied.error().code == ErrorCode::kUnsupported)  // holds the file's window
+      // A small file is rebuilt in memory (its window: the file's size), a big one in place
+      // (mapped, bounded memory, but each page is faulted in and zeroed first).
+      Status applied = Fail(ErrorCode::kUnsupported, "small");
+      if (f.size > kPatchInPlaceSize)
+        applied = ApplyDeltaToFile(base_path, *patch, f.size, writer.file(), writer.file_path(),
+                                   [&](const char* data, size_t size) { hash.Update(data, size); });
+      if (!applied && applied.error().code == ErrorCode::kUnsupported)
         applied = ApplyDelta(base_path, *patch, f.size, [&](const char* data, size_t size) {
           hash.Update(data, size);
           return writer.FileData(data, size);
         });
       if (!applied)
-        return Fail(applied.error().code, "\"" + f.path + "\" from " + delta->second.entry.file + ": " +
+        return Fail(applied.error().code, "\"" + f.path + "\" from " + PatchName(delta->second.entry) + ": " +
                                               applied.error().message +
                                               "; the store's deltas are damaged: republish, or "
                                               "remove its deltas.json");
     } else {
       WHARF_TRY(CopyFromFrames(index, f, frames, writer, hash));
     }
-    if (hash.HexDigest() != f.sha256)
-      return Fail(ErrorCode::kCorrupt, index.archive + ": \"" + f.path + "\" does not match its sha256 " +
-                                           (held != local.end() ? "(the local copy " + held->second +
-                                                                      " is damaged; remove that package folder)"
-                                            : delta != deltas.end() ? "(the store's delta " + delta->second.entry.file +
-                                                                      " is wrong; republish, or remove its deltas.json)"
-                                                                    : "(the index lies; republish)"));
+    if (hash.HexDigest() != f.sha256) {
+      std::string why = held != local.end()
+                            ? "(the local copy " + held->second + " is damaged; remove that package folder)"
+                        : delta != deltas.end()
+                            ? "(the store's delta " + PatchName(delta->second.entry) +
+                                  " is wrong; republish, or remove its deltas.json)"
+                            : "(the index lies; republish)";
+      return Fail(ErrorCode::kCorrupt, index.archive + ": \"" + f.path + "\" does not match its sha256 " + why);
+    }
     WHARF_TRY(writer.EndFile());
   }
   return writer.Finish();
@@ -413,7 +427,8 @@ Result<InstallStats> InstallPackage(const Layout& layout, Mirrors& mirrors, cons
   for (const auto& f : index.files)
     if (f.type == EntryType::kFile && f.size > 0 && local.count(f.sha256)) ++stats.reused_files;
   WHARF_TRY(RemoveTree(sparse));
-  for (const auto& [target, d] : *patches) WHARF_TRY(RemoveTree(d.patch_path));
+  for (const auto& [target, d] : *patches)
+    if (!d.patch_path.empty()) WHARF_TRY(RemoveTree(d.patch_path));
   return stats;
 }
 
