@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """bench/peers runner (called by run.sh): wharf against curl|tar, rsync, OSTree and casync,
-full deploy of v1 and update v1->v2, all servers on loopback, one run.
+full deploy of v1 and update v1->v2, all servers on loopback, in one run. Each method's
+full deploy and update are measured RUNS times, each time from an empty client; the table
+gives the median wall and CPU time (and the range of the wall time), bytes from the last.
 
-Env: T (scratch folder with tree/ and tree2/), WHARF, WHARF_AGENT, RTT_MS (0.5).
+Env: T (scratch folder with tree/ and tree2/), WHARF, WHARF_AGENT, RTT_MS (0.5), RUNS (3).
 """
 import hashlib, json, os, re, resource, shutil, signal, socket, stat, subprocess, sys, time
 
@@ -13,6 +15,7 @@ LINKS = [(100e6, "100M"), (1e9, "1G")]
 TREE1, TREE2 = f"{T}/tree", f"{T}/tree2"
 WWW = f"{T}/www"
 HZ = os.sysconf("SC_CLK_TCK")
+RUNS = int(os.environ.get("RUNS", "3"))
 rows = []
 info = []
 cleanup_pids = []
@@ -222,25 +225,30 @@ def main():
         info.append(f"wharf archives: v1 {a1/1e6:.1f} MB, v2 {a2/1e6:.1f} MB; v2 deltas {dsz/1e3:.1f} kB")
         print("   " + info[-1], flush=True)
     if "wharf" in only:
-        sh(WHARF, "assign", "fec", "bench@1", "--store", store, "--key", "k.key", stdout=subprocess.DEVNULL)
-        sync = [AGENT, "sync", "--root", "fec", "--store", f"{U}/wharf", "--fec", "fec", "--trust", "k.pub", "--json"]
-        m = ng.mark()
-        wall, cpu, outs = run_client([sync])
-        net = ng.since(m)
-        j = json.loads(outs[0][outs[0].index("{"):outs[0].rindex("}") + 1])
-        add("wharf", "full", wall, cpu, net, verify(TREE1, "fec/opt/bench"), f"(agent bytes_fetched {j.get('bytes_fetched')})")
-        sh(WHARF, "assign", "fec", "bench@2", "--store", store, "--key", "k.key", stdout=subprocess.DEVNULL)
-        m = ng.mark()
-        wall, cpu, outs = run_client([sync])
-        net = ng.since(m)
-        j = json.loads(outs[0][outs[0].index("{"):outs[0].rindex("}") + 1])
-        add("wharf", "update", wall, cpu, net, verify(TREE2, "fec/opt/bench"), f"(agent bytes_fetched {j.get('bytes_fetched')})")
-        open(f"{T}/wharf-update.json", "w").write(outs[0])
+        for run in range(RUNS):
+            if os.path.exists("fec"):
+                sh("chmod", "-R", "u+w", "fec")
+                shutil.rmtree("fec")
+            sh(WHARF, "assign", "fec", "bench@1", "--store", store, "--key", "k.key", stdout=subprocess.DEVNULL)
+            sync = [AGENT, "sync", "--root", "fec", "--store", f"{U}/wharf", "--fec", "fec", "--trust", "k.pub", "--json"]
+            m = ng.mark()
+            wall, cpu, outs = run_client([sync])
+            net = ng.since(m)
+            j = json.loads(outs[0][outs[0].index("{"):outs[0].rindex("}") + 1])
+            add("wharf", "full", wall, cpu, net, verify(TREE1, "fec/opt/bench"), f"(agent bytes_fetched {j.get('bytes_fetched')})")
+            sh(WHARF, "assign", "fec", "bench@2", "--store", store, "--key", "k.key", stdout=subprocess.DEVNULL)
+            m = ng.mark()
+            wall, cpu, outs = run_client([sync])
+            net = ng.since(m)
+            j = json.loads(outs[0][outs[0].index("{"):outs[0].rindex("}") + 1])
+            add("wharf", "update", wall, cpu, net, verify(TREE2, "fec/opt/bench"), f"(agent bytes_fetched {j.get('bytes_fetched')})")
+            open(f"{T}/wharf-update.json", "w").write(outs[0])
 
     # ---------------- curl | tar ----------------
     if "curl" in only:
-        for phase, v, src in (("full", 1, TREE1), ("update", 2, TREE2)):
+        for phase, v, src in [p for _ in range(RUNS) for p in (("full", 1, TREE1), ("update", 2, TREE2))]:
             d = f"{T}/plain{v}"
+            shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d)
             m = ng.mark()
             wall, cpu, _ = run_client([f"set -o pipefail; curl -sf {U}/wharf/software/bench/{v}/bench-{v}.tar.zst | tar --zstd -x -C {d}"])
@@ -271,8 +279,10 @@ path = {TREE2}
                 break
             except OSError:
                 time.sleep(0.1)
-        os.makedirs(f"{T}/rs", exist_ok=True)
-        for phase, mod, src in (("full", "v1", TREE1), ("update", "v2", TREE2)):
+        for phase, mod, src in [p for _ in range(RUNS) for p in (("full", "v1", TREE1), ("update", "v2", TREE2))]:
+            if phase == "full":
+                shutil.rmtree(f"{T}/rs", ignore_errors=True)
+                os.makedirs(f"{T}/rs")
             c0 = proc_cpu(daemon.pid, children=True)
             wall, cpu, outs = run_client([["rsync", "-az", "--delete", "--stats",
                                            f"rsync://127.0.0.1:{port}/{mod}/", f"{T}/rs/"]])
@@ -300,8 +310,9 @@ path = {TREE2}
         dl = sum(os.path.getsize(os.path.join(b, f)) for b, _, fs in os.walk(f"{R}/deltas") for f in fs) if os.path.isdir(f"{R}/deltas") else 0
         info.append(f"ostree repo: objects {objs/1e6:.1f} MB, deltas {dl/1e6:.1f} MB")
         print("   " + info[-1], flush=True)
-        for variant, extra in (("ostree (objects)", ["--disable-static-deltas"]), ("ostree (static delta)", [])):
-            C = f"{T}/oc-{len(extra)}"
+        for variant, extra, run in [(v, e, r) for r in range(RUNS) for v, e in
+                                    (("ostree (objects)", ["--disable-static-deltas"]), ("ostree (static delta)", []))]:
+            C = f"{T}/oc-{len(extra)}-{run}"
             os.makedirs(C)
             sh("ostree", f"--repo={C}/repo", "init", "--mode=bare-user")
             sh("ostree", f"--repo={C}/repo", "remote", "add", "--no-gpg-verify", "origin", f"{U}/ostree")
@@ -323,7 +334,9 @@ path = {TREE2}
         nch = sum(len(fs) for _, _, fs in os.walk(f"{S}/default.castr"))
         info.append(f"casync store: {nch} chunks, {st/1e6:.1f} MB (zstd)")
         print("   " + info[-1], flush=True)
-        for phase, v, src, seed in (("full", 1, TREE1, []), ("update", 2, TREE2, [f"--seed={T}/cas1"])):
+        for phase, v, src, seed in [p for _ in range(RUNS) for p in
+                                    (("full", 1, TREE1, []), ("update", 2, TREE2, [f"--seed={T}/cas1"]))]:
+            shutil.rmtree(f"{T}/cas{v}", ignore_errors=True)
             m = ng.mark()
             wall, cpu, _ = run_client([["casync", "extract", f"--store={U}/casync/default.castr", *seed,
                                         f"{U}/casync/v{v}.caidx", f"{T}/cas{v}"]])
@@ -336,10 +349,25 @@ path = {TREE2}
 def table():
     hdr = ("method", "phase", "MB down", "kB up", "requests", "wall s", "client CPU s",
            "server CPU s", "verified", "100 Mbit/s s", "1 Gbit/s s")
+    runs = rows
+    rows_by = {}
+    for r in runs:
+        rows_by.setdefault((r["method"], r["phase"]), []).append(r)
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    summary = []
+    for (method, phase), rs in rows_by.items():
+        last = dict(rs[-1])
+        for k in ("wall", "client_cpu", "server_cpu", "100M", "1G"):
+            last[k] = med([r[k] for r in rs])
+        last["wall_range"] = f"{min(r['wall'] for r in rs):.2f}-{max(r['wall'] for r in rs):.2f}"
+        last["verified"] = "yes" if all(r["verified"] == "yes" for r in rs) else "NO"
+        last["runs"] = len(rs)
+        summary.append(last)
+    hdr = hdr[:5] + ("wall s (median)", "wall s (range)") + hdr[6:]
     out = []
-    for r in rows:
+    for r in summary:
         out.append((r["method"].replace("|", "\\|"), r["phase"], f"{r['down']/1e6:.3f}", f"{r['up']/1e3:.1f}", str(r["reqs"]),
-                    f"{r['wall']:.2f}", f"{r['client_cpu']:.2f}", f"{r['server_cpu']:.2f}", r["verified"],
+                    f"{r['wall']:.2f}", r["wall_range"], f"{r['client_cpu']:.2f}", f"{r['server_cpu']:.2f}", r["verified"],
                     f"{r['100M']:.2f}", f"{r['1G']:.2f}"))
     print()
     print("| " + " | ".join(hdr) + " |")
@@ -349,12 +377,13 @@ def table():
     print()
     print(f"modelled s = wall on loopback + (down+up bytes)*8/link rate + requests*{RTT*1000:g} ms "
           "(sum, every request counted as a serial round trip; rsync = 1 session)")
+    print(f"{RUNS} runs of each; medians (modelled times from each run's wall time, then the median)")
     for ph in ("full", "update"):
-        rk = sorted((r for r in rows if r["phase"] == ph), key=lambda r: r["100M"])
+        rk = sorted((r for r in summary if r["phase"] == ph), key=lambda r: r["100M"])
         print(f"rank at 100 Mbit/s, {ph}: " + ", ".join(f"{r['method']} {r['100M']:.2f}" for r in rk))
     for i in info:
         print("prep " + i)
-    json.dump(rows, open(f"{T}/results.json", "w"), indent=1)
+    json.dump(dict(runs=runs, summary=summary), open(f"{T}/results.json", "w"), indent=1)
 
 
 if __name__ == "__main__":
