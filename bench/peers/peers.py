@@ -196,6 +196,7 @@ def main():
     only = os.environ.get("METHODS", "wharf,curl,rsync,ostree,casync").split(",")
     ng = Nginx()
     U = ng.url
+    measures = []  # each method's full deploy and update, from an empty client
     print(f"nginx on {U}", flush=True)
 
     # ---------------- wharf ----------------
@@ -225,7 +226,7 @@ def main():
         info.append(f"wharf archives: v1 {a1/1e6:.1f} MB, v2 {a2/1e6:.1f} MB; v2 deltas {dsz/1e3:.1f} kB")
         print("   " + info[-1], flush=True)
     if "wharf" in only:
-        for run in range(RUNS):
+        def wharf_run(run):
             if os.path.exists("fec"):
                 sh("chmod", "-R", "u+w", "fec")
                 shutil.rmtree("fec")
@@ -243,17 +244,20 @@ def main():
             j = json.loads(outs[0][outs[0].index("{"):outs[0].rindex("}") + 1])
             add("wharf", "update", wall, cpu, net, verify(TREE2, "fec/opt/bench"), f"(agent bytes_fetched {j.get('bytes_fetched')})")
             open(f"{T}/wharf-update.json", "w").write(outs[0])
+        measures.append(wharf_run)
 
     # ---------------- curl | tar ----------------
     if "curl" in only:
-        for phase, v, src in [p for _ in range(RUNS) for p in (("full", 1, TREE1), ("update", 2, TREE2))]:
-            d = f"{T}/plain{v}"
-            shutil.rmtree(d, ignore_errors=True)
-            os.makedirs(d)
-            m = ng.mark()
-            wall, cpu, _ = run_client([f"set -o pipefail; curl -sf {U}/wharf/software/bench/{v}/bench-{v}.tar.zst | tar --zstd -x -C {d}"])
-            add("curl | tar --zstd", phase, wall, cpu, ng.since(m), verify(src, f"{d}/opt/bench"),
-                "(whole v2 archive)" if v == 2 else "")
+        def curl_run(run):
+            for phase, v, src in (("full", 1, TREE1), ("update", 2, TREE2)):
+                d = f"{T}/plain{v}"
+                shutil.rmtree(d, ignore_errors=True)
+                os.makedirs(d)
+                m = ng.mark()
+                wall, cpu, _ = run_client([f"set -o pipefail; curl -sf {U}/wharf/software/bench/{v}/bench-{v}.tar.zst | tar --zstd -x -C {d}"])
+                add("curl | tar --zstd", phase, wall, cpu, ng.since(m), verify(src, f"{d}/opt/bench"),
+                    "(whole v2 archive)" if v == 2 else "")
+        measures.append(curl_run)
 
     # ---------------- rsync ----------------
     if "rsync" in only:
@@ -279,20 +283,21 @@ path = {TREE2}
                 break
             except OSError:
                 time.sleep(0.1)
-        for phase, mod, src in [p for _ in range(RUNS) for p in (("full", "v1", TREE1), ("update", "v2", TREE2))]:
-            if phase == "full":
-                shutil.rmtree(f"{T}/rs", ignore_errors=True)
-                os.makedirs(f"{T}/rs")
-            c0 = proc_cpu(daemon.pid, children=True)
-            wall, cpu, outs = run_client([["rsync", "-az", "--delete", "--stats",
-                                           f"rsync://127.0.0.1:{port}/{mod}/", f"{T}/rs/"]])
-            time.sleep(0.3)  # the daemon reaps its per-connection child
-            scpu = proc_cpu(daemon.pid, children=True) - c0
-            st = outs[0]
-            recv = int(re.search(r"Total bytes received: ([\d,.]+)", st).group(1).replace(",", "").replace(".", ""))
-            sent = int(re.search(r"Total bytes sent: ([\d,.]+)", st).group(1).replace(",", "").replace(".", ""))
-            add("rsync -az", phase, wall, cpu, dict(down=recv, up=sent, reqs=1, non2xx=0, server_cpu=scpu),
-                verify(src, f"{T}/rs"))
+        def rsync_run(run):
+            shutil.rmtree(f"{T}/rs", ignore_errors=True)
+            os.makedirs(f"{T}/rs")
+            for phase, mod, src in (("full", "v1", TREE1), ("update", "v2", TREE2)):
+                c0 = proc_cpu(daemon.pid, children=True)
+                wall, cpu, outs = run_client([["rsync", "-az", "--delete", "--stats",
+                                               f"rsync://127.0.0.1:{port}/{mod}/", f"{T}/rs/"]])
+                time.sleep(0.3)  # the daemon reaps its per-connection child
+                scpu = proc_cpu(daemon.pid, children=True) - c0
+                st = outs[0]
+                recv = int(re.search(r"Total bytes received: ([\d,.]+)", st).group(1).replace(",", "").replace(".", ""))
+                sent = int(re.search(r"Total bytes sent: ([\d,.]+)", st).group(1).replace(",", "").replace(".", ""))
+                add("rsync -az", phase, wall, cpu, dict(down=recv, up=sent, reqs=1, non2xx=0, server_cpu=scpu),
+                    verify(src, f"{T}/rs"))
+        measures.append(rsync_run)
 
     # ---------------- OSTree ----------------
     if "ostree" in only:
@@ -310,19 +315,22 @@ path = {TREE2}
         dl = sum(os.path.getsize(os.path.join(b, f)) for b, _, fs in os.walk(f"{R}/deltas") for f in fs) if os.path.isdir(f"{R}/deltas") else 0
         info.append(f"ostree repo: objects {objs/1e6:.1f} MB, deltas {dl/1e6:.1f} MB")
         print("   " + info[-1], flush=True)
-        for variant, extra, run in [(v, e, r) for r in range(RUNS) for v, e in
-                                    (("ostree (objects)", ["--disable-static-deltas"]), ("ostree (static delta)", []))]:
-            C = f"{T}/oc-{len(extra)}-{run}"
-            os.makedirs(C)
-            sh("ostree", f"--repo={C}/repo", "init", "--mode=bare-user")
-            sh("ostree", f"--repo={C}/repo", "remote", "add", "--no-gpg-verify", "origin", f"{U}/ostree")
-            for phase, rev, src in (("full", rev1, TREE1), ("update", rev2, TREE2)):
-                co = f"{C}/co-{phase}"
-                m = ng.mark()
-                wall, cpu, _ = run_client([
-                    ["ostree", f"--repo={C}/repo", "pull", *extra, "origin", rev],
-                    ["ostree", f"--repo={C}/repo", "checkout", "-U", rev, co]])
-                add(variant, phase, wall, cpu, ng.since(m), verify(src, co))
+        def ostree_run(run):
+            for variant, extra in (("ostree (objects)", ["--disable-static-deltas"]), ("ostree (static delta)", [])):
+                C = f"{T}/oc-{len(extra)}-{run}"
+                os.makedirs(C)
+                sh("ostree", f"--repo={C}/repo", "init", "--mode=bare-user")
+                sh("ostree", f"--repo={C}/repo", "remote", "add", "--no-gpg-verify", "origin", f"{U}/ostree")
+                for phase, rev, src in (("full", rev1, TREE1), ("update", rev2, TREE2)):
+                    co = f"{C}/co-{phase}"
+                    m = ng.mark()
+                    wall, cpu, _ = run_client([
+                        ["ostree", f"--repo={C}/repo", "pull", *extra, "origin", rev],
+                        ["ostree", f"--repo={C}/repo", "checkout", "-U", rev, co]])
+                    add(variant, phase, wall, cpu, ng.since(m), verify(src, co))
+                sh("chmod", "-R", "u+w", C)
+                shutil.rmtree(C)
+        measures.append(ostree_run)
 
     # ---------------- casync ----------------
     if "casync" in only:
@@ -334,14 +342,22 @@ path = {TREE2}
         nch = sum(len(fs) for _, _, fs in os.walk(f"{S}/default.castr"))
         info.append(f"casync store: {nch} chunks, {st/1e6:.1f} MB (zstd)")
         print("   " + info[-1], flush=True)
-        for phase, v, src, seed in [p for _ in range(RUNS) for p in
-                                    (("full", 1, TREE1, []), ("update", 2, TREE2, [f"--seed={T}/cas1"]))]:
-            shutil.rmtree(f"{T}/cas{v}", ignore_errors=True)
-            m = ng.mark()
-            wall, cpu, _ = run_client([["casync", "extract", f"--store={U}/casync/default.castr", *seed,
-                                        f"{U}/casync/v{v}.caidx", f"{T}/cas{v}"]])
-            add("casync", phase, wall, cpu, ng.since(m), verify(src, f"{T}/cas{v}"),
-                "(seed: the v1 tree)" if seed else "")
+        def casync_run(run):
+            for phase, v, src, seed in (("full", 1, TREE1, []), ("update", 2, TREE2, [f"--seed={T}/cas1"])):
+                shutil.rmtree(f"{T}/cas{v}", ignore_errors=True)
+                m = ng.mark()
+                wall, cpu, _ = run_client([["casync", "extract", f"--store={U}/casync/default.castr", *seed,
+                                            f"{U}/casync/v{v}.caidx", f"{T}/cas{v}"]])
+                add("casync", phase, wall, cpu, ng.since(m), verify(src, f"{T}/cas{v}"),
+                    "(seed: the v1 tree)" if seed else "")
+        measures.append(casync_run)
+
+    # Round-robin: run k of every method before run k+1 of any, so that the machine's drift
+    # (a shared virtual disk) falls on all of them alike.
+    for run in range(RUNS):
+        print(f"   run {run + 1} of {RUNS}", flush=True)
+        for measure in measures:
+            measure(run)
 
     table()
 
