@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <zstd.h>
 
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -54,9 +55,13 @@ std::string MakeTar(const std::vector<Spec>& specs) {
   return out;
 }
 
+// One frame with its content size and checksum, as `wharf pack` writes them.
 std::string Compress(const std::string& raw) {
   std::string out(ZSTD_compressBound(raw.size()), '\0');
-  out.resize(ZSTD_compress(out.data(), out.size(), raw.data(), raw.size(), 3));
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  out.resize(ZSTD_compress2(cctx, out.data(), out.size(), raw.data(), raw.size()));
+  ZSTD_freeCCtx(cctx);
   return out;
 }
 
@@ -78,12 +83,14 @@ FileEntry Honest(const Spec& s) {
 class ReaderTest : public ::testing::Test {
  protected:
   // Writes the tar as one frame and an index listing `files` (default: every spec).
+  // `damage` changes the frame before the index is made of it (a lying publisher).
   PackageIndex Write(const std::vector<Spec>& specs, std::vector<FileEntry> files = {},
-                     std::string trailing_frame = "") {
+                     std::string trailing_frame = "", std::function<void(std::string&)> damage = {}) {
     if (files.empty())
       for (const auto& s : specs) files.push_back(Honest(s));
     std::string raw = MakeTar(specs);
     std::string frame = Compress(raw);
+    if (damage) damage(frame);
     PackageIndex index;
     index.name = "demo";
     index.version = "1";
@@ -232,24 +239,8 @@ TEST_F(ReaderTest, RefusesFrameThatBreaksAfterItsDataWasHandedOut) {
   Spec big{"opt/demo/big", AE_IFREG, std::string(), "", "", 0644};
   for (uint64_t i = 0; big.content.size() < (3u << 20); ++i)
     big.content += "line " + std::to_string(i * 7919 % 100003) + "\n";
-  std::string raw = MakeTar({root_, big});
-  std::string frame(ZSTD_compressBound(raw.size()), '\0');
-  ZSTD_CCtx* cctx = ZSTD_createCCtx();
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
-  frame.resize(ZSTD_compress2(cctx, frame.data(), frame.size(), raw.data(), raw.size()));
-  ZSTD_freeCCtx(cctx);
-  frame[frame.size() - 2] ^= 0x01;  // in the checksum
-  PackageIndex index;
-  index.name = "demo";
-  index.version = "1";
-  index.prefix = "/opt/demo";
-  index.archive = "demo-1.tar.zst";
-  index.frames.push_back({0, frame.size(), 0, raw.size(), Sha256Hex(frame)});
-  index.raw_size = raw.size();
-  index.archive_size = frame.size();
-  index.archive_sha256 = Sha256Hex(frame);
-  index.files = {Honest(root_), Honest(big)};
-  ASSERT_TRUE(WriteFileAtomic(archive_, frame));
+  // The second-last byte is in the frame's 4-byte checksum.
+  auto index = Write({root_, big}, {}, "", [](std::string& frame) { frame[frame.size() - 2] ^= 0x01; });
   auto result = ExtractArchive(archive_, index, dir_ / "x", FileHashes::kPinned);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code, ErrorCode::kCorrupt);
