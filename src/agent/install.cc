@@ -92,6 +92,7 @@ Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& re
       pipe.Close();
     });
     auto writer = TreeWriter::Create(staging, index.prefix);
+    if (writer) (*writer)->Prepare(index);
     Status extracted = writer ? ReadArchive(pipe, index, **writer, FileHashes::kPinned)
                               : Status(std::unexpected(writer.error()));
     pipe.Stop();

@@ -329,35 +329,93 @@ Result<std::unique_ptr<TreeWriter>> TreeWriter::Create(const std::string& dest, 
 TreeWriter::TreeWriter(UniqueFd dest, std::string dest_path, const std::string& prefix)
     : dest_(std::move(dest)), dest_path_(std::move(dest_path)), prefix_(prefix.substr(1)) {}
 
-TreeWriter::~TreeWriter() = default;
+TreeWriter::~TreeWriter() { StopPreparing(); }
+
+void TreeWriter::Prepare(const PackageIndex& index) {
+  plan_ = &index;
+  preparer_ = std::thread([this] {
+    for (const auto& e : plan_->files) {
+      Status made = Create(e);
+      std::lock_guard lock(prepare_mutex_);
+      if (!made) prepare_error_ = made.error();
+      if (!made || prepare_stop_) break;
+      ++prepared_;
+      prepared_changed_.notify_all();
+    }
+    std::lock_guard lock(prepare_mutex_);
+    prepare_stop_ = true;
+    prepared_changed_.notify_all();
+  });
+}
+
+void TreeWriter::StopPreparing() {
+  if (!preparer_.joinable()) return;
+  {
+    std::lock_guard lock(prepare_mutex_);
+    prepare_stop_ = true;
+  }
+  preparer_.join();
+}
+
+// Waits until the preparer has created `e`, which must be the writer's next entry.
+Status TreeWriter::WaitPrepared(const FileEntry& e) {
+  size_t i = static_cast<size_t>(&e - plan_->files.data());
+  if (&e < plan_->files.data() || i >= plan_->files.size())
+    return Fail(ErrorCode::kInvalidArgument, e.path + ": not an entry of the prepared index");
+  std::unique_lock lock(prepare_mutex_);
+  prepared_changed_.wait(lock, [&] { return prepared_ > i || prepare_stop_; });
+  if (prepared_ > i) return {};
+  if (prepare_error_) return std::unexpected(*prepare_error_);
+  return Fail(ErrorCode::kIo, Where(Relative(e.path)) + " was not created");
+}
+
+Status TreeWriter::Create(const FileEntry& e) {
+  std::string rel = Relative(e.path);
+  if (rel.empty()) return {};  // dest itself
+  auto parent = OpenParent(rel);
+  if (!parent) return std::unexpected(parent.error());
+  std::string name = Basename(rel);
+  switch (e.type) {
+    case EntryType::kDirectory:
+      if (::mkdirat(parent->get(), name.c_str(), 0700) != 0) return IoError("create folder", Where(rel));
+      return {};
+    case EntryType::kSymlink:
+      if (::symlinkat(e.link.c_str(), parent->get(), name.c_str()) != 0) return IoError("create link", Where(rel));
+      return {};
+    case EntryType::kFile: {
+      UniqueFd fd(::openat(parent->get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!fd.valid()) return IoError("create", Where(rel));
+      if (!plan_) file_ = std::move(fd);
+      return {};
+    }
+  }
+  return {};
+}
 
 Status TreeWriter::Directory(const FileEntry& e) {
-  std::string rel = Relative(e.path);
-  if (!rel.empty()) {
-    auto parent = OpenParent(rel);
-    if (!parent) return std::unexpected(parent.error());
-    if (::mkdirat(parent->get(), Basename(rel).c_str(), 0700) != 0) return IoError("create folder", Where(rel));
-  }
-  folders_.push_back({rel, e.mode});
+  if (plan_) WHARF_TRY(WaitPrepared(e));
+  else WHARF_TRY(Create(e));
+  folders_.push_back({Relative(e.path), e.mode});
   return {};
 }
 
 Status TreeWriter::Symlink(const FileEntry& e) {
-  std::string rel = Relative(e.path);
-  auto parent = OpenParent(rel);
-  if (!parent) return std::unexpected(parent.error());
-  if (::symlinkat(e.link.c_str(), parent->get(), Basename(rel).c_str()) != 0)
-    return IoError("create link", Where(rel));
-  return {};
+  if (plan_) return WaitPrepared(e);
+  return Create(e);
 }
 
 Status TreeWriter::BeginFile(const FileEntry& e) {
   std::string rel = Relative(e.path);
-  auto parent = OpenParent(rel);
-  if (!parent) return std::unexpected(parent.error());
-  file_ = UniqueFd(::openat(parent->get(), Basename(rel).c_str(),
-                            O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!file_.valid()) return IoError("create", Where(rel));
+  if (plan_) {
+    WHARF_TRY(WaitPrepared(e));
+    // Made by the preparer a moment ago in this private folder; O_NOFOLLOW all the same.
+    auto parent = OpenParent(rel);
+    if (!parent) return std::unexpected(parent.error());
+    file_ = UniqueFd(::openat(parent->get(), Basename(rel).c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+    if (!file_.valid()) return IoError("open", Where(rel));
+  } else {
+    WHARF_TRY(Create(e));
+  }
   file_path_ = Where(rel);
   file_mode_ = e.mode & 0555;
   return {};
@@ -393,6 +451,7 @@ Status TreeWriter::LinkFile(const FileEntry& e, const std::string& source) {
 }
 
 Status TreeWriter::Finish() {
+  StopPreparing();
   std::sort(folders_.begin(), folders_.end(),
             [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   for (const auto& [rel, mode] : folders_) {
@@ -499,6 +558,7 @@ Status ExtractArchive(const std::string& archive_path, const PackageIndex& index
                       const std::string& dest, FileHashes files) {
   auto writer = TreeWriter::Create(dest, index.prefix);
   if (!writer) return std::unexpected(writer.error());
+  (*writer)->Prepare(index);
   WHARF_TRY(ReadArchive(archive_path, index, **writer, files));
   return (*writer)->Finish();
 }

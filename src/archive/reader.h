@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -54,6 +56,12 @@ class TreeWriter : public EntrySink {
   /// no bytes copied. kUnsupported when that cannot be (another mode, another file system,
   /// too many links): the caller copies instead.
   Status LinkFile(const FileEntry& entry, const std::string& source);
+  /// Creates the folders, links and empty files of `index` ahead, on a thread of its own,
+  /// while the caller writes the data: making inodes is much of the cost of unpacking many
+  /// files, and it no longer waits for the data. Then every Directory/Symlink/BeginFile call
+  /// must be for the next entry of `index.files` (its own element), in order, as an archive
+  /// reader makes them; LinkFile cannot be used.
+  void Prepare(const PackageIndex& index);
   /// The file between BeginFile and EndFile (open read-write, empty), for writing it in place.
   int file() const { return file_.get(); }
   const std::string& file_path() const { return file_path_; }
@@ -65,9 +73,21 @@ class TreeWriter : public EntrySink {
   std::string Where(const std::string& rel) const;
   Result<UniqueFd> OpenParent(const std::string& rel);
 
+  Status Create(const FileEntry& entry);  // the folder, link or empty file, on its own
+  Status WaitPrepared(const FileEntry& entry);
+  void StopPreparing();
+
   UniqueFd dest_;
   std::string dest_path_;
   std::string prefix_;  // without the leading "/"
+  // Prepare(): a thread creating the index's entries ahead of the writer.
+  const PackageIndex* plan_ = nullptr;
+  std::thread preparer_;
+  std::mutex prepare_mutex_;
+  std::condition_variable prepared_changed_;
+  size_t prepared_ = 0;  // entries of plan_ created so far
+  bool prepare_stop_ = false;
+  std::optional<Error> prepare_error_;
   UniqueFd file_;
   std::string file_path_;
   unsigned file_mode_ = 0;
