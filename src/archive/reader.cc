@@ -359,9 +359,11 @@ void TreeWriter::StopPreparing() {
 
 // Waits until the preparer has created `e`, which must be the writer's next entry.
 Status TreeWriter::WaitPrepared(const FileEntry& e) {
-  size_t i = static_cast<size_t>(&e - plan_->files.data());
-  if (&e < plan_->files.data() || i >= plan_->files.size())
+  const FileEntry* first = plan_->files.data();
+  std::less<const FileEntry*> before;
+  if (before(&e, first) || !before(&e, first + plan_->files.size()))
     return Fail(ErrorCode::kInvalidArgument, e.path + ": not an entry of the prepared index");
+  size_t i = static_cast<size_t>(&e - first);
   std::unique_lock lock(prepare_mutex_);
   prepared_changed_.wait(lock, [&] { return prepared_ > i || prepare_stop_; });
   if (prepared_ > i) return {};
@@ -435,6 +437,7 @@ Status TreeWriter::EndFile() {
 }
 
 Status TreeWriter::LinkFile(const FileEntry& e, const std::string& source) {
+  if (plan_) return Fail(ErrorCode::kInvalidArgument, e.path + ": a prepared tree is not linked into");
   struct stat st;
   if (::lstat(source.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 07777) != (e.mode & 0555) ||
       static_cast<uint64_t>(st.st_size) != e.size)
