@@ -24,9 +24,6 @@ namespace {
 
 // Requests whose frames are closer than this are joined: a few wasted bytes beat a round trip.
 constexpr uint64_t kRangeGap = 64 * 1024;
-// Patched files bigger than this are rebuilt in place: the base and the target's window
-// would otherwise take twice the file's size in memory.
-constexpr uint64_t kPatchInPlaceSize = 4u << 20;
 
 // Every file the FEC already holds, by sha256: from the index beside each unpacked package.
 std::map<std::string, std::string> LocalFiles(const Layout& layout) {
@@ -202,11 +199,11 @@ Result<std::map<std::string, FetchedDelta>> FetchDeltas(const Layout& layout, Mi
                                                         const std::map<std::string, DeltaEntry>& usable) {
   std::map<std::string, FetchedDelta> fetched;
   for (const auto& [target, d] : usable) {
-    std::string path = JoinPath(layout.tmp(), Basename(ref.archive) + ".delta-" + std::to_string(fetched.size()));
     if (d.file.empty()) {  // inline in deltas.json, checked when it was parsed
       fetched[target] = FetchedDelta{d, ""};
       continue;
     }
+    std::string path = JoinPath(layout.tmp(), Basename(ref.archive) + ".delta-" + std::to_string(fetched.size()));
     WHARF_TRY(mirrors.Try(Dirname(ref.index) + "/" + d.file, [&](const std::string& url) -> Status {
       auto got = mirrors.fetcher().Download(url, path, d.size);
       if (!got) return std::unexpected(got.error());
@@ -250,17 +247,8 @@ Status Assemble(const PackageIndex& index, const std::map<std::string, std::stri
       if (!patch) return std::unexpected(patch.error());
       const std::string& base = delta->second.entry.base_sha256;
       std::string base_path = base.empty() ? "" : local.at(base);
-      // A small file is rebuilt in memory (its window: the file's size), a big one in place
-      // (mapped, bounded memory, but each page is faulted in and zeroed first).
-      Status applied = Fail(ErrorCode::kUnsupported, "small");
-      if (f.size > kPatchInPlaceSize)
-        applied = ApplyDeltaToFile(base_path, *patch, f.size, writer.file(), writer.file_path(),
-                                   [&](const char* data, size_t size) { hash.Update(data, size); });
-      if (!applied && applied.error().code == ErrorCode::kUnsupported)
-        applied = ApplyDelta(base_path, *patch, f.size, [&](const char* data, size_t size) {
-          hash.Update(data, size);
-          return writer.FileData(data, size);
-        });
+      auto applied = ApplyDeltaToFile(base_path, *patch, f.size, writer.file(), writer.file_path(),
+                                      [&](const char* data, size_t size) { hash.Update(data, size); });
       if (!applied)
         return Fail(applied.error().code, "\"" + f.path + "\" from " + PatchName(delta->second.entry) + ": " +
                                               applied.error().message +

@@ -24,7 +24,8 @@ namespace wharf {
 namespace {
 
 
-// A read-only mapping of a whole file.
+// A mapping of a whole file: read-only and private (a base), or read-write and shared
+// (a target written in place, whose pages are the file's).
 class MappedFile {
  public:
   ~MappedFile() {
@@ -35,16 +36,29 @@ class MappedFile {
     if (!fd) return std::unexpected(fd.error());
     struct stat st;
     if (::fstat(fd->get(), &st) != 0) return IoError("inspect", path);
-    size_ = static_cast<size_t>(st.st_size);
+    return Map(fd->get(), static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, path);
+  }
+  Status OpenShared(int fd, size_t size, const std::string& path) {
+    return Map(fd, size, PROT_READ | PROT_WRITE, MAP_SHARED, path);
+  }
+  const void* data() const { return size_ ? data_ : ""; }
+  char* bytes() { return static_cast<char*>(data_); }
+  size_t size() const { return size_; }
+  /// Lets go of this process's view of the first `upto` bytes (whole pages): the file keeps
+  /// them, and a page touched again is mapped back on the spot.
+  void DropPages(uint64_t upto) {
+    if (size_ > 0) ::madvise(data_, std::min<uint64_t>(upto, size_) & ~uint64_t{4095}, MADV_DONTNEED);
+  }
+
+ private:
+  Status Map(int fd, size_t size, int protection, int flags, const std::string& path) {
+    size_ = size;
     if (size_ == 0) return {};
-    data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd->get(), 0);
+    data_ = ::mmap(nullptr, size_, protection, flags, fd, 0);
     if (data_ == MAP_FAILED) return IoError("map", path);
     return {};
   }
-  const void* data() const { return size_ ? data_ : ""; }
-  size_t size() const { return size_; }
 
- private:
   void* data_ = nullptr;
   size_t size_ = 0;
 };
@@ -147,13 +161,64 @@ Result<std::string> MakeDelta(std::string_view base, std::string_view target, in
   return out;
 }
 
-Status ApplyDelta(const std::string& base_path, std::string_view delta, uint64_t max_size,
-                  const std::function<Status(const char*, size_t)>& out) {
-  MappedFile base;
-  if (!base_path.empty()) WHARF_TRY(base.Open(base_path));
+namespace {
+
+// A decoder of patches against `base` (mapped; may be empty) for targets up to `target_size`.
+ZstdDctx PatchDecoder(const MappedFile& base, uint64_t target_size) {
   ZstdDctx dctx(ZSTD_createDCtx());
-  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, WindowLogFor(base.size() + max_size));
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, WindowLogFor(base.size() + target_size));
   ZSTD_DCtx_refPrefix(dctx.get(), base.data(), base.size());
+  return dctx;
+}
+
+// The target rebuilt into the reserved and mapped file: bounded memory, but each page is
+// faulted in (and zeroed) before it is written. kUnsupported, before a byte is written,
+// where the file cannot be reserved or mapped.
+Status ApplyDeltaInPlace(MappedFile& base, std::string_view delta, uint64_t size, int fd,
+                         const std::string& path, const std::function<void(const char*, size_t)>& seen) {
+  // Patch input is handed over this much at a time, so that each step decodes a few blocks
+  // (at most 32 RLE blocks of 128 KiB), and the mappings are let go every kKeepMapped.
+  constexpr size_t kSlice = 128;
+  constexpr uint64_t kKeepMapped = 1u << 20;
+  // Reserved first: a full disk is an error here, not a SIGBUS while writing the mapping.
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(size)) != 0) {
+    if (errno == EOPNOTSUPP || errno == ENOSYS) return Fail(ErrorCode::kUnsupported, path + ": no fallocate here");
+    return IoError("reserve space for", path);
+  }
+  MappedFile target;
+  if (!target.OpenShared(fd, size, path)) return Fail(ErrorCode::kUnsupported, path + ": cannot be mapped");
+  ZstdDctx dctx = PatchDecoder(base, size);
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_stableOutBuffer, 1);
+  ZSTD_outBuffer out{target.bytes(), size, 0};
+  ZSTD_inBuffer in{delta.data(), 0, 0};
+  uint64_t dropped = 0;
+  size_t left = 1;
+  while (left != 0) {
+    size_t before_in = in.pos, before_out = out.pos;
+    in.size = std::min(delta.size(), in.size + kSlice);
+    left = ZSTD_decompressStream(dctx.get(), &out, &in);
+    if (ZSTD_isError(left))
+      return Fail(ErrorCode::kCorrupt, ZSTD_getErrorCode(left) == ZSTD_error_dstSize_tooSmall
+                                           ? std::string("delta produces more than the file's declared size")
+                                           : std::string("delta does not apply: ") + ZSTD_getErrorName(left));
+    if (left != 0 && in.pos == delta.size() && in.pos == before_in && out.pos == before_out)
+      return Fail(ErrorCode::kCorrupt, "delta is truncated");
+    seen(target.bytes() + before_out, out.pos - before_out);
+    // Both files stay in the page cache; only this process's view of them is let go.
+    if (out.pos - dropped >= kKeepMapped) {
+      target.DropPages(out.pos);
+      base.DropPages(base.size());
+      dropped = out.pos;
+    }
+  }
+  if (out.pos != size) return Fail(ErrorCode::kCorrupt, "delta produces fewer bytes than the file's declared size");
+  return {};
+}
+
+// The target rebuilt in memory, in pieces: its window takes up to the file's size.
+Status ApplyDeltaStreaming(const MappedFile& base, std::string_view delta, uint64_t max_size,
+                           const std::function<Status(const char*, size_t)>& out) {
+  ZstdDctx dctx = PatchDecoder(base, max_size);
   ZSTD_inBuffer in{delta.data(), delta.size(), 0};
   std::string buffer(ZSTD_DStreamOutSize(), '\0');
   uint64_t produced = 0;
@@ -171,53 +236,30 @@ Status ApplyDelta(const std::string& base_path, std::string_view delta, uint64_t
   return {};
 }
 
-Status ApplyDeltaToFile(const std::string& base_path, std::string_view delta, uint64_t size, int fd,
-                        const std::string& path, const std::function<void(const char*, size_t)>& seen) {
-  // Patch input is handed over this much at a time, so that each step decodes a few blocks
-  // (at most 32 RLE blocks of 128 KiB), and the mappings are let go every kKeepMapped.
-  constexpr size_t kSlice = 128;
-  constexpr uint64_t kKeepMapped = 1u << 20;
-  if (size == 0 || size > kMaxDeltaFileSize) return Fail(ErrorCode::kUnsupported, path + ": not patched in place");
-  // Reserved first: a full disk is an error here, not a SIGBUS while writing the mapping.
-  if (::fallocate(fd, 0, 0, static_cast<off_t>(size)) != 0) {
-    if (errno == EOPNOTSUPP || errno == ENOSYS) return Fail(ErrorCode::kUnsupported, path + ": no fallocate here");
-    return IoError("reserve space for", path);
-  }
+}  // namespace
+
+Status ApplyDelta(const std::string& base_path, std::string_view delta, uint64_t max_size,
+                  const std::function<Status(const char*, size_t)>& out) {
   MappedFile base;
   if (!base_path.empty()) WHARF_TRY(base.Open(base_path));
-  void* map = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (map == MAP_FAILED) return Fail(ErrorCode::kUnsupported, path + ": cannot be mapped");
-  std::unique_ptr<void, std::function<void(void*)>> unmap(map, [size](void* m) { ::munmap(m, size); });
-  char* out_bytes = static_cast<char*>(map);
-  ZstdDctx dctx(ZSTD_createDCtx());
-  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, WindowLogFor(base.size() + size));
-  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_stableOutBuffer, 1);
-  ZSTD_DCtx_refPrefix(dctx.get(), base.data(), base.size());
-  ZSTD_outBuffer out{map, size, 0};
-  ZSTD_inBuffer in{delta.data(), 0, 0};
-  uint64_t dropped = 0;
-  size_t left = 1;
-  while (left != 0) {
-    size_t before_in = in.pos, before_out = out.pos;
-    in.size = std::min(delta.size(), in.size + kSlice);
-    left = ZSTD_decompressStream(dctx.get(), &out, &in);
-    if (ZSTD_isError(left))
-      return Fail(ErrorCode::kCorrupt, ZSTD_getErrorCode(left) == ZSTD_error_dstSize_tooSmall
-                                           ? std::string("delta produces more than the file's declared size")
-                                           : std::string("delta does not apply: ") + ZSTD_getErrorName(left));
-    if (left != 0 && in.pos == delta.size() && in.pos == before_in && out.pos == before_out)
-      return Fail(ErrorCode::kCorrupt, "delta is truncated");
-    seen(out_bytes + before_out, out.pos - before_out);
-    // Both files stay in the page cache; only this process's view of them is let go, and
-    // a page the decoder needs again is mapped back on the spot. Memory stays bounded
-    // whatever the file's size.
-    if (out.pos - dropped >= kKeepMapped) {
-      ::madvise(map, out.pos & ~uint64_t{4095}, MADV_DONTNEED);
-      if (base.size() > 0) ::madvise(const_cast<void*>(base.data()), base.size(), MADV_DONTNEED);
-      dropped = out.pos;
-    }
+  return ApplyDeltaStreaming(base, delta, max_size, out);
+}
+
+Status ApplyDeltaToFile(const std::string& base_path, std::string_view delta, uint64_t size, int fd,
+                        const std::string& path, const std::function<void(const char*, size_t)>& seen) {
+  MappedFile base;
+  if (!base_path.empty()) WHARF_TRY(base.Open(base_path));
+  if (size > kPatchInPlaceSize && size <= kMaxDeltaFileSize) {
+    Status in_place = ApplyDeltaInPlace(base, delta, size, fd, path, seen);
+    if (in_place || in_place.error().code != ErrorCode::kUnsupported) return in_place;
   }
-  if (out.pos != size) return Fail(ErrorCode::kCorrupt, "delta produces fewer bytes than the file's declared size");
+  uint64_t written = 0;
+  WHARF_TRY(ApplyDeltaStreaming(base, delta, size, [&](const char* data, size_t n) -> Status {
+    seen(data, n);
+    written += n;
+    return WriteAll(fd, data, n, path);
+  }));
+  if (written != size) return Fail(ErrorCode::kCorrupt, "delta produces fewer bytes than the file's declared size");
   return {};
 }
 

@@ -46,11 +46,13 @@ Result<std::string> MakeDelta(std::string_view base, std::string_view target, in
 /// base) and a patch, handing its bytes to `out` in pieces. Refuses output beyond `max_size`.
 Status ApplyDelta(const std::string& base_path, std::string_view delta, uint64_t max_size,
                   const std::function<Status(const char*, size_t)>& out);
+/// Patched files above this are rebuilt in place (ApplyDeltaToFile).
+inline constexpr uint64_t kPatchInPlaceSize = 4u << 20;
 /// The same into the open, empty file `fd` (read-write; `path` for errors), which gets
-/// exactly `size` bytes; `seen` is handed each piece once written (for its hash). Base and
-/// target are mapped and let go every MiB, so memory stays bounded whatever their size
-/// (ApplyDelta holds the target's window: up to the file's size). kUnsupported, before
-/// anything is written, where the file cannot be reserved or mapped: use ApplyDelta.
+/// exactly `size` bytes; `seen` is handed each piece once written (for its hash). A file
+/// above kPatchInPlaceSize is reserved, mapped and decoded into directly, base and target
+/// let go every MiB, so memory stays bounded whatever its size; a smaller one (or one that
+/// cannot be reserved or mapped) is rebuilt in memory, whose window takes up to its size.
 Status ApplyDeltaToFile(const std::string& base_path, std::string_view delta, uint64_t size, int fd,
                         const std::string& path, const std::function<void(const char*, size_t)>& seen);
 

@@ -90,22 +90,25 @@ TEST(Delta, RebuildsBigTargetInPlace) {
   EXPECT_TRUE(written == target);
 }
 
-TEST(Delta, InPlaceRefusesOutputOtherThanDeclared) {
-  ScratchDir dir;
-  std::string base = Noise(100000, 1);
-  WriteTestFile(dir / "base", base);
-  auto patch = MakeDelta(base, base + base, 3);
-  std::string written, seen;
-  auto more = IntoFile(dir / "base", *patch, base.size(), dir / "more", written, seen);
-  ASSERT_FALSE(more);
-  EXPECT_EQ(more.error().code, ErrorCode::kCorrupt);
-  EXPECT_NE(more.error().message.find("more than"), std::string::npos) << more.error().message;
-  auto fewer = IntoFile(dir / "base", *patch, 3 * base.size(), dir / "fewer", written, seen);
-  ASSERT_FALSE(fewer);
-  EXPECT_EQ(fewer.error().code, ErrorCode::kCorrupt);
-  auto cut = IntoFile(dir / "base", patch->substr(0, patch->size() / 2), 2 * base.size(), dir / "cut", written, seen);
-  ASSERT_FALSE(cut);
-  EXPECT_EQ(cut.error().code, ErrorCode::kCorrupt);
+// Both ways (in memory below kPatchInPlaceSize, in place above it) refuse the same.
+TEST(Delta, IntoFileRefusesOutputOtherThanDeclared) {
+  for (size_t base_size : {size_t{100000}, size_t{kPatchInPlaceSize + 100000}}) {
+    ScratchDir dir;
+    std::string base = Noise(base_size, 1);
+    WriteTestFile(dir / "base", base);
+    auto patch = MakeDelta(base, base + base, 3);
+    std::string written, seen;
+    auto more = IntoFile(dir / "base", *patch, base.size(), dir / "more", written, seen);
+    ASSERT_FALSE(more);
+    EXPECT_EQ(more.error().code, ErrorCode::kCorrupt);
+    EXPECT_NE(more.error().message.find("more than"), std::string::npos) << more.error().message;
+    auto fewer = IntoFile(dir / "base", *patch, 3 * base.size(), dir / "fewer", written, seen);
+    ASSERT_FALSE(fewer);
+    EXPECT_EQ(fewer.error().code, ErrorCode::kCorrupt);
+    auto cut = IntoFile(dir / "base", patch->substr(0, patch->size() / 2), 2 * base.size(), dir / "cut", written, seen);
+    ASSERT_FALSE(cut);
+    EXPECT_EQ(cut.error().code, ErrorCode::kCorrupt);
+  }
 }
 
 TEST(Delta, RefusesOutputBeyondDeclaredSize) {

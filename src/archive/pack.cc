@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "archive/archive_handles.h"
 #include "archive/names.h"
 #include "archive/utf8_locale.h"
 #include "base/file.h"
@@ -21,13 +22,6 @@
 
 namespace wharf {
 namespace {
-
-struct ArchiveDeleter {
-  void operator()(archive* a) const { archive_write_free(a); }
-};
-struct EntryDeleter {
-  void operator()(archive_entry* e) const { archive_entry_free(e); }
-};
 
 // One thing to pack, found by walking the tree.
 struct Source {
@@ -163,7 +157,7 @@ class Packer {
     FileEntry entry;
     entry.path = s.path;
     entry.mode = s.st.st_mode & 07777;
-    std::unique_ptr<archive_entry, EntryDeleter> e(archive_entry_new());
+    ArchiveEntry e(archive_entry_new());
     archive_entry_set_pathname(e.get(), s.path.c_str());
     archive_entry_set_perm(e.get(), entry.mode);
     archive_entry_set_mtime(e.get(), options_.keep_mtimes ? s.st.st_mtime : 0, 0);
@@ -256,7 +250,7 @@ class Packer {
   const PackOptions& options_;
   FrameWriter& frames_;
   PackageIndex& index_;
-  std::unique_ptr<archive, ArchiveDeleter> tar_;
+  ArchiveWriter tar_;
 };
 
 Status CheckOptions(const std::string& dir, const PackOptions& options) {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "archive/archive_handles.h"
 #include "archive/names.h"
 #include "archive/zstd_handles.h"
 #include "archive/utf8_locale.h"
@@ -25,10 +26,6 @@
 
 namespace wharf {
 namespace {
-
-struct ReadArchiveDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
 
 // Hands out the archive's decoded bytes in order, each frame checked against the index
 // (size, sha256, declared content size) before a byte of it is decoded. A worker thread
@@ -123,26 +120,22 @@ class FrameSource {
         if (stop_) return;
         slot = free_.front();
         free_.pop_front();
+        slot->decoded = 0;
+        slot->complete = false;
+        decoding_.push_back(slot);  // nothing in it for the caller until `decoded` grows
       }
-      slot->decoded = 0;
-      slot->complete = false;
       Status status = Read(n, compressed);
       if (status) {
         slot->raw.resize(index_.frames[n].raw_size);
-        {
-          std::lock_guard lock(mutex_);
-          decoding_.push_back(slot);
-        }
         status = Decode(n, compressed, *slot);
       }
       {
         std::lock_guard lock(mutex_);
-        if (!status) {
-          slot->error = status.error();
-          if (decoding_.empty() || decoding_.back() != slot) decoding_.push_back(slot);
-          done_ = true;
-        } else {
+        if (status) {
           slot->complete = true;
+        } else {
+          slot->error = status.error();
+          done_ = true;
         }
       }
       changed_.notify_all();
@@ -335,7 +328,7 @@ void TreeWriter::Prepare(const PackageIndex& index) {
   plan_ = &index;
   preparer_ = std::thread([this] {
     for (const auto& e : plan_->files) {
-      Status made = Create(e);
+      auto made = Create(e);  // a file is closed again: the writer opens it when its data comes
       std::lock_guard lock(prepare_mutex_);
       if (!made) prepare_error_ = made.error();
       if (!made || prepare_stop_) break;
@@ -371,39 +364,40 @@ Status TreeWriter::WaitPrepared(const FileEntry& e) {
   return Fail(ErrorCode::kIo, Where(Relative(e.path)) + " was not created");
 }
 
-Status TreeWriter::Create(const FileEntry& e) {
+Result<UniqueFd> TreeWriter::Create(const FileEntry& e) {
   std::string rel = Relative(e.path);
-  if (rel.empty()) return {};  // dest itself
+  if (rel.empty()) return UniqueFd();  // dest itself
   auto parent = OpenParent(rel);
   if (!parent) return std::unexpected(parent.error());
   std::string name = Basename(rel);
   switch (e.type) {
     case EntryType::kDirectory:
       if (::mkdirat(parent->get(), name.c_str(), 0700) != 0) return IoError("create folder", Where(rel));
-      return {};
+      return UniqueFd();
     case EntryType::kSymlink:
       if (::symlinkat(e.link.c_str(), parent->get(), name.c_str()) != 0) return IoError("create link", Where(rel));
-      return {};
+      return UniqueFd();
     case EntryType::kFile: {
       UniqueFd fd(::openat(parent->get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (!fd.valid()) return IoError("create", Where(rel));
-      if (!plan_) file_ = std::move(fd);
-      return {};
+      return fd;
     }
   }
-  return {};
+  return UniqueFd();
 }
 
 Status TreeWriter::Directory(const FileEntry& e) {
-  if (plan_) WHARF_TRY(WaitPrepared(e));
-  else WHARF_TRY(Create(e));
+  WHARF_TRY(plan_ ? WaitPrepared(e) : Created(e));
   folders_.push_back({Relative(e.path), e.mode});
   return {};
 }
 
-Status TreeWriter::Symlink(const FileEntry& e) {
-  if (plan_) return WaitPrepared(e);
-  return Create(e);
+Status TreeWriter::Symlink(const FileEntry& e) { return plan_ ? WaitPrepared(e) : Created(e); }
+
+Status TreeWriter::Created(const FileEntry& e) {
+  auto made = Create(e);
+  if (!made) return std::unexpected(made.error());
+  return {};
 }
 
 Status TreeWriter::BeginFile(const FileEntry& e) {
@@ -416,7 +410,9 @@ Status TreeWriter::BeginFile(const FileEntry& e) {
     file_ = UniqueFd(::openat(parent->get(), Basename(rel).c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
     if (!file_.valid()) return IoError("open", Where(rel));
   } else {
-    WHARF_TRY(Create(e));
+    auto made = Create(e);
+    if (!made) return std::unexpected(made.error());
+    file_ = std::move(*made);
   }
   file_path_ = Where(rel);
   file_mode_ = e.mode & 0555;
@@ -481,7 +477,7 @@ namespace {
 // The tar stream of the source's frames, entry by entry against the index, into the sink.
 Status ReadEntries(FrameSource& source, const PackageIndex& index, EntrySink& sink, FileHashes files) {
   ScopedUtf8Locale utf8;
-  std::unique_ptr<archive, ReadArchiveDeleter> tar(archive_read_new());
+  ArchiveReader tar(archive_read_new());
   archive_read_support_format_tar(tar.get());
   if (archive_read_open(tar.get(), &source, nullptr, ReadFrame, nullptr) != ARCHIVE_OK)
     return Fail(ErrorCode::kCorrupt, source.error ? source.error->message
@@ -546,10 +542,8 @@ Status ReadArchive(BytePipe& pipe, const PackageIndex& index, EntrySink& sink, F
       return Fail(ErrorCode::kCorrupt, index.archive + " frame " + std::to_string(number) +
                                            ": the download ended before this frame; fetch it again");
     return {};
-  }, [&] { pipe.Stop(); });
-  Status read = ReadEntries(source, index, sink, files);
-  pipe.Stop();  // the download need not go on once the reader is done or has failed
-  return read;
+  }, [&] { pipe.Stop(); });  // when done or failed: the download need not go on
+  return ReadEntries(source, index, sink, files);
 }
 
 Status VerifyArchive(const std::string& archive_path, const PackageIndex& index) {

@@ -73,7 +73,9 @@ class TreeWriter : public EntrySink {
   std::string Where(const std::string& rel) const;
   Result<UniqueFd> OpenParent(const std::string& rel);
 
-  Status Create(const FileEntry& entry);  // the folder, link or empty file, on its own
+  // The folder, link or empty file (open, for a file), on its own; Created drops the fd.
+  Result<UniqueFd> Create(const FileEntry& entry);
+  Status Created(const FileEntry& entry);
   Status WaitPrepared(const FileEntry& entry);
   void StopPreparing();
 
@@ -136,7 +138,7 @@ enum class FileHashes { kCheck, kPinned };
 Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink,
                    FileHashes files = FileHashes::kCheck);
 /// The same for an archive arriving through `pipe` (a download: fetching and unpacking
-/// overlap, and the archive is never written out). Stops the pipe when done.
+/// overlap, and the archive is never written out). Stops the pipe when it returns.
 Status ReadArchive(BytePipe& pipe, const PackageIndex& index, EntrySink& sink, FileHashes files);
 
 /// Unpacks the archive into `dest` (which must not exist) through a TreeWriter.

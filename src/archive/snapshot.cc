@@ -12,6 +12,7 @@
 #include <set>
 
 #include "archive/names.h"
+#include "archive/archive_handles.h"
 #include "archive/package_index.h"
 #include "archive/utf8_locale.h"
 #include "base/file.h"
@@ -19,16 +20,6 @@
 
 namespace wharf {
 namespace {
-
-struct WriteDeleter {
-  void operator()(archive* a) const { archive_write_free(a); }
-};
-struct ReadDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-struct EntryDeleter {
-  void operator()(archive_entry* e) const { archive_entry_free(e); }
-};
 
 std::string Relative(const std::string& absolute) { return absolute.substr(1); }
 
@@ -54,7 +45,7 @@ Status AddEntry(const std::string& disk_path, const std::string& path, const str
     return Fail(ErrorCode::kIo, disk_path + ": cannot add it to the snapshot (" + ArchiveMessage(tar) +
                                     "); check the free space under var/lib/wharf");
   };
-  std::unique_ptr<archive_entry, EntryDeleter> e(archive_entry_new());
+  ArchiveEntry e(archive_entry_new());
   archive_entry_set_pathname(e.get(), path.c_str());
   archive_entry_set_perm(e.get(), st.st_mode & 07777);
   archive_entry_set_uid(e.get(), st.st_uid);
@@ -131,7 +122,7 @@ struct Entry {
 Status ReadEntries(const std::string& archive_path, const std::vector<std::string>& paths,
                    const std::function<Status(const Entry&, archive_entry*, archive*)>& each) {
   ScopedUtf8Locale utf8;
-  std::unique_ptr<archive, ReadDeleter> tar(archive_read_new());
+  ArchiveReader tar(archive_read_new());
   archive_read_support_format_tar(tar.get());
   archive_read_support_filter_zstd(tar.get());
   if (archive_read_open_filename(tar.get(), archive_path.c_str(), 64 << 10) != ARCHIVE_OK)
@@ -199,7 +190,7 @@ bool PersistentPathEmpty(const std::string& root, const std::string& path) {
 Result<SnapshotStats> PackSnapshot(const std::string& root, const std::vector<std::string>& paths,
                                    const std::string& out, int level) {
   ScopedUtf8Locale utf8;
-  std::unique_ptr<archive, WriteDeleter> tar(archive_write_new());
+  ArchiveWriter tar(archive_write_new());
   archive_write_set_format_pax_restricted(tar.get());
   archive_write_add_filter_zstd(tar.get());
   archive_write_set_filter_option(tar.get(), "zstd", "compression-level", std::to_string(level).c_str());

@@ -22,12 +22,8 @@ void GlobalInitOnce() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-// Where a transfer's bytes go: memory, a file or a consumer, with a limit.
+// Where a transfer's bytes go (a consumer), with a limit.
 struct Sink {
-  std::string* memory = nullptr;
-  int fd = -1;  // a sparse copy: the bytes go at file_offset (a range of the remote file)
-  std::string path;
-  uint64_t file_offset = 0;
   const std::function<Status(const char*, size_t)>* consume = nullptr;
   uint64_t max_bytes = 0;
   uint64_t written = 0;
@@ -62,24 +58,9 @@ size_t OnData(char* data, size_t size, size_t count, void* user) {
     sink->over_limit = true;
     return 0;  // makes curl fail with CURLE_WRITE_ERROR
   }
-  if (sink->memory) sink->memory->append(data, n);
-  if (sink->consume) {
-    if (auto ok = (*sink->consume)(data, n); !ok) {
-      sink->write_error = ok;
-      return 0;
-    }
-  }
-  if (sink->fd >= 0) {
-    for (size_t done = 0; done < n;) {
-      ssize_t w = ::pwrite(sink->fd, data + done, n - done,
-                           static_cast<off_t>(sink->file_offset + sink->written + done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        sink->write_error = IoError("write", sink->path);
-        return 0;
-      }
-      done += w;
-    }
+  if (auto ok = (*sink->consume)(data, n); !ok) {
+    sink->write_error = ok;
+    return 0;
   }
   sink->written += n;
   if (sink->on_progress && *sink->on_progress) (*sink->on_progress)(sink->written);
@@ -155,8 +136,12 @@ static Status Transfer(CURL* curl, const FetchOptions& options, const std::strin
 
 Result<std::string> Fetcher::Get(const std::string& url, uint64_t max_bytes) {
   std::string body;
+  std::function<Status(const char*, size_t)> append = [&](const char* data, size_t size) -> Status {
+    body.append(data, size);
+    return {};
+  };
   Sink sink;
-  sink.memory = &body;
+  sink.consume = &append;
   sink.max_bytes = max_bytes;
   WHARF_TRY(Transfer(impl_->curl.get(), impl_->options, url, sink, stats_));
   return body;
@@ -203,10 +188,19 @@ Result<FileDigest> Fetcher::Download(const std::string& url, const std::string& 
 Status Fetcher::FetchRange(const std::string& url, int fd, const std::string& path, uint64_t offset,
                            uint64_t size) {
   if (size == 0) return {};
+  uint64_t at = offset;  // a sparse copy: the bytes land where they are in the remote file
+  std::function<Status(const char*, size_t)> place = [&](const char* data, size_t n) -> Status {
+    for (size_t done = 0; done < n;) {
+      ssize_t w = ::pwrite(fd, data + done, n - done, static_cast<off_t>(at));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return IoError("write", path);
+      done += w;
+      at += w;
+    }
+    return {};
+  };
   Sink sink;
-  sink.fd = fd;
-  sink.path = path;
-  sink.file_offset = offset;
+  sink.consume = &place;
   sink.max_bytes = size;
   std::string range = std::to_string(offset) + "-" + std::to_string(offset + size - 1);
   WHARF_TRY(Transfer(impl_->curl.get(), impl_->options, url, sink, stats_, range));

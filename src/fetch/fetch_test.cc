@@ -94,7 +94,9 @@ namespace {
 
 class CuttingServer {
  public:
-  CuttingServer(std::string body, bool honour_range) : body_(std::move(body)), honour_range_(honour_range) {
+  // `later`: the body of every request after the first (default: the same).
+  CuttingServer(std::string body, bool honour_range, std::string later = "")
+      : body_(std::move(body)), later_(std::move(later)), honour_range_(honour_range) {
     listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -127,6 +129,7 @@ class CuttingServer {
       if (at != std::string::npos) from = std::stoull(request.substr(at + 13));
       ranges.push_back(at == std::string::npos ? "" : std::to_string(from) + "-");
       std::string head, data;
+      if (n == 1 && !later_.empty()) body_ = later_;
       if (at != std::string::npos && honour_range_) {
         data = body_.substr(from);
         head = "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " + std::to_string(from) + "-" +
@@ -142,7 +145,7 @@ class CuttingServer {
       ::close(c);
     }
   }
-  std::string body_;
+  std::string body_, later_;
   bool honour_range_;
   int listener_ = -1;
   uint16_t port_ = 0;
@@ -214,6 +217,20 @@ TEST_F(FetchTest, StreamStopsWithTheConsumersError) {
   EXPECT_EQ(got.error().code, ErrorCode::kCorrupt);
   EXPECT_EQ(got.error().message, "the reader refused frame 0");
   EXPECT_EQ(calls, 1);
+}
+
+// The store changed under a cut download: what the server resends whole is shorter than
+// what the consumer already had, which cannot be taken back.
+TEST_F(FetchTest, StreamRefusesAResendShorterThanWhatWasHandedOver) {
+  CuttingServer server(Body(), false, Body().substr(0, 1000));
+  FetchOptions options;
+  options.sleep_seconds = [](int) {};
+  options.resume_attempts = 1;
+  Fetcher fetcher(options);
+  auto got = fetcher.Stream(server.url(), 1 << 20, [](const char*, size_t) -> Status { return {}; });
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code, ErrorCode::kCorrupt);
+  EXPECT_NE(got.error().message.find("sync again"), std::string::npos) << got.error().message;
 }
 
 }  // namespace wharf
