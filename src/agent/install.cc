@@ -62,11 +62,11 @@ std::string Staging(const Layout& layout, const PackageRef& ref) {
 }
 
 // Downloads the archive and unpacks it at the same time: a thread fetches it into a small
-// pipe while this one reads each frame as soon as its bytes are there. The archive is never
-// written out (no working copy in tmp/, which on a diskless FEC would be RAM). The frames'
-// sha256 (package.json pins them, the signed generation pins package.json) cover every
-// byte of the archive, so neither the whole archive nor each file is hashed again: publish
-// checked those.
+// pipe while a decoder per core (UnpackFrames) takes each frame as soon as its bytes are
+// there. The archive is never written out (no working copy in tmp/, which on a diskless
+// FEC would be RAM). The frames' sha256 (package.json pins them, the signed generation pins
+// package.json) cover every byte of the archive, so neither the whole archive nor each file
+// is hashed again, nor the tar parsed: publish checked those.
 Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
                     const PackageIndex& index, const std::string& index_json) {
   std::string staging = Staging(layout, ref);
@@ -90,7 +90,7 @@ Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& re
     });
     auto writer = TreeWriter::Create(staging, index.prefix);
     if (writer) (*writer)->Prepare(index);
-    Status extracted = writer ? ReadArchive(pipe, index, **writer, FileHashes::kPinned)
+    Status extracted = writer ? UnpackFrames(pipe, index, **writer, std::thread::hardware_concurrency())
                               : Status(std::unexpected(writer.error()));
     pipe.Stop();
     downloader.join();

@@ -85,6 +85,7 @@ class FrameWriter {
       workers.emplace_back([&, t] {
         ZstdCctx cctx(ZSTD_createCCtx());
         ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, options_.level);
+        ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_windowLog, kPackWindowLog);
         ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
         ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_contentSizeFlag, 1);
         for (size_t i = t; i < pending_.size(); i += threads_) {
@@ -284,6 +285,7 @@ Result<PackResult> PackTree(const std::string& dir, const PackOptions& options) 
   index.prefix = options.prefix;
   index.archive = options.name + "-" + options.version + ".tar.zst";
   index.zstd_level = options.level;
+  index.zstd_window_log = kPackWindowLog;
   index.services = options.services;
   index.configuration = options.configuration;
   index.fec = options.fec;

@@ -102,6 +102,7 @@ std::string PackageIndexToJson(const PackageIndex& index) {
   j["archive_size"] = index.archive_size;
   j["archive_sha256"] = index.archive_sha256;
   j["zstd_level"] = index.zstd_level;
+  if (index.zstd_window_log != 0) j["zstd_window_log"] = index.zstd_window_log;
   j["raw_size"] = index.raw_size;
   j["frames"] = ordered_json::array();
   for (const auto& f : index.frames)
@@ -145,6 +146,7 @@ Result<PackageIndex> ParsePackageIndex(std::string_view json) {
     index.archive_size = j.at("archive_size").get<uint64_t>();
     index.archive_sha256 = j.at("archive_sha256").get<std::string>();
     index.zstd_level = j.at("zstd_level").get<int>();
+    index.zstd_window_log = j.value("zstd_window_log", 0);
     index.raw_size = j.at("raw_size").get<uint64_t>();
     for (const auto& f : j.at("frames"))
       index.frames.push_back({f.at("offset").get<uint64_t>(), f.at("size").get<uint64_t>(),
@@ -201,6 +203,10 @@ Status ValidatePackageIndex(const PackageIndex& index) {
     WHARF_TRY(ValidateVersion(m.version));
     if (m.name == index.name) return Bad(index, "a configuration cannot match itself");
   }
+  if (index.zstd_window_log != 0 &&
+      (index.zstd_window_log < kMinWindowLog || index.zstd_window_log > kMaxWindowLog))
+    return Bad(index, "zstd_window_log " + std::to_string(index.zstd_window_log) + " is not " +
+                          std::to_string(kMinWindowLog) + " to " + std::to_string(kMaxWindowLog));
   WHARF_TRY(ValidateFrames(index));
   std::set<std::string> seen;
   uint32_t last_frame = 0;

@@ -17,6 +17,8 @@ namespace wharf {
 inline constexpr int kPackageFormat = 1;
 /// No frame may decompress to more than this: bounds a reader's memory.
 inline constexpr uint64_t kMaxFrameRawSize = 16u << 20;
+/// zstd's window sizes (2^10 to 2^27 bytes) a package.json may record.
+inline constexpr int kMinWindowLog = 10, kMaxWindowLog = 27;
 
 struct Frame {
   uint64_t offset = 0;      // in the archive file
@@ -58,6 +60,9 @@ struct PackageIndex {
   uint64_t archive_size = 0;
   std::string archive_sha256;
   int zstd_level = 0;
+  /// The largest window of any frame, as a power of two (a decoder needs that much memory,
+  /// or the frame's size when smaller); 0: not recorded (archives packed before it was).
+  int zstd_window_log = 0;
   uint64_t raw_size = 0;       // the uncompressed tar stream
   std::vector<Frame> frames;   // in archive order, contiguous
   std::vector<FileEntry> files;  // in archive order (sorted by path)

@@ -123,6 +123,21 @@ TEST(PackageIndex, RefusesFileDataBeyondTheStream) {
   EXPECT_FALSE(ValidatePackageIndex(index));
 }
 
+TEST(PackageIndex, WindowLogIsOptionalAndBounded) {
+  std::string before = PackageIndexToJson(Sample());
+  EXPECT_EQ(before.find("zstd_window_log"), std::string::npos) << "an index without it keeps its bytes";
+  EXPECT_EQ(ParsePackageIndex(before)->zstd_window_log, 0);
+  PackageIndex index = Sample();
+  index.zstd_window_log = 22;
+  auto parsed = ParsePackageIndex(PackageIndexToJson(index));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->zstd_window_log, 22);
+  for (int bad : {-1, 9, 28}) {
+    index.zstd_window_log = bad;
+    EXPECT_FALSE(ValidatePackageIndex(index)) << bad;
+  }
+}
+
 TEST(PackageIndex, ArchiveNameFollowsNameAndVersion) {
   PackageIndex index = Sample();
   index.archive = "other.tar.zst";

@@ -40,11 +40,9 @@ class FrameSource {
   static constexpr uint64_t kAheadBytes = 4u << 20;
   static constexpr size_t kInputSlice = 64u << 10;  // compressed bytes per decoding step
 
-  /// `read` fills in frame n's compressed bytes (called for 0, 1, 2, ... in order);
-  /// `cancel` makes a `read` that waits for bytes give up.
-  FrameSource(const PackageIndex& index, std::function<Status(size_t, std::string&)> read,
-              std::function<void()> cancel)
-      : index_(index), read_(std::move(read)), cancel_(std::move(cancel)), dctx_(ZSTD_createDCtx()) {
+  /// `read` fills in frame n's compressed bytes (called for 0, 1, 2, ... in order).
+  FrameSource(const PackageIndex& index, std::function<Status(size_t, std::string&)> read)
+      : index_(index), read_(std::move(read)), dctx_(ZSTD_createDCtx()) {
     uint64_t biggest = 1;
     for (const auto& f : index.frames) biggest = std::max(biggest, f.raw_size);
     slots_.resize(std::clamp<uint64_t>(kAheadBytes / biggest, 1, 4));
@@ -59,7 +57,6 @@ class FrameSource {
       stop_ = true;
     }
     changed_.notify_all();
-    if (cancel_) cancel_();  // a worker waiting for bytes gives up
     worker_.join();
   }
 
@@ -183,7 +180,6 @@ class FrameSource {
 
   const PackageIndex& index_;
   std::function<Status(size_t, std::string&)> read_;
-  std::function<void()> cancel_;
   ZstdDctx dctx_;
   std::thread worker_;
   std::mutex mutex_;
@@ -326,12 +322,24 @@ TreeWriter::~TreeWriter() { StopPreparing(); }
 
 void TreeWriter::Prepare(const PackageIndex& index) {
   plan_ = &index;
+  open_.resize(index.files.size());
   preparer_ = std::thread([this] {
-    for (const auto& e : plan_->files) {
-      auto made = Create(e);  // a file is closed again: the writer opens it when its data comes
+    ParentDir parent;
+    for (size_t i = 0; i < plan_->files.size(); ++i) {
+      const FileEntry& e = plan_->files[i];
+      auto made = Create(e, &parent);
+      // An empty file is complete as made; the others wait open for their bytes.
+      if (made && made->valid() && e.size == 0) {
+        if (::fchmod(made->get(), e.mode & 0555) != 0) made = IoError("chmod", Where(Relative(e.path)));
+        else *made = UniqueFd();
+      }
       std::lock_guard lock(prepare_mutex_);
       if (!made) prepare_error_ = made.error();
       if (!made || prepare_stop_) break;
+      if (made->valid() && open_ahead_ < kOpenAhead) {  // else closed, and opened again when taken
+        open_[i] = std::move(*made);
+        ++open_ahead_;
+      }
       ++prepared_;
       prepared_changed_.notify_all();
     }
@@ -347,38 +355,85 @@ void TreeWriter::StopPreparing() {
     std::lock_guard lock(prepare_mutex_);
     prepare_stop_ = true;
   }
+  prepared_changed_.notify_all();
   preparer_.join();
 }
 
-// Waits until the preparer has created `e`, which must be the writer's next entry.
-Status TreeWriter::WaitPrepared(const FileEntry& e) {
+Result<UniqueFd> TreeWriter::TakeFile(const FileEntry& e) {
+  if (!plan_) return Fail(ErrorCode::kInvalidArgument, e.path + ": the tree is not prepared");
   const FileEntry* first = plan_->files.data();
   std::less<const FileEntry*> before;
-  if (before(&e, first) || !before(&e, first + plan_->files.size()))
-    return Fail(ErrorCode::kInvalidArgument, e.path + ": not an entry of the prepared index");
+  if (before(&e, first) || !before(&e, first + plan_->files.size()) || e.type != EntryType::kFile)
+    return Fail(ErrorCode::kInvalidArgument, e.path + ": not a file of the prepared index");
   size_t i = static_cast<size_t>(&e - first);
-  std::unique_lock lock(prepare_mutex_);
-  prepared_changed_.wait(lock, [&] { return prepared_ > i || prepare_stop_; });
-  if (prepared_ > i) return {};
-  if (prepare_error_) return std::unexpected(*prepare_error_);
-  return Fail(ErrorCode::kIo, Where(Relative(e.path)) + " was not created");
-}
-
-Result<UniqueFd> TreeWriter::Create(const FileEntry& e) {
+  {
+    std::unique_lock lock(prepare_mutex_);
+    prepared_changed_.wait(lock, [&] { return prepared_ > i || prepare_stop_; });
+    if (prepared_ <= i) {
+      if (prepare_error_) return std::unexpected(*prepare_error_);
+      return Fail(ErrorCode::kIo, Where(Relative(e.path)) + " was not created");
+    }
+    if (open_[i].valid()) {
+      --open_ahead_;
+      return std::move(open_[i]);
+    }
+  }
+  // Closed by the preparer, or taken already for another piece: opened again (in this
+  // private folder, O_NOFOLLOW all the same).
   std::string rel = Relative(e.path);
-  if (rel.empty()) return UniqueFd();  // dest itself
   auto parent = OpenParent(rel);
   if (!parent) return std::unexpected(parent.error());
+  UniqueFd fd(::openat(parent->get(), Basename(rel).c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return IoError("open", Where(rel));
+  return fd;
+}
+
+Status TreeWriter::Filled(int fd, const FileEntry& e) {
+  if (::fchmod(fd, e.mode & 0555) != 0) return IoError("chmod", Where(Relative(e.path)));
+  // The disk starts on this file now, while the next ones are decoded: the sync before the
+  // switch then waits for little. A hint only; a file system without it syncs it all later.
+  ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  return {};
+}
+
+Status TreeWriter::WaitAllPrepared() {
+  if (!plan_) return {};
+  std::unique_lock lock(prepare_mutex_);
+  prepared_changed_.wait(lock, [&] { return prepared_ == plan_->files.size() || prepare_stop_; });
+  if (prepared_ == plan_->files.size()) return {};
+  if (prepare_error_) return std::unexpected(*prepare_error_);
+  return Fail(ErrorCode::kIo, dest_path_ + ": not all entries were created");
+}
+
+Result<UniqueFd> TreeWriter::Create(const FileEntry& e, ParentDir* cache) {
+  std::string rel = Relative(e.path);
+  if (rel.empty()) return UniqueFd();  // dest itself
+  UniqueFd own;
+  int parent_fd;
+  std::string dir = Dirname(rel);
+  if (cache && cache->fd.valid() && cache->rel == dir) {
+    parent_fd = cache->fd.get();
+  } else {
+    auto parent = OpenParent(rel);
+    if (!parent) return std::unexpected(parent.error());
+    parent_fd = parent->get();
+    if (cache) {
+      cache->rel = dir;
+      cache->fd = std::move(*parent);
+    } else {
+      own = std::move(*parent);
+    }
+  }
   std::string name = Basename(rel);
   switch (e.type) {
     case EntryType::kDirectory:
-      if (::mkdirat(parent->get(), name.c_str(), 0700) != 0) return IoError("create folder", Where(rel));
+      if (::mkdirat(parent_fd, name.c_str(), 0700) != 0) return IoError("create folder", Where(rel));
       return UniqueFd();
     case EntryType::kSymlink:
-      if (::symlinkat(e.link.c_str(), parent->get(), name.c_str()) != 0) return IoError("create link", Where(rel));
+      if (::symlinkat(e.link.c_str(), parent_fd, name.c_str()) != 0) return IoError("create link", Where(rel));
       return UniqueFd();
     case EntryType::kFile: {
-      UniqueFd fd(::openat(parent->get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      UniqueFd fd(::openat(parent_fd, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (!fd.valid()) return IoError("create", Where(rel));
       return fd;
     }
@@ -387,33 +442,26 @@ Result<UniqueFd> TreeWriter::Create(const FileEntry& e) {
 }
 
 Status TreeWriter::Directory(const FileEntry& e) {
-  WHARF_TRY(plan_ ? WaitPrepared(e) : Created(e));
+  WHARF_TRY(Created(e));
   folders_.push_back({Relative(e.path), e.mode});
   return {};
 }
 
-Status TreeWriter::Symlink(const FileEntry& e) { return plan_ ? WaitPrepared(e) : Created(e); }
+Status TreeWriter::Symlink(const FileEntry& e) { return Created(e); }
 
 Status TreeWriter::Created(const FileEntry& e) {
+  if (plan_) return Fail(ErrorCode::kInvalidArgument, e.path + ": a prepared tree makes its own entries");
   auto made = Create(e);
   if (!made) return std::unexpected(made.error());
   return {};
 }
 
 Status TreeWriter::BeginFile(const FileEntry& e) {
+  if (plan_) return Fail(ErrorCode::kInvalidArgument, e.path + ": a prepared tree makes its own entries");
   std::string rel = Relative(e.path);
-  if (plan_) {
-    WHARF_TRY(WaitPrepared(e));
-    // Made by the preparer a moment ago in this private folder; O_NOFOLLOW all the same.
-    auto parent = OpenParent(rel);
-    if (!parent) return std::unexpected(parent.error());
-    file_ = UniqueFd(::openat(parent->get(), Basename(rel).c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
-    if (!file_.valid()) return IoError("open", Where(rel));
-  } else {
-    auto made = Create(e);
-    if (!made) return std::unexpected(made.error());
-    file_ = std::move(*made);
-  }
+  auto made = Create(e);
+  if (!made) return std::unexpected(made.error());
+  file_ = std::move(*made);
   file_path_ = Where(rel);
   file_mode_ = e.mode & 0555;
   return {};
@@ -425,9 +473,7 @@ Status TreeWriter::FileData(const void* data, size_t size) {
 
 Status TreeWriter::EndFile() {
   if (::fchmod(file_.get(), file_mode_) != 0) return IoError("chmod", file_path_);
-  // The disk starts on this file now, while the next ones are decoded: the sync before the
-  // switch then waits for little. A hint only; a file system without it syncs it all later.
-  ::sync_file_range(file_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+  ::sync_file_range(file_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // as in Filled
   file_ = UniqueFd();
   return {};
 }
@@ -451,6 +497,9 @@ Status TreeWriter::LinkFile(const FileEntry& e, const std::string& source) {
 
 Status TreeWriter::Finish() {
   StopPreparing();
+  if (plan_)
+    for (const auto& e : plan_->files)
+      if (e.type == EntryType::kDirectory) folders_.push_back({Relative(e.path), e.mode});
   std::sort(folders_.begin(), folders_.end(),
             [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   for (const auto& [rel, mode] : folders_) {
@@ -531,18 +580,7 @@ Status ReadArchive(const std::string& archive_path, const PackageIndex& index, E
       return Fail(ErrorCode::kCorrupt, index.archive + " frame " + std::to_string(number) +
                                            ": archive is shorter than its index says; fetch it again");
     return {};
-  }, nullptr);
-  return ReadEntries(source, index, sink, files);
-}
-
-Status ReadArchive(BytePipe& pipe, const PackageIndex& index, EntrySink& sink, FileHashes files) {
-  // Frames are contiguous from offset 0 (ValidatePackageIndex): each is the next bytes.
-  FrameSource source(index, [&](size_t number, std::string& compressed) -> Status {
-    if (!pipe.Read(compressed.data(), compressed.size()))
-      return Fail(ErrorCode::kCorrupt, index.archive + " frame " + std::to_string(number) +
-                                           ": the download ended before this frame; fetch it again");
-    return {};
-  }, [&] { pipe.Stop(); });  // when done or failed: the download need not go on
+  });
   return ReadEntries(source, index, sink, files);
 }
 
@@ -555,7 +593,6 @@ Status ExtractArchive(const std::string& archive_path, const PackageIndex& index
                       const std::string& dest, FileHashes files) {
   auto writer = TreeWriter::Create(dest, index.prefix);
   if (!writer) return std::unexpected(writer.error());
-  (*writer)->Prepare(index);
   WHARF_TRY(ReadArchive(archive_path, index, **writer, files));
   return (*writer)->Finish();
 }

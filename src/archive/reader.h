@@ -56,12 +56,20 @@ class TreeWriter : public EntrySink {
   /// no bytes copied. kUnsupported when that cannot be (another mode, another file system,
   /// too many links): the caller copies instead.
   Status LinkFile(const FileEntry& entry, const std::string& source);
-  /// Creates the folders, links and empty files of `index` ahead, on a thread of its own,
-  /// while the caller writes the data: making inodes is much of the cost of unpacking many
-  /// files, and it no longer waits for the data. Then every Directory/Symlink/BeginFile call
-  /// must be for the next entry of `index.files` (its own element), in order, as an archive
-  /// reader makes them; LinkFile cannot be used.
+  /// Creates the folders, links and files of `index` ahead, on a thread of its own, for
+  /// callers that fill the files out of order, from several threads (UnpackFrames): making
+  /// inodes is much of the cost of unpacking many files, and it no longer waits for the
+  /// data. Files wait for TakeFile (a bounded number of them open); an empty one is
+  /// complete as made. The entry calls (Directory, Symlink, BeginFile, LinkFile) then refuse.
   void Prepare(const PackageIndex& index);
+  /// File `e` (an element of the prepared index's files) once it is made, open for writing
+  /// at any offset: the preparer's descriptor, or a new one when that was taken already
+  /// (a big file filled in pieces by several callers).
+  Result<UniqueFd> TakeFile(const FileEntry& e);
+  /// File `e` (open as `fd`) holds all its bytes: gives it its mode, starts its writeback.
+  Status Filled(int fd, const FileEntry& e);
+  /// Waits until the preparer has made every entry (or failed).
+  Status WaitAllPrepared();
   /// The file between BeginFile and EndFile (open read-write, empty), for writing it in place.
   int file() const { return file_.get(); }
   const std::string& file_path() const { return file_path_; }
@@ -73,21 +81,30 @@ class TreeWriter : public EntrySink {
   std::string Where(const std::string& rel) const;
   Result<UniqueFd> OpenParent(const std::string& rel);
 
+  // The folder last opened by the preparer: consecutive entries mostly share it.
+  struct ParentDir {
+    std::string rel;
+    UniqueFd fd;
+  };
   // The folder, link or empty file (open, for a file), on its own; Created drops the fd.
-  Result<UniqueFd> Create(const FileEntry& entry);
+  Result<UniqueFd> Create(const FileEntry& entry, ParentDir* cache = nullptr);
   Status Created(const FileEntry& entry);
-  Status WaitPrepared(const FileEntry& entry);
   void StopPreparing();
 
+  // Files the preparer keeps open for TakeFile (so they need no second lookup); it closes
+  // the ones it makes beyond that (far below the usual limit of 1024 descriptors).
+  static constexpr size_t kOpenAhead = 256;
   UniqueFd dest_;
   std::string dest_path_;
   std::string prefix_;  // without the leading "/"
-  // Prepare(): a thread creating the index's entries ahead of the writer.
+  // Prepare(): a thread creating the index's entries ahead of the writers.
   const PackageIndex* plan_ = nullptr;
   std::thread preparer_;
   std::mutex prepare_mutex_;
   std::condition_variable prepared_changed_;
   size_t prepared_ = 0;  // entries of plan_ created so far
+  std::vector<UniqueFd> open_;  // by entry: files made, not taken yet
+  size_t open_ahead_ = 0;
   bool prepare_stop_ = false;
   std::optional<Error> prepare_error_;
   UniqueFd file_;
@@ -137,9 +154,25 @@ class BytePipe {
 enum class FileHashes { kCheck, kPinned };
 Status ReadArchive(const std::string& archive_path, const PackageIndex& index, EntrySink& sink,
                    FileHashes files = FileHashes::kCheck);
-/// The same for an archive arriving through `pipe` (a download: fetching and unpacking
-/// overlap, and the archive is never written out). Stops the pipe when it returns.
-Status ReadArchive(BytePipe& pipe, const PackageIndex& index, EntrySink& sink, FileHashes files);
+
+/// The memory UnpackFrames decodes in: the decoders' windows and the compressed frames in
+/// flight. With the 4 MiB windows of `wharf pack`, two decoders and their frames fit.
+inline constexpr uint64_t kUnpackMemory = 13u << 20;
+
+struct UnpackPlan {
+  unsigned decoders = 1;
+  uint64_t in_flight = 0;  // bytes of compressed frames held at once (never below the biggest)
+};
+/// How many decoders (at most `cores`) the frames of `index` allow within `memory`.
+UnpackPlan PlanUnpack(const PackageIndex& index, unsigned cores, uint64_t memory = kUnpackMemory);
+
+/// Unpacks an archive arriving through `pipe` into `writer`, prepared with `index`, on
+/// PlanUnpack's decoders at once: each takes the next frame off the pipe, checks it against
+/// the index (size, sha256) before decoding it, checks the frame's tar entries against the
+/// index as they pass (TarFrameWalk: the checks of ReadArchive), and writes the bytes of
+/// files where data_offset says. Files are not hashed (as FileHashes::kPinned): for an index
+/// a signed generation pins, the frames' sha256 fix every byte. Stops the pipe when done.
+Status UnpackFrames(BytePipe& pipe, const PackageIndex& index, TreeWriter& writer, unsigned cores);
 
 /// Unpacks the archive into `dest` (which must not exist) through a TreeWriter.
 Status ExtractArchive(const std::string& archive_path, const PackageIndex& index,
