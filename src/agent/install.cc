@@ -3,6 +3,7 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,6 +70,7 @@ std::string Staging(const Layout& layout, const PackageRef& ref) {
 // is hashed again, nor the tar parsed: publish checked those.
 Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
                     const PackageIndex& index, const std::string& index_json) {
+  if (getenv("WHARF_TRIM")) malloc_trim(0);
   std::string staging = Staging(layout, ref);
   WHARF_TRY(mirrors.Try(ref.archive, [&](const std::string& url) -> Status {
     WHARF_TRY(RemoveTree(staging));
@@ -356,6 +358,9 @@ Result<std::string> FetchPackageIndex(const Layout& layout, Mirrors& mirrors, co
       }
     }
   }
+  // A fifth of the bytes where the store has it (publish writes it); else package.json.
+  if (auto packed = mirrors.Get(ref.index + ".zst", ref.index_size); packed)
+    if (auto json = DecompressIndex(*packed, ref.index_size); json && matches(*json)) return *json;
   auto json = mirrors.Get(ref.index, ref.index_size);
   if (!json) return std::unexpected(json.error());
   if (!matches(*json))

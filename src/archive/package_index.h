@@ -88,6 +88,13 @@ std::string StoreArea(bool configuration, const std::string& fec);
 
 /// Serialises deterministically (same index, same bytes).
 std::string PackageIndexToJson(const PackageIndex& index);
+/// package.json as the store also keeps it for the wire (package.json.zst beside it, about
+/// a fifth of the size): one zstd frame. The agent fetches it first and falls back to
+/// package.json; either way the JSON must have the size and sha256 the generation pins.
+std::string CompressIndex(std::string_view json);
+/// The JSON in a package.json.zst, which must be one zstd frame of exactly `size` bytes.
+Result<std::string> DecompressIndex(std::string_view compressed, uint64_t size);
+
 /// Parses and validates (see ValidatePackageIndex): the result is safe to act on.
 Result<PackageIndex> ParsePackageIndex(std::string_view json);
 /// Pure checks: names and prefix valid, archive name "<name>-<version>.tar.zst", frames

@@ -138,6 +138,19 @@ TEST(PackageIndex, WindowLogIsOptionalAndBounded) {
   }
 }
 
+TEST(PackageIndex, CompressedForTheWireAndCheckedBack) {
+  std::string json = PackageIndexToJson(Sample());
+  std::string packed = CompressIndex(json);
+  EXPECT_LT(packed.size(), json.size());
+  auto back = DecompressIndex(packed, json.size());
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, json);
+  EXPECT_FALSE(DecompressIndex(packed, json.size() + 1)) << "another size than pinned";
+  EXPECT_FALSE(DecompressIndex(packed + "x", json.size())) << "trailing bytes";
+  EXPECT_FALSE(DecompressIndex(packed.substr(0, packed.size() - 1), json.size())) << "cut short";
+  EXPECT_FALSE(DecompressIndex(json, json.size())) << "not zstd";
+}
+
 TEST(PackageIndex, ArchiveNameFollowsNameAndVersion) {
   PackageIndex index = Sample();
   index.archive = "other.tar.zst";

@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "archive/pack.h"
 #include "archive/reader.h"
+#include "archive/tar_walk.h"
 #include "base/scratch_dir.h"
 
 namespace wharf {
@@ -29,6 +31,11 @@ void MakeTree(const std::string& dir) {
   WriteTestFile(dir + "/bin/big2", big.substr(1000) + "tail", 0755);
   WriteTestFile(dir + "/bin/zz-empty", "", 0755);
   (void)::symlink("big", (dir + "/bin/big.1").c_str());
+  // Names a ustar header cannot hold: their pax records carry them.
+  std::string long_name = "lib/" + std::string(150, 'n') + ".so";
+  WriteTestFile(dir + "/" + long_name, "long", 0644);
+  WriteTestFile(dir + "/etc/\xc3\xbc" "nic\xc3\xb6" "de.conf", "utf-8", 0644);
+  (void)::symlink(("../" + long_name).c_str(), (dir + "/bin/long-link").c_str());
   (void)MakeDirs(dir + "/share/empty");
 }
 
@@ -186,6 +193,56 @@ TEST_F(UnpackTest, RefusesAFrameWiderThanTheRecordedWindow) {
   Status status = Unpack(archive, index, dir_ / "y", 1);
   ASSERT_FALSE(status);
   EXPECT_NE(status.error().message.find("does not decompress"), std::string::npos) << status.error().message;
+}
+
+// The walk of each frame's decoded bytes alone, against the index.
+class TarWalkTest : public UnpackTest {
+ protected:
+  // Walks frame `number` (decoded, then changed by `edit`) against `index`.
+  Status Walk(const PackageIndex& index, size_t number, void (*edit)(std::string&) = nullptr) {
+    std::string raw;
+    auto decoded = DecodeFrame(index_, number, std::string_view(archive_).substr(index_.frames[number].offset,
+                                                                               index_.frames[number].size), raw);
+    if (!decoded) return decoded;
+    if (edit) edit(raw);
+    TarFrameWalk walk(index, number);
+    for (size_t at = 0; at < raw.size(); at += 1000)  // in pieces that cut headers
+      WHARF_TRY(walk.Feed(raw.data() + at, std::min<size_t>(1000, raw.size() - at)));
+    return walk.Finish();
+  }
+};
+
+TEST_F(TarWalkTest, AcceptsEveryFrameOfAnHonestArchive) {
+  for (size_t n = 0; n < index_.frames.size(); ++n) {
+    Status status = Walk(index_, n);
+    EXPECT_TRUE(status) << "frame " << n << ": " << status.error().message;
+  }
+}
+
+TEST_F(TarWalkTest, RefusesAnEndBeforeTheLastFrameAndDataAfterTheEnd) {
+  size_t last = index_.frames.size() - 1;
+  Status after = Walk(index_, last, [](std::string& raw) { raw.back() = 'x'; });
+  ASSERT_FALSE(after);
+  EXPECT_NE(after.error().message.find("data after the end of the tar"), std::string::npos) << after.error().message;
+  // A frame that starts with a header, zeroed: an end of archive in the middle.
+  size_t n = 1;
+  while (n < last && index_.frames[n].raw_offset % 512 != 0) ++n;
+  ASSERT_LT(n, last);
+  Status early = Walk(index_, n, [](std::string& raw) { std::fill(raw.begin(), raw.end(), '\0'); });
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code, ErrorCode::kCorrupt) << early.error().message;
+}
+
+TEST_F(TarWalkTest, RefusesAnEntryTheIndexDoesNotHave) {
+  PackageIndex index = index_;
+  size_t k = 0;
+  while (index.files[k].path.find("part1050") == std::string::npos) ++k;
+  uint32_t frame = index.files[k].frame;
+  index.files.erase(index.files.begin() + static_cast<long>(k));
+  Status status = Walk(index, frame);
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().code, ErrorCode::kUnsafe) << status.error().message;
+  EXPECT_NE(status.error().message.find("part1050\" is not"), std::string::npos) << status.error().message;
 }
 
 TEST(PlanUnpack, SpendsTheMemoryOnDecodersThatFit) {

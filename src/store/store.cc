@@ -61,6 +61,7 @@ Result<PublishOutcome> Store::Publish(const std::string& archive_path,
   std::string staged_archive = JoinPath(staging, index->archive);
   Status staged = CopyFile(archive_path, staged_archive);
   if (staged) staged = WriteFileAtomic(JoinPath(staging, "package.json"), *index_json);
+  if (staged) staged = WriteFileAtomic(JoinPath(staging, "package.json.zst"), CompressIndex(*index_json));
   if (staged) staged = VerifyArchive(staged_archive, *index);
   if (staged && !dry_run && !PathExists(dest))
     staged = WriteDeltas(staging, staged_archive, *index, *index_json,

@@ -67,7 +67,11 @@ TEST_F(StoreTest, PublishMakesVersionVisibleAndIsIdempotent) {
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_FALSE(first->already_present);
   EXPECT_TRUE(PathExists(store_->root() + "/software/app/1.0/app-1.0.tar.zst"));
-  EXPECT_TRUE(PathExists(store_->root() + "/software/app/1.0/package.json"));
+  auto json = ReadFile(store_->root() + "/software/app/1.0/package.json");
+  ASSERT_TRUE(json);
+  auto packed = ReadFile(store_->root() + "/software/app/1.0/package.json.zst");
+  ASSERT_TRUE(packed) << "the index for the wire";
+  EXPECT_EQ(DecompressIndex(*packed, json->size()).value_or(""), *json);
   auto again = store_->Publish(archive, IndexOf(archive), false);
   ASSERT_TRUE(again);
   EXPECT_TRUE(again->already_present);
