@@ -3,7 +3,6 @@
 #include <thread>
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -70,7 +69,6 @@ std::string Staging(const Layout& layout, const PackageRef& ref) {
 // is hashed again, nor the tar parsed: publish checked those.
 Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
                     const PackageIndex& index, const std::string& index_json) {
-  if (getenv("WHARF_TRIM")) malloc_trim(0);
   std::string staging = Staging(layout, ref);
   WHARF_TRY(mirrors.Try(ref.archive, [&](const std::string& url) -> Status {
     WHARF_TRY(RemoveTree(staging));

@@ -260,8 +260,8 @@ Status CheckOptions(const std::string& dir, const PackOptions& options) {
   WHARF_TRY(ValidatePrefix(options.prefix));
   if (options.level < 1 || options.level > 22)
     return Fail(ErrorCode::kInvalidArgument, "zstd level must be 1 to 22");
-  if (options.frame_size < 4096 || options.frame_size > kMaxFrameRawSize / 2)
-    return Fail(ErrorCode::kInvalidArgument, "frame size must be 4 KiB to 8 MiB");
+  if (options.frame_size < 4096 || options.frame_size > kMaxFrameRawSize * 3 / 4)
+    return Fail(ErrorCode::kInvalidArgument, "frame size must be 4 KiB to 12 MiB");
   if (!IsDirectory(dir))
     return Fail(ErrorCode::kNotFound, dir + " is not a folder; pack the folder whose contents "
                                             "install under the prefix");

@@ -11,7 +11,7 @@
 namespace wharf {
 
 /// Every frame is compressed with a 4 MiB window (zstd picks 8 MiB at level 19), so two
-/// decoders fit an agent's memory bound at once: 0.4% more bytes on the bench tree.
+/// decoders fit an agent's memory bound at once (docs/formats.md: what it costs).
 inline constexpr int kPackWindowLog = 22;
 
 struct PackOptions {
@@ -22,7 +22,7 @@ struct PackOptions {
   // The defaults trade publish time for bytes on every FEC's link: within 5% of a whole
   // `tar | zstd -19` on the bench tree (bench/README.md), in about the same pack time.
   int level = 19;                  // zstd level of every frame
-  uint64_t frame_size = 8u << 20;  // target raw size of a frame; big files split at this
+  uint64_t frame_size = 10u << 20;  // target raw size of a frame; big files split at this
   bool keep_owners = false;        // else uid/gid 0, no names
   bool keep_mtimes = false;        // else mtime 0
   unsigned threads = 0;            // compression threads; 0: one per core

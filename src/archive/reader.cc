@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -323,6 +324,9 @@ TreeWriter::~TreeWriter() { StopPreparing(); }
 void TreeWriter::Prepare(const PackageIndex& index) {
   plan_ = &index;
   open_.resize(index.files.size());
+  struct rlimit files;  // a quarter of the descriptors this process may have, at most
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY)
+    open_most_ = std::min<size_t>(kOpenAhead, static_cast<size_t>(files.rlim_cur / 4));
   preparer_ = std::thread([this] {
     ParentDir parent;
     for (size_t i = 0; i < plan_->files.size(); ++i) {
@@ -336,7 +340,7 @@ void TreeWriter::Prepare(const PackageIndex& index) {
       std::lock_guard lock(prepare_mutex_);
       if (!made) prepare_error_ = made.error();
       if (!made || prepare_stop_) break;
-      if (made->valid() && open_ahead_ < kOpenAhead) {  // else closed, and opened again when taken
+      if (made->valid() && open_ahead_ < open_most_) {  // else closed, and opened again when taken
         open_[i] = std::move(*made);
         ++open_ahead_;
       }

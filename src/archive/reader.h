@@ -91,8 +91,8 @@ class TreeWriter : public EntrySink {
   Status Created(const FileEntry& entry);
   void StopPreparing();
 
-  // Files the preparer keeps open for TakeFile (so they need no second lookup); it closes
-  // the ones it makes beyond that (far below the usual limit of 1024 descriptors).
+  // Files the preparer keeps open for TakeFile (so they need no second lookup), and no more
+  // than a quarter of the process's descriptor limit; it closes the ones it makes beyond.
   static constexpr size_t kOpenAhead = 256;
   UniqueFd dest_;
   std::string dest_path_;
@@ -105,6 +105,7 @@ class TreeWriter : public EntrySink {
   size_t prepared_ = 0;  // entries of plan_ created so far
   std::vector<UniqueFd> open_;  // by entry: files made, not taken yet
   size_t open_ahead_ = 0;
+  size_t open_most_ = kOpenAhead;
   bool prepare_stop_ = false;
   std::optional<Error> prepare_error_;
   UniqueFd file_;

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -115,6 +116,19 @@ TEST_F(UnpackTest, GivesTheTreeWithOneOrSeveralDecoders) {
     ASSERT_TRUE(status) << status.error().message;
     ExpectSameTree(dest);
   }
+}
+
+// The preparer keeps files open for the decoders, but within the process's limit.
+TEST_F(UnpackTest, StaysWithinALowDescriptorLimit) {
+  struct rlimit before;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
+  struct rlimit low = before;
+  low.rlim_cur = 64;  // fewer than the tree's files
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  Status status = Unpack(archive_, index_, dir_ / "x", 2);
+  ::setrlimit(RLIMIT_NOFILE, &before);
+  ASSERT_TRUE(status) << status.error().message;
+  ExpectSameTree(dir_ / "x");
 }
 
 TEST_F(UnpackTest, RefusesAFlippedByteInAnyFrame) {
