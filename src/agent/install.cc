@@ -66,7 +66,7 @@ std::string Staging(const Layout& layout, const PackageRef& ref) {
 // there. The archive is never written out (no working copy in tmp/, which on a diskless
 // FEC would be RAM). The frames' sha256 (package.json pins them, the signed generation pins
 // package.json) cover every byte of the archive, so neither the whole archive nor each file
-// is hashed again, nor the tar parsed: publish checked those.
+// is hashed again (publish checked those); each frame's tar headers are still walked.
 Status InstallWhole(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
                     const PackageIndex& index, const std::string& index_json) {
   std::string staging = Staging(layout, ref);
@@ -357,7 +357,10 @@ Result<std::string> FetchPackageIndex(const Layout& layout, Mirrors& mirrors, co
     }
   }
   // A fifth of the bytes where the store has it (publish writes it); else package.json.
-  if (auto packed = mirrors.Get(ref.index + ".zst", ref.index_size); packed)
+  // No store answering is final here: waiting for them twice would not help.
+  auto packed = mirrors.Get(ref.index + ".zst", ref.index_size);
+  if (!packed && packed.error().code == ErrorCode::kUnavailable) return std::unexpected(packed.error());
+  if (packed)
     if (auto json = DecompressIndex(*packed, ref.index_size); json && matches(*json)) return *json;
   auto json = mirrors.Get(ref.index, ref.index_size);
   if (!json) return std::unexpected(json.error());

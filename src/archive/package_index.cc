@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <zstd.h>
 
 #include "archive/names.h"
 #include "base/strings.h"
@@ -31,7 +32,8 @@ Status ValidateFrames(const PackageIndex& index) {
     const Frame& f = index.frames[i];
     if (f.offset != offset || f.raw_offset != raw_offset)
       return Bad(index, "frame " + std::to_string(i) + " is not contiguous with the one before");
-    if (f.size == 0 || f.raw_size == 0 || f.raw_size > kMaxFrameRawSize)
+    // zstd never needs more than its bound: a bigger frame would only cost a reader memory.
+    if (f.size == 0 || f.raw_size == 0 || f.raw_size > kMaxFrameRawSize || f.size > ZSTD_COMPRESSBOUND(f.raw_size))
       return Bad(index, "frame " + std::to_string(i) + " has an empty or oversized extent");
     if (!IsSha256Hex(f.sha256)) return Bad(index, "frame " + std::to_string(i) + " sha256 is malformed");
     offset += f.size;

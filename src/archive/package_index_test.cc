@@ -84,6 +84,10 @@ TEST(PackageIndex, FramesMustBeContiguousAndCoverArchive) {
   index.frames[1].raw_size = kMaxFrameRawSize + 1;
   index.raw_size = 2000 + kMaxFrameRawSize + 1;
   EXPECT_FALSE(ValidatePackageIndex(index));
+  index = Sample();  // compressed beyond what zstd could ever need for 3000 bytes
+  index.frames[1].size = 12u << 20;
+  index.archive_size = 100 + (12u << 20);
+  EXPECT_FALSE(ValidatePackageIndex(index));
 }
 
 TEST(PackageIndex, RefusesEntriesOutsidePrefix) {

@@ -19,6 +19,7 @@
 
 #include "archive/archive_handles.h"
 #include "archive/names.h"
+#include "archive/tar_walk.h"
 #include "archive/zstd_handles.h"
 #include "archive/utf8_locale.h"
 #include "base/file.h"
@@ -155,6 +156,9 @@ class FrameSource {
 
   // Decodes a slice of input at a time, publishing what is final after each step.
   Status Decode(size_t number, const std::string& compressed, Slot& slot) {
+    // The frame's tar entries are walked on their own too, as a sync walks them
+    // (UnpackFrames): what publish accepts, every agent accepts.
+    TarFrameWalk walk(index_, number);
     ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
     ZSTD_outBuffer out{slot.raw.data(), slot.raw.size(), 0};
     ZSTD_inBuffer in{compressed.data(), 0, 0};
@@ -167,6 +171,7 @@ class FrameSource {
                                  out.pos == before_out))
         return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
                                              ": does not decompress to its declared size; republish");
+      WHARF_TRY(walk.Feed(slot.raw.data() + before_out, out.pos - before_out));
       {
         std::lock_guard lock(mutex_);
         slot.decoded = out.pos;
@@ -176,7 +181,7 @@ class FrameSource {
     if (out.pos != slot.raw.size() || in.pos != compressed.size())
       return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
                                            ": does not decompress to its declared size; republish");
-    return {};
+    return walk.Finish();
   }
 
   const PackageIndex& index_;
@@ -294,6 +299,12 @@ Status CheckFrame(const PackageIndex& index, size_t number, std::string_view com
   if (declared != frame.raw_size ||
       ZSTD_findFrameCompressedSize(compressed.data(), compressed.size()) != frame.size)
     return Fail(ErrorCode::kCorrupt, what + ": not one zstd frame of the declared sizes; republish");
+  ZSTD_frameHeader header;
+  if (index.zstd_window_log != 0 &&
+      (ZSTD_getFrameHeader(&header, compressed.data(), compressed.size()) != 0 ||
+       header.windowSize > (uint64_t{1} << index.zstd_window_log)))
+    return Fail(ErrorCode::kCorrupt, what + ": needs a wider zstd window than package.json's zstd_window_log " +
+                                         std::to_string(index.zstd_window_log) + "; republish");
   return {};
 }
 
@@ -528,7 +539,17 @@ Result<UniqueFd> TreeWriter::OpenParent(const std::string& rel) {
 namespace {
 
 // The tar stream of the source's frames, entry by entry against the index, into the sink.
+Status ReadTar(FrameSource& source, const PackageIndex& index, EntrySink& sink, FileHashes files);
+
+// ReadTar, with the frame source's own error (a frame's check or walk) when it has one:
+// libarchive only passes on its words.
 Status ReadEntries(FrameSource& source, const PackageIndex& index, EntrySink& sink, FileHashes files) {
+  Status status = ReadTar(source, index, sink, files);
+  if (!status && source.error) return std::unexpected(*source.error);
+  return status;
+}
+
+Status ReadTar(FrameSource& source, const PackageIndex& index, EntrySink& sink, FileHashes files) {
   ScopedUtf8Locale utf8;
   ArchiveReader tar(archive_read_new());
   archive_read_support_format_tar(tar.get());

@@ -6,6 +6,7 @@
 #include <zstd.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -31,7 +32,8 @@ la_ssize_t Append(archive*, void* out, const void* data, size_t size) {
   return static_cast<la_ssize_t>(size);
 }
 
-std::string MakeTar(const std::vector<Spec>& specs) {
+// `data_offsets` gets where each file's bytes start, as `wharf pack` records them.
+std::string MakeTar(const std::vector<Spec>& specs, std::map<std::string, uint64_t>* data_offsets = nullptr) {
   std::string out;
   archive* a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
@@ -46,7 +48,8 @@ std::string MakeTar(const std::vector<Spec>& specs) {
     if (!s.link.empty()) archive_entry_set_symlink(e, s.link.c_str());
     if (!s.hardlink.empty()) archive_entry_set_hardlink(e, s.hardlink.c_str());
     if (s.type == AE_IFREG && s.hardlink.empty()) archive_entry_set_size(e, s.content.size());
-    archive_write_header(a, e);
+    archive_write_header(a, e);  // unblocked: written out at once
+    if (data_offsets) (*data_offsets)[s.path] = out.size();
     if (!s.content.empty()) archive_write_data(a, s.content.data(), s.content.size());
     archive_entry_free(e);
   }
@@ -88,7 +91,10 @@ class ReaderTest : public ::testing::Test {
                      std::string trailing_frame = "", std::function<void(std::string&)> damage = {}) {
     if (files.empty())
       for (const auto& s : specs) files.push_back(Honest(s));
-    std::string raw = MakeTar(specs);
+    std::map<std::string, uint64_t> data_offsets;
+    std::string raw = MakeTar(specs, &data_offsets);
+    for (auto& f : files)
+      if (f.type == EntryType::kFile && data_offsets.count(f.path)) f.data_offset = data_offsets[f.path];
     std::string frame = Compress(raw);
     if (damage) damage(frame);
     PackageIndex index;
@@ -135,8 +141,18 @@ TEST_F(ReaderTest, RefusesEntryMissingFromIndex) {
   auto index = Write({root_, file_, extra}, {Honest(root_), Honest(file_)});
   auto result = Extract(index);
   ASSERT_FALSE(result);
-  EXPECT_EQ(result.error().code, ErrorCode::kUnsafe);
+  EXPECT_EQ(result.error().code, ErrorCode::kUnsafe) << result.error().message;
   EXPECT_NE(result.error().message.find("not in package.json"), std::string::npos);
+}
+
+TEST_F(ReaderTest, AHostileNameStaysOnOneLine) {
+  Spec extra{"opt/demo/evil\nname\x1b[2J" + std::string(500, 'x'), AE_IFREG, "boo", "", "", 0644};
+  auto result = Extract(Write({root_, file_, extra}, {Honest(root_), Honest(file_)}));
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().message.find('\n'), std::string::npos) << result.error().message;
+  EXPECT_EQ(result.error().message.find('\x1b'), std::string::npos) << result.error().message;
+  EXPECT_NE(result.error().message.find("evil\\x0aname\\x1b"), std::string::npos) << result.error().message;
+  EXPECT_LT(result.error().message.size(), 400u) << "cut short";
 }
 
 TEST_F(ReaderTest, RefusesDotDotAndAbsolutePaths) {

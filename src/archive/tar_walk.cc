@@ -1,6 +1,7 @@
 #include "archive/tar_walk.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string_view>
@@ -34,6 +35,23 @@ std::optional<uint64_t> TarNumber(const char* field, size_t size) {
   return value;
 }
 
+// A path from the archive, fit for a one-line message: control bytes escaped, cut short.
+std::string Printable(std::string_view text) {
+  constexpr size_t kMost = 200;
+  std::string out;
+  for (unsigned char c : text.substr(0, kMost)) {
+    if (c >= 0x20 && c != 0x7f) {
+      out += static_cast<char>(c);
+      continue;
+    }
+    char escaped[8];
+    std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+    out += escaped;
+  }
+  if (text.size() > kMost) out += "...";
+  return out;
+}
+
 // A field that ends at its first NUL or at its length.
 std::string Text(const char* field, size_t size) { return std::string(field, strnlen(field, size)); }
 
@@ -62,7 +80,7 @@ TarFrameWalk::TarFrameWalk(const PackageIndex& index, size_t number) : index_(in
 }
 
 std::string TarFrameWalk::Where(const std::string& path) const {
-  return index_.archive + ": entry \"" + path + "\"";
+  return index_.archive + ": entry \"" + Printable(path) + "\"";
 }
 
 Status TarFrameWalk::Feed(const char* data, size_t size) {
@@ -150,12 +168,12 @@ Status TarFrameWalk::Entry(char type, uint64_t size) {
       length = length * 10 + static_cast<uint64_t>(records[i] - '0');
     }
     if (!number || length <= space + 1 || length > records.size() || records[length - 1] != '\n')
-      return Fail(ErrorCode::kCorrupt, index_.archive + ": a broken pax header before entry \"" + path + "\"; republish");
+      return Fail(ErrorCode::kCorrupt, Where(path) + ": a broken pax header before it; republish");
     std::string_view record = records.substr(space + 1, length - space - 2);
     records.remove_prefix(length);
     size_t equals = record.find('=');
     if (equals == std::string_view::npos)
-      return Fail(ErrorCode::kCorrupt, index_.archive + ": a broken pax header before entry \"" + path + "\"; republish");
+      return Fail(ErrorCode::kCorrupt, Where(path) + ": a broken pax header before it; republish");
     std::string_view key = record.substr(0, equals), value = record.substr(equals + 1);
     if (key == "path") {
       path = value;
@@ -165,7 +183,7 @@ Status TarFrameWalk::Entry(char type, uint64_t size) {
       size = 0;
       for (char c : value) {
         if (c < '0' || c > '9' || size > (uint64_t{1} << 56))
-          return Fail(ErrorCode::kCorrupt, index_.archive + ": a broken pax size for entry \"" + path + "\"; republish");
+          return Fail(ErrorCode::kCorrupt, Where(path) + ": a broken pax size; republish");
         size = size * 10 + static_cast<uint64_t>(c - '0');
       }
     }
@@ -219,8 +237,8 @@ Status TarFrameWalk::Finish() {
     return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number_) +
                                          " ends inside a tar header; republish");
   if (state_ == State::kEnd && number_ + 1 != index_.frames.size())
-    return Fail(ErrorCode::kCorrupt, index_.archive + ": the tar ends in frame " + std::to_string(number_) +
-                                         ", before the last; republish");
+    return Fail(ErrorCode::kCorrupt, index_.archive + ": frames after the end of the tar (it ends in frame " +
+                                         std::to_string(number_) + "); republish");
   if (next_entry_ != end_entry_)
     return Fail(ErrorCode::kCorrupt, index_.archive + ": ends before entry \"" + index_.files[next_entry_].path +
                                          "\" of package.json; republish");

@@ -159,7 +159,9 @@ class FrameUnpacker {
           position + o.pos > frame.raw_offset + frame.raw_size)
         return BadFrame(number);
       uint64_t end = position + o.pos;
-      WHARF_TRY(walk.Feed(out.data(), o.pos));  // headers checked before their files' bytes land
+      // This frame's headers are checked before its bytes land (a big file's later pieces,
+      // in later frames, may land first: in the staging folder, which a failure removes).
+      WHARF_TRY(walk.Feed(out.data(), o.pos));
       while (at != files_.end()) {
         const FileEntry& f = index_.files[*at];
         uint64_t from = std::max(position, f.data_offset), to = std::min(end, f.data_offset + f.size);

@@ -206,7 +206,8 @@ TEST_F(UnpackTest, RefusesAFrameWiderThanTheRecordedWindow) {
   index.zstd_window_log = 16;  // 64 KiB, and the frames hold 512 KiB
   Status status = Unpack(archive, index, dir_ / "y", 1);
   ASSERT_FALSE(status);
-  EXPECT_NE(status.error().message.find("does not decompress"), std::string::npos) << status.error().message;
+  EXPECT_NE(status.error().message.find("needs a wider zstd window"), std::string::npos) << status.error().message;
+  EXPECT_FALSE(VerifyArchive(packed->archive_path, index)) << "publish refuses it as well";
 }
 
 // The walk of each frame's decoded bytes alone, against the index.
