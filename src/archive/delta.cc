@@ -47,7 +47,7 @@ class MappedFile {
   /// Lets go of this process's view of the first `upto` bytes (whole pages): the file keeps
   /// them, and a page touched again is mapped back on the spot.
   void DropPages(uint64_t upto) {
-    if (size_ > 0) ::madvise(data_, std::min<uint64_t>(upto, size_) & ~uint64_t{4095}, MADV_DONTNEED);
+    if (size_ > 0) ::madvise(data_, std::min<uint64_t>(upto, size_) / PageSize() * PageSize(), MADV_DONTNEED);
   }
 
  private:
@@ -133,10 +133,7 @@ Result<std::string> ReadFileFromArchive(const std::string& archive_path, const P
   size_t number = static_cast<size_t>(&entry - index.files.data());
   for (uint32_t n : FramesOfFiles(index, {number})) {
     const Frame& frame = index.frames[n];
-    compressed.resize(frame.size);
-    if (::pread(fd->get(), compressed.data(), frame.size, static_cast<off_t>(frame.offset)) !=
-        static_cast<ssize_t>(frame.size))
-      return Fail(ErrorCode::kCorrupt, archive_path + ": shorter than its index says");
+    WHARF_TRY(ReadFrameAt(fd->get(), index, n, compressed));
     WHARF_TRY(DecodeFrame(index, n, compressed, raw));
     uint64_t from = std::max(entry.data_offset, frame.raw_offset);
     uint64_t to = std::min(entry.data_offset + entry.size, frame.raw_offset + frame.raw_size);

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -42,9 +41,8 @@ class FrameSource {
   static constexpr uint64_t kAheadBytes = 4u << 20;
   static constexpr size_t kInputSlice = 64u << 10;  // compressed bytes per decoding step
 
-  /// `read` fills in frame n's compressed bytes (called for 0, 1, 2, ... in order).
-  FrameSource(const PackageIndex& index, std::function<Status(size_t, std::string&)> read)
-      : index_(index), read_(std::move(read)), dctx_(ZSTD_createDCtx()) {
+  /// Frames are read from the archive file open as `fd`.
+  FrameSource(const PackageIndex& index, int fd) : index_(index), fd_(fd), dctx_(ZSTD_createDCtx()) {
     uint64_t biggest = 1;
     for (const auto& f : index.frames) biggest = std::max(biggest, f.raw_size);
     slots_.resize(std::clamp<uint64_t>(kAheadBytes / biggest, 1, 4));
@@ -86,16 +84,15 @@ class FrameSource {
     }
   }
 
-  /// After the tar end: the rest of the stream may only be zero padding. (Every frame is
-  /// checked against its sha256, and the frames cover the archive exactly: that checks the
-  /// whole archive, byte for byte, without hashing it a second time.)
+  /// After the tar end: takes the rest, whose frames the worker checks and walks (only
+  /// zeros may follow the end). Every frame is checked against its sha256, and the frames
+  /// cover the archive exactly: that checks the whole archive, byte for byte, without
+  /// hashing it a second time.
   Status Finish() {
     for (;;) {
       auto bytes = Next();
       if (!bytes) return std::unexpected(bytes.error());
       if (bytes->empty()) return {};
-      if (!std::all_of(bytes->begin(), bytes->end(), [](char c) { return c == 0; }))
-        return Fail(ErrorCode::kCorrupt, index_.archive + ": data after the end of the tar; republish");
     }
   }
 
@@ -149,8 +146,7 @@ class FrameSource {
 
   // The frame's compressed bytes, whole and checked.
   Status Read(size_t number, std::string& compressed) {
-    compressed.resize(index_.frames[number].size);
-    WHARF_TRY(read_(number, compressed));
+    WHARF_TRY(ReadFrameAt(fd_, index_, number, compressed));
     return CheckFrame(index_, number, compressed);
   }
 
@@ -169,8 +165,7 @@ class FrameSource {
       left = ZSTD_decompressStream(dctx_.get(), &out, &in);
       if (ZSTD_isError(left) || (left != 0 && in.pos == compressed.size() && in.pos == before_in &&
                                  out.pos == before_out))
-        return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
-                                             ": does not decompress to its declared size; republish");
+        return FrameDecodesWrong(index_, number);
       WHARF_TRY(walk.Feed(slot.raw.data() + before_out, out.pos - before_out));
       {
         std::lock_guard lock(mutex_);
@@ -178,14 +173,12 @@ class FrameSource {
       }
       changed_.notify_all();
     }
-    if (out.pos != slot.raw.size() || in.pos != compressed.size())
-      return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
-                                           ": does not decompress to its declared size; republish");
+    if (out.pos != slot.raw.size() || in.pos != compressed.size()) return FrameDecodesWrong(index_, number);
     return walk.Finish();
   }
 
   const PackageIndex& index_;
-  std::function<Status(size_t, std::string&)> read_;
+  int fd_;
   ZstdDctx dctx_;
   std::thread worker_;
   std::mutex mutex_;
@@ -308,15 +301,26 @@ Status CheckFrame(const PackageIndex& index, size_t number, std::string_view com
   return {};
 }
 
+Status ReadFrameAt(int fd, const PackageIndex& index, size_t number, std::string& compressed) {
+  const Frame& frame = index.frames[number];
+  compressed.resize(frame.size);
+  if (::pread(fd, compressed.data(), frame.size, static_cast<off_t>(frame.offset)) != static_cast<ssize_t>(frame.size))
+    return Fail(ErrorCode::kCorrupt, index.archive + " frame " + std::to_string(number) +
+                                         ": archive is shorter than its index says; fetch it again");
+  return {};
+}
+
+Status FrameDecodesWrong(const PackageIndex& index, size_t number) {
+  return Fail(ErrorCode::kCorrupt, index.archive + " frame " + std::to_string(number) +
+                                       ": does not decompress to its declared size; republish");
+}
+
 Status DecodeFrame(const PackageIndex& index, size_t number, std::string_view compressed,
                    std::string& raw) {
   WHARF_TRY(CheckFrame(index, number, compressed));
-  const Frame& frame = index.frames[number];
-  std::string what = index.archive + " frame " + std::to_string(number);
-  raw.resize(frame.raw_size);
+  raw.resize(index.frames[number].raw_size);
   size_t got = ZSTD_decompress(raw.data(), raw.size(), compressed.data(), compressed.size());
-  if (ZSTD_isError(got) || got != frame.raw_size)
-    return Fail(ErrorCode::kCorrupt, what + ": does not decompress to its declared size; republish");
+  if (ZSTD_isError(got) || got != raw.size()) return FrameDecodesWrong(index, number);
   return {};
 }
 
@@ -342,10 +346,10 @@ void TreeWriter::Prepare(const PackageIndex& index) {
     ParentDir parent;
     for (size_t i = 0; i < plan_->files.size(); ++i) {
       const FileEntry& e = plan_->files[i];
-      auto made = Create(e, &parent);
+      auto made = Create(e, parent);
       // An empty file is complete as made; the others wait open for their bytes.
       if (made && made->valid() && e.size == 0) {
-        if (::fchmod(made->get(), e.mode & 0555) != 0) made = IoError("chmod", Where(Relative(e.path)));
+        if (auto sealed = Filled(made->get(), e); !sealed) made = std::unexpected(sealed.error());
         else *made = UniqueFd();
       }
       std::lock_guard lock(prepare_mutex_);
@@ -403,8 +407,10 @@ Result<UniqueFd> TreeWriter::TakeFile(const FileEntry& e) {
   return fd;
 }
 
-Status TreeWriter::Filled(int fd, const FileEntry& e) {
-  if (::fchmod(fd, e.mode & 0555) != 0) return IoError("chmod", Where(Relative(e.path)));
+Status TreeWriter::Filled(int fd, const FileEntry& e) { return Seal(fd, e.mode, Where(Relative(e.path))); }
+
+Status TreeWriter::Seal(int fd, uint32_t mode, const std::string& path) {
+  if (::fchmod(fd, mode & 0555) != 0) return IoError("chmod", path);
   // The disk starts on this file now, while the next ones are decoded: the sync before the
   // switch then waits for little. A hint only; a file system without it syncs it all later.
   ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -420,25 +426,16 @@ Status TreeWriter::WaitAllPrepared() {
   return Fail(ErrorCode::kIo, dest_path_ + ": not all entries were created");
 }
 
-Result<UniqueFd> TreeWriter::Create(const FileEntry& e, ParentDir* cache) {
+Result<UniqueFd> TreeWriter::Create(const FileEntry& e, ParentDir& parent) {
   std::string rel = Relative(e.path);
   if (rel.empty()) return UniqueFd();  // dest itself
-  UniqueFd own;
-  int parent_fd;
   std::string dir = Dirname(rel);
-  if (cache && cache->fd.valid() && cache->rel == dir) {
-    parent_fd = cache->fd.get();
-  } else {
-    auto parent = OpenParent(rel);
-    if (!parent) return std::unexpected(parent.error());
-    parent_fd = parent->get();
-    if (cache) {
-      cache->rel = dir;
-      cache->fd = std::move(*parent);
-    } else {
-      own = std::move(*parent);
-    }
+  if (!parent.fd.valid() || parent.rel != dir) {
+    auto opened = OpenParent(rel);
+    if (!opened) return std::unexpected(opened.error());
+    parent = {dir, std::move(*opened)};
   }
+  int parent_fd = parent.fd.get();
   std::string name = Basename(rel);
   switch (e.type) {
     case EntryType::kDirectory:
@@ -466,19 +463,18 @@ Status TreeWriter::Symlink(const FileEntry& e) { return Created(e); }
 
 Status TreeWriter::Created(const FileEntry& e) {
   if (plan_) return Fail(ErrorCode::kInvalidArgument, e.path + ": a prepared tree makes its own entries");
-  auto made = Create(e);
+  auto made = Create(e, parent_);
   if (!made) return std::unexpected(made.error());
   return {};
 }
 
 Status TreeWriter::BeginFile(const FileEntry& e) {
   if (plan_) return Fail(ErrorCode::kInvalidArgument, e.path + ": a prepared tree makes its own entries");
-  std::string rel = Relative(e.path);
-  auto made = Create(e);
+  auto made = Create(e, parent_);
   if (!made) return std::unexpected(made.error());
   file_ = std::move(*made);
-  file_path_ = Where(rel);
-  file_mode_ = e.mode & 0555;
+  file_path_ = Where(Relative(e.path));
+  file_mode_ = e.mode;
   return {};
 }
 
@@ -487,8 +483,7 @@ Status TreeWriter::FileData(const void* data, size_t size) {
 }
 
 Status TreeWriter::EndFile() {
-  if (::fchmod(file_.get(), file_mode_) != 0) return IoError("chmod", file_path_);
-  ::sync_file_range(file_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // as in Filled
+  WHARF_TRY(Seal(file_.get(), file_mode_, file_path_));
   file_ = UniqueFd();
   return {};
 }
@@ -554,8 +549,7 @@ Status ReadTar(FrameSource& source, const PackageIndex& index, EntrySink& sink, 
   ArchiveReader tar(archive_read_new());
   archive_read_support_format_tar(tar.get());
   if (archive_read_open(tar.get(), &source, nullptr, ReadFrame, nullptr) != ARCHIVE_OK)
-    return Fail(ErrorCode::kCorrupt, source.error ? source.error->message
-                                                  : index.archive + ": not a tar stream; republish");
+    return Fail(ErrorCode::kCorrupt, index.archive + ": not a tar stream; republish");
   size_t next = 0;
   archive_entry* entry;
   int r;
@@ -572,7 +566,6 @@ Status ReadTar(FrameSource& source, const PackageIndex& index, EntrySink& sink, 
       case EntryType::kFile: WHARF_TRY(ReadFileData(tar.get(), want, index, sink, files)); break;
     }
   }
-  if (source.error) return std::unexpected(*source.error);
   if (r != ARCHIVE_EOF)
     return Fail(ErrorCode::kCorrupt, index.archive + ": " +
                                          (archive_error_string(tar.get()) ? archive_error_string(tar.get())
@@ -580,8 +573,7 @@ Status ReadTar(FrameSource& source, const PackageIndex& index, EntrySink& sink, 
   if (next != index.files.size())
     return Fail(ErrorCode::kCorrupt, index.archive + ": ends before entry \"" + index.files[next].path +
                                          "\" of package.json; republish");
-  // libarchive stops at the end marker; whatever it had not consumed of the current
-  // frame, and every later frame, must be padding.
+  // libarchive stops at the end marker; the frames after it are still checked.
   return source.Finish();
 }
 
@@ -597,15 +589,7 @@ Status ReadArchive(const std::string& archive_path, const PackageIndex& index, E
     return Fail(ErrorCode::kCorrupt, archive_path + " is " + std::to_string(st.st_size) +
                                          " bytes, package.json says " + std::to_string(index.archive_size) +
                                          "; fetch or republish it");
-  int file = fd->get();
-  FrameSource source(index, [&](size_t number, std::string& compressed) -> Status {
-    const Frame& frame = index.frames[number];
-    if (::pread(file, compressed.data(), frame.size, static_cast<off_t>(frame.offset)) !=
-        static_cast<ssize_t>(frame.size))
-      return Fail(ErrorCode::kCorrupt, index.archive + " frame " + std::to_string(number) +
-                                           ": archive is shorter than its index says; fetch it again");
-    return {};
-  });
+  FrameSource source(index, fd->get());
   return ReadEntries(source, index, sink, files);
 }
 

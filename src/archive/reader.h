@@ -81,14 +81,17 @@ class TreeWriter : public EntrySink {
   std::string Where(const std::string& rel) const;
   Result<UniqueFd> OpenParent(const std::string& rel);
 
-  // The folder last opened by the preparer: consecutive entries mostly share it.
+  // The folder an entry was last made in: consecutive entries mostly share it.
   struct ParentDir {
     std::string rel;
     UniqueFd fd;
   };
-  // The folder, link or empty file (open, for a file), on its own; Created drops the fd.
-  Result<UniqueFd> Create(const FileEntry& entry, ParentDir* cache = nullptr);
+  // The folder, link or empty file (open, for a file), in `parent` (opened again when the
+  // entry is in another folder); Created drops the fd.
+  Result<UniqueFd> Create(const FileEntry& entry, ParentDir& parent);
   Status Created(const FileEntry& entry);
+  // A file holds all its bytes: its mode less write bits, and its writeback started.
+  static Status Seal(int fd, uint32_t mode, const std::string& path);
   void StopPreparing();
 
   // Files the preparer keeps open for TakeFile (so they need no second lookup), and no more
@@ -108,15 +111,22 @@ class TreeWriter : public EntrySink {
   size_t open_most_ = kOpenAhead;
   bool prepare_stop_ = false;
   std::optional<Error> prepare_error_;
+  ParentDir parent_;  // for the entry calls (the preparer has its own)
   UniqueFd file_;
   std::string file_path_;
-  unsigned file_mode_ = 0;
+  uint32_t file_mode_ = 0;
   std::vector<std::pair<std::string, uint32_t>> folders_;
 };
 
 /// Checks frame `number` of `index`: its compressed bytes have the declared size and
 /// sha256, and are one zstd frame of the declared content size.
 Status CheckFrame(const PackageIndex& index, size_t number, std::string_view compressed);
+
+/// Frame `number`'s compressed bytes, read from the archive file open as `fd`.
+Status ReadFrameAt(int fd, const PackageIndex& index, size_t number, std::string& compressed);
+
+/// The refusal of frame `number` when it does not decompress to its declared size.
+Status FrameDecodesWrong(const PackageIndex& index, size_t number);
 
 /// CheckFrame, then decompresses the frame into `raw`.
 Status DecodeFrame(const PackageIndex& index, size_t number, std::string_view compressed,

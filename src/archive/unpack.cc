@@ -42,8 +42,7 @@ class FrameBuffer {
   std::string_view view() const { return {data_, size_}; }
   /// Lets the whole pages before `offset` go; returns how many bytes that gave back.
   size_t Release(size_t offset) {
-    size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    size_t upto = offset / page * page;
+    size_t upto = offset / PageSize() * PageSize();
     if (upto <= released_) return 0;
     ::madvise(data_ + released_, upto - released_, MADV_DONTNEED);
     size_t given = upto - released_;
@@ -117,7 +116,10 @@ class FrameUnpacker {
         }
         uint64_t size = index_.frames[number].size;
         compressed.emplace(size);
-        if (!compressed->data()) status = Fail(ErrorCode::kIo, "out of memory for frame " + std::to_string(number));
+        if (!compressed->data())
+          status = Fail(ErrorCode::kIo, index_.archive + " frame " + std::to_string(number) +
+                                            ": no memory for its " + std::to_string(size) +
+                                            " bytes; sync again when the FEC has memory to spare");
         else if (!pipe_.Read(compressed->data(), size))
           status = Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
                                                  ": the download ended before this frame; fetch it again");
@@ -157,7 +159,7 @@ class FrameUnpacker {
       left = ZSTD_decompressStream(dctx, &o, &in);
       if (ZSTD_isError(left) || (left != 0 && o.pos == 0 && in.pos == in.size) ||
           position + o.pos > frame.raw_offset + frame.raw_size)
-        return BadFrame(number);
+        return FrameDecodesWrong(index_, number);
       uint64_t end = position + o.pos;
       // This frame's headers are checked before its bytes land (a big file's later pieces,
       // in later frames, may land first: in the staging folder, which a failure removes).
@@ -172,7 +174,7 @@ class FrameUnpacker {
             if (!taken) return std::unexpected(taken.error());
             fd = std::move(*taken);
           }
-          WHARF_TRY(WriteAt(fd.get(), out.data() + (from - position), to - from, from - f.data_offset, f));
+          WHARF_TRY(WriteAllAt(fd.get(), out.data() + (from - position), to - from, from - f.data_offset, f.path));
           if (left_[*at].fetch_sub(to - from) == to - from) WHARF_TRY(writer_.Filled(fd.get(), f));
         }
         if (f.data_offset + f.size > end) break;  // more of it in the next output
@@ -188,25 +190,8 @@ class FrameUnpacker {
         pool_changed_.notify_all();
       }
     }
-    if (position != frame.raw_offset + frame.raw_size || in.pos != in.size) return BadFrame(number);
+    if (position != frame.raw_offset + frame.raw_size || in.pos != in.size) return FrameDecodesWrong(index_, number);
     return walk.Finish();
-  }
-
-  static Status WriteAt(int fd, const char* data, size_t size, uint64_t offset, const FileEntry& f) {
-    while (size > 0) {
-      ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return IoError("write", f.path);
-      data += n;
-      size -= static_cast<size_t>(n);
-      offset += static_cast<uint64_t>(n);
-    }
-    return {};
-  }
-
-  Status BadFrame(size_t number) const {
-    return Fail(ErrorCode::kCorrupt, index_.archive + " frame " + std::to_string(number) +
-                                         ": does not decompress to its declared size; republish");
   }
 
   BytePipe& pipe_;

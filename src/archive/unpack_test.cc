@@ -260,6 +260,20 @@ TEST_F(TarWalkTest, RefusesAnEntryTheIndexDoesNotHave) {
   EXPECT_NE(status.error().message.find("part1050\" is not"), std::string::npos) << status.error().message;
 }
 
+TEST_F(TarWalkTest, RefusesABrokenPaxRecord) {
+  uint32_t frame = 0;
+  for (const auto& e : index_.files)
+    if (e.path.find(std::string(150, 'n')) != std::string::npos) frame = e.frame;
+  Status status = Walk(index_, frame, [](std::string& raw) {
+    size_t record = raw.find(" path=opt/demo/lib/nnnn");
+    ASSERT_NE(record, std::string::npos) << "the long name comes in a pax record";
+    raw[record - 1] = 'x';  // its length, no longer a number
+  });
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().code, ErrorCode::kCorrupt) << status.error().message;
+  EXPECT_NE(status.error().message.find("a broken pax header"), std::string::npos) << status.error().message;
+}
+
 TEST(PlanUnpack, SpendsTheMemoryOnDecodersThatFit) {
   PackageIndex index;
   for (int i = 0; i < 20; ++i) index.frames.push_back({0, 2u << 20, 0, 8u << 20, ""});

@@ -58,6 +58,10 @@ Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes = 64 <<
 Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644);
 /// Writes every byte or fails.
 Status WriteAll(int fd, const void* data, size_t size, const std::string& path);
+/// The same at `offset` in the file (pwrite: the file position stays).
+Status WriteAllAt(int fd, const void* data, size_t size, uint64_t offset, const std::string& path);
+/// The memory page size (4 KiB on x86, 64 KiB on some PowerPC kernels).
+size_t PageSize();
 Status SyncPath(const std::string& path);
 /// Copies a regular file to the new file `to` (mode 0644) and fsyncs it.
 Status CopyFile(const std::string& from, const std::string& to);

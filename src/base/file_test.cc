@@ -4,6 +4,7 @@
 
 #include "base/scratch_dir.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,20 @@ TEST_F(FileTest, AtomicWriteReplacesWholeFileAndLeavesNoTemp) {
   ASSERT_TRUE(WriteFileAtomic(path, "two, longer"));
   EXPECT_EQ(*ReadFile(path), "two, longer");
   EXPECT_EQ(ListDir(dir_)->size(), 1u);
+}
+
+TEST_F(FileTest, WriteAllAtPlacesBytesAndNamesTheFileOnFailure) {
+  std::string path = dir_ + "/sparse";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  ASSERT_TRUE(fd.valid());
+  ASSERT_TRUE(WriteAllAt(fd.get(), "tail", 4, 6, path));
+  ASSERT_TRUE(WriteAllAt(fd.get(), "head", 4, 0, path));
+  EXPECT_EQ(*ReadFile(path), std::string("head\0\0tail", 10));
+  EXPECT_EQ(::lseek(fd.get(), 0, SEEK_CUR), 0) << "the file position stays";
+  UniqueFd read_only(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  auto refused = WriteAllAt(read_only.get(), "x", 1, 0, path);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find(path), std::string::npos) << refused.error().message;
 }
 
 TEST_F(FileTest, ReadFileRefusesOversize) {

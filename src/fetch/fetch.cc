@@ -190,13 +190,8 @@ Status Fetcher::FetchRange(const std::string& url, int fd, const std::string& pa
   if (size == 0) return {};
   uint64_t at = offset;  // a sparse copy: the bytes land where they are in the remote file
   std::function<Status(const char*, size_t)> place = [&](const char* data, size_t n) -> Status {
-    for (size_t done = 0; done < n;) {
-      ssize_t w = ::pwrite(fd, data + done, n - done, static_cast<off_t>(at));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return IoError("write", path);
-      done += w;
-      at += w;
-    }
+    WHARF_TRY(WriteAllAt(fd, data, n, at, path));
+    at += n;
     return {};
   };
   Sink sink;
