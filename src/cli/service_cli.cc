@@ -2,9 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -243,11 +241,23 @@ ordered_json ReadServiceStatuses(const std::string& root) {
       continue;
     }
     ordered_json s = ordered_json::parse(*text, nullptr, false);
-    if (!s.is_object()) continue;
+    auto is = [&](const char* key, bool (ordered_json::*type)() const noexcept) {
+      return s.contains(key) && (s[key].*type)();
+    };
+    if (!s.is_object() || !is("name", &ordered_json::is_string) || !is("state", &ordered_json::is_string) ||
+        !is("restarts", &ordered_json::is_number_integer) || !is("console_clients", &ordered_json::is_number_integer)) {
+      std::fprintf(stderr, "%s: note: skipped %s: not a status file\n", kProgram, dir->Shown(name).c_str());
+      continue;
+    }
     // A server that died without a word: its child may still run, but nobody watches it.
     // Its PID may belong to another process by now: the start time tells.
     auto [pid, start] = ServerOf(s);
-    if (pid <= 0 || ProcessStartTicks(pid).value_or(0) != start) {
+    auto old_pid = s.find("server_pid");  // an older process server wrote no start time
+    bool alive = pid > 0 ? ProcessStartTicks(pid).value_or(0) == start
+                         : old_pid != s.end() && old_pid->is_number_integer() && old_pid->get<int64_t>() > 1 &&
+                               old_pid->get<int64_t>() <= INT32_MAX &&
+                               ::kill(static_cast<pid_t>(old_pid->get<int64_t>()), 0) == 0;
+    if (!alive) {
       s["state"] = "dead";
       s["pid"] = nullptr;
     }
