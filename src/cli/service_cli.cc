@@ -2,13 +2,12 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -17,7 +16,10 @@
 
 #include "base/file.h"
 #include "base/strings.h"
+#include "agent/supervisor.h"
+#include "archive/names.h"
 #include "cli/output.h"
+#include "service/trusted.h"
 
 namespace wharf {
 namespace {
@@ -29,17 +31,33 @@ std::string Under(const std::string& root, const std::string& path) {
   return root == "/" || root.empty() ? path : JoinPath(AbsolutePath(root), path.substr(1));
 }
 
-Result<UniqueFd> Connect(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return Fail(ErrorCode::kInvalidArgument, path + ": path too long");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Fail(errno == EACCES ? ErrorCode::kRejected : ErrorCode::kUnavailable,
-                path + ": cannot connect (" + std::strerror(errno) +
-                    "); is the service running (`wharf-agent list`), and are you in its group?");
-  return fd;
+// The runtime file at `path`, through its folder (service/trusted.h).
+Result<UniqueFd> ConnectTo(const std::string& path) {
+  auto dir = TrustedDir::Open(Dirname(path), false);
+  if (!dir) return Prefix(path, dir.error());
+  return dir->Connect(Basename(path));
+}
+
+// The status file of a service, as a trusted JSON object.
+Result<ordered_json> ReadStatus(const std::string& path) {
+  auto dir = TrustedDir::Open(Dirname(path), false);
+  if (!dir) return Prefix(path, dir.error());
+  auto text = dir->ReadFile(Basename(path), 1 << 20);
+  if (!text) return std::unexpected(text.error());
+  ordered_json j = ordered_json::parse(*text, nullptr, false);
+  if (!j.is_object()) return Fail(ErrorCode::kCorrupt, path + ": unreadable status");
+  return j;
+}
+
+// The process server a status file names, as (PID, start time); 0 when it names none.
+std::pair<pid_t, uint64_t> ServerOf(const ordered_json& status) {
+  auto number = [&](const char* key) -> int64_t {
+    auto it = status.find(key);
+    return it != status.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+  };
+  int64_t pid = number("server_pid"), start = number("server_start");
+  if (pid <= 1 || pid > INT32_MAX || start <= 0) return {0, 0};
+  return {static_cast<pid_t>(pid), static_cast<uint64_t>(start)};
 }
 
 // Resident memory and CPU seconds of a process, from /proc.
@@ -152,7 +170,7 @@ int RunAttach(const std::string& root, const std::string& service, const std::st
               bool read_only) {
   ServicePaths paths = PathsOf(root, service);
   std::string path = !socket.empty() ? socket : read_only ? paths.log_socket : paths.console;
-  auto fd = Connect(path);
+  auto fd = ConnectTo(path);
   if (!fd) return ReportError(kProgram, fd.error());
   bool tty = ::isatty(0);
   termios saved{};
@@ -208,17 +226,38 @@ int RunAttach(const std::string& root, const std::string& service, const std::st
 }
 
 ordered_json ReadServiceStatuses(const std::string& root) {
-  std::string dir = Under(root, "/run/wharf/status");
+  std::string path = Under(root, "/run/wharf/status");
   ordered_json all = ordered_json::array();
-  for (const auto& name : ListDir(dir).value_or(std::vector<std::string>{})) {
+  auto dir = TrustedDir::Open(path, false);
+  if (!dir) {
+    if (dir.error().code != ErrorCode::kNotFound) std::fprintf(stderr, "%s: note: %s\n", kProgram, dir.error().message.c_str());
+    return all;
+  }
+  for (const auto& name : ListDir(path).value_or(std::vector<std::string>{})) {
     if (!name.ends_with(".json") || name.starts_with(".")) continue;
-    auto text = ReadFile(JoinPath(dir, name), 1 << 20);
-    if (!text) continue;
+    auto text = dir->ReadFile(name, 1 << 20);
+    if (!text) {
+      std::fprintf(stderr, "%s: note: skipped %s\n", kProgram, text.error().message.c_str());
+      continue;
+    }
     ordered_json s = ordered_json::parse(*text, nullptr, false);
-    if (!s.is_object()) continue;
+    auto is = [&](const char* key, bool (ordered_json::*type)() const noexcept) {
+      return s.contains(key) && (s[key].*type)();
+    };
+    if (!s.is_object() || !is("name", &ordered_json::is_string) || !is("state", &ordered_json::is_string) ||
+        !is("restarts", &ordered_json::is_number_integer) || !is("console_clients", &ordered_json::is_number_integer)) {
+      std::fprintf(stderr, "%s: note: skipped %s: not a status file\n", kProgram, dir->Shown(name).c_str());
+      continue;
+    }
     // A server that died without a word: its child may still run, but nobody watches it.
-    if (s.contains("server_pid") && s["server_pid"].is_number() &&
-        ::kill(s["server_pid"].get<pid_t>(), 0) != 0 && errno == ESRCH) {
+    // Its PID may belong to another process by now: the start time tells.
+    auto [pid, start] = ServerOf(s);
+    auto old_pid = s.find("server_pid");  // an older process server wrote no start time
+    bool alive = pid > 0 ? ProcessStartTicks(pid).value_or(0) == start
+                         : old_pid != s.end() && old_pid->is_number_integer() && old_pid->get<int64_t>() > 1 &&
+                               old_pid->get<int64_t>() <= INT32_MAX &&
+                               ::kill(static_cast<pid_t>(old_pid->get<int64_t>()), 0) == 0;
+    if (!alive) {
       s["state"] = "dead";
       s["pid"] = nullptr;
     }
@@ -291,31 +330,25 @@ int RunList(const std::string& root, int verbosity, bool json) {
 
 int RunControl(const std::string& root, const std::string& service, const std::string& verb) {
   ServicePaths paths = PathsOf(root, service);
-  auto text = ReadFile(paths.status, 1 << 20);
-  if (!text)
-    return ReportError(kProgram, {ErrorCode::kNotFound, service + ": no such service under " +
-                                                            (root.empty() ? "/" : root) + " (`wharf-agent list`)"});
-  long pid = 0;
-  try {
-    auto j = ordered_json::parse(*text);
-    pid = j.at("server_pid").get<long>();
-  } catch (const std::exception&) {
-    return ReportError(kProgram, {ErrorCode::kCorrupt, paths.status + ": unreadable status"});
+  auto status = ReadStatus(paths.status);
+  if (!status) {
+    if (status.error().code == ErrorCode::kNotFound)
+      return ReportError(kProgram, {ErrorCode::kNotFound, service + ": no such service under " +
+                                                              (root.empty() ? "/" : root) + " (`wharf-agent list`)"});
+    return ReportError(kProgram, status.error());
+  }
+  auto [pid, start] = ServerOf(*status);
+  if (pid <= 0)
+    return ReportError(kProgram, {ErrorCode::kCorrupt, paths.status + ": names no process server with its start "
+                                                       "time (written by an older wharf-agent?); restart the "
+                                                       "service's process server, or the agent"});
+  if (verb == "start" && status->value("state", "") == "running") {
+    std::fprintf(stderr, "%s is already running\n", service.c_str());
+    return kExitOk;
   }
   int signal = verb == "stop" ? SIGUSR1 : SIGUSR2;
-  if (verb == "start") {
-    auto j = ordered_json::parse(*text);
-    if (j.value("state", "") == "running") {
-      std::fprintf(stderr, "%s is already running (PID %ld)\n", service.c_str(), j["pid"].get<long>());
-      return kExitOk;
-    }
-  }
-  if (::kill(static_cast<pid_t>(pid), signal) != 0)
-    return ReportError(kProgram, {errno == EPERM ? ErrorCode::kRejected : ErrorCode::kUnavailable,
-                                  service + ": cannot signal its process server (PID " + std::to_string(pid) +
-                                      "): " + std::strerror(errno) +
-                                      (errno == EPERM ? "; run as the service's owner or through sudo (packaging/sudoers)"
-                                                      : "; is it running (`wharf-agent list`)?")});
+  if (auto sent = SignalProcess(pid, start, signal, service + ": its process server"); !sent)
+    return ReportError(kProgram, sent.error());
   std::fprintf(stderr, "%s: %s requested\n", service.c_str(), verb.c_str());
   return kExitOk;
 }
@@ -362,10 +395,47 @@ int RunInstallUnits(bool user, const std::string& root, const std::string& dest,
 int RunLogs(const std::string& root, const std::string& service, bool follow) {
   ServicePaths paths = PathsOf(root, service);
   if (follow) return RunAttach(root, service, "", true);
-  auto text = ReadFile(paths.log_file, uint64_t{1} << 32);
-  if (!text) return ReportError(kProgram, text.error());
-  std::fwrite(text->data(), 1, text->size(), stdout);
-  return kExitOk;
+  auto dir = TrustedDir::Open(Dirname(paths.log_file), false);
+  if (!dir) return ReportError(kProgram, Prefix(paths.log_file, dir.error()).error());
+  auto fd = dir->OpenFile(Basename(paths.log_file));
+  if (!fd) return ReportError(kProgram, fd.error());
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd->get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ReportError(kProgram, IoError("read", paths.log_file).error());
+    if (n == 0) return kExitOk;
+    if (std::fwrite(buf, 1, static_cast<size_t>(n), stdout) != static_cast<size_t>(n)) return kExitFailure;
+  }
+}
+
+int RunServiceEntry(const std::vector<std::string>& args) {
+  auto usage = [](const std::string& why) {
+    return ReportError(kProgram,
+                       {ErrorCode::kInvalidArgument,
+                        "svc: " + why + "; usage: wharf-agent svc list | wharf-agent svc start|stop|restart|"
+                                        "attach|logs SERVICE (no options; the root is always /)"},
+                       kExitUsage);
+  };
+  for (const auto& arg : args)
+    if (arg.starts_with("-")) return usage("it takes no options");
+  if (args.empty()) return usage("give a verb");
+  const std::string& verb = args[0];
+  if (verb == "list") return args.size() == 1 ? RunList("/", 0, false) : usage("list takes no service");
+  if (verb != "start" && verb != "stop" && verb != "restart" && verb != "attach" && verb != "logs")
+    return usage("not a verb of svc");
+  if (args.size() != 2) return usage(verb + " takes one service name");
+  const std::string& name = args[1];
+  if (auto valid = ValidateServiceName(name); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
+  // Only the services this FEC's active generation declares: not whatever has a status file
+  // or a log.
+  if (auto declared = ServiceOptionsFromGeneration("/", name); !declared)
+    return ReportError(kProgram, {declared.error().code, name + ": not a service of this FEC's active generation; "
+                                                         "refusing (`wharf-agent svc list`): " +
+                                                             declared.error().message});
+  if (verb == "attach") return RunAttach("/", name, "", false);
+  if (verb == "logs") return RunLogs("/", name, false);
+  return RunControl("/", name, verb);
 }
 
 }  // namespace wharf

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 #include "service/procserv.h"
 
@@ -39,5 +40,11 @@ int RunControl(const std::string& root, const std::string& service, const std::s
 int RunInstallUnits(bool user, const std::string& root, const std::string& dest,
                     const std::string& console_group);
 int RunLogs(const std::string& root, const std::string& service, bool follow);
+
+/// `wharf-agent svc VERB [SERVICE]` (`args`: the words after "svc"): the one entry the
+/// sudoers policy (packaging/sudoers.d/wharf) lets the wharf group run as root. Its grammar
+/// is fixed: `list`, or start | stop | restart | attach | logs and the name of a service of
+/// the active generation; no option at all, so no root, socket or path: the root is "/".
+int RunServiceEntry(const std::vector<std::string>& args);
 
 }  // namespace wharf

@@ -32,6 +32,10 @@ void AddCommon(CLI::App* cmd, wharf::AgentArgs& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The privileged entry (packaging/sudoers.d/wharf) has its own fixed grammar: its words
+  // never reach the option parser below, so no option of another command can slip in.
+  if (argc >= 2 && std::string_view(argv[1]) == "svc")
+    return wharf::RunServiceEntry(std::vector<std::string>(argv + 2, argv + argc));
   CLI::App app{"wharf-agent: install and switch a FEC's signed generation from a wharf store"};
   app.footer(kFooter);
   app.require_subcommand(1);
@@ -177,6 +181,16 @@ int main(int argc, char** argv) {
     control->add_option("--root", args.root, "the FEC's root")->capture_default_str();
     control->callback([&, verb] { code = wharf::RunControl(args.root, service, verb); });
   }
+
+  // Listed for --help only: `svc` is handled before parsing (above).
+  app.add_subcommand("svc", "svc list | svc start|stop|restart|attach|logs SERVICE: the one entry the wharf "
+                            "group may run through sudo (packaging/sudoers.d/wharf); no options, root /")
+      ->allow_extras()
+      ->callback([&] {
+        code = wharf::ReportError("wharf-agent", {wharf::ErrorCode::kInvalidArgument,
+                                                  "svc comes first: wharf-agent svc VERB [SERVICE]"},
+                                  wharf::kExitUsage);
+      });
 
   bool user_units = false;
   std::string units_dest, console_group;

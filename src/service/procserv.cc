@@ -25,6 +25,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/strings.h"
+#include "service/trusted.h"
 
 namespace wharf {
 namespace {
@@ -38,26 +39,23 @@ std::string KeyName(char key) {
   return std::string(1, key);
 }
 
+// The folder of a runtime file, opened (and made) as service/trusted.h says.
+Result<TrustedDir> FolderOf(const std::string& path) {
+  auto dir = TrustedDir::Open(Dirname(path), true);
+  if (!dir) return Prefix(path, dir.error());
+  return dir;
+}
+
 Result<UniqueFd> Listen(const std::string& path, mode_t mode, const std::string& group) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
-    return Fail(ErrorCode::kInvalidArgument, path + ": socket path too long (max " +
-                                                 std::to_string(sizeof addr.sun_path - 1) + ")");
-  WHARF_TRY(MakeDirs(Dirname(path)));
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return IoError("socket", path);
-  ::unlink(path.c_str());  // a socket left by a server that died
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return IoError("bind", path);
-  if (::chmod(path.c_str(), mode) != 0) return IoError("chmod", path);
+  gid_t gid = static_cast<gid_t>(-1);
   if (!group.empty()) {
     const struct group* gr = ::getgrnam(group.c_str());
     if (!gr) return Fail(ErrorCode::kInvalidArgument, "socket group " + group + ": no such group");
-    if (::chown(path.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0) return IoError("chown", path);
+    gid = gr->gr_gid;
   }
-  if (::listen(fd.get(), 16) != 0) return IoError("listen", path);
-  return fd;
+  auto dir = FolderOf(path);
+  if (!dir) return std::unexpected(dir.error());
+  return dir->Listen(Basename(path), mode, gid);
 }
 
 struct Client {
@@ -91,10 +89,18 @@ class ProcServ {
       if (!log) return Failed(log.error());
       log_listener_ = std::move(*log);
     }
+    if (!o_.log_file.empty()) {
+      auto dir = FolderOf(o_.log_file);
+      if (!dir) return Failed(dir.error());
+      log_dir_.emplace(std::move(*dir));
+    }
     if (auto opened = OpenLog(); !opened) return Failed(opened.error());
     if (!o_.status_file.empty()) {
-      if (auto made = MakeDirs(Dirname(o_.status_file)); !made) return Failed(made.error());
+      auto dir = FolderOf(o_.status_file);
+      if (!dir) return Failed(dir.error());
+      status_dir_.emplace(std::move(*dir));
     }
+    server_start_ = ProcessStartTicks(::getpid()).value_or(0);
     restart_at_ = MonotonicMs();
     for (;;) {
       if (restart_at_ >= 0 && MonotonicMs() >= restart_at_ && child_ < 0 && !stopping_) StartChild();
@@ -109,7 +115,8 @@ class ProcServ {
       RefreshStatusIfDue();
     }
     for (const auto& path : {o_.console_socket, o_.log_socket})
-      if (!path.empty()) ::unlink(path.c_str());
+      if (!path.empty())
+        if (auto dir = TrustedDir::Open(Dirname(path), false)) (void)dir->Remove(Basename(path));
     WriteStatus();
     return 0;
   }
@@ -173,8 +180,8 @@ class ProcServ {
       switch (info.ssi_signo) {
         case SIGCHLD: Reap(); break;
         case SIGHUP:
-          (void)OpenLog();
-          Message("log file reopened (SIGHUP)");
+          if (auto opened = OpenLog(); !opened) Message("log file: " + opened.error().message);
+          else Message("log file reopened (SIGHUP)");
           break;
         case SIGUSR1:  // stop the child and keep it stopped
           mode_ = RestartMode::kNoRestart;
@@ -458,10 +465,11 @@ class ProcServ {
   }
 
   Status OpenLog() {
-    if (o_.log_file.empty()) return {};
-    WHARF_TRY(MakeDirs(Dirname(o_.log_file)));
-    log_ = UniqueFd(::open(o_.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
-    if (!log_.valid()) return IoError("open", o_.log_file);
+    if (!log_dir_) return {};
+    log_ = UniqueFd();
+    auto opened = log_dir_->OpenAppend(Basename(o_.log_file), 0640);
+    if (!opened) return std::unexpected(opened.error());
+    log_ = std::move(*opened);
     struct stat st {};
     log_size_ = ::fstat(log_.get(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
     return {};
@@ -469,11 +477,12 @@ class ProcServ {
 
   void Rotate() {
     log_ = UniqueFd();
+    std::string name = Basename(o_.log_file);
     for (int i = o_.log_keep - 1; i >= 1; --i)
-      ::rename((o_.log_file + "." + std::to_string(i)).c_str(), (o_.log_file + "." + std::to_string(i + 1)).c_str());
-    if (o_.log_keep >= 1) ::rename(o_.log_file.c_str(), (o_.log_file + ".1").c_str());
-    else ::unlink(o_.log_file.c_str());
-    (void)OpenLog();
+      (void)log_dir_->Rename(name + "." + std::to_string(i), name + "." + std::to_string(i + 1));
+    if (o_.log_keep >= 1) (void)log_dir_->Rename(name, name + ".1");
+    else (void)log_dir_->Remove(name);
+    if (auto opened = OpenLog(); !opened) Message("log file: " + opened.error().message);
   }
 
   // Whole lines go to one file: rotation happens only at a line start, so no line is cut
@@ -498,13 +507,14 @@ class ProcServ {
   void WriteStatus() {
     status_dirty_ = false;
     last_status_ms_ = MonotonicMs();
-    if (o_.status_file.empty()) return;
+    if (!status_dir_) return;
     using nlohmann::ordered_json;
     ordered_json j;
     j["name"] = o_.name;
     j["state"] = stopping_ ? "stopping" : child_ > 0 ? "running" : restart_at_ >= 0 ? "holdoff" : "stopped";
     j["pid"] = child_ > 0 ? ordered_json(child_) : ordered_json(nullptr);
     j["server_pid"] = ::getpid();
+    j["server_start"] = server_start_;  // with the PID, names this process (service/trusted.h)
     j["mode"] = RestartModeName(mode_);
     j["started"] = child_ > 0 ? ordered_json(FormatTime(started_)) : ordered_json(nullptr);
     j["restarts"] = std::max(0, starts_ - 1);
@@ -532,12 +542,15 @@ class ProcServ {
     }
     if (lines.size() > 10) lines.erase(lines.begin(), lines.end() - 10);
     j["last_lines"] = lines;
-    (void)WriteFileAtomic(o_.status_file, j.dump(2, ' ', false, ordered_json::error_handler_t::replace) + "\n", 0644);
+    (void)status_dir_->WriteAtomic(Basename(o_.status_file),
+                                   j.dump(2, ' ', false, ordered_json::error_handler_t::replace) + "\n", 0644);
   }
 
   ProcServOptions o_;
   RestartMode mode_;
   UniqueFd signal_fd_, console_, log_listener_, master_, log_;
+  std::optional<TrustedDir> log_dir_, status_dir_;  // the folders of the log and status files
+  uint64_t server_start_ = 0;                       // this process's start time (ProcessStartTicks)
   std::vector<std::unique_ptr<Client>> clients_;
   std::string replay_;
   pid_t child_ = -1;
