@@ -121,6 +121,7 @@ class Attack:
         life = sorted(self.lifetimes)
         return {"opened": self.opened, "refused": self.refused, "peak_open": self.peak_open,
                 "still_open": self.open_now, "cut": len(life),
+                "held_over_1s": sum(1 for t in life if t > 1.0) + self.open_now,
                 "cut_after_min": round(life[0], 2) if life else None,
                 "cut_after_max": round(life[-1], 2) if life else None}
 
@@ -229,7 +230,8 @@ def bench(args):
 
 def attack_only(args):
     raise_fd_limit(args.slow + 500)
-    attack = Attack(args.port, args.slow, args.addresses, trickle=args.trickle, reconnect=args.reconnect)
+    attack = Attack(args.port, args.slow, args.addresses, trickle=args.trickle, reconnect=args.reconnect,
+                    first_source=args.first_source)
     attack.thread.start()
     time.sleep(args.seconds)
     attack.stop.set()
@@ -254,6 +256,7 @@ def main():
     a.add_argument("--seconds", type=float, default=15)
     a.add_argument("--trickle", type=float, default=1.0)
     a.add_argument("--reconnect", action="store_true")
+    a.add_argument("--first-source", type=int, default=2, help="attackers from 127.0.0.N on")
     a.set_defaults(run=attack_only)
     args = ap.parse_args()
     args.run(args)

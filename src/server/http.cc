@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdarg>
+#include <cstdio>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -191,6 +193,31 @@ void CompletedTrampoline(void* cls, MHD_Connection* connection, void** context,
 }
 
 using Clock = std::chrono::steady_clock;
+
+// libmicrohttpd's messages, at most 20 a minute: each slow client cut would print a line,
+// and an attacker may not fill the log. What was dropped is counted in the next one.
+void RateLimitedLog(void*, const char* format, va_list args) {
+  static std::mutex mutex;
+  static Clock::time_point window{};
+  static int printed = 0;
+  static uint64_t dropped = 0;
+  std::lock_guard lock(mutex);
+  auto now = Clock::now();
+  if (now - window > std::chrono::minutes(1)) {
+    window = now;
+    printed = 0;
+  }
+  if (printed >= 20) {
+    ++dropped;
+    return;
+  }
+  ++printed;
+  if (dropped > 0) std::fprintf(stderr, "wharf serve: (%llu more server messages not shown)\n",
+                                static_cast<unsigned long long>(dropped));
+  dropped = 0;
+  std::fprintf(stderr, "wharf serve: ");
+  std::vfprintf(stderr, format, args);
+}
 
 }  // namespace
 
@@ -606,6 +633,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Rout
       {MHD_OPTION_SOCK_ADDR, 0, &addr},
       {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&CompletedTrampoline), server.get()},
       {MHD_OPTION_UNESCAPE_CALLBACK, reinterpret_cast<intptr_t>(&Unescape), nullptr},
+      {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&RateLimitedLog), nullptr},
   };
   if (server->tls_) {
     items.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(options.tls_cert_pem.c_str())});
