@@ -624,6 +624,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Rout
   server->tls_ = !options.tls_cert_pem.empty();
   if (server->tls_) flags |= MHD_USE_TLS;
   std::vector<MHD_OptionItem> items = {
+      {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&RateLimitedLog), nullptr},  // first
       {MHD_OPTION_THREAD_POOL_SIZE, static_cast<intptr_t>(options.threads), nullptr},
       {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(connection_limit), nullptr},
       {MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<intptr_t>(options.per_ip_connection_limit), nullptr},
@@ -633,7 +634,6 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Rout
       {MHD_OPTION_SOCK_ADDR, 0, &addr},
       {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&CompletedTrampoline), server.get()},
       {MHD_OPTION_UNESCAPE_CALLBACK, reinterpret_cast<intptr_t>(&Unescape), nullptr},
-      {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&RateLimitedLog), nullptr},
   };
   if (server->tls_) {
     items.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(options.tls_cert_pem.c_str())});
