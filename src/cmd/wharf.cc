@@ -308,7 +308,7 @@ int main(int argc, char** argv) {
   serve->add_option("--per-ip-connections", serve_args.per_ip_connections,
                     "connections open at once from one address (0: no limit)")->capture_default_str();
   serve->add_option("--pending-connections", serve_args.pending_connections,
-                    "connections still sending their header; past this the oldest is cut (0: no limit)")
+                    "connections still sending their header; past this the oldest is cut (at most half the connection limit)")
       ->capture_default_str();
   serve->add_option("--min-body-rate", serve_args.min_body_rate,
                     "bytes/s a request body must average after --header-timeout (0: no limit)")

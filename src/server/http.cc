@@ -616,7 +616,12 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Rout
     uint64_t room = files.rlim_cur > 256 ? (files.rlim_cur - 128) / 2 : 64;
     connection_limit = static_cast<unsigned>(std::min<uint64_t>(connection_limit, room));
   }
-  server->tracker_ = std::make_unique<Tracker>(options);
+  // Waiting connections may take half of them at most: the other half is for those that
+  // have sent a request.
+  ServerOptions tracked = options;
+  if (tracked.pending_connection_limit == 0 || tracked.pending_connection_limit > connection_limit / 2)
+    tracked.pending_connection_limit = std::max(1u, connection_limit / 2);
+  server->tracker_ = std::make_unique<Tracker>(tracked);
 
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_USE_ERROR_LOG;

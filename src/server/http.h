@@ -128,10 +128,11 @@ struct ServerOptions {
   unsigned threads = 4;
   unsigned connection_limit = 4000;  // lowered to what the descriptor limit allows
   unsigned connection_timeout_seconds = 60;  // idle: no byte either way
-  // Against slow and many clients (0 turns each off):
+  // Against slow and many clients (0 turns each off, but see pending_connection_limit):
   unsigned header_timeout_seconds = 10;  // a request header must be whole this long after it began
   unsigned per_ip_connection_limit = 64;  // connections open at once from one address
-  // Connections whose request header is not whole yet; past this the oldest is cut.
+  // Connections whose request header is not whole yet; past this the oldest is cut. At most
+  // (and for 0) half the connection limit.
   unsigned pending_connection_limit = 1000;
   // A body must arrive at this average rate (bytes/s) after a grace of header_timeout_seconds.
   uint64_t min_body_rate = 16 * 1024;
