@@ -227,8 +227,9 @@ void RateLimitedLog(void*, const char* format, va_list args) {
 // cut to make room, so a client that sends its header at once is always served). A body
 // must arrive at a minimum rate. A reaper thread shuts down the sockets of overdue ones;
 // libmicrohttpd then closes them as if the client had. libmicrohttpd tells CLOSED before
-// it closes the descriptor, and CLOSED takes the same mutex, so a descriptor shut down
-// here is always still this connection's.
+// it closes the descriptor (0.9.75 daemon.c: MHD_cleanup_connections and the failure path
+// of new_connection_process_), and CLOSED takes the same mutex, so a descriptor shut down
+// here is always still this connection's, never a reused number.
 class Server::Tracker {
  public:
   struct Conn {
