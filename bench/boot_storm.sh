@@ -75,7 +75,7 @@ ARCHIVE_PATH=/software/storm/1/storm-1.tar.zst
 
 start_wharf() {
   local port; port=$(free_port)
-  "$WHARF" serve --store store --listen "127.0.0.1:$port" --threads "$THREADS" 2>>"$T/serve.log" &
+  "$WHARF" serve --store store --listen "127.0.0.1:$port" --threads "$THREADS" --per-ip-connections 0 2>>"$T/serve.log" &
   SERVER_PID=$!
   URL="http://127.0.0.1:$port"
   for _ in $(seq 100); do

@@ -38,7 +38,7 @@ mkdir -p store/.wharf
 "$WHARF" keygen --out store/.wharf/signing >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$port"
-"$WHARF" serve --store store --listen "127.0.0.1:$port" --threads "$THREADS" 2>>serve.log &
+"$WHARF" serve --store store --listen "127.0.0.1:$port" --threads "$THREADS" --per-ip-connections 0 2>>serve.log &
 SERVER_PID=$!
 for _ in $(seq 100); do
   curl -s -o /dev/null "$URL/api/v1" && break

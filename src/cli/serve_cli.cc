@@ -113,6 +113,10 @@ int RunServe(const ServeArgs& args) {
   options.host = host;
   options.port = port;
   options.threads = args.threads;
+  options.header_timeout_seconds = args.header_timeout;
+  options.per_ip_connection_limit = args.per_ip_connections;
+  options.pending_connection_limit = args.pending_connections;
+  options.min_body_rate = args.min_body_rate;
   if (!args.tls_cert.empty() || !args.tls_key.empty()) {
     if (args.tls_cert.empty() || args.tls_key.empty())
       return Failed({ErrorCode::kInvalidArgument, "HTTPS needs both --tls-cert and --tls-key"}, kExitUsage);

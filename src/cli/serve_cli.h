@@ -19,6 +19,10 @@ struct ServeArgs {
   int keep_snapshots = 5;  // persistent data snapshots kept per FEC
   int64_t silent_after = 300;
   bool rebuild_db = false;
+  unsigned header_timeout = 10;        // seconds for a whole request header
+  unsigned per_ip_connections = 64;    // open connections from one address
+  unsigned pending_connections = 1000; // connections still sending their header
+  uint64_t min_body_rate = 16 * 1024;  // bytes/s
 };
 
 struct TokenArgs {

@@ -303,6 +303,16 @@ int main(int argc, char** argv) {
                     "seconds without a heartbeat before a FEC shows as silent")->capture_default_str();
   serve->add_option("--keep-snapshots", serve_args.keep_snapshots, "persistent data snapshots kept per FEC")
       ->capture_default_str()->check(CLI::Range(1, 1000));
+  serve->add_option("--header-timeout", serve_args.header_timeout,
+                    "seconds a client has to send a whole request header (0: no limit)")->capture_default_str();
+  serve->add_option("--per-ip-connections", serve_args.per_ip_connections,
+                    "connections open at once from one address (0: no limit)")->capture_default_str();
+  serve->add_option("--pending-connections", serve_args.pending_connections,
+                    "connections still sending their header; past this the oldest is cut (at most half the connection limit)")
+      ->capture_default_str();
+  serve->add_option("--min-body-rate", serve_args.min_body_rate,
+                    "bytes/s a request body must average after --header-timeout (0: no limit)")
+      ->capture_default_str();
   serve->add_flag("--rebuild-db", serve_args.rebuild_db,
                   "re-index the store's generations (a damaged database is moved aside first)");
   serve->callback([&] { code = wharf::RunServe(serve_args); });

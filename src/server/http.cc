@@ -3,12 +3,21 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdarg>
+#include <cstdio>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <list>
+#include <mutex>
 #include <thread>
 
 #include "base/strings.h"
@@ -115,6 +124,19 @@ struct Multipart {
   static void Free(void* cls) { delete static_cast<Multipart*>(cls); }
 };
 
+// 128 random bits from the kernel; empty when it has none to give.
+std::string RandomBoundary() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return "";
+    got += static_cast<size_t>(n);
+  }
+  return "wharf-" + HexEncode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+}
+
 MHD_Response* MakeMhdResponse(Response& response) {
   if (!response.file)
     return MHD_create_response_from_buffer(response.body.size(), response.body.data(),
@@ -128,9 +150,10 @@ MHD_Response* MakeMhdResponse(Response& response) {
     if (!r) ::close(fd);
     return r;
   }
+  std::string boundary = RandomBoundary();
+  if (boundary.empty()) return nullptr;
   auto* body = new Multipart;
   body->file = response.file;
-  std::string boundary = "wharf-" + HexEncode(std::to_string(reinterpret_cast<uintptr_t>(body)));
   for (const auto& range : response.ranges) {
     body->segments.push_back({"\r\n--" + boundary + "\r\nContent-Type: " + response.content_type +
                                   "\r\nContent-Range: bytes " + std::to_string(range.first) + "-" +
@@ -141,6 +164,13 @@ MHD_Response* MakeMhdResponse(Response& response) {
   }
   body->segments.push_back({"\r\n--" + boundary + "--\r\n", 0, 0});
   for (const auto& s : body->segments) body->total += s.text.empty() ? s.length : s.text.size();
+  if (body->total > response.file_size) {
+    // The part headers would make the answer bigger than the file: send the file instead.
+    delete body;
+    response.ranges.clear();
+    response.status = 200;
+    return MakeMhdResponse(response);
+  }
   response.content_type = "multipart/byteranges; boundary=" + boundary;
   MHD_Response* r = MHD_create_response_from_callback(body->total, 64 * 1024, &Multipart::Read,
                                                       body, &Multipart::Free);
@@ -157,8 +187,192 @@ MHD_Result AccessTrampoline(void* cls, MHD_Connection* connection, const char* u
              : MHD_NO;
 }
 
-void CompletedTrampoline(void* cls, MHD_Connection*, void** context, MHD_RequestTerminationCode code) {
-  static_cast<Server*>(cls)->Completed(context, code == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+void CompletedTrampoline(void* cls, MHD_Connection* connection, void** context,
+                         MHD_RequestTerminationCode code) {
+  static_cast<Server*>(cls)->Completed(connection, context, code == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+}
+
+using Clock = std::chrono::steady_clock;
+
+// libmicrohttpd's messages, at most 20 a minute: each slow client cut would print a line,
+// and an attacker may not fill the log. What was dropped is counted in the next one.
+void RateLimitedLog(void*, const char* format, va_list args) {
+  static std::mutex mutex;
+  static Clock::time_point window{};
+  static int printed = 0;
+  static uint64_t dropped = 0;
+  std::lock_guard lock(mutex);
+  auto now = Clock::now();
+  if (now - window > std::chrono::minutes(1)) {
+    window = now;
+    printed = 0;
+  }
+  if (printed >= 20) {
+    ++dropped;
+    return;
+  }
+  ++printed;
+  if (dropped > 0) std::fprintf(stderr, "wharf serve: (%llu more server messages not shown)\n",
+                                static_cast<unsigned long long>(dropped));
+  dropped = 0;
+  std::fprintf(stderr, "wharf serve: ");
+  std::vfprintf(stderr, format, args);
+}
+
+}  // namespace
+
+// Every open connection with the deadline of what it is doing now. A connection waiting
+// for its request header (new, or kept alive after an answer) is "pending": it must have
+// sent the whole header by its deadline, and only so many may wait at once (the oldest is
+// cut to make room, so a client that sends its header at once is always served). A body
+// must arrive at a minimum rate. A reaper thread shuts down the sockets of overdue ones;
+// libmicrohttpd then closes them as if the client had. libmicrohttpd tells CLOSED before
+// it closes the descriptor (0.9.75 daemon.c: MHD_cleanup_connections and the failure path
+// of new_connection_process_), and CLOSED takes the same mutex, so a descriptor shut down
+// here is always still this connection's, never a reused number.
+class Server::Tracker {
+ public:
+  struct Conn {
+    int fd = -1;
+    Clock::time_point deadline{};
+    bool pending = false, body = false, cut = false;
+    std::list<Conn*>::iterator pending_at, body_at;
+  };
+
+  explicit Tracker(const ServerOptions& options)
+      : header_timeout_(std::chrono::seconds(options.header_timeout_seconds)),
+        pending_limit_(options.pending_connection_limit),
+        min_body_rate_(options.min_body_rate) {
+    if (header_timeout_.count() > 0 || min_body_rate_ > 0) reaper_ = std::thread([this] { Reap(); });
+  }
+  ~Tracker() { StopReaper(); }
+
+  void StopReaper() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (reaper_.joinable()) reaper_.join();
+  }
+
+  Conn* Started(int fd) {
+    auto* conn = new Conn;
+    conn->fd = fd;
+    std::lock_guard lock(mutex_);
+    if (pending_limit_ > 0 && pending_.size() >= pending_limit_) {
+      Cut(*pending_.front());
+      ++evicted_;
+    }
+    WaitForHeader(*conn);
+    return conn;
+  }
+
+  void Closed(Conn* conn) {
+    std::lock_guard lock(mutex_);
+    Drop(*conn);
+    delete conn;
+  }
+
+  /// The header is whole; `body` bytes are to come (0: none, an answer follows at once).
+  void HeaderDone(Conn& conn, uint64_t body) {
+    std::lock_guard lock(mutex_);
+    Drop(conn);
+    if (body == 0 || min_body_rate_ == 0 || conn.cut) return;
+    conn.deadline = Clock::now() + header_timeout_ + std::chrono::seconds(body / min_body_rate_);
+    conn.body = true;
+    conn.body_at = bodies_.insert(bodies_.end(), &conn);
+  }
+
+  void BodyDone(Conn& conn) {
+    std::lock_guard lock(mutex_);
+    Drop(conn);
+  }
+
+  /// The answer has gone out: the connection now waits for the next request's header.
+  void RequestDone(Conn& conn) {
+    std::lock_guard lock(mutex_);
+    Drop(conn);
+    if (!conn.cut) WaitForHeader(conn);
+  }
+
+  uint64_t late() const {
+    std::lock_guard lock(mutex_);
+    return late_;
+  }
+  uint64_t evicted() const {
+    std::lock_guard lock(mutex_);
+    return evicted_;
+  }
+
+ private:
+  // REQUIRES: mutex_ held.
+  void WaitForHeader(Conn& conn) {
+    conn.deadline = Clock::now() + header_timeout_;
+    conn.pending = true;
+    conn.pending_at = pending_.insert(pending_.end(), &conn);
+  }
+  void Drop(Conn& conn) {
+    if (conn.pending) pending_.erase(conn.pending_at);
+    if (conn.body) bodies_.erase(conn.body_at);
+    conn.pending = conn.body = false;
+  }
+  void Cut(Conn& conn) {
+    Drop(conn);
+    conn.cut = true;
+    ::shutdown(conn.fd, SHUT_RDWR);
+  }
+
+  void Reap() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      wake_.wait_for(lock, std::chrono::milliseconds(250));
+      auto now = Clock::now();
+      // Pending connections are in the order of their deadlines.
+      while (header_timeout_.count() > 0 && !pending_.empty() && pending_.front()->deadline < now) {
+        Cut(*pending_.front());
+        ++late_;
+      }
+      for (auto it = bodies_.begin(); it != bodies_.end();) {
+        Conn* conn = *it++;
+        if (conn->deadline < now) {
+          Cut(*conn);
+          ++late_;
+        }
+      }
+    }
+  }
+
+  const std::chrono::seconds header_timeout_;
+  const size_t pending_limit_;
+  const uint64_t min_body_rate_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::list<Conn*> pending_, bodies_;
+  uint64_t late_ = 0, evicted_ = 0;
+  std::thread reaper_;
+};
+
+namespace {
+
+Server::Tracker::Conn* TrackedConn(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return info ? static_cast<Server::Tracker::Conn*>(info->socket_context) : nullptr;
+}
+
+void NotifyConnection(void* cls, MHD_Connection* connection, void** socket_context,
+                      MHD_ConnectionNotificationCode code) {
+  auto* tracker = static_cast<Server::Tracker*>(cls);
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const MHD_ConnectionInfo* info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_context = info ? tracker->Started(info->connect_fd) : nullptr;
+  } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+    tracker->Closed(static_cast<Server::Tracker::Conn*>(*socket_context));
+    *socket_context = nullptr;
+  }
 }
 
 // Collects a simple route's body in memory.
@@ -288,13 +502,39 @@ std::optional<std::vector<ByteRange>> ParseRange(std::string_view header, uint64
     ranges.push_back({first, end - first + 1});
   }
   if (ranges.size() > 64) return std::nullopt;  // a flood of tiny ranges: send it whole
-  return ranges;
+  uint64_t asked = 0;
+  for (const auto& r : ranges) {
+    asked += r.length;
+    if (asked > size) return std::nullopt;  // more than the file: send it once, whole
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const ByteRange& a, const ByteRange& b) { return a.first < b.first; });
+  std::vector<ByteRange> merged;
+  for (const auto& r : ranges) {
+    if (!merged.empty() && r.first <= merged.back().first + merged.back().length) {
+      ByteRange& last = merged.back();
+      last.length = std::max(last.first + last.length, r.first + r.length) - last.first;
+    } else {
+      merged.push_back(r);
+    }
+  }
+  return merged;
 }
 
 void Router::Add(std::string method, std::string pattern, Handler handler, RouteOptions options) {
+  Add(std::move(method), std::move(pattern), Gate(), std::move(handler), options);
+}
+
+void Router::Add(std::string method, std::string pattern, Gate gate, Handler handler,
+                 RouteOptions options) {
+  if (options.max_chunked_body == 0) options.max_chunked_body = std::min(options.max_body, kMaxChunkedBody);
   auto shared = std::make_shared<Handler>(std::move(handler));
   AddStreaming(std::move(method), std::move(pattern),
-               [shared](Request&) -> std::variant<std::unique_ptr<Exchange>, Response> {
+               [shared, gate = std::move(gate)](Request& request)
+                   -> std::variant<std::unique_ptr<Exchange>, Response> {
+                 if (gate) {
+                   if (auto refused = gate(request)) return std::move(*refused);
+                 }
                  return std::make_unique<BufferedExchange>(*shared);
                },
                options);
@@ -302,6 +542,8 @@ void Router::Add(std::string method, std::string pattern, Handler handler, Route
 
 void Router::AddStreaming(std::string method, std::string pattern, ExchangeFactory factory,
                           RouteOptions options) {
+  if (options.max_chunked_body == 0 || options.max_chunked_body > options.max_body)
+    options.max_chunked_body = options.max_body;
   Route route{std::move(method), SplitPath(pattern), pattern, std::move(factory), options};
   routes_.push_back(std::move(route));
 }
@@ -335,6 +577,8 @@ struct Server::Context {
   std::unique_ptr<Exchange> exchange;
   std::optional<Response> ready;  // an answer waiting to be queued (error or slow result)
   uint64_t received = 0;
+  uint64_t limit = 0;  // of the body: max_body, or max_chunked_body without a Content-Length
+  Tracker::Conn* conn = nullptr;
   std::atomic<bool> working{false};  // a worker thread runs Finish
   struct Answered {
     std::string route;
@@ -365,14 +609,32 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Rout
   bool v6 = found->ai_family == AF_INET6;
   ::freeaddrinfo(found);
 
+  // Each connection takes a descriptor, and one more while a file is sent: stay within the
+  // limit with room for the store's and the database's own.
+  unsigned connection_limit = options.connection_limit;
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
+    uint64_t room = files.rlim_cur > 256 ? (files.rlim_cur - 128) / 2 : 64;
+    connection_limit = static_cast<unsigned>(std::min<uint64_t>(connection_limit, room));
+  }
+  // Waiting connections may take half of them at most: the other half is for those that
+  // have sent a request.
+  ServerOptions tracked = options;
+  if (tracked.pending_connection_limit == 0 || tracked.pending_connection_limit > connection_limit / 2)
+    tracked.pending_connection_limit = std::max(1u, connection_limit / 2);
+  server->tracker_ = std::make_unique<Tracker>(tracked);
+
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_USE_ERROR_LOG;
   if (v6) flags |= MHD_USE_IPv6;
   server->tls_ = !options.tls_cert_pem.empty();
   if (server->tls_) flags |= MHD_USE_TLS;
   std::vector<MHD_OptionItem> items = {
+      {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&RateLimitedLog), nullptr},  // first
       {MHD_OPTION_THREAD_POOL_SIZE, static_cast<intptr_t>(options.threads), nullptr},
-      {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(options.connection_limit), nullptr},
+      {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(connection_limit), nullptr},
+      {MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<intptr_t>(options.per_ip_connection_limit), nullptr},
+      {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&NotifyConnection), server->tracker_.get()},
       {MHD_OPTION_CONNECTION_TIMEOUT, static_cast<intptr_t>(options.connection_timeout_seconds), nullptr},
       {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, nullptr},
       {MHD_OPTION_SOCK_ADDR, 0, &addr},
@@ -399,9 +661,13 @@ void Server::Stop() {
   if (!daemon_) return;
   MHD_quiesce_daemon(daemon_);
   while (workers_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  tracker_->StopReaper();
   MHD_stop_daemon(daemon_);
   daemon_ = nullptr;
 }
+
+uint64_t Server::cut_late() const { return tracker_ ? tracker_->late() : 0; }
+uint64_t Server::cut_evicted() const { return tracker_ ? tracker_->evicted() : 0; }
 
 int Server::Queue(Context& context, Response response) {
   MHD_Response* r = MakeMhdResponse(response);
@@ -438,6 +704,15 @@ int Server::Access(MHD_Connection* connection, const char* url, const char* meth
     }
     bool path_known = false;
     context->route = router_.Match(request, path_known);
+    // The header is whole: from now on the body's deadline counts, if one comes.
+    bool chunked = !request.content_length && request.Header("Transfer-Encoding");
+    if (context->route)
+      context->limit = chunked ? context->route->options.max_chunked_body : context->route->options.max_body;
+    context->conn = TrackedConn(connection);
+    if (context->conn)
+      tracker_->HeaderDone(*context->conn, request.content_length ? *request.content_length
+                                           : chunked                ? context->limit
+                                                                    : 0);
     if (!context->route) {
       if ((request.method == "GET" || request.method == "HEAD") && !path_known && router_.fallback())
         return Queue(*context, router_.fallback()(request, ""));
@@ -463,12 +738,13 @@ int Server::Access(MHD_Connection* connection, const char* url, const char* meth
     size_t size = *upload_data_size;
     *upload_data_size = 0;
     context.received += size;
-    if (context.received > context.route->options.max_body) return MHD_NO;  // chunked, too long
+    if (context.received > context.limit) return MHD_NO;  // chunked, too long: cut
     if (context.ready) return MHD_YES;  // already failed: drain
     if (auto fed = context.exchange->OnBody({upload_data, size}); !fed)
       context.ready = Response::FromError(fed.error());
     return MHD_YES;
   }
+  if (context.conn) tracker_->BodyDone(*context.conn);
   if (context.ready) {
     Response answer = std::move(*context.ready);
     context.ready.reset();
@@ -489,8 +765,9 @@ int Server::Access(MHD_Connection* connection, const char* url, const char* meth
   return MHD_YES;
 }
 
-void Server::Completed(void** slot, bool whole) {
+void Server::Completed(MHD_Connection* connection, void** slot, bool whole) {
   auto* context = static_cast<Context*>(*slot);
+  if (auto* conn = TrackedConn(connection)) tracker_->RequestDone(*conn);
   if (context && context->answered && observer_)
     observer_(context->answered->route, context->answered->status, whole ? context->answered->bytes : 0);
   delete context;

@@ -78,15 +78,28 @@ using ExchangeFactory =
 /// A simple route: the body (at most `max_body` bytes) in memory, one answer.
 using Handler = std::function<Response(Request& request, const std::string& body)>;
 
+/// Runs when the request header is complete, before any byte of the body is read: an answer
+/// refuses the request (its body is never read), nullopt lets it through to the handler.
+using Gate = std::function<std::optional<Response>(Request& request)>;
+
+/// A chunked body (no Content-Length) on a buffered route may be at most this long.
+inline constexpr uint64_t kMaxChunkedBody = 64 * 1024;
+
 struct RouteOptions {
   uint64_t max_body = 1 << 20;
   bool slow = false;  // Finish runs on a worker thread, not on a server thread
+  // The limit for a chunked body; 0: max_body. Router::Add sets min(max_body, kMaxChunkedBody).
+  uint64_t max_chunked_body = 0;
 };
 
 class Router {
  public:
   /// `pattern`: "/api/v1/fecs/{fec}/heartbeat"; a {name} matches one non-empty segment.
   void Add(std::string method, std::string pattern, Handler handler, RouteOptions options = {});
+  /// The same with a gate (authentication, say) that runs at header time: a refused request's
+  /// body is never read nor buffered.
+  void Add(std::string method, std::string pattern, Gate gate, Handler handler,
+           RouteOptions options = {});
   void AddStreaming(std::string method, std::string pattern, ExchangeFactory factory,
                     RouteOptions options = {});
   /// Requests no route matches (GET/HEAD of the store).
@@ -113,8 +126,16 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
   unsigned threads = 4;
-  unsigned connection_limit = 4000;
-  unsigned connection_timeout_seconds = 60;
+  unsigned connection_limit = 4000;  // lowered to what the descriptor limit allows
+  unsigned connection_timeout_seconds = 60;  // idle: no byte either way
+  // Against slow and many clients (0 turns each off, but see pending_connection_limit):
+  unsigned header_timeout_seconds = 10;  // a request header must be whole this long after it began
+  unsigned per_ip_connection_limit = 64;  // connections open at once from one address
+  // Connections whose request header is not whole yet; past this the oldest is cut. At most
+  // (and for 0) half the connection limit.
+  unsigned pending_connection_limit = 1000;
+  // A body must arrive at this average rate (bytes/s) after a grace of header_timeout_seconds.
+  uint64_t min_body_rate = 16 * 1024;
   std::string tls_cert_pem;  // both set: HTTPS
   std::string tls_key_pem;
 };
@@ -139,7 +160,12 @@ class Server {
   struct Context;
   int Access(MHD_Connection* connection, const char* url, const char* method,
              const char* upload_data, size_t* upload_data_size, void** context);
-  void Completed(void** context, bool whole);
+  void Completed(MHD_Connection* connection, void** context, bool whole);
+  class Tracker;  // each connection's deadline; cuts overdue and surplus waiting ones
+
+  /// Connections cut so far for a late header or body, or to make room (for tests).
+  uint64_t cut_late() const;
+  uint64_t cut_evicted() const;
 
  private:
   Server(Router router, RequestObserver observer);
@@ -151,10 +177,13 @@ class Server {
   uint16_t port_ = 0;
   std::atomic<int> workers_{0};
   bool tls_ = false;
+  std::unique_ptr<Tracker> tracker_;
 };
 
-/// Parses a Range header against a file of `size` bytes: nullopt when absent or not
-/// "bytes=" (serve whole), an empty vector when no range is satisfiable (416).
+/// Parses a Range header against a file of `size` bytes: nullopt when absent, malformed, not
+/// "bytes=", of more than 64 ranges or of ranges that add up to more than the file (serve
+/// whole, 200); an empty vector when no range is satisfiable (416); else the ranges sorted,
+/// overlapping and adjacent ones merged.
 std::optional<std::vector<ByteRange>> ParseRange(std::string_view header, uint64_t size);
 
 /// Percent-decodes `text`; %00 becomes byte 0x01 so a NUL can never cut a name short.
