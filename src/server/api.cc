@@ -83,7 +83,9 @@ Response JsonResponse(int status, const Json& j) {
 }
 
 Response Refusal(int status, const char* code, const std::string& message, Right right) {
-  Response r = JsonResponse(status, Json{{"error", message}, {"code", code}, {"missing_right", RightName(right)}});
+  // One line, as every refusal: {"error": what to do, "code", "missing_right"}.
+  Response r = Response::Json(status, "{\"error\": " + Json(message).dump(-1, ' ', false, Json::error_handler_t::replace) +
+                                          ", \"code\": \"" + code + "\", \"missing_right\": \"" + RightName(right) + "\"}");
   if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"wharf\"");
   return r;
 }
@@ -570,7 +572,7 @@ void Api::Register(http::Router& router) {
                             ChangeRoute{"service-set", ops::ChangeKind::kServiceSet, "services/{service}",
                                         Right::kConfigure},
                             ChangeRoute{"persist", ops::ChangeKind::kPersist, "persist", Right::kConfigure}}) {
-    body_route("POST", std::string("/api/v1/fecs/{fec}/") + route.path, Right::kChange, Scope::kFec, {64 << 10, true},
+    body_route("POST", std::string("/api/v1/fecs/{fec}/") + route.path, route.right, Scope::kFec, {64 << 10, true},
         [this, route](const Caller& caller, Request& request, const std::string& body) -> Response {
           const TokenInfo& token = caller.token;
           auto answer = [&]() -> Result<Json> {
