@@ -84,8 +84,9 @@ Response JsonResponse(int status, const Json& j) {
 
 Response Refusal(int status, const char* code, const std::string& message, Right right) {
   // One line, as every refusal: {"error": what to do, "code", "missing_right"}.
-  Response r = Response::Json(status, "{\"error\": " + Json(message).dump(-1, ' ', false, Json::error_handler_t::replace) +
-                                          ", \"code\": \"" + code + "\", \"missing_right\": \"" + RightName(right) + "\"}");
+  std::string error = Json(message).dump(-1, ' ', false, Json::error_handler_t::replace);
+  Response r = Response::Json(status, "{\"error\": " + error + ", \"code\": \"" + code +
+                                          "\", \"missing_right\": \"" + RightName(right) + "\"}");
   if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"wharf\"");
   return r;
 }
@@ -504,56 +505,56 @@ void Api::Register(http::Router& router) {
 
   body_route("GET", "/api/v1/fecs/{fec}/data", Right::kRead, Scope::kFec, get,
         [this](const Caller& caller, Request&, const std::string&) -> Response {
-    auto list = ops::DataList(store_, caller.fec);
-    return list ? JsonResponse(200, *list) : Response::FromError(list.error());
-      });
+          auto list = ops::DataList(store_, caller.fec);
+          return list ? JsonResponse(200, *list) : Response::FromError(list.error());
+        });
 
   // "latest": the record a boot restores; an id: that snapshot's bytes.
   body_route("GET", "/api/v1/fecs/{fec}/data/{id}", Right::kRead, Scope::kFec, get,
         [this](const Caller& caller, Request& request, const std::string&) -> Response {
-    const std::string& id = request.params.at("id");
-    if (id == "latest") {
-      auto json = ReadFile(JoinPath(store_.root(), LatestSnapshotPath(caller.fec)), 64 << 10);
-      if (!json && json.error().code == ErrorCode::kNotFound)
-        return Response::Error(404, "not_found", caller.fec + " has no snapshot yet");
-      return json ? Response::Json(200, *json) : Response::FromError(json.error());
-    }
-    if (auto valid = ValidateSnapshotId(id); !valid) return Response::FromError(valid.error());
-    std::string path = JoinPath(store_.root(), SnapshotArchivePath(caller.fec, id));
-    auto fd = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    struct stat st {};
-    if (!fd->valid() || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode))
-      return Response::Error(404, "not_found", caller.fec + " has no snapshot " + id);
-    Response response;
-    response.content_type = "application/zstd";
-    response.file = fd;
-    response.file_size = static_cast<uint64_t>(st.st_size);
-    return response;
-      });
+          const std::string& id = request.params.at("id");
+          if (id == "latest") {
+            auto json = ReadFile(JoinPath(store_.root(), LatestSnapshotPath(caller.fec)), 64 << 10);
+            if (!json && json.error().code == ErrorCode::kNotFound)
+              return Response::Error(404, "not_found", caller.fec + " has no snapshot yet");
+            return json ? Response::Json(200, *json) : Response::FromError(json.error());
+          }
+          if (auto valid = ValidateSnapshotId(id); !valid) return Response::FromError(valid.error());
+          std::string path = JoinPath(store_.root(), SnapshotArchivePath(caller.fec, id));
+          auto fd = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+          struct stat st {};
+          if (!fd->valid() || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode))
+            return Response::Error(404, "not_found", caller.fec + " has no snapshot " + id);
+          Response response;
+          response.content_type = "application/zstd";
+          response.file = fd;
+          response.file_size = static_cast<uint64_t>(st.st_size);
+          return response;
+        });
 
   body_route("POST", "/api/v1/fecs/{fec}/data/latest", Right::kChange, Scope::kFec, {64 << 10, true},
         [this](const Caller& caller, Request& request, const std::string& body) -> Response {
-               const TokenInfo& token = caller.token;
-               auto chosen = [&]() -> Result<Json> {
-                 auto j = ParseBody(body);
-                 if (!j) return std::unexpected(j.error());
-                 if (!j->contains("snapshot") || !(*j)["snapshot"].is_string())
-                   return Fail(ErrorCode::kInvalidArgument, "snapshot: expected the id of one of the FEC's snapshots");
-                 return ops::DataRestore(store_, caller.fec, (*j)["snapshot"].get<std::string>());
-               }();
-               Response response = chosen ? JsonResponse(200, *chosen) : Response::FromError(chosen.error());
-               (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote,
-                                     "data-restore", caller.fec,
-                                     chosen ? (*chosen)["id"].get<std::string>() : chosen.error().message,
-                                     response.status});
-               return response;
-      });
+          const TokenInfo& token = caller.token;
+          auto chosen = [&]() -> Result<Json> {
+            auto j = ParseBody(body);
+            if (!j) return std::unexpected(j.error());
+            if (!j->contains("snapshot") || !(*j)["snapshot"].is_string())
+              return Fail(ErrorCode::kInvalidArgument, "snapshot: expected the id of one of the FEC's snapshots");
+            return ops::DataRestore(store_, caller.fec, (*j)["snapshot"].get<std::string>());
+          }();
+          Response response = chosen ? JsonResponse(200, *chosen) : Response::FromError(chosen.error());
+          (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote,
+                                "data-restore", caller.fec,
+                                chosen ? (*chosen)["id"].get<std::string>() : chosen.error().message,
+                                response.status});
+          return response;
+        });
 
   body_route("GET", "/api/v1/packages", Right::kRead, Scope::kFleet, get,
         [this](const Caller&, Request&, const std::string&) -> Response {
-    auto list = ops::ListPackages(store_);
-    return list ? JsonResponse(200, *list) : Response::FromError(list.error());
-      });
+          auto list = ops::ListPackages(store_);
+          return list ? JsonResponse(200, *list) : Response::FromError(list.error());
+        });
 
   // Changes: the same rules as the CLI; the server signs.
   // Which packages a FEC runs (among those published) is an operator's change; how they run
@@ -638,51 +639,51 @@ void Api::Register(http::Router& router) {
           (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote,
                                 route.verb, caller.fec, detail, response.status});
           return response;
-      });
+        });
   }
 
   // Heartbeats from agents.
   body_route("POST", "/api/v1/fecs/{fec}/heartbeat", Right::kReport, Scope::kFec, {256 << 10, false},
         [this](const Caller& caller, Request& request, const std::string& body) -> Response {
-               auto j = ParseBody(body);
-               if (!j) return Response::FromError(j.error());
-               Heartbeat beat;
-               beat.fec = caller.fec;
-               beat.time = clock_.Now();
-               beat.remote = request.remote;
-               try {
-                 if (j->contains("generation") && !(*j)["generation"].is_null()) {
-                   if (!(*j)["generation"].is_number_unsigned())
-                     return Response::Error(400, "invalid_argument", "generation: expected a number or null");
-                   beat.running = (*j)["generation"].get<uint64_t>();
-                 }
-                 if (j->contains("services")) {
-                   if (!(*j)["services"].is_array())
-                     return Response::Error(400, "invalid_argument", "services: expected a list");
-                   beat.services_json = (*j)["services"].dump();
-                 }
-                 if (j->contains("dev")) {
-                   if (!(*j)["dev"].is_array())
-                     return Response::Error(400, "invalid_argument", "dev: expected a list");
-                   Json dev = Json::array();  // names and what they replace: nothing else is kept
-                   for (const auto& d : (*j)["dev"]) {
-                     if (!d.is_object() || !d.contains("name") || !d["name"].is_string() ||
-                         !ValidatePackageName(d["name"].get<std::string>()))
-                       return Response::Error(400, "invalid_argument", "dev: expected [{\"name\": PACKAGE, ...}]");
-                     dev.push_back({{"name", d["name"]},
-                                    {"replaces", d.contains("replaces") && d["replaces"].is_string() ? d["replaces"] : Json(nullptr)}});
-                   }
-                   beat.dev_json = dev.dump();
-                 }
-                 beat.last_error = j->value("error", std::string());
-                 beat.agent_version = j->value("agent_version", std::string());
-               } catch (const std::exception& e) {
-                 return Response::Error(400, "invalid_argument", std::string("heartbeat: ") + e.what());
-               }
-               if (beat.last_error.size() > 4096) beat.last_error.resize(4096);
-               if (auto saved = records_.RecordHeartbeat(beat); !saved) return Response::FromError(saved.error());
-               return JsonResponse(200, Json{{"fec", caller.fec}, {"time", FormatTime(beat.time)}});
-      });
+          auto j = ParseBody(body);
+          if (!j) return Response::FromError(j.error());
+          Heartbeat beat;
+          beat.fec = caller.fec;
+          beat.time = clock_.Now();
+          beat.remote = request.remote;
+          try {
+            if (j->contains("generation") && !(*j)["generation"].is_null()) {
+              if (!(*j)["generation"].is_number_unsigned())
+                return Response::Error(400, "invalid_argument", "generation: expected a number or null");
+              beat.running = (*j)["generation"].get<uint64_t>();
+            }
+            if (j->contains("services")) {
+              if (!(*j)["services"].is_array())
+                return Response::Error(400, "invalid_argument", "services: expected a list");
+              beat.services_json = (*j)["services"].dump();
+            }
+            if (j->contains("dev")) {
+              if (!(*j)["dev"].is_array())
+                return Response::Error(400, "invalid_argument", "dev: expected a list");
+              Json dev = Json::array();  // names and what they replace: nothing else is kept
+              for (const auto& d : (*j)["dev"]) {
+                if (!d.is_object() || !d.contains("name") || !d["name"].is_string() ||
+                    !ValidatePackageName(d["name"].get<std::string>()))
+                  return Response::Error(400, "invalid_argument", "dev: expected [{\"name\": PACKAGE, ...}]");
+                dev.push_back({{"name", d["name"]},
+                               {"replaces", d.contains("replaces") && d["replaces"].is_string() ? d["replaces"] : Json(nullptr)}});
+              }
+              beat.dev_json = dev.dump();
+            }
+            beat.last_error = j->value("error", std::string());
+            beat.agent_version = j->value("agent_version", std::string());
+          } catch (const std::exception& e) {
+            return Response::Error(400, "invalid_argument", std::string("heartbeat: ") + e.what());
+          }
+          if (beat.last_error.size() > 4096) beat.last_error.resize(4096);
+          if (auto saved = records_.RecordHeartbeat(beat); !saved) return Response::FromError(saved.error());
+          return JsonResponse(200, Json{{"fec", caller.fec}, {"time", FormatTime(beat.time)}});
+        });
 
   // Fleet status and one FEC.
   auto fec_status = [this](const std::string& fec, const FecRecord* record) {
@@ -736,204 +737,204 @@ void Api::Register(http::Router& router) {
   };
   body_route("GET", "/api/v1/fecs", Right::kRead, Scope::kFleet, get,
         [fleet](const Caller&, Request&, const std::string&) -> Response {
-    auto all = fleet();
-    return all ? JsonResponse(200, *all) : Response::FromError(all.error());
-      });
+          auto all = fleet();
+          return all ? JsonResponse(200, *all) : Response::FromError(all.error());
+        });
   body_route("GET", "/api/v1/generations", Right::kRead, Scope::kFleet, get,
         [this](const Caller&, Request&, const std::string&) -> Response {
-    auto list = ops::ListFecs(store_);
-    return list ? JsonResponse(200, *list) : Response::FromError(list.error());
-      });
+          auto list = ops::ListFecs(store_);
+          return list ? JsonResponse(200, *list) : Response::FromError(list.error());
+        });
   body_route("GET", "/api/v1/fecs/{fec}", Right::kRead, Scope::kFec, get,
         [this, fec_status](const Caller& caller, Request&, const std::string&) -> Response {
-               auto record = records_.Fec(caller.fec);
-               if (!record) return Response::FromError(record.error());
-               auto shown = ops::Show(store_, caller.fec);
-               if (!shown && shown.error().code != ErrorCode::kNotFound) return Response::FromError(shown.error());
-               if (!shown && !*record)
-                 return Response::Error(404, "not_found", caller.fec + " has no generation and never reported");
-               Json j = shown ? *shown : Json{{"fec", caller.fec}};
-               j["status"] = fec_status(caller.fec, *record ? &**record : nullptr);
-               return JsonResponse(200, j);
-      });
+          auto record = records_.Fec(caller.fec);
+          if (!record) return Response::FromError(record.error());
+          auto shown = ops::Show(store_, caller.fec);
+          if (!shown && shown.error().code != ErrorCode::kNotFound) return Response::FromError(shown.error());
+          if (!shown && !*record)
+            return Response::Error(404, "not_found", caller.fec + " has no generation and never reported");
+          Json j = shown ? *shown : Json{{"fec", caller.fec}};
+          j["status"] = fec_status(caller.fec, *record ? &**record : nullptr);
+          return JsonResponse(200, j);
+        });
 
   // One FEC's current generation and history, exactly as `wharf show --json` on the store.
   body_route("GET", "/api/v1/fecs/{fec}/generation", Right::kRead, Scope::kFec, get,
         [this](const Caller& caller, Request&, const std::string&) -> Response {
-               auto shown = ops::Show(store_, caller.fec);
-               return shown ? JsonResponse(200, *shown) : Response::FromError(shown.error());
-      });
+          auto shown = ops::Show(store_, caller.fec);
+          return shown ? JsonResponse(200, *shown) : Response::FromError(shown.error());
+        });
 
   // History: generations and activations; ?at=T answers "what ran on the FEC at T".
   body_route("GET", "/api/v1/fecs/{fec}/history", Right::kRead, Scope::kFec, get,
         [this](const Caller& caller, Request& request, const std::string&) -> Response {
-               (void)ImportGenerations(caller.fec);
-               auto generations = records_.Generations(caller.fec);
-               if (!generations) return Response::FromError(generations.error());
-               auto packages_of = [&](uint64_t n) -> Json {
-                 for (const auto& g : *generations)
-                   if (g.number == n) return g.packages;
-                 return nullptr;
-               };
-               if (auto at = request.query.find("at"); at != request.query.end()) {
-                 auto time = ParseTime(at->second);
-                 if (!time)
-                   return Response::Error(400, "invalid_argument",
-                                          "at: expected a UTC time like 2026-11-24T10:00:00Z");
-                 Json j{{"fec", caller.fec}, {"at", FormatTime(*time)}};
-                 auto active = records_.ActivationAt(caller.fec, *time);
-                 if (!active) return Response::FromError(active.error());
-                 j["running"] = *active ? Json{{"generation", (*active)->generation},
-                                               {"since", FormatTime((*active)->time)},
-                                               {"packages", packages_of((*active)->generation)}}
-                                        : Json(nullptr);
-                 Json wanted = nullptr;
-                 for (const auto& g : *generations)
-                   if (g.created <= *time)
-                     wanted = {{"generation", g.number}, {"created", FormatTime(g.created)}, {"packages", g.packages}};
-                 j["wanted"] = wanted;
-                 return JsonResponse(200, j);
-               }
-               Json j{{"fec", caller.fec}, {"generations", Json::array()}, {"activations", Json::array()}};
-               for (const auto& g : *generations)
-                 j["generations"].push_back({{"number", g.number}, {"created", FormatTime(g.created)},
-                                             {"expires", FormatTime(g.expires)}, {"packages", g.packages}});
-               auto activations = records_.Activations(caller.fec, 1000);
-               if (!activations) return Response::FromError(activations.error());
-               for (const auto& a : *activations)
-                 j["activations"].push_back({{"generation", a.generation}, {"time", FormatTime(a.time)},
-                                             {"packages", packages_of(a.generation)}});
-               return JsonResponse(200, j);
-      });
+          (void)ImportGenerations(caller.fec);
+          auto generations = records_.Generations(caller.fec);
+          if (!generations) return Response::FromError(generations.error());
+          auto packages_of = [&](uint64_t n) -> Json {
+            for (const auto& g : *generations)
+              if (g.number == n) return g.packages;
+            return nullptr;
+          };
+          if (auto at = request.query.find("at"); at != request.query.end()) {
+            auto time = ParseTime(at->second);
+            if (!time)
+              return Response::Error(400, "invalid_argument",
+                                     "at: expected a UTC time like 2026-11-24T10:00:00Z");
+            Json j{{"fec", caller.fec}, {"at", FormatTime(*time)}};
+            auto active = records_.ActivationAt(caller.fec, *time);
+            if (!active) return Response::FromError(active.error());
+            j["running"] = *active ? Json{{"generation", (*active)->generation},
+                                          {"since", FormatTime((*active)->time)},
+                                          {"packages", packages_of((*active)->generation)}}
+                                   : Json(nullptr);
+            Json wanted = nullptr;
+            for (const auto& g : *generations)
+              if (g.created <= *time)
+                wanted = {{"generation", g.number}, {"created", FormatTime(g.created)}, {"packages", g.packages}};
+            j["wanted"] = wanted;
+            return JsonResponse(200, j);
+          }
+          Json j{{"fec", caller.fec}, {"generations", Json::array()}, {"activations", Json::array()}};
+          for (const auto& g : *generations)
+            j["generations"].push_back({{"number", g.number}, {"created", FormatTime(g.created)},
+                                        {"expires", FormatTime(g.expires)}, {"packages", g.packages}});
+          auto activations = records_.Activations(caller.fec, 1000);
+          if (!activations) return Response::FromError(activations.error());
+          for (const auto& a : *activations)
+            j["activations"].push_back({{"generation", a.generation}, {"time", FormatTime(a.time)},
+                                        {"packages", packages_of(a.generation)}});
+          return JsonResponse(200, j);
+        });
 
   // Boot scripts: {"action": "add", "content_base64": "...", "timeout": 60, "on_failure": "stop"},
   // {"action": "link"} or {"action": "remove"}; FEC "global" stores a script for FECs to link.
   // Boot scripts run as root: adding, linking and removing them needs the right to configure.
   body_route("POST", "/api/v1/fecs/{fec}/init/{name}", Right::kConfigure, Scope::kFecOrGlobal, {1 << 20, true},
         [this](const Caller& caller, Request& request, const std::string& body) -> Response {
-        const TokenInfo& token = caller.token;
-        std::string staged;
-        auto answer = [&]() -> Result<Json> {
-          auto j = ParseBody(body);
-          if (!j) return std::unexpected(j.error());
-          InitEdit edit;
-          edit.name = request.params.at("name");
-          WHARF_TRY(ValidateInitName(edit.name));
-          std::string action = j->contains("action") && (*j)["action"].is_string() ? (*j)["action"].get<std::string>() : "";
-          if (action == "add") {
-            edit.kind = InitEdit::kAdd;
-            if (!j->contains("content_base64") || !(*j)["content_base64"].is_string())
-              return Fail(ErrorCode::kInvalidArgument, "add: send the script as content_base64");
-            auto content = Base64Decode((*j)["content_base64"].get<std::string>());
-            if (!content) return Fail(ErrorCode::kInvalidArgument, "content_base64 is not base64");
-            staged = JoinPath(config_.uploads_dir, "init-" + NewTokenSecret().substr(6, 16));
-            WHARF_TRY(WriteFileAtomic(staged, *content, 0600));
-            edit.file = staged;
-          } else if (action == "link") {
-            edit.kind = InitEdit::kLink;
-          } else if (action == "remove") {
-            edit.kind = InitEdit::kRemove;
-          } else {
-            return Fail(ErrorCode::kInvalidArgument, "action: expected add, link or remove");
-          }
-          if (j->contains("timeout")) {
-            if (!(*j)["timeout"].is_number_unsigned()) return Fail(ErrorCode::kInvalidArgument, "timeout: expected seconds");
-            edit.timeout = (*j)["timeout"].get<int>();
-          }
-          if (j->contains("on_failure")) {
-            if (!(*j)["on_failure"].is_string() ||
-                ((*j)["on_failure"] != "stop" && (*j)["on_failure"] != "continue"))
-              return Fail(ErrorCode::kInvalidArgument, "on_failure: expected stop or continue");
-            edit.on_failure = (*j)["on_failure"].get<std::string>();
-          }
-          ChangeOptions options;
-          options.key = &key_;
-          options.now = clock_.Now();
-          options.dry_run = j->value("dry_run", false);
-          auto result = ops::Init(store_, caller.fec, edit, options);
-          if (result && !options.dry_run && caller.fec != "global") (void)ImportGenerations(caller.fec);
-          return result;
-        }();
-        if (!staged.empty()) ::unlink(staged.c_str());
-        Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
-        (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "init",
-                              caller.fec, request.params.at("name") + (answer ? "" : ": " + answer.error().message),
-                              response.status});
-        return response;
-      });
+          const TokenInfo& token = caller.token;
+          std::string staged;
+          auto answer = [&]() -> Result<Json> {
+            auto j = ParseBody(body);
+            if (!j) return std::unexpected(j.error());
+            InitEdit edit;
+            edit.name = request.params.at("name");
+            WHARF_TRY(ValidateInitName(edit.name));
+            std::string action = j->contains("action") && (*j)["action"].is_string() ? (*j)["action"].get<std::string>() : "";
+            if (action == "add") {
+              edit.kind = InitEdit::kAdd;
+              if (!j->contains("content_base64") || !(*j)["content_base64"].is_string())
+                return Fail(ErrorCode::kInvalidArgument, "add: send the script as content_base64");
+              auto content = Base64Decode((*j)["content_base64"].get<std::string>());
+              if (!content) return Fail(ErrorCode::kInvalidArgument, "content_base64 is not base64");
+              staged = JoinPath(config_.uploads_dir, "init-" + NewTokenSecret().substr(6, 16));
+              WHARF_TRY(WriteFileAtomic(staged, *content, 0600));
+              edit.file = staged;
+            } else if (action == "link") {
+              edit.kind = InitEdit::kLink;
+            } else if (action == "remove") {
+              edit.kind = InitEdit::kRemove;
+            } else {
+              return Fail(ErrorCode::kInvalidArgument, "action: expected add, link or remove");
+            }
+            if (j->contains("timeout")) {
+              if (!(*j)["timeout"].is_number_unsigned()) return Fail(ErrorCode::kInvalidArgument, "timeout: expected seconds");
+              edit.timeout = (*j)["timeout"].get<int>();
+            }
+            if (j->contains("on_failure")) {
+              if (!(*j)["on_failure"].is_string() ||
+                  ((*j)["on_failure"] != "stop" && (*j)["on_failure"] != "continue"))
+                return Fail(ErrorCode::kInvalidArgument, "on_failure: expected stop or continue");
+              edit.on_failure = (*j)["on_failure"].get<std::string>();
+            }
+            ChangeOptions options;
+            options.key = &key_;
+            options.now = clock_.Now();
+            options.dry_run = j->value("dry_run", false);
+            auto result = ops::Init(store_, caller.fec, edit, options);
+            if (result && !options.dry_run && caller.fec != "global") (void)ImportGenerations(caller.fec);
+            return result;
+          }();
+          if (!staged.empty()) ::unlink(staged.c_str());
+          Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
+          (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "init",
+                                caller.fec, request.params.at("name") + (answer ? "" : ": " + answer.error().message),
+                                response.status});
+          return response;
+        });
 
   body_route("POST", "/api/v1/gc", Right::kAdmin, Scope::kFleet, {64 << 10, true},
         [this](const Caller& caller, Request& request, const std::string& body) -> Response {
-        const TokenInfo& token = caller.token;
-        auto answer = [&]() -> Result<Json> {
-          auto j = ParseBody(body);
-          if (!j) return std::unexpected(j.error());
-          for (const char* key : {"keep", "generations"})
-            if (j->contains(key) && !(*j)[key].is_number_unsigned())
-              return Fail(ErrorCode::kInvalidArgument, std::string(key) + ": expected a number");
-          if (j->contains("dry_run") && !(*j)["dry_run"].is_boolean())
-            return Fail(ErrorCode::kInvalidArgument, "dry_run: expected true or false");
-          return ops::Gc(store_, j->value("keep", 3), j->value("generations", 3), j->value("dry_run", false));
-        }();
-        Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
-        std::string detail = answer ? std::to_string((*answer)["removed"].size()) + " versions, " +
-                                          std::to_string((*answer)["freed_bytes"].get<uint64_t>()) + " bytes" +
-                                          ((*answer)["dry_run"].get<bool>() ? " (dry run)" : "")
-                                    : answer.error().message;
-        (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "gc", "",
-                              detail, response.status});
-        return response;
-      });
+          const TokenInfo& token = caller.token;
+          auto answer = [&]() -> Result<Json> {
+            auto j = ParseBody(body);
+            if (!j) return std::unexpected(j.error());
+            for (const char* key : {"keep", "generations"})
+              if (j->contains(key) && !(*j)[key].is_number_unsigned())
+                return Fail(ErrorCode::kInvalidArgument, std::string(key) + ": expected a number");
+            if (j->contains("dry_run") && !(*j)["dry_run"].is_boolean())
+              return Fail(ErrorCode::kInvalidArgument, "dry_run: expected true or false");
+            return ops::Gc(store_, j->value("keep", 3), j->value("generations", 3), j->value("dry_run", false));
+          }();
+          Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
+          std::string detail = answer ? std::to_string((*answer)["removed"].size()) + " versions, " +
+                                            std::to_string((*answer)["freed_bytes"].get<uint64_t>()) + " bytes" +
+                                            ((*answer)["dry_run"].get<bool>() ? " (dry run)" : "")
+                                      : answer.error().message;
+          (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "gc", "",
+                                detail, response.status});
+          return response;
+        });
 
   body_route("GET", "/api/v1/audit", Right::kAudit, Scope::kFleet, get,
         [this](const Caller&, Request& request, const std::string&) -> Response {
-    int limit = 100;
-    if (auto it = request.query.find("limit"); it != request.query.end()) {
-      if (it->second.empty() || it->second.size() > 6 || it->second.find_first_not_of("0123456789") != std::string::npos)
-        return Response::Error(400, "invalid_argument", "limit: expected a number up to 999999");
-      limit = std::stoi(it->second);
-    }
-    std::string target = request.query.contains("target") ? request.query["target"] : "";
-    auto log = records_.AuditLog(limit, target);
-    if (!log) return Response::FromError(log.error());
-    Json out = Json::array();
-    for (const auto& e : *log)
-      out.push_back({{"id", e.id}, {"time", FormatTime(e.time)}, {"actor", e.actor}, {"role", e.role},
-                     {"remote", e.remote}, {"action", e.action}, {"target", e.target},
-                     {"detail", e.detail}, {"status", e.status}, {"count", e.count}});
-    return JsonResponse(200, out);
-      });
+          int limit = 100;
+          if (auto it = request.query.find("limit"); it != request.query.end()) {
+            if (it->second.empty() || it->second.size() > 6 || it->second.find_first_not_of("0123456789") != std::string::npos)
+              return Response::Error(400, "invalid_argument", "limit: expected a number up to 999999");
+            limit = std::stoi(it->second);
+          }
+          std::string target = request.query.contains("target") ? request.query["target"] : "";
+          auto log = records_.AuditLog(limit, target);
+          if (!log) return Response::FromError(log.error());
+          Json out = Json::array();
+          for (const auto& e : *log)
+            out.push_back({{"id", e.id}, {"time", FormatTime(e.time)}, {"actor", e.actor}, {"role", e.role},
+                           {"remote", e.remote}, {"action", e.action}, {"target", e.target},
+                           {"detail", e.detail}, {"status", e.status}, {"count", e.count}});
+          return JsonResponse(200, out);
+        });
 
   body_route("GET", "/api/v1", Right::kNone, Scope::kFleet, get,
         [this](const Caller&, Request&, const std::string&) -> Response {
-    return JsonResponse(200, Json{{"service", "wharf"}, {"version", "0.1.0"},
-                                  {"schema", records_.schema_version()}, {"key_id", key_.public_key().id}});
-      });
+          return JsonResponse(200, Json{{"service", "wharf"}, {"version", "0.1.0"},
+                                        {"schema", records_.schema_version()}, {"key_id", key_.public_key().id}});
+        });
 
   // Prometheus text format.
   body_route("GET", "/metrics", Right::kNone, Scope::kFleet, get,
         [this, fleet](const Caller&, Request&, const std::string&) -> Response {
-    std::string out = metrics_.RenderHttp();
-    std::map<std::string, int> by_state{{"ok", 0}, {"updating", 0}, {"error", 0}, {"silent", 0}, {"unknown", 0}};
-    std::string ages;
-    if (auto all = fleet()) {
-      for (const auto& f : *all) {
-        by_state[f["state"].get<std::string>()]++;
-        if (!f["heartbeat_age_seconds"].is_null())
-          ages += "wharf_fec_heartbeat_age_seconds{fec=\"" + f["fec"].get<std::string>() + "\"} " +
-                  std::to_string(f["heartbeat_age_seconds"].get<int64_t>()) + "\n";
-      }
-    }
-    out += "# HELP wharf_fecs FECs by state (ok, updating, error, silent, unknown).\n# TYPE wharf_fecs gauge\n";
-    for (const auto& [state, count] : by_state)
-      out += "wharf_fecs{state=\"" + state + "\"} " + std::to_string(count) + "\n";
-    out += "# HELP wharf_fec_heartbeat_age_seconds Seconds since each FEC's last heartbeat.\n"
-           "# TYPE wharf_fec_heartbeat_age_seconds gauge\n" + ages;
-    Response r;
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = std::move(out);
-    return r;
-      });
+          std::string out = metrics_.RenderHttp();
+          std::map<std::string, int> by_state{{"ok", 0}, {"updating", 0}, {"error", 0}, {"silent", 0}, {"unknown", 0}};
+          std::string ages;
+          if (auto all = fleet()) {
+            for (const auto& f : *all) {
+              by_state[f["state"].get<std::string>()]++;
+              if (!f["heartbeat_age_seconds"].is_null())
+                ages += "wharf_fec_heartbeat_age_seconds{fec=\"" + f["fec"].get<std::string>() + "\"} " +
+                        std::to_string(f["heartbeat_age_seconds"].get<int64_t>()) + "\n";
+            }
+          }
+          out += "# HELP wharf_fecs FECs by state (ok, updating, error, silent, unknown).\n# TYPE wharf_fecs gauge\n";
+          for (const auto& [state, count] : by_state)
+            out += "wharf_fecs{state=\"" + state + "\"} " + std::to_string(count) + "\n";
+          out += "# HELP wharf_fec_heartbeat_age_seconds Seconds since each FEC's last heartbeat.\n"
+                 "# TYPE wharf_fec_heartbeat_age_seconds gauge\n" + ages;
+          Response r;
+          r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+          r.body = std::move(out);
+          return r;
+        });
 
   auto files = std::make_shared<http::StaticFiles>(store_.root());
   router.SetFallback([files](Request& request, const std::string&) { return files->Serve(request); });
