@@ -10,11 +10,13 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <vector>
 
 #include "archive/names.h"
 #include "archive/archive_handles.h"
 #include "archive/package_index.h"
 #include "archive/utf8_locale.h"
+#include "archive/zstd_handles.h"
 #include "base/file.h"
 #include "base/strings.h"
 
@@ -177,6 +179,52 @@ Status ReadData(archive* tar, const std::string& where, const std::function<Stat
   }
 }
 
+// Decodes the zstd stream only to count what it unpacks to, and refuses it past `max_data`:
+// a frame that declares more is refused before a byte of it is decoded, any other stops
+// at the limit. Bounded memory (one window of at most 16 MiB, 128 KiB of output reused).
+// Run before libarchive reads the tar, which then never decodes more than the limit.
+Status CheckDecodedSize(const std::string& archive_path, uint64_t max_data) {
+  auto too_big = [&](const std::string& how) {
+    return Fail(ErrorCode::kRejected, archive_path + ": the snapshot unpacks to " + how + " than the limit of " +
+                                          HumanBytes(max_data) + " (--snapshot-max-data); persist less, or raise the limit");
+  };
+  auto fd = OpenRead(archive_path);
+  if (!fd) return std::unexpected(fd.error());
+  ZstdDctx dctx(ZSTD_createDCtx());
+  if (!dctx) return Fail(ErrorCode::kIo, "out of memory for a zstd decoder; free memory and retry");
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 24);
+  std::vector<char> input(ZSTD_DStreamInSize()), output(ZSTD_DStreamOutSize());
+  uint64_t decoded = 0;
+  bool frame_start = true;
+  ZSTD_inBuffer in{input.data(), 0, 0};
+  for (;;) {
+    if (in.pos == in.size) {
+      ssize_t n = ::read(fd->get(), input.data(), input.size());
+      if (n < 0) return IoError("read", archive_path);
+      if (n == 0) break;
+      in = {input.data(), static_cast<size_t>(n), 0};
+    }
+    if (frame_start) {
+      unsigned long long declared =
+          ZSTD_getFrameContentSize(static_cast<const char*>(in.src) + in.pos, in.size - in.pos);
+      if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR &&
+          declared > max_data - decoded)
+        return too_big("more (its zstd frame says " + HumanBytes(declared) + ")");
+    }
+    ZSTD_outBuffer out{output.data(), output.size(), 0};
+    size_t left = ZSTD_decompressStream(dctx.get(), &out, &in);
+    if (ZSTD_isError(left))
+      return Fail(ErrorCode::kCorrupt, archive_path + ": the snapshot is not valid zstd (" +
+                                           ZSTD_getErrorName(left) + "); take a new one");
+    decoded += out.pos;
+    if (decoded > max_data) return too_big("more");
+    frame_start = left == 0;
+  }
+  if (!frame_start)
+    return Fail(ErrorCode::kCorrupt, archive_path + ": the snapshot's zstd stream is cut; take a new one");
+  return {};
+}
+
 }  // namespace
 
 bool PersistentPathEmpty(const std::string& root, const std::string& path) {
@@ -217,8 +265,10 @@ Result<SnapshotStats> PackSnapshot(const std::string& root, const std::vector<st
   return stats;
 }
 
-Result<SnapshotStats> CheckSnapshot(const std::string& archive_path, const std::vector<std::string>& paths) {
+Result<SnapshotStats> CheckSnapshot(const std::string& archive_path, const std::vector<std::string>& paths,
+                                    uint64_t max_data) {
   for (const auto& p : paths) WHARF_TRY(ValidatePrefix(p));
+  WHARF_TRY(CheckDecodedSize(archive_path, max_data));
   SnapshotStats stats;
   WHARF_TRY(ReadEntries(archive_path, paths, [&](const Entry&, archive_entry*, archive* tar) -> Status {
     ++stats.entries;

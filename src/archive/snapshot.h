@@ -27,9 +27,15 @@ struct SnapshotStats {
 Result<SnapshotStats> PackSnapshot(const std::string& root, const std::vector<std::string>& paths,
                                    const std::string& out, int level = 3);
 
+/// Unpacked bytes (the tar stream) a store accepts in one snapshot by default.
+inline constexpr uint64_t kDefaultSnapshotMaxData = 4ull << 30;
+
 /// Reads the whole snapshot, checking every entry against `paths` (see above) and that
 /// the stream is whole. What a store checks before a snapshot may become "latest".
-Result<SnapshotStats> CheckSnapshot(const std::string& archive, const std::vector<std::string>& paths);
+/// A snapshot whose zstd stream unpacks to more than `max_data` bytes is refused
+/// (kRejected) without decoding more than that: a frame declaring more, before any.
+Result<SnapshotStats> CheckSnapshot(const std::string& archive, const std::vector<std::string>& paths,
+                                    uint64_t max_data = kDefaultSnapshotMaxData);
 
 /// Restores the entries under `path` (one of the snapshot's folders `paths`, all of which
 /// its entries are checked against) to `root` + `path`,

@@ -111,4 +111,15 @@ TEST(Snapshot, ACutSnapshotIsRefused) {
   EXPECT_FALSE(PathExists(dir / "new/data"));
 }
 
+TEST(Snapshot, CheckRefusesOneThatUnpacksPastTheLimit) {
+  ScratchDir dir;
+  WriteTestFile(dir / "fec/data/zeros", std::string(4 << 20, '\0'), 0600);
+  ASSERT_TRUE(PackSnapshot(dir / "fec", {"/data"}, dir / "s.tar.zst"));
+  EXPECT_TRUE(CheckSnapshot(dir / "s.tar.zst", {"/data"}, 8 << 20));
+  auto refused = CheckSnapshot(dir / "s.tar.zst", {"/data"}, 1 << 20);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kRejected);
+  EXPECT_NE(refused.error().message.find("--snapshot-max-data"), std::string::npos) << refused.error().message;
+}
+
 }  // namespace wharf

@@ -103,6 +103,8 @@ int RunServe(const ServeArgs& args) {
   config.max_upload = args.max_upload;
   config.keep_snapshots = args.keep_snapshots;
   config.silent_after_seconds = args.silent_after;
+  config.snapshot_max_data = args.snapshot_max_data;
+  config.snapshot_quota = args.snapshot_quota;
   Api api(std::move(*store), **records, std::move(*key), config, clock);
   if (args.rebuild_db) {
     if (auto cleared = (*records)->ClearGenerations(); !cleared) return Failed(cleared.error());
@@ -156,8 +158,20 @@ int RunServe(const ServeArgs& args) {
                AbsolutePath(args.store).c_str(), scheme.c_str(), shown_host.c_str(),
                static_cast<unsigned>((*server)->port()), state.c_str());
   std::fflush(stderr);
+  // Retention: at the start, then hourly until a signal comes.
+  auto prune = [&] {
+    int64_t now = clock.Now();
+    auto pruned = (*records)->Prune(args.audit_days ? now - int64_t{args.audit_days} * 86400 : 0,
+                                    args.heartbeat_days ? now - int64_t{args.heartbeat_days} * 86400 : 0);
+    if (!pruned) Note("wharf serve: retention: " + pruned.error().message);
+  };
   int received = 0;
-  sigwait(&signals, &received);
+  for (;;) {
+    prune();
+    timespec hour{3600, 0};
+    received = sigtimedwait(&signals, nullptr, &hour);
+    if (received > 0) break;
+  }
   std::fprintf(stderr, "wharf serve: stopping (signal %d)\n", received);
   (*server)->Stop();
   return kExitOk;
@@ -167,7 +181,7 @@ int RunTokenCreate(const TokenArgs& args) {
   auto role = ParseRole(args.role);
   if (!role)
     return Failed({ErrorCode::kInvalidArgument,
-                   "--role " + args.role + ": expected admin, publisher, operator or agent"}, kExitUsage);
+                   "--role " + args.role + ": expected admin, publisher, operator, maintainer or agent"}, kExitUsage);
   if (*role == Role::kAgent && args.fec.empty())
     return Failed({ErrorCode::kInvalidArgument, "an agent token is for one FEC: pass --fec NAME"}, kExitUsage);
   if (*role != Role::kAgent && !args.fec.empty())

@@ -18,6 +18,10 @@ struct ServeArgs {
   uint64_t max_upload = 4ull << 30;
   int keep_snapshots = 5;  // persistent data snapshots kept per FEC
   int64_t silent_after = 300;
+  uint64_t snapshot_max_data = 4ull << 30;  // unpacked bytes of one snapshot
+  uint64_t snapshot_quota = 4ull << 30;     // bytes of snapshots kept per FEC; 0: none
+  int audit_days = 400;                     // audit log retention; 0: forever
+  int heartbeat_days = 90;                  // activations (heartbeat history); 0: forever
   bool rebuild_db = false;
   unsigned header_timeout = 10;        // seconds for a whole request header
   unsigned per_ip_connections = 64;    // open connections from one address

@@ -313,6 +313,15 @@ int main(int argc, char** argv) {
   serve->add_option("--min-body-rate", serve_args.min_body_rate,
                     "bytes/s a request body must average after --header-timeout (0: no limit)")
       ->capture_default_str();
+  serve->add_option("--snapshot-max-data", serve_args.snapshot_max_data,
+                    "largest unpacked size in bytes of one persistent data snapshot")->capture_default_str();
+  serve->add_option("--snapshot-quota", serve_args.snapshot_quota,
+                    "bytes of persistent data snapshots kept per FEC (0: no quota)")->capture_default_str();
+  serve->add_option("--audit-days", serve_args.audit_days, "days the audit log is kept (0: forever)")
+      ->capture_default_str()->check(CLI::Range(0, 100000));
+  serve->add_option("--heartbeat-days", serve_args.heartbeat_days,
+                    "days of heartbeat history (activations) kept (0: forever)")
+      ->capture_default_str()->check(CLI::Range(0, 100000));
   serve->add_flag("--rebuild-db", serve_args.rebuild_db,
                   "re-index the store's generations (a damaged database is moved aside first)");
   serve->callback([&] { code = wharf::RunServe(serve_args); });
@@ -327,7 +336,7 @@ int main(int argc, char** argv) {
   };
   auto* token_create = token->add_subcommand("create", "make a token and print it (only this once)");
   token_create->add_option("NAME", token_args.name, "who or what holds it, e.g. ci or fec01")->required();
-  token_create->add_option("--role", token_args.role, "admin, publisher, operator or agent")->required();
+  token_create->add_option("--role", token_args.role, "admin, publisher, operator, maintainer (operator + service settings, boot scripts, persistent folders: what runs as root on FECs) or agent")->required();
   token_create->add_option("--fec", token_args.fec, "agent tokens: the one FEC it reports for");
   add_token_store(token_create);
   token_create->callback([&] { code = wharf::RunTokenCreate(token_args); });

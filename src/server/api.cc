@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <set>
 
 #include "archive/names.h"
@@ -28,13 +29,15 @@ namespace {
 
 constexpr uint64_t kMaxIndexUpload = 64ull << 20;
 
-// What a token must be allowed to do.
-enum class Right { kPublish, kChange, kRead, kAudit, kReport, kAdmin };
+// What a token must be allowed to do (docs/api.md, "Tokens and roles").
+enum class Right { kNone, kPublish, kChange, kConfigure, kRead, kAudit, kReport, kAdmin };
 
 const char* RightName(Right right) {
   switch (right) {
+    case Right::kNone: return "none";
     case Right::kPublish: return "publish";
     case Right::kChange: return "change";
+    case Right::kConfigure: return "configure";
     case Right::kRead: return "read";
     case Right::kAudit: return "audit";
     case Right::kReport: return "report";
@@ -45,10 +48,12 @@ const char* RightName(Right right) {
 
 const char* WhoHasIt(Right right) {
   switch (right) {
+    case Right::kNone: return "anyone";
     case Right::kPublish: return "admin or publisher";
-    case Right::kChange: return "admin or operator";
-    case Right::kRead: return "admin, operator, publisher, or the FEC's own agent";
-    case Right::kAudit: return "admin or operator";
+    case Right::kChange: return "admin, maintainer or operator";
+    case Right::kConfigure: return "admin or maintainer (it changes what runs as root on the FEC)";
+    case Right::kRead: return "admin, maintainer, operator, publisher, or the FEC's own agent";
+    case Right::kAudit: return "admin, maintainer or operator";
     case Right::kReport: return "admin, or the agent token of this FEC";
     case Right::kAdmin: return "admin";
   }
@@ -60,10 +65,17 @@ bool Allowed(const TokenInfo& token, Right right, const std::string& fec) {
     case Role::kAdmin: return true;
     case Role::kPublisher: return right == Right::kPublish || right == Right::kRead;
     case Role::kOperator: return right == Right::kChange || right == Right::kRead || right == Right::kAudit;
+    case Role::kMaintainer:
+      return right == Right::kChange || right == Right::kConfigure || right == Right::kRead ||
+             right == Right::kAudit;
     case Role::kAgent: return (right == Right::kReport || right == Right::kRead) && !fec.empty() && token.fec == fec;
   }
   return false;
 }
+
+// Which FEC a route acts on: none (the fleet, the store), its {fec} (validated), or its
+// {fec} or "global" (boot scripts stored for FECs to link).
+enum class Scope { kFleet, kFec, kFecOrGlobal };
 
 // Strings from clients may hold any bytes: invalid UTF-8 is replaced, never thrown on.
 Response JsonResponse(int status, const Json& j) {
@@ -71,7 +83,10 @@ Response JsonResponse(int status, const Json& j) {
 }
 
 Response Refusal(int status, const char* code, const std::string& message, Right right) {
-  Response r = JsonResponse(status, Json{{"error", message}, {"code", code}, {"missing_right", RightName(right)}});
+  // One line, as every refusal: {"error": what to do, "code", "missing_right"}.
+  std::string error = Json(message).dump(-1, ' ', false, Json::error_handler_t::replace);
+  Response r = Response::Json(status, "{\"error\": " + error + ", \"code\": \"" + code +
+                                          "\", \"missing_right\": \"" + RightName(right) + "\"}");
   if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"wharf\"");
   return r;
 }
@@ -274,7 +289,9 @@ class SnapshotExchange : public http::Exchange {
     auto stored = [&]() -> Result<SnapshotRecord> {
       if (::fsync(fd_.get()) != 0) return IoError("fsync", path_);
       fd_ = UniqueFd();
-      return AddSnapshot(api_.store_, claimed_, path_, api_.config_.keep_snapshots);
+      return AddSnapshot(api_.store_, claimed_, path_,
+                         SnapshotLimits{api_.config_.keep_snapshots, api_.config_.snapshot_max_data,
+                                        api_.config_.snapshot_quota});
     }();
     Response response = stored ? JsonResponse(201, ops::SnapshotJson(*stored)) : Response::FromError(stored.error());
     (void)api_.records_.Audit({0, api_.clock_.Now(), token_.name, RoleName(token_.role), request.remote,
@@ -296,6 +313,37 @@ class SnapshotExchange : public http::Exchange {
 };
 
 // ---- the API -------------------------------------------------------------------------------
+
+namespace {
+
+// An admitted request: its token, and the FEC it names (validated; empty for the fleet).
+struct Caller {
+  TokenInfo token;
+  std::string fec;
+};
+
+using BodyHandler = std::function<Response(const Caller&, Request&, const std::string& body)>;
+using StreamStart =
+    std::function<std::variant<std::unique_ptr<http::Exchange>, Response>(const Caller&, Request&)>;
+
+// Collects a small body (at most the route's max_body) of an admitted request.
+class BodyExchange : public http::Exchange {
+ public:
+  BodyExchange(Caller caller, std::shared_ptr<const BodyHandler> handler)
+      : caller_(std::move(caller)), handler_(std::move(handler)) {}
+  Status OnBody(std::string_view chunk) override {
+    body_.append(chunk);
+    return {};
+  }
+  Response Finish(Request& request) override { return (*handler_)(caller_, request, body_); }
+
+ private:
+  Caller caller_;
+  std::shared_ptr<const BodyHandler> handler_;
+  std::string body_;
+};
+
+}  // namespace
 
 Api::Api(Store store, Records& records, PrivateKey key, ApiConfig config, const Clock& clock)
     : store_(std::move(store)), records_(records), key_(std::move(key)), config_(std::move(config)),
@@ -322,39 +370,71 @@ Status Api::ImportGenerations(const std::string& fec) {
 }
 
 void Api::Register(http::Router& router) {
-  // Who is asking: the token's record, or the refusal to send.
-  auto authorize = [this](const Request& request, Right right,
-                          const std::string& fec) -> std::variant<TokenInfo, Response> {
+  // Who is asking and whether it may, from the headers alone: every refusal is answered
+  // before a byte of the body is read (and refusals go to the audit log, aggregated).
+  auto admit = [this](Request& request, Right right, Scope scope) -> std::variant<Caller, Response> {
+    Caller caller;
+    if (right == Right::kNone) return caller;
+    auto refuse = [&](int status, const char* code, const std::string& message, const std::string& actor,
+                      const std::string& role, const std::string& target) {
+      (void)records_.Audit({0, clock_.Now(), actor, role, request.remote, "refused", target, message, status});
+      return Refusal(status, code, message, right);
+    };
     auto header = request.Header("Authorization");
     if (!header || !header->starts_with("Bearer "))
-      return Refusal(401, "unauthorized",
-                     "no token: send \"Authorization: Bearer TOKEN\" (made by `wharf token create`)", right);
+      return refuse(401, "unauthorized",
+                    "no token: send \"Authorization: Bearer TOKEN\" (made by `wharf token create`)", "-", "-", "");
     auto token = records_.Authenticate(std::string_view(*header).substr(7));
-    if (!token) return Refusal(401, "unauthorized", "unknown or revoked token; ask an admin for a new one", right);
-    if (!Allowed(*token, right, fec)) {
-      std::string message = "token " + token->name + " (role " + RoleName(token->role) +
-                            (token->fec.empty() ? "" : " for " + token->fec) + ") lacks the right to " +
-                            RightName(right) + (fec.empty() ? "" : " on " + fec) + "; that needs " +
-                            WhoHasIt(right);
-      (void)records_.Audit({0, clock_.Now(), token->name, RoleName(token->role), request.remote,
-                            "refused", fec, message, 403});
-      return Refusal(403, "forbidden", message, right);
+    if (!token) return refuse(401, "unauthorized", "unknown or revoked token; ask an admin for a new one", "-", "-", "");
+    caller.token = *token;
+    if (scope != Scope::kFleet) {
+      caller.fec = request.params.at("fec");
+      if (!(scope == Scope::kFecOrGlobal && caller.fec == "global"))
+        if (auto valid = ValidateFecName(caller.fec); !valid) return Response::FromError(valid.error());
     }
-    return *token;
+    if (!Allowed(*token, right, caller.fec)) {
+      std::string message =
+          token->role == Role::kAgent && scope == Scope::kFleet
+              ? "agent tokens read only their own FEC; use an operator or admin token for the fleet"
+              : "token " + token->name + " (role " + RoleName(token->role) +
+                    (token->fec.empty() ? "" : " for " + token->fec) + ") lacks the right to " + RightName(right) +
+                    (caller.fec.empty() ? "" : " on " + caller.fec) + "; that needs " + WhoHasIt(right);
+      return refuse(403, "forbidden", message, token->name, RoleName(token->role), caller.fec);
+    }
+    return caller;
   };
-  auto fec_param = [](const Request& request) -> Result<std::string> {
-    std::string fec = request.params.at("fec");
-    WHARF_TRY(ValidateFecName(fec));
-    return fec;
+  // A route with a small body (JSON), read only once the caller is admitted.
+  auto body_route = [&router, admit](const char* method, const std::string& pattern, Right right, Scope scope,
+                                http::RouteOptions options, BodyHandler handler) {
+    auto shared = std::make_shared<const BodyHandler>(std::move(handler));
+    router.AddStreaming(
+        method, pattern,
+        [admit, right, scope, shared](Request& request) -> std::variant<std::unique_ptr<http::Exchange>, Response> {
+          auto who = admit(request, right, scope);
+          if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+          return std::make_unique<BodyExchange>(std::move(std::get<Caller>(who)), shared);
+        },
+        options);
   };
+  // A streamed upload: `start` runs once the caller is admitted, still before the body.
+  auto stream_route = [&router, admit](const char* method, const std::string& pattern, Right right, Scope scope,
+                                 http::RouteOptions options, StreamStart start) {
+    router.AddStreaming(
+        method, pattern,
+        [admit, right, scope, start](Request& request) -> std::variant<std::unique_ptr<http::Exchange>, Response> {
+          auto who = admit(request, right, scope);
+          if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+          return start(std::get<Caller>(who), request);
+        },
+        options);
+  };
+  const http::RouteOptions get{0, false};  // no body
 
   // Publish: multipart upload, checked before it becomes visible.
   http::RouteOptions upload{config_.max_upload, true};
-  router.AddStreaming(
-      "POST", "/api/v1/packages",
-      [this, authorize](Request& request) -> std::variant<std::unique_ptr<http::Exchange>, Response> {
-        auto who = authorize(request, Right::kPublish, "");
-        if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
+  stream_route(
+      "POST", "/api/v1/packages", Right::kPublish, Scope::kFleet, upload,
+      [this](const Caller& caller, Request& request) -> std::variant<std::unique_ptr<http::Exchange>, Response> {
         auto type = request.Header("Content-Type");
         if (!type || !type->starts_with("multipart/form-data"))
           return Response::Error(400, "invalid_argument",
@@ -372,23 +452,18 @@ void Api::Register(http::Router& router) {
           deltas = std::stoi(it->second);
         }
         std::string dir = JoinPath(config_.uploads_dir, RandomHex(12));
-        auto exchange = std::make_unique<PublishExchange>(*this, std::get<TokenInfo>(who), dir, dry_run, deltas);
+        auto exchange = std::make_unique<PublishExchange>(*this, caller.token, dir, dry_run, deltas);
         if (auto started = exchange->Start(request); !started) return Response::FromError(started.error());
         return exchange;
-      },
-      upload);
+      });
 
   // Persistent data: the FEC's agent sends snapshots; its agent and operators read them.
-  router.AddStreaming(
-      "POST", "/api/v1/fecs/{fec}/data",
-      [this, authorize, fec_param](Request& request) -> std::variant<std::unique_ptr<http::Exchange>, Response> {
-        auto fec = fec_param(request);
-        if (!fec) return Response::FromError(fec.error());
-        auto who = authorize(request, Right::kReport, *fec);
-        if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-        auto claimed = [&]() -> Result<SnapshotRecord> {
+  stream_route(
+      "POST", "/api/v1/fecs/{fec}/data", Right::kReport, Scope::kFec, upload,
+      [this](const Caller& caller, Request& request) -> std::variant<std::unique_ptr<http::Exchange>, Response> {
+                auto claimed = [&]() -> Result<SnapshotRecord> {
           SnapshotRecord r;
-          r.fec = *fec;
+          r.fec = caller.fec;
           r.id = request.query["id"];
           r.sha256 = request.query["sha256"];
           r.created = clock_.Now();
@@ -406,117 +481,105 @@ void Api::Register(http::Router& router) {
             return Fail(ErrorCode::kInvalidArgument, "send the snapshot with a Content-Length equal to size");
           if (r.size > config_.max_upload)
             return Fail(ErrorCode::kInvalidArgument, "the snapshot is over the server's --max-upload; raise it, or persist less");
+          WHARF_TRY(CheckSnapshotQuota(caller.fec, r.size, config_.snapshot_quota));
           WHARF_TRY(ValidateSnapshotRecord(r));
           // Only folders the FEC's recent generations declare: an agent token cannot make
           // its FEC's "latest" a snapshot of something else.
-          auto history = store_.History(*fec);
+          auto history = store_.History(caller.fec);
           if (!history) return std::unexpected(history.error());
           std::set<std::string> declared;
           for (size_t i = history->size() > 3 ? history->size() - 3 : 0; i < history->size(); ++i)
             declared.insert((*history)[i].persist.paths.begin(), (*history)[i].persist.paths.end());
           for (const auto& path : r.paths)
             if (!declared.count(path))
-              return Fail(ErrorCode::kRejected, path + " is not a persistent folder of " + *fec +
-                                                    "; `wharf persist " + *fec + " PATH...` declares them");
+              return Fail(ErrorCode::kRejected, path + " is not a persistent folder of " + caller.fec +
+                                                    "; `wharf persist " + caller.fec + " PATH...` declares them");
           return r;
         }();
         if (!claimed) return Response::FromError(claimed.error());
         std::string dir = JoinPath(config_.uploads_dir, "data-" + RandomHex(12));
-        auto exchange = std::make_unique<SnapshotExchange>(*this, std::get<TokenInfo>(who), dir, *claimed);
+        auto exchange = std::make_unique<SnapshotExchange>(*this, caller.token, dir, *claimed);
         if (auto started = exchange->Start(); !started) return Response::FromError(started.error());
         return exchange;
-      },
-      upload);
+      });
 
-  router.Add("GET", "/api/v1/fecs/{fec}/data", [this, authorize, fec_param](Request& request, const std::string&) {
-    auto fec = fec_param(request);
-    if (!fec) return Response::FromError(fec.error());
-    auto who = authorize(request, Right::kRead, *fec);
-    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-    auto list = ops::DataList(store_, *fec);
-    return list ? JsonResponse(200, *list) : Response::FromError(list.error());
-  });
+  body_route("GET", "/api/v1/fecs/{fec}/data", Right::kRead, Scope::kFec, get,
+        [this](const Caller& caller, Request&, const std::string&) -> Response {
+          auto list = ops::DataList(store_, caller.fec);
+          return list ? JsonResponse(200, *list) : Response::FromError(list.error());
+        });
 
   // "latest": the record a boot restores; an id: that snapshot's bytes.
-  router.Add("GET", "/api/v1/fecs/{fec}/data/{id}", [this, authorize, fec_param](Request& request, const std::string&) {
-    auto fec = fec_param(request);
-    if (!fec) return Response::FromError(fec.error());
-    auto who = authorize(request, Right::kRead, *fec);
-    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-    const std::string& id = request.params.at("id");
-    if (id == "latest") {
-      auto json = ReadFile(JoinPath(store_.root(), LatestSnapshotPath(*fec)), 64 << 10);
-      if (!json && json.error().code == ErrorCode::kNotFound)
-        return Response::Error(404, "not_found", *fec + " has no snapshot yet");
-      return json ? Response::Json(200, *json) : Response::FromError(json.error());
-    }
-    if (auto valid = ValidateSnapshotId(id); !valid) return Response::FromError(valid.error());
-    std::string path = JoinPath(store_.root(), SnapshotArchivePath(*fec, id));
-    auto fd = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    struct stat st {};
-    if (!fd->valid() || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode))
-      return Response::Error(404, "not_found", *fec + " has no snapshot " + id);
-    Response response;
-    response.content_type = "application/zstd";
-    response.file = fd;
-    response.file_size = static_cast<uint64_t>(st.st_size);
-    return response;
-  });
+  body_route("GET", "/api/v1/fecs/{fec}/data/{id}", Right::kRead, Scope::kFec, get,
+        [this](const Caller& caller, Request& request, const std::string&) -> Response {
+          const std::string& id = request.params.at("id");
+          if (id == "latest") {
+            auto json = ReadFile(JoinPath(store_.root(), LatestSnapshotPath(caller.fec)), 64 << 10);
+            if (!json && json.error().code == ErrorCode::kNotFound)
+              return Response::Error(404, "not_found", caller.fec + " has no snapshot yet");
+            return json ? Response::Json(200, *json) : Response::FromError(json.error());
+          }
+          if (auto valid = ValidateSnapshotId(id); !valid) return Response::FromError(valid.error());
+          std::string path = JoinPath(store_.root(), SnapshotArchivePath(caller.fec, id));
+          auto fd = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+          struct stat st {};
+          if (!fd->valid() || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode))
+            return Response::Error(404, "not_found", caller.fec + " has no snapshot " + id);
+          Response response;
+          response.content_type = "application/zstd";
+          response.file = fd;
+          response.file_size = static_cast<uint64_t>(st.st_size);
+          return response;
+        });
 
-  router.Add("POST", "/api/v1/fecs/{fec}/data/latest",
-             [this, authorize, fec_param](Request& request, const std::string& body) {
-               auto fec = fec_param(request);
-               if (!fec) return Response::FromError(fec.error());
-               auto who = authorize(request, Right::kChange, *fec);
-               if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-               const TokenInfo& token = std::get<TokenInfo>(who);
-               auto chosen = [&]() -> Result<Json> {
-                 auto j = ParseBody(body);
-                 if (!j) return std::unexpected(j.error());
-                 if (!j->contains("snapshot") || !(*j)["snapshot"].is_string())
-                   return Fail(ErrorCode::kInvalidArgument, "snapshot: expected the id of one of the FEC's snapshots");
-                 return ops::DataRestore(store_, *fec, (*j)["snapshot"].get<std::string>());
-               }();
-               Response response = chosen ? JsonResponse(200, *chosen) : Response::FromError(chosen.error());
-               (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote,
-                                     "data-restore", *fec,
-                                     chosen ? (*chosen)["id"].get<std::string>() : chosen.error().message,
-                                     response.status});
-               return response;
-             },
-             {64 << 10, true});
+  body_route("POST", "/api/v1/fecs/{fec}/data/latest", Right::kChange, Scope::kFec, {64 << 10, true},
+        [this](const Caller& caller, Request& request, const std::string& body) -> Response {
+          const TokenInfo& token = caller.token;
+          auto chosen = [&]() -> Result<Json> {
+            auto j = ParseBody(body);
+            if (!j) return std::unexpected(j.error());
+            if (!j->contains("snapshot") || !(*j)["snapshot"].is_string())
+              return Fail(ErrorCode::kInvalidArgument, "snapshot: expected the id of one of the FEC's snapshots");
+            return ops::DataRestore(store_, caller.fec, (*j)["snapshot"].get<std::string>());
+          }();
+          Response response = chosen ? JsonResponse(200, *chosen) : Response::FromError(chosen.error());
+          (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote,
+                                "data-restore", caller.fec,
+                                chosen ? (*chosen)["id"].get<std::string>() : chosen.error().message,
+                                response.status});
+          return response;
+        });
 
-  router.Add("GET", "/api/v1/packages", [this, authorize](Request& request, const std::string&) {
-    auto who = authorize(request, Right::kRead, "");
-    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-    auto list = ops::ListPackages(store_);
-    return list ? JsonResponse(200, *list) : Response::FromError(list.error());
-  });
+  body_route("GET", "/api/v1/packages", Right::kRead, Scope::kFleet, get,
+        [this](const Caller&, Request&, const std::string&) -> Response {
+          auto list = ops::ListPackages(store_);
+          return list ? JsonResponse(200, *list) : Response::FromError(list.error());
+        });
 
   // Changes: the same rules as the CLI; the server signs.
+  // Which packages a FEC runs (among those published) is an operator's change; how they run
+  // as root (service settings: command, user, environment) and which folders the agent
+  // snapshots as root and hands out (persist) need the right to configure.
   struct ChangeRoute {
     const char* verb;
     ops::ChangeKind kind;
     const char* path;
+    Right right;
   };
-  for (ChangeRoute route : {ChangeRoute{"assign", ops::ChangeKind::kAssign, "assign"},
-                            ChangeRoute{"unassign", ops::ChangeKind::kUnassign, "unassign"},
-                            ChangeRoute{"rollback", ops::ChangeKind::kRollback, "rollback"},
-                            ChangeRoute{"refresh", ops::ChangeKind::kRefresh, "refresh"},
-                            ChangeRoute{"service-set", ops::ChangeKind::kServiceSet, "services/{service}"},
-                            ChangeRoute{"persist", ops::ChangeKind::kPersist, "persist"}}) {
-    router.Add(
-        "POST", std::string("/api/v1/fecs/{fec}/") + route.path,
-        [this, authorize, fec_param, route](Request& request, const std::string& body) -> Response {
-          auto fec = fec_param(request);
-          if (!fec) return Response::FromError(fec.error());
-          auto who = authorize(request, Right::kChange, *fec);
-          if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-          const TokenInfo& token = std::get<TokenInfo>(who);
+  for (ChangeRoute route : {ChangeRoute{"assign", ops::ChangeKind::kAssign, "assign", Right::kChange},
+                            ChangeRoute{"unassign", ops::ChangeKind::kUnassign, "unassign", Right::kChange},
+                            ChangeRoute{"rollback", ops::ChangeKind::kRollback, "rollback", Right::kChange},
+                            ChangeRoute{"refresh", ops::ChangeKind::kRefresh, "refresh", Right::kChange},
+                            ChangeRoute{"service-set", ops::ChangeKind::kServiceSet, "services/{service}",
+                                        Right::kConfigure},
+                            ChangeRoute{"persist", ops::ChangeKind::kPersist, "persist", Right::kConfigure}}) {
+    body_route("POST", std::string("/api/v1/fecs/{fec}/") + route.path, route.right, Scope::kFec, {64 << 10, true},
+        [this, route](const Caller& caller, Request& request, const std::string& body) -> Response {
+          const TokenInfo& token = caller.token;
           auto answer = [&]() -> Result<Json> {
             auto j = ParseBody(body);
             if (!j) return std::unexpected(j.error());
-            ops::ChangeRequest change{route.kind, *fec, {}, std::nullopt, ""};
+            ops::ChangeRequest change{route.kind, caller.fec, {}, std::nullopt, ""};
             const char* list = route.kind == ops::ChangeKind::kServiceSet ? "set"
                                : route.kind == ops::ChangeKind::kPersist  ? "paths"
                                                                           : "packages";
@@ -558,7 +621,7 @@ void Api::Register(http::Router& router) {
             options.force = j->value("force", false);
             auto result = ops::Change(store_, change, options);
             if (result && !options.dry_run)
-              (void)ImportGenerations(*fec);
+              (void)ImportGenerations(caller.fec);
             return result;
           }();
           Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
@@ -574,59 +637,53 @@ void Api::Register(http::Router& router) {
             if ((*answer)["dry_run"].get<bool>()) detail += " (dry run)";
           }
           (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote,
-                                route.verb, *fec, detail, response.status});
+                                route.verb, caller.fec, detail, response.status});
           return response;
-        },
-        {64 << 10, true});
+        });
   }
 
   // Heartbeats from agents.
-  router.Add("POST", "/api/v1/fecs/{fec}/heartbeat",
-             [this, authorize, fec_param](Request& request, const std::string& body) -> Response {
-               auto fec = fec_param(request);
-               if (!fec) return Response::FromError(fec.error());
-               auto who = authorize(request, Right::kReport, *fec);
-               if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-               auto j = ParseBody(body);
-               if (!j) return Response::FromError(j.error());
-               Heartbeat beat;
-               beat.fec = *fec;
-               beat.time = clock_.Now();
-               beat.remote = request.remote;
-               try {
-                 if (j->contains("generation") && !(*j)["generation"].is_null()) {
-                   if (!(*j)["generation"].is_number_unsigned())
-                     return Response::Error(400, "invalid_argument", "generation: expected a number or null");
-                   beat.running = (*j)["generation"].get<uint64_t>();
-                 }
-                 if (j->contains("services")) {
-                   if (!(*j)["services"].is_array())
-                     return Response::Error(400, "invalid_argument", "services: expected a list");
-                   beat.services_json = (*j)["services"].dump();
-                 }
-                 if (j->contains("dev")) {
-                   if (!(*j)["dev"].is_array())
-                     return Response::Error(400, "invalid_argument", "dev: expected a list");
-                   Json dev = Json::array();  // names and what they replace: nothing else is kept
-                   for (const auto& d : (*j)["dev"]) {
-                     if (!d.is_object() || !d.contains("name") || !d["name"].is_string() ||
-                         !ValidatePackageName(d["name"].get<std::string>()))
-                       return Response::Error(400, "invalid_argument", "dev: expected [{\"name\": PACKAGE, ...}]");
-                     dev.push_back({{"name", d["name"]},
-                                    {"replaces", d.contains("replaces") && d["replaces"].is_string() ? d["replaces"] : Json(nullptr)}});
-                   }
-                   beat.dev_json = dev.dump();
-                 }
-                 beat.last_error = j->value("error", std::string());
-                 beat.agent_version = j->value("agent_version", std::string());
-               } catch (const std::exception& e) {
-                 return Response::Error(400, "invalid_argument", std::string("heartbeat: ") + e.what());
-               }
-               if (beat.last_error.size() > 4096) beat.last_error.resize(4096);
-               if (auto saved = records_.RecordHeartbeat(beat); !saved) return Response::FromError(saved.error());
-               return JsonResponse(200, Json{{"fec", *fec}, {"time", FormatTime(beat.time)}});
-             },
-             {256 << 10, false});
+  body_route("POST", "/api/v1/fecs/{fec}/heartbeat", Right::kReport, Scope::kFec, {256 << 10, false},
+        [this](const Caller& caller, Request& request, const std::string& body) -> Response {
+          auto j = ParseBody(body);
+          if (!j) return Response::FromError(j.error());
+          Heartbeat beat;
+          beat.fec = caller.fec;
+          beat.time = clock_.Now();
+          beat.remote = request.remote;
+          try {
+            if (j->contains("generation") && !(*j)["generation"].is_null()) {
+              if (!(*j)["generation"].is_number_unsigned())
+                return Response::Error(400, "invalid_argument", "generation: expected a number or null");
+              beat.running = (*j)["generation"].get<uint64_t>();
+            }
+            if (j->contains("services")) {
+              if (!(*j)["services"].is_array())
+                return Response::Error(400, "invalid_argument", "services: expected a list");
+              beat.services_json = (*j)["services"].dump();
+            }
+            if (j->contains("dev")) {
+              if (!(*j)["dev"].is_array())
+                return Response::Error(400, "invalid_argument", "dev: expected a list");
+              Json dev = Json::array();  // names and what they replace: nothing else is kept
+              for (const auto& d : (*j)["dev"]) {
+                if (!d.is_object() || !d.contains("name") || !d["name"].is_string() ||
+                    !ValidatePackageName(d["name"].get<std::string>()))
+                  return Response::Error(400, "invalid_argument", "dev: expected [{\"name\": PACKAGE, ...}]");
+                dev.push_back({{"name", d["name"]},
+                               {"replaces", d.contains("replaces") && d["replaces"].is_string() ? d["replaces"] : Json(nullptr)}});
+              }
+              beat.dev_json = dev.dump();
+            }
+            beat.last_error = j->value("error", std::string());
+            beat.agent_version = j->value("agent_version", std::string());
+          } catch (const std::exception& e) {
+            return Response::Error(400, "invalid_argument", std::string("heartbeat: ") + e.what());
+          }
+          if (beat.last_error.size() > 4096) beat.last_error.resize(4096);
+          if (auto saved = records_.RecordHeartbeat(beat); !saved) return Response::FromError(saved.error());
+          return JsonResponse(200, Json{{"fec", caller.fec}, {"time", FormatTime(beat.time)}});
+        });
 
   // Fleet status and one FEC.
   auto fec_status = [this](const std::string& fec, const FecRecord* record) {
@@ -678,233 +735,206 @@ void Api::Register(http::Router& router) {
       if (name != "global") out.push_back(fec_status(name, record));
     return out;
   };
-  router.Add("GET", "/api/v1/fecs", [authorize, fleet](Request& request, const std::string&) {
-    auto who = authorize(request, Right::kRead, "");
-    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-    if (std::get<TokenInfo>(who).role == Role::kAgent)
-      return Refusal(403, "forbidden", "agent tokens read only their own FEC; use an operator or admin token for the fleet", Right::kRead);
-    auto all = fleet();
-    return all ? JsonResponse(200, *all) : Response::FromError(all.error());
-  });
-  router.Add("GET", "/api/v1/generations", [this, authorize](Request& request, const std::string&) {
-    auto who = authorize(request, Right::kRead, "");
-    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-    if (std::get<TokenInfo>(who).role == Role::kAgent)
-      return Refusal(403, "forbidden", "agent tokens read only their own FEC; use an operator or admin token for the fleet", Right::kRead);
-    auto list = ops::ListFecs(store_);
-    return list ? JsonResponse(200, *list) : Response::FromError(list.error());
-  });
-  router.Add("GET", "/api/v1/fecs/{fec}",
-             [this, authorize, fec_param, fec_status](Request& request, const std::string&) -> Response {
-               auto fec = fec_param(request);
-               if (!fec) return Response::FromError(fec.error());
-               auto who = authorize(request, Right::kRead, *fec);
-               if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-               auto record = records_.Fec(*fec);
-               if (!record) return Response::FromError(record.error());
-               auto shown = ops::Show(store_, *fec);
-               if (!shown && shown.error().code != ErrorCode::kNotFound) return Response::FromError(shown.error());
-               if (!shown && !*record)
-                 return Response::Error(404, "not_found", *fec + " has no generation and never reported");
-               Json j = shown ? *shown : Json{{"fec", *fec}};
-               j["status"] = fec_status(*fec, *record ? &**record : nullptr);
-               return JsonResponse(200, j);
-             });
+  body_route("GET", "/api/v1/fecs", Right::kRead, Scope::kFleet, get,
+        [fleet](const Caller&, Request&, const std::string&) -> Response {
+          auto all = fleet();
+          return all ? JsonResponse(200, *all) : Response::FromError(all.error());
+        });
+  body_route("GET", "/api/v1/generations", Right::kRead, Scope::kFleet, get,
+        [this](const Caller&, Request&, const std::string&) -> Response {
+          auto list = ops::ListFecs(store_);
+          return list ? JsonResponse(200, *list) : Response::FromError(list.error());
+        });
+  body_route("GET", "/api/v1/fecs/{fec}", Right::kRead, Scope::kFec, get,
+        [this, fec_status](const Caller& caller, Request&, const std::string&) -> Response {
+          auto record = records_.Fec(caller.fec);
+          if (!record) return Response::FromError(record.error());
+          auto shown = ops::Show(store_, caller.fec);
+          if (!shown && shown.error().code != ErrorCode::kNotFound) return Response::FromError(shown.error());
+          if (!shown && !*record)
+            return Response::Error(404, "not_found", caller.fec + " has no generation and never reported");
+          Json j = shown ? *shown : Json{{"fec", caller.fec}};
+          j["status"] = fec_status(caller.fec, *record ? &**record : nullptr);
+          return JsonResponse(200, j);
+        });
 
   // One FEC's current generation and history, exactly as `wharf show --json` on the store.
-  router.Add("GET", "/api/v1/fecs/{fec}/generation",
-             [this, authorize, fec_param](Request& request, const std::string&) -> Response {
-               auto fec = fec_param(request);
-               if (!fec) return Response::FromError(fec.error());
-               auto who = authorize(request, Right::kRead, *fec);
-               if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-               auto shown = ops::Show(store_, *fec);
-               return shown ? JsonResponse(200, *shown) : Response::FromError(shown.error());
-             });
+  body_route("GET", "/api/v1/fecs/{fec}/generation", Right::kRead, Scope::kFec, get,
+        [this](const Caller& caller, Request&, const std::string&) -> Response {
+          auto shown = ops::Show(store_, caller.fec);
+          return shown ? JsonResponse(200, *shown) : Response::FromError(shown.error());
+        });
 
   // History: generations and activations; ?at=T answers "what ran on the FEC at T".
-  router.Add("GET", "/api/v1/fecs/{fec}/history",
-             [this, authorize, fec_param](Request& request, const std::string&) -> Response {
-               auto fec = fec_param(request);
-               if (!fec) return Response::FromError(fec.error());
-               auto who = authorize(request, Right::kRead, *fec);
-               if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-               (void)ImportGenerations(*fec);
-               auto generations = records_.Generations(*fec);
-               if (!generations) return Response::FromError(generations.error());
-               auto packages_of = [&](uint64_t n) -> Json {
-                 for (const auto& g : *generations)
-                   if (g.number == n) return g.packages;
-                 return nullptr;
-               };
-               if (auto at = request.query.find("at"); at != request.query.end()) {
-                 auto time = ParseTime(at->second);
-                 if (!time)
-                   return Response::Error(400, "invalid_argument",
-                                          "at: expected a UTC time like 2026-11-24T10:00:00Z");
-                 Json j{{"fec", *fec}, {"at", FormatTime(*time)}};
-                 auto active = records_.ActivationAt(*fec, *time);
-                 if (!active) return Response::FromError(active.error());
-                 j["running"] = *active ? Json{{"generation", (*active)->generation},
-                                               {"since", FormatTime((*active)->time)},
-                                               {"packages", packages_of((*active)->generation)}}
-                                        : Json(nullptr);
-                 Json wanted = nullptr;
-                 for (const auto& g : *generations)
-                   if (g.created <= *time)
-                     wanted = {{"generation", g.number}, {"created", FormatTime(g.created)}, {"packages", g.packages}};
-                 j["wanted"] = wanted;
-                 return JsonResponse(200, j);
-               }
-               Json j{{"fec", *fec}, {"generations", Json::array()}, {"activations", Json::array()}};
-               for (const auto& g : *generations)
-                 j["generations"].push_back({{"number", g.number}, {"created", FormatTime(g.created)},
-                                             {"expires", FormatTime(g.expires)}, {"packages", g.packages}});
-               auto activations = records_.Activations(*fec, 1000);
-               if (!activations) return Response::FromError(activations.error());
-               for (const auto& a : *activations)
-                 j["activations"].push_back({{"generation", a.generation}, {"time", FormatTime(a.time)},
-                                             {"packages", packages_of(a.generation)}});
-               return JsonResponse(200, j);
-             });
+  body_route("GET", "/api/v1/fecs/{fec}/history", Right::kRead, Scope::kFec, get,
+        [this](const Caller& caller, Request& request, const std::string&) -> Response {
+          (void)ImportGenerations(caller.fec);
+          auto generations = records_.Generations(caller.fec);
+          if (!generations) return Response::FromError(generations.error());
+          auto packages_of = [&](uint64_t n) -> Json {
+            for (const auto& g : *generations)
+              if (g.number == n) return g.packages;
+            return nullptr;
+          };
+          if (auto at = request.query.find("at"); at != request.query.end()) {
+            auto time = ParseTime(at->second);
+            if (!time)
+              return Response::Error(400, "invalid_argument",
+                                     "at: expected a UTC time like 2026-11-24T10:00:00Z");
+            Json j{{"fec", caller.fec}, {"at", FormatTime(*time)}};
+            auto active = records_.ActivationAt(caller.fec, *time);
+            if (!active) return Response::FromError(active.error());
+            j["running"] = *active ? Json{{"generation", (*active)->generation},
+                                          {"since", FormatTime((*active)->time)},
+                                          {"packages", packages_of((*active)->generation)}}
+                                   : Json(nullptr);
+            Json wanted = nullptr;
+            for (const auto& g : *generations)
+              if (g.created <= *time)
+                wanted = {{"generation", g.number}, {"created", FormatTime(g.created)}, {"packages", g.packages}};
+            j["wanted"] = wanted;
+            return JsonResponse(200, j);
+          }
+          Json j{{"fec", caller.fec}, {"generations", Json::array()}, {"activations", Json::array()}};
+          for (const auto& g : *generations)
+            j["generations"].push_back({{"number", g.number}, {"created", FormatTime(g.created)},
+                                        {"expires", FormatTime(g.expires)}, {"packages", g.packages}});
+          auto activations = records_.Activations(caller.fec, 1000);
+          if (!activations) return Response::FromError(activations.error());
+          for (const auto& a : *activations)
+            j["activations"].push_back({{"generation", a.generation}, {"time", FormatTime(a.time)},
+                                        {"packages", packages_of(a.generation)}});
+          return JsonResponse(200, j);
+        });
 
   // Boot scripts: {"action": "add", "content_base64": "...", "timeout": 60, "on_failure": "stop"},
   // {"action": "link"} or {"action": "remove"}; FEC "global" stores a script for FECs to link.
-  router.Add(
-      "POST", "/api/v1/fecs/{fec}/init/{name}",
-      [this, authorize, fec_param](Request& request, const std::string& body) -> Response {
-        Result<std::string> fec = request.params.at("fec") == "global" ? Result<std::string>("global")
-                                                                        : fec_param(request);
-        if (!fec) return Response::FromError(fec.error());
-        auto who = authorize(request, Right::kChange, *fec);
-        if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-        const TokenInfo& token = std::get<TokenInfo>(who);
-        std::string staged;
-        auto answer = [&]() -> Result<Json> {
-          auto j = ParseBody(body);
-          if (!j) return std::unexpected(j.error());
-          InitEdit edit;
-          edit.name = request.params.at("name");
-          WHARF_TRY(ValidateInitName(edit.name));
-          std::string action = j->contains("action") && (*j)["action"].is_string() ? (*j)["action"].get<std::string>() : "";
-          if (action == "add") {
-            edit.kind = InitEdit::kAdd;
-            if (!j->contains("content_base64") || !(*j)["content_base64"].is_string())
-              return Fail(ErrorCode::kInvalidArgument, "add: send the script as content_base64");
-            auto content = Base64Decode((*j)["content_base64"].get<std::string>());
-            if (!content) return Fail(ErrorCode::kInvalidArgument, "content_base64 is not base64");
-            staged = JoinPath(config_.uploads_dir, "init-" + NewTokenSecret().substr(6, 16));
-            WHARF_TRY(WriteFileAtomic(staged, *content, 0600));
-            edit.file = staged;
-          } else if (action == "link") {
-            edit.kind = InitEdit::kLink;
-          } else if (action == "remove") {
-            edit.kind = InitEdit::kRemove;
-          } else {
-            return Fail(ErrorCode::kInvalidArgument, "action: expected add, link or remove");
-          }
-          if (j->contains("timeout")) {
-            if (!(*j)["timeout"].is_number_unsigned()) return Fail(ErrorCode::kInvalidArgument, "timeout: expected seconds");
-            edit.timeout = (*j)["timeout"].get<int>();
-          }
-          if (j->contains("on_failure")) {
-            if (!(*j)["on_failure"].is_string() ||
-                ((*j)["on_failure"] != "stop" && (*j)["on_failure"] != "continue"))
-              return Fail(ErrorCode::kInvalidArgument, "on_failure: expected stop or continue");
-            edit.on_failure = (*j)["on_failure"].get<std::string>();
-          }
-          ChangeOptions options;
-          options.key = &key_;
-          options.now = clock_.Now();
-          options.dry_run = j->value("dry_run", false);
-          auto result = ops::Init(store_, *fec, edit, options);
-          if (result && !options.dry_run && *fec != "global") (void)ImportGenerations(*fec);
-          return result;
-        }();
-        if (!staged.empty()) ::unlink(staged.c_str());
-        Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
-        (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "init",
-                              *fec, request.params.at("name") + (answer ? "" : ": " + answer.error().message),
-                              response.status});
-        return response;
-      },
-      {1 << 20, true});
+  // Boot scripts run as root: adding, linking and removing them needs the right to configure.
+  body_route("POST", "/api/v1/fecs/{fec}/init/{name}", Right::kConfigure, Scope::kFecOrGlobal, {1 << 20, true},
+        [this](const Caller& caller, Request& request, const std::string& body) -> Response {
+          const TokenInfo& token = caller.token;
+          std::string staged;
+          auto answer = [&]() -> Result<Json> {
+            auto j = ParseBody(body);
+            if (!j) return std::unexpected(j.error());
+            InitEdit edit;
+            edit.name = request.params.at("name");
+            WHARF_TRY(ValidateInitName(edit.name));
+            std::string action = j->contains("action") && (*j)["action"].is_string() ? (*j)["action"].get<std::string>() : "";
+            if (action == "add") {
+              edit.kind = InitEdit::kAdd;
+              if (!j->contains("content_base64") || !(*j)["content_base64"].is_string())
+                return Fail(ErrorCode::kInvalidArgument, "add: send the script as content_base64");
+              auto content = Base64Decode((*j)["content_base64"].get<std::string>());
+              if (!content) return Fail(ErrorCode::kInvalidArgument, "content_base64 is not base64");
+              staged = JoinPath(config_.uploads_dir, "init-" + NewTokenSecret().substr(6, 16));
+              WHARF_TRY(WriteFileAtomic(staged, *content, 0600));
+              edit.file = staged;
+            } else if (action == "link") {
+              edit.kind = InitEdit::kLink;
+            } else if (action == "remove") {
+              edit.kind = InitEdit::kRemove;
+            } else {
+              return Fail(ErrorCode::kInvalidArgument, "action: expected add, link or remove");
+            }
+            if (j->contains("timeout")) {
+              if (!(*j)["timeout"].is_number_unsigned()) return Fail(ErrorCode::kInvalidArgument, "timeout: expected seconds");
+              edit.timeout = (*j)["timeout"].get<int>();
+            }
+            if (j->contains("on_failure")) {
+              if (!(*j)["on_failure"].is_string() ||
+                  ((*j)["on_failure"] != "stop" && (*j)["on_failure"] != "continue"))
+                return Fail(ErrorCode::kInvalidArgument, "on_failure: expected stop or continue");
+              edit.on_failure = (*j)["on_failure"].get<std::string>();
+            }
+            ChangeOptions options;
+            options.key = &key_;
+            options.now = clock_.Now();
+            options.dry_run = j->value("dry_run", false);
+            auto result = ops::Init(store_, caller.fec, edit, options);
+            if (result && !options.dry_run && caller.fec != "global") (void)ImportGenerations(caller.fec);
+            return result;
+          }();
+          if (!staged.empty()) ::unlink(staged.c_str());
+          Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
+          (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "init",
+                                caller.fec, request.params.at("name") + (answer ? "" : ": " + answer.error().message),
+                                response.status});
+          return response;
+        });
 
-  router.Add(
-      "POST", "/api/v1/gc",
-      [this, authorize](Request& request, const std::string& body) -> Response {
-        auto who = authorize(request, Right::kAdmin, "");
-        if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-        const TokenInfo& token = std::get<TokenInfo>(who);
-        auto answer = [&]() -> Result<Json> {
-          auto j = ParseBody(body);
-          if (!j) return std::unexpected(j.error());
-          for (const char* key : {"keep", "generations"})
-            if (j->contains(key) && !(*j)[key].is_number_unsigned())
-              return Fail(ErrorCode::kInvalidArgument, std::string(key) + ": expected a number");
-          if (j->contains("dry_run") && !(*j)["dry_run"].is_boolean())
-            return Fail(ErrorCode::kInvalidArgument, "dry_run: expected true or false");
-          return ops::Gc(store_, j->value("keep", 3), j->value("generations", 3), j->value("dry_run", false));
-        }();
-        Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
-        std::string detail = answer ? std::to_string((*answer)["removed"].size()) + " versions, " +
-                                          std::to_string((*answer)["freed_bytes"].get<uint64_t>()) + " bytes" +
-                                          ((*answer)["dry_run"].get<bool>() ? " (dry run)" : "")
-                                    : answer.error().message;
-        (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "gc", "",
-                              detail, response.status});
-        return response;
-      },
-      {64 << 10, true});
+  body_route("POST", "/api/v1/gc", Right::kAdmin, Scope::kFleet, {64 << 10, true},
+        [this](const Caller& caller, Request& request, const std::string& body) -> Response {
+          const TokenInfo& token = caller.token;
+          auto answer = [&]() -> Result<Json> {
+            auto j = ParseBody(body);
+            if (!j) return std::unexpected(j.error());
+            for (const char* key : {"keep", "generations"})
+              if (j->contains(key) && !(*j)[key].is_number_unsigned())
+                return Fail(ErrorCode::kInvalidArgument, std::string(key) + ": expected a number");
+            if (j->contains("dry_run") && !(*j)["dry_run"].is_boolean())
+              return Fail(ErrorCode::kInvalidArgument, "dry_run: expected true or false");
+            return ops::Gc(store_, j->value("keep", 3), j->value("generations", 3), j->value("dry_run", false));
+          }();
+          Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
+          std::string detail = answer ? std::to_string((*answer)["removed"].size()) + " versions, " +
+                                            std::to_string((*answer)["freed_bytes"].get<uint64_t>()) + " bytes" +
+                                            ((*answer)["dry_run"].get<bool>() ? " (dry run)" : "")
+                                      : answer.error().message;
+          (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "gc", "",
+                                detail, response.status});
+          return response;
+        });
 
-  router.Add("GET", "/api/v1/audit", [this, authorize](Request& request, const std::string&) -> Response {
-    auto who = authorize(request, Right::kAudit, "");
-    if (auto* refused = std::get_if<Response>(&who)) return std::move(*refused);
-    int limit = 100;
-    if (auto it = request.query.find("limit"); it != request.query.end()) {
-      if (it->second.empty() || it->second.size() > 6 || it->second.find_first_not_of("0123456789") != std::string::npos)
-        return Response::Error(400, "invalid_argument", "limit: expected a number up to 999999");
-      limit = std::stoi(it->second);
-    }
-    std::string target = request.query.contains("target") ? request.query["target"] : "";
-    auto log = records_.AuditLog(limit, target);
-    if (!log) return Response::FromError(log.error());
-    Json out = Json::array();
-    for (const auto& e : *log)
-      out.push_back({{"id", e.id}, {"time", FormatTime(e.time)}, {"actor", e.actor}, {"role", e.role},
-                     {"remote", e.remote}, {"action", e.action}, {"target", e.target},
-                     {"detail", e.detail}, {"status", e.status}});
-    return JsonResponse(200, out);
-  });
+  body_route("GET", "/api/v1/audit", Right::kAudit, Scope::kFleet, get,
+        [this](const Caller&, Request& request, const std::string&) -> Response {
+          int limit = 100;
+          if (auto it = request.query.find("limit"); it != request.query.end()) {
+            if (it->second.empty() || it->second.size() > 6 || it->second.find_first_not_of("0123456789") != std::string::npos)
+              return Response::Error(400, "invalid_argument", "limit: expected a number up to 999999");
+            limit = std::stoi(it->second);
+          }
+          std::string target = request.query.contains("target") ? request.query["target"] : "";
+          auto log = records_.AuditLog(limit, target);
+          if (!log) return Response::FromError(log.error());
+          Json out = Json::array();
+          for (const auto& e : *log)
+            out.push_back({{"id", e.id}, {"time", FormatTime(e.time)}, {"actor", e.actor}, {"role", e.role},
+                           {"remote", e.remote}, {"action", e.action}, {"target", e.target},
+                           {"detail", e.detail}, {"status", e.status}, {"count", e.count}});
+          return JsonResponse(200, out);
+        });
 
-  router.Add("GET", "/api/v1", [this](Request&, const std::string&) {
-    return JsonResponse(200, Json{{"service", "wharf"}, {"version", "0.1.0"},
-                                  {"schema", records_.schema_version()}, {"key_id", key_.public_key().id}});
-  });
+  body_route("GET", "/api/v1", Right::kNone, Scope::kFleet, get,
+        [this](const Caller&, Request&, const std::string&) -> Response {
+          return JsonResponse(200, Json{{"service", "wharf"}, {"version", "0.1.0"},
+                                        {"schema", records_.schema_version()}, {"key_id", key_.public_key().id}});
+        });
 
   // Prometheus text format.
-  router.Add("GET", "/metrics", [this, fleet](Request&, const std::string&) {
-    std::string out = metrics_.RenderHttp();
-    std::map<std::string, int> by_state{{"ok", 0}, {"updating", 0}, {"error", 0}, {"silent", 0}, {"unknown", 0}};
-    std::string ages;
-    if (auto all = fleet()) {
-      for (const auto& f : *all) {
-        by_state[f["state"].get<std::string>()]++;
-        if (!f["heartbeat_age_seconds"].is_null())
-          ages += "wharf_fec_heartbeat_age_seconds{fec=\"" + f["fec"].get<std::string>() + "\"} " +
-                  std::to_string(f["heartbeat_age_seconds"].get<int64_t>()) + "\n";
-      }
-    }
-    out += "# HELP wharf_fecs FECs by state (ok, updating, error, silent, unknown).\n# TYPE wharf_fecs gauge\n";
-    for (const auto& [state, count] : by_state)
-      out += "wharf_fecs{state=\"" + state + "\"} " + std::to_string(count) + "\n";
-    out += "# HELP wharf_fec_heartbeat_age_seconds Seconds since each FEC's last heartbeat.\n"
-           "# TYPE wharf_fec_heartbeat_age_seconds gauge\n" + ages;
-    Response r;
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = std::move(out);
-    return r;
-  });
+  body_route("GET", "/metrics", Right::kNone, Scope::kFleet, get,
+        [this, fleet](const Caller&, Request&, const std::string&) -> Response {
+          std::string out = metrics_.RenderHttp();
+          std::map<std::string, int> by_state{{"ok", 0}, {"updating", 0}, {"error", 0}, {"silent", 0}, {"unknown", 0}};
+          std::string ages;
+          if (auto all = fleet()) {
+            for (const auto& f : *all) {
+              by_state[f["state"].get<std::string>()]++;
+              if (!f["heartbeat_age_seconds"].is_null())
+                ages += "wharf_fec_heartbeat_age_seconds{fec=\"" + f["fec"].get<std::string>() + "\"} " +
+                        std::to_string(f["heartbeat_age_seconds"].get<int64_t>()) + "\n";
+            }
+          }
+          out += "# HELP wharf_fecs FECs by state (ok, updating, error, silent, unknown).\n# TYPE wharf_fecs gauge\n";
+          for (const auto& [state, count] : by_state)
+            out += "wharf_fecs{state=\"" + state + "\"} " + std::to_string(count) + "\n";
+          out += "# HELP wharf_fec_heartbeat_age_seconds Seconds since each FEC's last heartbeat.\n"
+                 "# TYPE wharf_fec_heartbeat_age_seconds gauge\n" + ages;
+          Response r;
+          r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+          r.body = std::move(out);
+          return r;
+        });
 
   auto files = std::make_shared<http::StaticFiles>(store_.root());
   router.SetFallback([files](Request& request, const std::string&) { return files->Serve(request); });

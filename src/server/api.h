@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/clock.h"
+#include "archive/snapshot.h"
 #include "crypto/sign.h"
 #include "server/http.h"
 #include "server/records.h"
@@ -22,6 +23,8 @@ struct ApiConfig {
   int64_t silent_after_seconds = 300;      // a FEC not heard from for this long is "silent"
   int delta_bases = 2;                     // publish: patches against this many earlier versions
   int keep_snapshots = 5;                  // persistent data snapshots kept per FEC
+  uint64_t snapshot_max_data = kDefaultSnapshotMaxData;  // unpacked bytes of one snapshot
+  uint64_t snapshot_quota = 4ull << 30;    // bytes of snapshots kept per FEC (0: no quota)
 };
 
 /// Requests by route and status, bytes served, publishes: rendered into /metrics.

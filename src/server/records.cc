@@ -34,6 +34,10 @@ constexpr const char* kMigrations[] = {
        CREATE INDEX audit_by_target ON audit(target, id);)",
     // 2: the dev versions a FEC runs in place of its generation's (wharf-agent install-dev)
     "ALTER TABLE fecs ADD COLUMN dev TEXT NOT NULL DEFAULT '[]';",
+    // 3: refusals aggregated per minute (count); retention by time
+    R"(ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+       CREATE INDEX audit_by_time ON audit(time);
+       CREATE INDEX activations_by_time ON activations(time);)",
 };
 
 Error DbError(const std::exception& e) {
@@ -81,12 +85,13 @@ const char* RoleName(Role role) {
     case Role::kPublisher: return "publisher";
     case Role::kOperator: return "operator";
     case Role::kAgent: return "agent";
+    case Role::kMaintainer: return "maintainer";
   }
   return "?";
 }
 
 std::optional<Role> ParseRole(std::string_view text) {
-  for (Role r : {Role::kAdmin, Role::kPublisher, Role::kOperator, Role::kAgent})
+  for (Role r : {Role::kAdmin, Role::kPublisher, Role::kOperator, Role::kAgent, Role::kMaintainer})
     if (text == RoleName(r)) return r;
   return std::nullopt;
 }
@@ -95,7 +100,13 @@ std::string NewTokenSecret() {
   return "wharf_" + RandomHex(32);
 }
 
-Records::~Records() = default;
+Records::~Records() {
+  std::lock_guard lock(mutex_);
+  try {
+    if (db_) FlushRefusals();
+  } catch (const std::exception&) {
+  }
+}
 
 Result<std::unique_ptr<Records>> Records::Open(const std::string& path) {
   std::unique_ptr<Records> records(new Records);
@@ -326,28 +337,85 @@ Status Records::ClearGenerations() {
   });
 }
 
+void Records::InsertAudit(const AuditEntry& e, int64_t* id) {
+  SQLite::Statement q(*db_, "INSERT INTO audit(time, actor, role, remote, action, target, detail, "
+                            "status, count) VALUES(?,?,?,?,?,?,?,?,?)");
+  q.bind(1, static_cast<int64_t>(e.time));
+  q.bind(2, e.actor);
+  q.bind(3, e.role);
+  q.bind(4, e.remote);
+  q.bind(5, e.action);
+  q.bind(6, e.target);
+  q.bind(7, e.detail);
+  q.bind(8, e.status);
+  q.bind(9, static_cast<int64_t>(e.count));
+  q.exec();
+  if (id) *id = db_->getLastInsertRowid();
+}
+
+void Records::FlushRefusals() {
+  bool any = false;
+  for (const auto& [key, r] : refusals_) any = any || r.count != r.written;
+  if (!any) return;
+  SQLite::Transaction transaction(*db_);
+  SQLite::Statement q(*db_, "UPDATE audit SET count = ? WHERE id = ?");
+  for (auto& [key, r] : refusals_) {
+    if (r.count == r.written) continue;
+    q.bind(1, static_cast<int64_t>(r.count));
+    q.bind(2, static_cast<int64_t>(r.id));
+    q.exec();
+    q.reset();
+    r.written = r.count;
+  }
+  transaction.commit();
+}
+
 Status Records::Audit(const AuditEntry& e) {
   return Guarded(mutex_, [&]() -> Status {
-    SQLite::Statement q(*db_, "INSERT INTO audit(time, actor, role, remote, action, target, detail, "
-                              "status) VALUES(?,?,?,?,?,?,?,?)");
-    q.bind(1, static_cast<int64_t>(e.time));
-    q.bind(2, e.actor);
-    q.bind(3, e.role);
-    q.bind(4, e.remote);
-    q.bind(5, e.action);
-    q.bind(6, e.target);
-    q.bind(7, e.detail);
-    q.bind(8, e.status);
-    q.exec();
+    if (e.status < 400) {
+      InsertAudit(e, nullptr);
+      return {};
+    }
+    // A refusal changed nothing: one row per kind and minute, so that a client repeating
+    // refused requests cannot grow the log faster than kRefusalRowsPerMinute rows a minute.
+    int64_t minute = e.time / 60;
+    if (minute != refusal_minute_) {
+      FlushRefusals();
+      refusals_.clear();
+      refusal_minute_ = minute;
+    }
+    AuditEntry row = e;
+    std::string key;
+    for (const std::string* part : {&e.actor, &e.role, &e.remote, &e.action, &e.target, &e.detail})
+      key += std::to_string(part->size()) + ":" + *part;
+    key += std::to_string(e.status);
+    if (!refusals_.contains(key) && refusals_.size() >= static_cast<size_t>(kRefusalRowsPerMinute)) {
+      row = {0, e.time, "*", "*", "*", "refused-overflow", "", 
+             "more than " + std::to_string(kRefusalRowsPerMinute) +
+                 " kinds of refused requests this minute; counted here, not one by one", 0, 1};
+      key = "overflow";
+    }
+    auto [it, added] = refusals_.try_emplace(key);
+    if (added) {
+      InsertAudit(row, &it->second.id);
+      it->second.count = it->second.written = 1;
+    } else {
+      ++it->second.count;
+    }
+    if (e.time > refusals_flushed_) {
+      FlushRefusals();
+      refusals_flushed_ = e.time;
+    }
     return {};
   });
 }
 
 Result<std::vector<AuditEntry>> Records::AuditLog(int limit, const std::string& target) {
   return Guarded(mutex_, [&]() -> Result<std::vector<AuditEntry>> {
+    FlushRefusals();
     std::vector<AuditEntry> out;
     SQLite::Statement q(*db_, std::string("SELECT id, time, actor, role, remote, action, target, "
-                                          "detail, status FROM audit") +
+                                          "detail, status, count FROM audit") +
                                   (target.empty() ? "" : " WHERE target = ?") +
                                   " ORDER BY id DESC LIMIT ?");
     int at = 1;
@@ -364,9 +432,30 @@ Result<std::vector<AuditEntry>> Records::AuditLog(int limit, const std::string& 
       e.target = q.getColumn(6).getString();
       e.detail = q.getColumn(7).getString();
       e.status = q.getColumn(8).getInt();
+      e.count = q.getColumn(9).getInt64();
       out.push_back(std::move(e));
     }
     return out;
+  });
+}
+
+Result<Records::Pruned> Records::Prune(int64_t audit_before, int64_t activations_before) {
+  return Guarded(mutex_, [&]() -> Result<Pruned> {
+    Pruned pruned;
+    if (audit_before > 0) {
+      FlushRefusals();
+      SQLite::Statement q(*db_, "DELETE FROM audit WHERE time < ?");
+      q.bind(1, static_cast<int64_t>(audit_before));
+      pruned.audit = q.exec();
+    }
+    if (activations_before > 0) {
+      // The newest activation of each FEC stays: it says since when it runs what it runs.
+      SQLite::Statement q(*db_, "DELETE FROM activations WHERE time < ? AND id NOT IN "
+                                "(SELECT MAX(id) FROM activations GROUP BY fec)");
+      q.bind(1, static_cast<int64_t>(activations_before));
+      pruned.activations = q.exec();
+    }
+    return pruned;
   });
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,7 +20,9 @@ class Database;
 
 namespace wharf {
 
-enum class Role { kAdmin, kPublisher, kOperator, kAgent };
+// What each may do: docs/api.md, "Tokens and roles". A maintainer is an operator who may
+// also change what runs as root on FECs (service settings, boot scripts, persistent folders).
+enum class Role { kAdmin, kPublisher, kOperator, kAgent, kMaintainer };
 const char* RoleName(Role role);
 std::optional<Role> ParseRole(std::string_view text);
 
@@ -78,6 +81,7 @@ struct AuditEntry {
   std::string target;  // FEC or package@version
   std::string detail;
   int status = 0;  // HTTP status of the answer
+  int64_t count = 1;  // refusals: how many alike in this entry's minute (see Records::Audit)
 };
 
 class Records {
@@ -86,7 +90,9 @@ class Records {
   static Result<std::unique_ptr<Records>> Open(const std::string& path);
   ~Records();
 
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
+  /// Refused requests: new audit rows per minute; past it one row counts the rest.
+  static constexpr int kRefusalRowsPerMinute = 100;
   int schema_version();
 
   /// A new token; returns the secret, which is shown once and stored only hashed.
@@ -113,14 +119,39 @@ class Records {
   /// Drops the derived generation index (before it is rebuilt from the store).
   Status ClearGenerations();
 
+  /// Writes one row; a refusal (status >= 400) is folded into the row of the same actor,
+  /// role, address, action, target, detail and status in the same minute (its count), and
+  /// at most kRefusalRowsPerMinute such rows start in a minute; the rest go to one row
+  /// (action "refused-overflow"). Counts are written at least once a second of `time`,
+  /// before AuditLog reads, and on close.
   Status Audit(const AuditEntry& entry);
   /// Newest first; `target` empty: all.
   Result<std::vector<AuditEntry>> AuditLog(int limit, const std::string& target);
 
+  struct Pruned {
+    int64_t audit = 0;
+    int64_t activations = 0;
+  };
+  /// Retention: drops audit rows older than `audit_before` and activations older than
+  /// `activations_before` (each FEC keeps its newest one); a cut-off of 0 keeps everything.
+  Result<Pruned> Prune(int64_t audit_before, int64_t activations_before);
+
  private:
   Records() = default;
+  // REQUIRES: mutex_ held.
+  void InsertAudit(const AuditEntry& entry, int64_t* id);
+  void FlushRefusals();
+
+  struct PendingRefusal {
+    int64_t id = 0;
+    int64_t count = 0;
+    int64_t written = 0;  // the count the row has
+  };
   std::mutex mutex_;
   std::unique_ptr<SQLite::Database> db_;
+  int64_t refusal_minute_ = -1;
+  int64_t refusals_flushed_ = 0;  // time of the last flush
+  std::map<std::string, PendingRefusal> refusals_;  // this minute's, by what they share
 };
 
 /// "wharf_" + 64 hex digits from the system's random source.

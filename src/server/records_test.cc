@@ -3,6 +3,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "base/scratch_dir.h"
 #include "crypto/sha256.h"
 
@@ -22,11 +24,12 @@ TEST(Records, AVersion1DatabaseIsMigrated) {
   }
   {  // as session 2's wharf left it: no dev column, schema 1
     SQLite::Database db(dir / "r.db", SQLite::OPEN_READWRITE);
-    db.exec("ALTER TABLE fecs DROP COLUMN dev; PRAGMA user_version = 1;");
+    db.exec("ALTER TABLE fecs DROP COLUMN dev; DROP INDEX audit_by_time; DROP INDEX activations_by_time; "
+            "ALTER TABLE audit DROP COLUMN count; PRAGMA user_version = 1;");
   }
   auto records = Records::Open(dir / "r.db");
   ASSERT_TRUE(records) << records.error().message;
-  EXPECT_EQ((*records)->schema_version(), 2);
+  EXPECT_EQ((*records)->schema_version(), Records::kSchemaVersion);
   auto fecs = (*records)->FecRecords();
   ASSERT_TRUE(fecs);
   ASSERT_EQ(fecs->size(), 1u);
@@ -105,6 +108,64 @@ TEST(Records, ReopensWithoutMigratingAgain) {
   EXPECT_EQ((*again)->LastGeneration("fec01"), 1u);
   ASSERT_TRUE((*again)->ClearGenerations());
   EXPECT_EQ((*again)->LastGeneration("fec01"), 0u);
+}
+
+TEST(Records, RefusalsAlikeAreOneRowPerMinuteWithACount) {
+  ScratchDir dir;
+  auto records = Records::Open(dir / "r.db");
+  ASSERT_TRUE(records);
+  AuditEntry refused{0, 120, "op", "operator", "10.0.0.1", "refused", "fec01", "lacks configure", 403};
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE((*records)->Audit(refused));
+  refused.time = 150;  // same minute
+  ASSERT_TRUE((*records)->Audit(refused));
+  refused.time = 185;  // the next minute: a new row
+  ASSERT_TRUE((*records)->Audit(refused));
+  ASSERT_TRUE((*records)->Audit({0, 186, "op", "operator", "10.0.0.1", "assign", "fec01", "generation 2", 200}));
+  auto log = (*records)->AuditLog(100, "");
+  ASSERT_TRUE(log);
+  ASSERT_EQ(log->size(), 3u);
+  EXPECT_EQ((*log)[0].action, "assign");  // a change that was made: its own row
+  EXPECT_EQ((*log)[1].count, 1);
+  EXPECT_EQ((*log)[2].count, 1001);
+  EXPECT_EQ((*log)[2].time, 120);
+}
+
+TEST(Records, KindsOfRefusalsPerMinuteAreCapped) {
+  ScratchDir dir;
+  auto records = Records::Open(dir / "r.db");
+  ASSERT_TRUE(records);
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_TRUE((*records)->Audit({0, 60, "-", "-", "10.0.0." + std::to_string(i), "refused", "", "no token", 401}));
+  auto log = (*records)->AuditLog(10000, "");
+  ASSERT_TRUE(log);
+  ASSERT_EQ(log->size(), static_cast<size_t>(Records::kRefusalRowsPerMinute) + 1);
+  EXPECT_EQ((*log)[0].action, "refused-overflow");
+  EXPECT_EQ((*log)[0].count, 1000 - Records::kRefusalRowsPerMinute);
+}
+
+TEST(Records, PruneDropsOldRowsAndKeepsEachFecsNewestActivation) {
+  ScratchDir dir;
+  auto records = Records::Open(dir / "r.db");
+  ASSERT_TRUE(records);
+  ASSERT_TRUE((*records)->Audit({0, 100, "a", "admin", "", "gc", "", "", 200}));
+  ASSERT_TRUE((*records)->Audit({0, 5000, "a", "admin", "", "gc", "", "", 200}));
+  for (auto [fec, time, generation] : {std::tuple{"fec01", 100, 1}, {"fec01", 200, 2}, {"fec02", 300, 1}}) {
+    Heartbeat h;
+    h.fec = fec;
+    h.time = time;
+    h.running = generation;
+    ASSERT_TRUE((*records)->RecordHeartbeat(h));
+  }
+  auto pruned = (*records)->Prune(1000, 1000);
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(pruned->audit, 1);
+  EXPECT_EQ(pruned->activations, 1);  // fec01's first; fec01's and fec02's newest stay
+  EXPECT_EQ((*records)->AuditLog(10, "")->size(), 1u);
+  EXPECT_EQ((*records)->Activations("fec01", 10)->size(), 1u);
+  EXPECT_EQ((*records)->Activations("fec02", 10)->size(), 1u);
+  auto none = (*records)->Prune(0, 0);  // 0: keep everything
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->audit + none->activations, 0);
 }
 
 }  // namespace

@@ -115,9 +115,18 @@ Status ValidateSnapshotRecord(const SnapshotRecord& r) {
   return {};
 }
 
-Result<SnapshotRecord> AddSnapshot(Store& store, const SnapshotRecord& claimed, const std::string& archive, int keep) {
+Status CheckSnapshotQuota(const std::string& fec, uint64_t size, uint64_t quota) {
+  if (quota == 0 || size <= quota) return {};
+  return Fail(ErrorCode::kRejected, "a snapshot of " + HumanBytes(size) + " is over " + fec +
+                                        "'s quota of " + HumanBytes(quota) +
+                                        " (--snapshot-quota); persist less, or raise the quota");
+}
+
+Result<SnapshotRecord> AddSnapshot(Store& store, const SnapshotRecord& claimed, const std::string& archive,
+                                   const SnapshotLimits& limits) {
   SnapshotRecord record = claimed;
   WHARF_TRY(ValidateSnapshotRecord(record));
+  WHARF_TRY(CheckSnapshotQuota(record.fec, record.size, limits.quota));
   std::string dir = DataDir(store, record.fec);
   WHARF_TRY(MakeDirs(dir));
   std::string dest = JoinPath(store.root(), SnapshotArchivePath(record.fec, record.id));
@@ -131,7 +140,7 @@ Result<SnapshotRecord> AddSnapshot(Store& store, const SnapshotRecord& claimed, 
       return Fail(ErrorCode::kCorrupt, "snapshot " + record.id + " of " + record.fec + " has " +
                                            std::to_string(digest->size) + " bytes and another sha256 than "
                                            "declared; the upload was cut or altered, take a new one");
-    auto stats = CheckSnapshot(staged, record.paths);
+    auto stats = CheckSnapshot(staged, record.paths, limits.max_data);
     if (!stats) return std::unexpected(stats.error());
     record.entries = stats->entries;
     record.bytes = stats->bytes;
@@ -152,10 +161,21 @@ Result<SnapshotRecord> AddSnapshot(Store& store, const SnapshotRecord& claimed, 
     for (const auto& name : *names)
       if (name.ends_with(".json") && name != "latest.json" && name[0] != '.') ids.push_back(name.substr(0, name.size() - 5));
     std::sort(ids.rbegin(), ids.rend());
-    for (size_t i = static_cast<size_t>(std::max(keep, 1)); i < ids.size(); ++i) {
-      if (ids[i] == record.id) continue;
-      WHARF_TRY(RemoveTree(JoinPath(dir, ids[i] + ".json")));
-      WHARF_TRY(RemoveTree(JoinPath(dir, ids[i] + ".tar.zst")));
+    // Newest first: the new one always stays; older ones while `keep` and the quota allow.
+    uint64_t kept_bytes = record.size;
+    size_t kept = 1;
+    for (const auto& id : ids) {
+      if (id == record.id) continue;
+      auto old = ReadRecord(JoinPath(dir, id + ".json"));
+      uint64_t size = old ? old->size : 0;
+      if (kept < static_cast<size_t>(std::max(limits.keep, 1)) &&
+          (limits.quota == 0 || kept_bytes + size <= limits.quota)) {
+        kept_bytes += size;
+        ++kept;
+        continue;
+      }
+      WHARF_TRY(RemoveTree(JoinPath(dir, id + ".json")));
+      WHARF_TRY(RemoveTree(JoinPath(dir, id + ".tar.zst")));
     }
     return {};
   }();

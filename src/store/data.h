@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "archive/snapshot.h"
 #include "base/error.h"
 #include "store/store.h"
 
@@ -43,11 +44,25 @@ Result<SnapshotRecord> ParseSnapshotRecord(std::string_view json);
 std::string NewSnapshotId();
 Status ValidateSnapshotId(std::string_view id);
 
+struct SnapshotLimits {
+  int keep = kDefaultSnapshotKeep;              // snapshots kept per FEC (always the latest)
+  uint64_t max_data = kDefaultSnapshotMaxData;  // unpacked bytes of one snapshot
+  uint64_t quota = 0;                           // bytes of snapshots kept per FEC; 0: none
+};
+
 /// Copies `archive` into the FEC's data folder, checks the copy against `claimed` (size,
-/// sha256) and entry by entry against its paths, and makes it the latest; then drops the
-/// oldest beyond `keep`. Returns the record as stored (entries and bytes filled in).
+/// sha256), its unpacked size against `max_data` and entry by entry against its paths, and
+/// makes it the latest; then drops the oldest beyond `keep`, and beyond what `quota` holds
+/// (oldest first, never the new one). A snapshot bigger than the quota alone is refused
+/// and nothing is kept. Returns the record as stored (entries and bytes filled in).
 Result<SnapshotRecord> AddSnapshot(Store& store, const SnapshotRecord& claimed, const std::string& archive,
-                                   int keep = kDefaultSnapshotKeep);
+                                   const SnapshotLimits& limits);
+inline Result<SnapshotRecord> AddSnapshot(Store& store, const SnapshotRecord& claimed, const std::string& archive,
+                                          int keep = kDefaultSnapshotKeep) {
+  return AddSnapshot(store, claimed, archive, SnapshotLimits{keep});
+}
+/// Refuses a snapshot of `size` bytes that the per-FEC `quota` cannot hold (0: no quota).
+Status CheckSnapshotQuota(const std::string& fec, uint64_t size, uint64_t quota);
 
 struct SnapshotList {
   std::vector<SnapshotRecord> snapshots;  // newest first

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include <unistd.h>
+
 #include "archive/delta.h"
 #include "archive/names.h"
 #include "archive/reader.h"
@@ -76,6 +78,13 @@ Result<PublishOutcome> Store::Publish(const std::string& archive_path,
     return std::unexpected(lock.error());
   }
   WHARF_TRY(RemoveStaleTemps(package_dir));  // a publisher killed mid-copy left these
+  // Again under the lock: a concurrent publish of the same name as another kind of
+  // package may have made it visible since the check above.
+  if (auto free = CheckNameFree(*index); !free) {
+    cleanup();
+    (void)::rmdir(package_dir.c_str());  // made above for the staging; empty unless published
+    return std::unexpected(free.error());
+  }
   if (PathExists(dest)) {
     cleanup();
     return CompareWithPublished(dest, *index, *index_json);
@@ -111,7 +120,7 @@ Status Store::CheckNameFree(const PackageIndex& index) const {
   auto homes = Packages();
   if (!homes) return std::unexpected(homes.error());
   for (const auto& home : *homes) {
-    if (home.name != index.name || home.area == mine.area) continue;
+    if (home.name != index.name || home.area == mine.area || !HasVersions(home)) continue;
     // Two FECs may each have their own configuration of one name.
     if (home.configuration() && mine.configuration() && home.area != "configuration" &&
         mine.area != "configuration")
@@ -167,7 +176,7 @@ Result<PackageHome> Store::FindPackage(const std::string& fec, const std::string
     areas.push_back("fecs/" + fec + "/configuration");
   }
   for (const auto& area : areas)
-    if (IsDirectory(JoinPath(root_, area + "/" + name))) return PackageHome{area, name};
+    if (HasVersions({area, name})) return PackageHome{area, name};
   return Fail(ErrorCode::kNotFound, name + " is not published in this store" +
                                         (fec.empty() ? "" : " (nor as a configuration of " + fec + ")") +
                                         "; `wharf publish` it first, or see `wharf list --packages`");
@@ -193,6 +202,13 @@ Result<PackageRef> Store::ResolvePackage(const std::string& fec, const std::stri
   ref.index_size = digest->size;
   ref.index_sha256 = digest->sha256;
   return ref;
+}
+
+// A package folder counts once a version is in it: a publisher staging its first version
+// (a hidden temp folder) or one refused has not taken the name.
+bool Store::HasVersions(const PackageHome& home) const {
+  auto versions = Versions(home);
+  return versions && !versions->empty();
 }
 
 Result<std::vector<std::string>> Store::Versions(const PackageHome& home) const {

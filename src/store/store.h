@@ -93,7 +93,10 @@ class Store {
   std::vector<std::pair<std::string, PackageIndex>> RecentVersions(const PackageHome& home,
                                                                    const std::string& except,
                                                                    int count) const;
+  /// True when the package's folder holds a published version.
+  bool HasVersions(const PackageHome& home) const;
   /// Refuses a name that another kind of package already uses (see PackageHome).
+  /// Publish checks it before the copy (to fail fast) and again under the lock.
   Status CheckNameFree(const PackageIndex& index) const;
   Status DeriveView(const Generation& generation);
   Result<PublishOutcome> CompareWithPublished(const std::string& dest, const PackageIndex& index,

@@ -24,7 +24,7 @@ AG2=$(make_token fec02 agent fec02 "$STORE")
 [ ${#ADMIN} -eq 70 ] || fail "a token is wharf_ and 64 hex digits: $ADMIN"
 "$WHARF" token list --store "$STORE" | grep -q "^fec01 *agent *fec01" || fail "token list"
 expect_exit 2 "$WHARF" token create x --role root --store "$STORE"
-grep -q "expected admin, publisher, operator or agent" "$T/stderr" || fail "bad role: $(cat "$T/stderr")"
+grep -q "expected admin, publisher, operator, maintainer or agent" "$T/stderr" || fail "bad role: $(cat "$T/stderr")"
 expect_exit 2 "$WHARF" token create x --role agent --store "$STORE"
 grep -q "pass --fec NAME" "$T/stderr" || fail "agent token without a FEC: $(cat "$T/stderr")"
 expect_exit 1 "$WHARF" token create ci --role publisher --store "$STORE"
