@@ -86,7 +86,7 @@ Status Move(const std::string& from, const std::string& to) {
 // but the lock to `state`; resumable, so a move cut short goes on at the next start.
 Status MoveLegacyState(const std::string& store, const std::string& state) {
   std::string legacy = JoinPath(AbsolutePath(store), ".wharf");
-  if (!IsDirectory(legacy)) return {};
+  if (legacy == state || !IsDirectory(legacy)) return {};
   auto names = ListDir(legacy);
   if (!names) return std::unexpected(names.error());
   std::vector<std::string> moving;
