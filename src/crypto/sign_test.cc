@@ -4,6 +4,7 @@
 
 #include "base/scratch_dir.h"
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
@@ -104,6 +105,16 @@ TEST_F(SignTest, KeyOthersCanReadOrWriteIsRefusedWithTheFix) {
     auto loaded = PrivateKey::Load(path);
     EXPECT_TRUE(loaded) << loaded.error().message;
   }
+}
+
+TEST_F(SignTest, KeyOwnedByAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file away";
+  ASSERT_TRUE(GenerateKeyPair(dir_ + "/k"));
+  ASSERT_EQ(::chown((dir_ + "/k.key").c_str(), 65534, 65534), 0);
+  auto loaded = PrivateKey::Load(dir_ + "/k.key");
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code, ErrorCode::kUnsafe);
+  EXPECT_NE(loaded.error().message.find("owned by uid 65534"), std::string::npos) << loaded.error().message;
 }
 
 TEST_F(SignTest, KeyThroughALinkIsCheckedOnTheFileItself) {
