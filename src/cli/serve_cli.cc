@@ -5,8 +5,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include <cstdio>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -133,18 +133,26 @@ bool HoldsPrivateKey(const std::filesystem::path& path, const std::filesystem::p
   return IsPrivateKey(head);
 }
 
-// Refuses to serve a tree that holds the state folder or any private key: whatever serves or
-// copies the store (this server, nginx, rsync to a mirror, a DVD) would hand it out.
-Status RefuseSecretsInStore(const std::string& store, const std::string& state, const std::string& key_path) {
-  namespace fs = std::filesystem;
+// Whatever serves or copies the store (this server, nginx, rsync to a mirror, a DVD) would
+// hand out a state folder inside it.
+Status RefuseStateInStore(const std::string& store, const std::string& state) {
   std::error_code ec;
-  std::string root = fs::weakly_canonical(store, ec).string();
+  std::string root = std::filesystem::weakly_canonical(store, ec).string();
   if (ec) return IoError("resolve", store);
-  std::string state_real = fs::weakly_canonical(state, ec).string();
+  std::string state_real = std::filesystem::weakly_canonical(state, ec).string();
   if (!ec && Inside(state_real, root))
     return Fail(ErrorCode::kUnsafe, "the state folder " + state + " lies inside the store " + root +
                                         ", which anyone who can read the store could copy; pass a --state outside "
                                         "it (the default is " + root + ".state)");
+  return {};
+}
+
+// Refuses to serve a tree that holds a private key, for the same reason.
+Status RefuseKeysInStore(const std::string& store, const std::string& state, const std::string& key_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string root = fs::weakly_canonical(store, ec).string();
+  if (ec) return IoError("resolve", store);
   auto where = [&](const std::string& found) {
     return Fail(ErrorCode::kUnsafe,
                 "refusing to serve " + root + ": it holds a private key at " + found +
@@ -205,11 +213,13 @@ int RunServe(const ServeArgs& args) {
                   kExitUsage);
   auto store = Store::Open(args.store, true);
   if (!store) return Failed(store.error());
+  if (auto outside = RefuseStateInStore(store->root(), StateDir(args.store, args.state)); !outside)
+    return Failed(outside.error());
   auto prepared = PrepareStateDir(args.store, args.state);
   if (!prepared) return Failed(prepared.error());
   std::string state = *prepared;
   std::string key_path = args.key.empty() ? JoinPath(state, "signing.key") : args.key;
-  if (auto clean = RefuseSecretsInStore(store->root(), state, key_path); !clean) return Failed(clean.error());
+  if (auto clean = RefuseKeysInStore(store->root(), state, key_path); !clean) return Failed(clean.error());
   if (!PathExists(key_path))
     return Failed({ErrorCode::kNotFound, "no signing key at " + key_path + ": pass --key NAME.key, or run "
                                          "`wharf keygen --out " + JoinPath(state, "signing") + "`"});

@@ -120,6 +120,7 @@ cp store.state/signing.key store/.wharf/signing.key  # an old server's key, left
 serve_refused "store/.wharf/signing.key and $T/store.state/signing.key both exist" store
 rm store/.wharf/signing.key
 serve_refused "the state folder $T/store/private lies inside the store" store --state "$T/store/private"
+[ ! -e store/private ] || fail "a refused --state inside the store was made"
 cp release.key store/fecs/signing
 serve_refused "it holds a private key at $T/store/fecs/signing" store --key "$T/store/fecs/signing"
 rm -f store/fecs/signing
