@@ -57,8 +57,7 @@ mkdir -p tree/data tree/etc
 quarter=$((SIZE_MB * 1000000 / 4))
 for i in 0 1 2 3; do head -c "$quarter" /dev/urandom >"tree/data/blob$i.bin"; done
 echo "fec = boot storm" >tree/etc/app.conf
-mkdir -p store/.wharf
-"$WHARF" keygen --out store/.wharf/signing >/dev/null
+"$WHARF" keygen --out store.state/signing >/dev/null
 "$WHARF" pack tree --name storm --version 1 --prefix /opt/storm --level 1 -o out >/dev/null
 ARCHIVE=out/storm-1.tar.zst
 ASIZE=$(stat -c %s "$ARCHIVE")
@@ -66,7 +65,7 @@ ASIZE=$(stat -c %s "$ARCHIVE")
 rm -rf tree out
 t0=$(secs)
 for i in $(seq 1 "$AGENTS"); do
-  "$WHARF" assign "$(printf 'fec%03d' "$i")" storm@1 --store store --key store/.wharf/signing.key >/dev/null
+  "$WHARF" assign "$(printf 'fec%03d' "$i")" storm@1 --store store --key store.state/signing.key >/dev/null
 done
 t1=$(secs)
 echo "package: storm@1, archive $ASIZE bytes ($(python3 -c "print(round($ASIZE/1e6,1))") MB); assigned to $AGENTS FECs in $(python3 -c "print(round($t1-$t0,1))") s"
@@ -170,7 +169,7 @@ for i in range(1, n + 1):
     root = os.path.join(roots, fec)
     if mode == "agent":
         cmd = [agent, "sync", "--root", root, "--store", url, "--fec", fec,
-               "--trust", os.path.join(top, "store/.wharf/signing.pub")]
+               "--trust", os.path.join(top, "store.state/signing.pub")]
     else:
         cmd = ["curl", "-sS", "--fail", "-o", "/dev/null", url + archive_path]
     log = open(os.path.join(logs, fec + ".log"), "wb")

@@ -34,8 +34,7 @@ cd "$T"
 secs() { python3 -c 'import time; print(f"{time.monotonic():.3f}")'; }
 fec() { printf 'fec%04d' "$1"; }
 
-mkdir -p store/.wharf
-"$WHARF" keygen --out store/.wharf/signing >/dev/null
+"$WHARF" keygen --out store.state/signing >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$port"
 "$WHARF" serve --store store --listen "127.0.0.1:$port" --threads "$THREADS" --per-ip-connections 0 2>>serve.log &

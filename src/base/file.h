@@ -53,6 +53,8 @@ Status ReadChunks(const std::string& path,
                   const std::function<Status(const char* data, size_t size)>& chunk);
 /// Reads a whole file; refuses one larger than `max_bytes`.
 Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes = 64 << 20);
+/// The same from an open descriptor (its position on); `path` names it in errors.
+Result<std::string> ReadAll(int fd, const std::string& path, uint64_t max_bytes);
 /// Writes `data` to `path` atomically and durably: a temp file beside it, fsync,
 /// rename, fsync of the folder. Readers see the old or the new file, never a mix.
 Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644);
@@ -65,8 +67,8 @@ size_t PageSize();
 Status SyncPath(const std::string& path);
 /// Copies a regular file to the new file `to` (mode 0644) and fsyncs it.
 Status CopyFile(const std::string& from, const std::string& to);
-/// Makes `path` and its missing parents (mode 0755).
-Status MakeDirs(const std::string& path);
+/// Makes `path` and its missing parents, each with `mode` (0700 for a folder of secrets).
+Status MakeDirs(const std::string& path, unsigned mode = 0755);
 /// Replaces (or creates) the symlink `link` pointing at `target`, atomically.
 Status SymlinkAtomic(const std::string& target, const std::string& link);
 /// rename(2) then fsync of the destination's folder.

@@ -52,10 +52,14 @@ Result<UniqueFd> OpenRead(const std::string& path) {
 Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes) {
   auto fd = OpenRead(path);
   if (!fd) return std::unexpected(fd.error());
+  return ReadAll(fd->get(), path, max_bytes);
+}
+
+Result<std::string> ReadAll(int fd, const std::string& path, uint64_t max_bytes) {
   std::string data;
   char buffer[65536];
   for (;;) {
-    ssize_t n = ::read(fd->get(), buffer, sizeof buffer);
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return IoError("read", path);
     if (n == 0) break;
@@ -146,11 +150,11 @@ Status CopyFile(const std::string& from, const std::string& to) {
   return {};
 }
 
-Status MakeDirs(const std::string& path) {
+Status MakeDirs(const std::string& path, unsigned mode) {
   if (path.empty() || IsDirectory(path)) return {};
   std::string parent = Dirname(path);
-  if (parent != path) WHARF_TRY(MakeDirs(parent));
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return IoError("create folder", path);
+  if (parent != path) WHARF_TRY(MakeDirs(parent, mode));
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return IoError("create folder", path);
   return {};
 }
 

@@ -5,8 +5,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "archive/names.h"
@@ -14,6 +17,8 @@
 #include "base/file.h"
 #include "base/strings.h"
 #include "cli/output.h"
+#include "crypto/sha256.h"
+#include "crypto/sign.h"
 #include "server/api.h"
 #include "server/http.h"
 #include "server/records.h"
@@ -25,8 +30,146 @@ constexpr const char* kProgram = "wharf";
 
 int Failed(const Error& error, int code = kExitFailure) { return ReportError(kProgram, error, code); }
 
+// The server's state (signing key, records.db with the tokens, uploads) lives beside the
+// store, never in it: copying the store to a mirror or serving it with any web server must
+// not hand the key or the database out.
 std::string StateDir(const std::string& store, const std::string& state) {
-  return state.empty() ? JoinPath(AbsolutePath(store), ".wharf") : AbsolutePath(state);
+  return state.empty() ? AbsolutePath(store) + ".state" : AbsolutePath(state);
+}
+
+Status MakeStateDir(const std::string& state) {
+  WHARF_TRY(MakeDirs(state, 0700));
+  if (::chmod(state.c_str(), 0700) != 0) return IoError("chmod", state);
+  return {};
+}
+
+// A copy of the file, folder or link `from` at the new path `to`, modes kept, each file's
+// bytes compared with the original's.
+Status CopyVerified(const std::string& from, const std::string& to) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto status = fs::symlink_status(from, ec);
+  if (ec) return IoError("inspect", from);
+  if (fs::is_symlink(status)) {
+    fs::copy_symlink(from, to, ec);
+  } else if (fs::is_directory(status)) {
+    WHARF_TRY(MakeDirs(to, 0700));
+    auto names = ListDir(from);
+    if (!names) return std::unexpected(names.error());
+    for (const auto& name : *names) WHARF_TRY(CopyVerified(JoinPath(from, name), JoinPath(to, name)));
+  } else {
+    WHARF_TRY(CopyFile(from, to));
+    auto original = Sha256File(from), copy = Sha256File(to);
+    if (!original || !copy || original->sha256 != copy->sha256)
+      return Fail(ErrorCode::kIo, to + ": the copy of " + from + " differs from it; check the disk, then move it by hand");
+  }
+  if (!ec) fs::permissions(to, status.permissions(), fs::perm_options::replace | fs::perm_options::nofollow, ec);
+  if (ec && !fs::is_symlink(status)) return Fail(ErrorCode::kIo, "copy " + from + " to " + to + ": " + ec.message());
+  return {};
+}
+
+// rename(2), or across file systems a verified copy under a temporary name, then the original
+// removed.
+Status Move(const std::string& from, const std::string& to) {
+  if (std::rename(from.c_str(), to.c_str()) == 0) return SyncPath(Dirname(to));
+  if (errno != EXDEV) return IoError("move " + from + " to", to);
+  std::string temp = TempSibling(to);
+  if (auto copied = CopyVerified(from, temp); !copied) {
+    (void)RemoveTree(temp);
+    return copied;
+  }
+  WHARF_TRY(RenameDurable(temp, to));
+  return RemoveTree(from);
+}
+
+// Before --state, the state lived in <store>/.wharf beside the store lock. Moves all of it
+// but the lock to `state`; resumable, so a move cut short goes on at the next start.
+Status MoveLegacyState(const std::string& store, const std::string& state) {
+  std::string legacy = JoinPath(AbsolutePath(store), ".wharf");
+  if (legacy == state || !IsDirectory(legacy)) return {};
+  auto names = ListDir(legacy);
+  if (!names) return std::unexpected(names.error());
+  std::vector<std::string> moving;
+  for (const auto& name : *names) {
+    if (name == "lock") continue;  // the store's own lock: not the server's
+    if (name == "uploads" && PathExists(JoinPath(state, name))) {
+      WHARF_TRY(RemoveTree(JoinPath(legacy, name)));  // cut uploads, never used again
+      continue;
+    }
+    if (PathExists(JoinPath(state, name)))
+      return Fail(ErrorCode::kAlreadyExists,
+                  JoinPath(legacy, name) + " and " + JoinPath(state, name) +
+                      " both exist: the server's state is in two places; keep the one in use in " + state +
+                      ", remove the other from the store, and start again");
+    moving.push_back(name);
+  }
+  if (moving.empty()) return {};
+  WHARF_TRY(MakeStateDir(state));
+  for (const auto& name : moving) WHARF_TRY(Move(JoinPath(legacy, name), JoinPath(state, name)));
+  Note("wharf: moved the server's state from " + legacy + " to " + state + ", out of the store it serves");
+  return {};
+}
+
+Result<std::string> PrepareStateDir(const std::string& store, const std::string& state_arg) {
+  std::string state = StateDir(store, state_arg);
+  WHARF_TRY(MoveLegacyState(store, state));
+  WHARF_TRY(MakeStateDir(state));
+  return state;
+}
+
+bool Inside(const std::string& path, const std::string& dir) {
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+}
+
+// Whether the regular file `path` is a private key: named *.key, the signing key itself, or
+// content that parses as one.
+bool HoldsPrivateKey(const std::filesystem::path& path, const std::filesystem::path& signing_key) {
+  std::error_code ec;
+  if (path.extension() == ".key" || std::filesystem::equivalent(path, signing_key, ec)) return true;
+  std::ifstream in(path, std::ios::binary);
+  std::string head(64 << 10, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return IsPrivateKey(head);
+}
+
+// Whatever serves or copies the store (this server, nginx, rsync to a mirror, a DVD) would
+// hand out a state folder inside it.
+Status RefuseStateInStore(const std::string& store, const std::string& state) {
+  std::error_code ec;
+  std::string root = std::filesystem::weakly_canonical(store, ec).string();
+  if (ec) return IoError("resolve", store);
+  std::string state_real = std::filesystem::weakly_canonical(state, ec).string();
+  if (!ec && Inside(state_real, root))
+    return Fail(ErrorCode::kUnsafe, "the state folder " + state + " lies inside the store " + root +
+                                        ", which anyone who can read the store could copy; pass a --state outside "
+                                        "it (the default is " + root + ".state)");
+  return {};
+}
+
+// Refuses to serve a tree that holds a private key, for the same reason.
+Status RefuseKeysInStore(const std::string& store, const std::string& state, const std::string& key_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string root = fs::weakly_canonical(store, ec).string();
+  if (ec) return IoError("resolve", store);
+  auto where = [&](const std::string& found) {
+    return Fail(ErrorCode::kUnsafe,
+                "refusing to serve " + root + ": it holds a private key at " + found +
+                    ", which whoever reads or copies the store gets; move it out (the server's own key to " +
+                    JoinPath(state, "signing.key") + "), and make a new key if the store was served or copied with it");
+  };
+  std::string key_real = fs::weakly_canonical(key_path, ec).string();
+  if (!ec && Inside(key_real, root)) return where(key_real);
+  for (fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    // A link is followed to a file (nginx would serve it), never into a folder (no loops).
+    std::error_code broken;  // a dangling link is no file to serve, not an error
+    if (it->is_symlink(broken) && it->is_directory(broken)) continue;
+    if (it->is_regular_file(broken) && HoldsPrivateKey(it->path(), key_path)) return where(it->path().string());
+  }
+  if (ec) return Fail(ErrorCode::kIo, "cannot look through " + root + " for private keys: " + ec.message());
+  return {};
 }
 
 Result<std::unique_ptr<Records>> OpenRecords(std::string store, const std::string& state) {
@@ -35,10 +178,9 @@ Result<std::unique_ptr<Records>> OpenRecords(std::string store, const std::strin
     return Fail(ErrorCode::kInvalidArgument, "which server? pass --store DIR (the folder `wharf serve` serves)");
   if (!IsDirectory(JoinPath(AbsolutePath(store), "software")))
     return Fail(ErrorCode::kNotFound, AbsolutePath(store) + " is not a wharf store; check --store");
-  std::string dir = StateDir(store, state);
-  WHARF_TRY(MakeDirs(dir));
-  ::chmod(dir.c_str(), 0700);
-  return Records::Open(JoinPath(dir, "records.db"));
+  auto dir = PrepareStateDir(store, state);
+  if (!dir) return std::unexpected(dir.error());
+  return Records::Open(JoinPath(*dir, "records.db"));
 }
 
 // "HOST:PORT", "[V6]:PORT" or ":PORT" (all addresses).
@@ -71,10 +213,13 @@ int RunServe(const ServeArgs& args) {
                   kExitUsage);
   auto store = Store::Open(args.store, true);
   if (!store) return Failed(store.error());
-  std::string state = StateDir(args.store, args.state);
-  if (auto made = MakeDirs(state); !made) return Failed(made.error());
-  ::chmod(state.c_str(), 0700);
+  if (auto outside = RefuseStateInStore(store->root(), StateDir(args.store, args.state)); !outside)
+    return Failed(outside.error());
+  auto prepared = PrepareStateDir(args.store, args.state);
+  if (!prepared) return Failed(prepared.error());
+  std::string state = *prepared;
   std::string key_path = args.key.empty() ? JoinPath(state, "signing.key") : args.key;
+  if (auto clean = RefuseKeysInStore(store->root(), state, key_path); !clean) return Failed(clean.error());
   if (!PathExists(key_path))
     return Failed({ErrorCode::kNotFound, "no signing key at " + key_path + ": pass --key NAME.key, or run "
                                          "`wharf keygen --out " + JoinPath(state, "signing") + "`"});
@@ -124,7 +269,7 @@ int RunServe(const ServeArgs& args) {
       return Failed({ErrorCode::kInvalidArgument, "HTTPS needs both --tls-cert and --tls-key"}, kExitUsage);
     auto cert = ReadFile(args.tls_cert, 1 << 20);
     if (!cert) return Failed(cert.error());
-    auto tls_key = ReadFile(args.tls_key, 1 << 20);
+    auto tls_key = ReadPrivateKeyFile(args.tls_key);
     if (!tls_key) return Failed(tls_key.error());
     options.tls_cert_pem = *cert;
     options.tls_key_pem = *tls_key;

@@ -9,7 +9,7 @@ namespace wharf {
 
 struct ServeArgs {
   std::string store;
-  std::string state;  // default <store>/.wharf
+  std::string state;  // default <store>.state, beside the store (an old <store>/.wharf is moved there)
   std::string listen = "127.0.0.1:8080";
   std::string key;    // default <state>/signing.key
   unsigned threads = 4;

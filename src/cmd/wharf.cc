@@ -292,7 +292,9 @@ int main(int argc, char** argv) {
   serve->add_option("--listen", serve_args.listen, "HOST:PORT to listen on ([::]:8080 for IPv6)")
       ->capture_default_str();
   serve->add_option("--key", serve_args.key, "signing key for generations (default STATE/signing.key)");
-  serve->add_option("--state", serve_args.state, "folder for the database and uploads (default STORE/.wharf)");
+  serve->add_option("--state", serve_args.state, "the server's private folder (0700): signing key, records.db with the tokens, uploads; "
+                    "default STORE.state, beside the store and never in it (a STORE/.wharf of an older "
+                    "wharf is moved there)");
   serve->add_option("--threads", serve_args.threads, "server threads")->capture_default_str()
       ->check(CLI::Range(1u, 64u));
   serve->add_option("--tls-cert", serve_args.tls_cert, "PEM certificate: serve HTTPS");
@@ -331,7 +333,7 @@ int main(int argc, char** argv) {
   token->require_subcommand(1);
   auto add_token_store = [&](CLI::App* cmd) {
     cmd->add_option("--store", token_args.store, "the server's store folder (or WHARF_STORE)");
-    cmd->add_option("--state", token_args.state, "the server's --state folder (default STORE/.wharf)");
+    cmd->add_option("--state", token_args.state, "the server's --state folder (default STORE.state)");
     cmd->add_flag("--json", token_args.json, "print the result as JSON on stdout");
   };
   auto* token_create = token->add_subcommand("create", "make a token and print it (only this once)");

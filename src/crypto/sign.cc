@@ -1,7 +1,11 @@
 #include "crypto/sign.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -58,6 +62,21 @@ Status WriteNewFile(const std::string& path, const std::string& data, unsigned m
   return WriteFileAtomic(path, data, mode);
 }
 
+// "readable by others", "readable and writable by its group", ...
+std::string LooseAccess(unsigned mode) {
+  auto what = [](unsigned bits) -> std::string {
+    if ((bits & 4) && (bits & 2)) return "readable and writable";
+    if (bits & 4) return "readable";
+    if (bits & 2) return "writable";
+    return bits ? "executable" : "";
+  };
+  std::string group = what((mode >> 3) & 7), others = what(mode & 7);
+  if (group == others) return group + " by its group and others";
+  if (others.empty()) return group + " by its group";
+  if (group.empty()) return others + " by others";
+  return group + " by its group and " + others + " by others";
+}
+
 std::string PemOf(EVP_PKEY* pkey, bool private_part) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (private_part)
@@ -81,8 +100,49 @@ PrivateKey::PrivateKey(PrivateKey&&) noexcept = default;
 PrivateKey& PrivateKey::operator=(PrivateKey&&) noexcept = default;
 PrivateKey::~PrivateKey() = default;
 
+Result<std::string> ReadPrivateKeyFile(const std::string& path) {
+  auto fd = OpenRead(path);
+  if (!fd) return std::unexpected(fd.error());
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0) return IoError("inspect", path);
+  if (!S_ISREG(st.st_mode))
+    return Fail(ErrorCode::kUnsafe, path + ": not a regular file; a private key must be a plain file of mode 0600");
+  if (st.st_uid != ::geteuid())
+    return Fail(ErrorCode::kUnsafe,
+                path + ": owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
+                    std::to_string(::geteuid()) + "), who could not keep it private; run `chown " +
+                    std::to_string(::geteuid()) + " " + path + "` as root, or use a key of your own");
+  unsigned loose = st.st_mode & 077;
+  if (loose != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    bool readable = (loose & 044) != 0;
+    return Fail(ErrorCode::kUnsafe,
+                path + ": " + LooseAccess(loose) + " (mode " + mode + "); run `chmod 600 " + path + "`, and " +
+                    (readable ? "make a new key if others may have copied it"
+                              : "make a new key if others may have replaced it"));
+  }
+  return ReadAll(fd->get(), path, 1 << 16);
+}
+
+bool IsPrivateKey(std::string_view bytes) {
+  // "-----BEGIN [TYPE ]PRIVATE KEY-----", TYPE in capitals, anywhere (text may precede it).
+  constexpr std::string_view kBegin = "-----BEGIN ", kEnd = "PRIVATE KEY-----";
+  for (size_t at = bytes.find(kBegin); at != std::string_view::npos; at = bytes.find(kBegin, at + 1)) {
+    std::string_view label = bytes.substr(at + kBegin.size());
+    size_t end = label.find(kEnd);
+    if (end != std::string_view::npos &&
+        label.substr(0, end).find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ") == std::string_view::npos)
+      return true;
+  }
+  const auto* der = reinterpret_cast<const unsigned char*>(bytes.data());
+  PkeyPtr pkey(d2i_AutoPrivateKey(nullptr, &der, static_cast<long>(bytes.size())));
+  ERR_clear_error();  // a failed guess is no error for whoever calls OpenSSL next
+  return pkey != nullptr;
+}
+
 Result<PrivateKey> PrivateKey::Load(const std::string& path) {
-  auto pem = ReadFile(path, 1 << 16);
+  auto pem = ReadPrivateKeyFile(path);
   if (!pem) return Prefix("signing key", pem.error());
   auto bio = PemBio(path, *pem);
   if (!bio) return std::unexpected(bio.error());
@@ -111,6 +171,7 @@ Result<std::string> PrivateKey::Sign(std::string_view data) const {
 
 Result<PublicKey> GenerateKeyPair(const std::string& base_path) {
   std::string key_path = base_path + ".key", pub_path = base_path + ".pub";
+  WHARF_TRY(MakeDirs(Dirname(AbsolutePath(key_path)), 0700));
   if (PathExists(key_path) || PathExists(pub_path))
     return Fail(ErrorCode::kAlreadyExists, base_path +
                                                ".key or .pub already exists; refusing to "

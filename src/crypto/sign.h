@@ -37,8 +37,18 @@ class PrivateKey {
   PublicKey public_key_;
 };
 
-/// Writes NAME.key (0600) and NAME.pub; refuses to overwrite either.
+/// Writes NAME.key (0600) and NAME.pub; refuses to overwrite either. A folder it makes for
+/// them is 0700.
 Result<PublicKey> GenerateKeyPair(const std::string& base_path);
+
+/// The bytes of a private key file (a signing key, a TLS key), refused with the fix in the
+/// message when the file is not a regular file owned by this user, or when its group or
+/// others may read or write it: a key others can read may have been copied, one they can
+/// write may have been replaced. Checked on the opened file (fstat), not on the path.
+Result<std::string> ReadPrivateKeyFile(const std::string& path);
+/// Whether `bytes` (a file's content, or its first KiB) hold a private key: a PEM private
+/// key block of any kind (PKCS#8, RSA, EC, encrypted, OpenSSH) or a DER key OpenSSL reads.
+bool IsPrivateKey(std::string_view bytes);
 Result<PublicKey> LoadPublicKey(const std::string& path);
 
 /// Checks `signature_line` over `data` against the trusted keys: kRejected when the key id

@@ -95,12 +95,16 @@ CONF
   STORE_URL="http://127.0.0.1:$port"
 }
 
+# state_dir STORE: the server's state folder by default (signing key, records.db, uploads),
+# a sibling of the store: STORE.state.
+state_dir() { echo "${1%/}.state"; }
+
 # start_server STORE [ARGS...]: runs `wharf serve` on a loopback port with a signing key in
-# the store's state folder (made once); sets $SERVER_URL, $SERVER_PID, $SERVER_LOG.
+# the server's state folder (made once); sets $SERVER_URL, $SERVER_PID, $SERVER_LOG.
 start_server() {
-  local store=$1 port; shift
-  mkdir -p "$store/.wharf"
-  [ -f "$store/.wharf/signing.key" ] || "$WHARF" keygen --out "$store/.wharf/signing" >/dev/null
+  local store=$1 port state; shift
+  state=$(state_dir "$store")
+  [ -f "$state/signing.key" ] || "$WHARF" keygen --out "$state/signing" >/dev/null
   port=$(free_port)
   SERVER_LOG=$T/server.log
   "$WHARF" serve --store "$store" --listen "127.0.0.1:$port" "$@" 2>>"$SERVER_LOG" &

@@ -220,7 +220,7 @@ pass "10 uploads cut at random byte offsets: none is stored, the previous latest
 # latest after its 60 s idle timeout; a restart empties it at once.
 stop_server
 start_server "$T/store" --key "$T/k.key"
-[ -z "$(ls -A "$T/store/.wharf/uploads" 2>/dev/null)" ] || fail "staging left after a restart: $(ls "$T/store/.wharf/uploads")"
+[ -z "$(ls -A "$T/store.state/uploads" 2>/dev/null)" ] || fail "staging left after a restart: $(ls "$T/store.state/uploads")"
 # After all that, a wiped FEC still gets the latest back.
 want >"$T/want"
 remove_tree "$R/var/lib"

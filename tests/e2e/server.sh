@@ -45,7 +45,7 @@ expect_exit 0 env WHARF_TOKEN="$CI" "$WHARF" publish "$T/out/demo-ioc-1.0.tar.zs
 grep -q "already published (same bytes)" "$T/stdout" || fail "republish must be a no-op"
 cmp "$STORE/software/demo-ioc/2.0/demo-ioc-2.0.tar.zst" "$T/out/demo-ioc-2.0.tar.zst" \
   || fail "the published archive differs from the upload"
-[ -z "$(ls -A "$STORE/.wharf/uploads")" ] || fail "uploads left in the staging folder"
+[ -z "$(ls -A "$STORE.state/uploads")" ] || fail "uploads left in the staging folder"
 pass "publish over the API: versions visible, same bytes, republish a no-op, staging empty"
 
 # --- assign over the API; the server signs ---
@@ -53,7 +53,7 @@ export WHARF_TOKEN=$OP
 expect_exit 0 "$WHARF" assign fec01 demo-ioc@1.0 site-config@7
 grep -q "fec01: assigned generation 1: demo-ioc@1.0 site-config@7" "$T/stdout" || fail "assign: $(cat "$T/stdout")"
 expect_exit 0 "$WHARF" assign fec02 demo-ioc@1.0
-cp "$STORE/.wharf/signing.pub" "$T/trusted.pub"
+cp "$STORE.state/signing.pub" "$T/trusted.pub"
 for f in fec01 fec02; do
   tok=$AG1; [ $f = fec02 ] && tok=$AG2
   mkdir -p "$T/$f/etc/wharf"
@@ -181,9 +181,9 @@ kill -TERM $RUN_PID; wait $RUN_PID || fail "run must exit 0 on SIGTERM"
 pass "agent run keeps syncing while the server is away, warns once"
 
 # --- rebuild the database: the generation index comes back from the store ---
-cp "$STORE/.wharf/records.db" "$T/records.before"
-echo "not a database" >"$STORE/.wharf/records.db"
-rm -f "$STORE/.wharf/records.db-wal" "$STORE/.wharf/records.db-shm"
+cp "$STORE.state/records.db" "$T/records.before"
+echo "not a database" >"$STORE.state/records.db"
+rm -f "$STORE.state/records.db-wal" "$STORE.state/records.db-shm"
 "$WHARF" serve --store "$STORE" --listen 127.0.0.1:1 >/dev/null 2>"$T/broken.err" &
 pid=$!; wait $pid && fail "a damaged database must stop the server"
 grep -q "rebuild-db" "$T/broken.err" || fail "the error names --rebuild-db: $(cat "$T/broken.err")"
@@ -196,7 +196,7 @@ make_token fec02 agent fec02 "$STORE" >"$T/fec02/etc/wharf/token"
 curl -sf -H "Authorization: Bearer $ADMIN" "$SERVER_URL/api/v1/fecs/fec01/history" >"$T/hist"
 python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert [g['number'] for g in j['generations']]==[1,2,3], j" "$T/hist" \
   || fail "generations re-indexed: $(cat "$T/hist")"
-ls "$STORE/.wharf/" | grep -q "records.db.broken-" || fail "the damaged database is kept aside"
+ls "$STORE.state/" | grep -q "records.db.broken-" || fail "the damaged database is kept aside"
 stop_server
 pass "--rebuild-db: damaged database moved aside, generations re-indexed from the store"
 

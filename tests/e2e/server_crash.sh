@@ -42,7 +42,7 @@ upload_slowly() {  # a client at 10 MB/s, so that the server can be stopped mid-
     -F "index=@$INDEX" -F "archive=@$ARCHIVE" "$SERVER_URL/api/v1/packages" &
   UPLOAD_PID=$!
   for _ in $(seq 100); do  # until the server has bytes of it
-    [ -n "$(find "$STORE/.wharf/uploads" -name archive.part -size +1M 2>/dev/null)" ] && return 0
+    [ -n "$(find "$STORE.state/uploads" -name archive.part -size +1M 2>/dev/null)" ] && return 0
     sleep 0.05
   done
   fail "the upload did not start"
@@ -55,7 +55,7 @@ for signal in KILL TERM; do
   [ -d "$STORE/software/big/1.0" ] && fail "SIG$signal mid-upload: a partial version is visible"
   start_server "$STORE"
   check_store "SIG$signal mid-upload"
-  [ -z "$(ls -A "$STORE/.wharf/uploads")" ] || fail "SIG$signal: staging not emptied at start"
+  [ -z "$(ls -A "$STORE.state/uploads")" ] || fail "SIG$signal: staging not emptied at start"
   pass "SIG$signal in the middle of an upload: nothing visible, staging emptied on restart"
 done
 
@@ -68,7 +68,7 @@ for i in $(seq 8); do
   wait $pub || true
   start_server "$STORE"
   check_store "kill $i"
-  [ -z "$(ls -A "$STORE/.wharf/uploads")" ] || fail "kill $i: staging not emptied"
+  [ -z "$(ls -A "$STORE.state/uploads")" ] || fail "kill $i: staging not emptied"
   if [ -d "$STORE/software/big/1.0" ]; then
     remove_tree "$STORE/software/big"  # visible and whole: start over for the next kill
   fi

@@ -30,8 +30,8 @@ curl -sf -H "Authorization: Bearer $AG1" -d '{"generation": 1}' "$S/api/v1/fecs/
 
 # The store's files (not its private folder) and every database table but the audit log.
 snapshot() {
-  { manifest "$STORE" | grep -v ' \.wharf'; ls -A "$STORE/.wharf/uploads"
-    python3 - "$STORE/.wharf/records.db" <<'PY'
+  { manifest "$STORE" | grep -v ' \.wharf'; ls -A "$STORE.state/uploads"
+    python3 - "$STORE.state/records.db" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 for table in ("tokens", "fecs", "activations", "generations"):
@@ -194,7 +194,7 @@ code=$(raw chunked); [ "$code" = 000 ] || [ "$code" = 413 ] || fail "endless chu
 code=$(raw cut)
 sleep 0.5
 snapshot "$T/after"; diff "$T/before" "$T/after" >&2 || fail "raw uploads changed the store or database"
-[ -z "$(ls -A "$STORE/.wharf/uploads")" ] || fail "a cut upload left files: $(ls -A "$STORE/.wharf/uploads")"
+[ -z "$(ls -A "$STORE.state/uploads")" ] || fail "a cut upload left files: $(ls -A "$STORE.state/uploads")"
 CASES=$((CASES + 3))
 pass "10 GB declared (413), endless chunked body (closed), upload cut short (nothing kept)"
 

@@ -30,7 +30,7 @@ for p in alpha-1 beta-1 alpha-2; do "$WHARF" publish "$T/out/$p.tar.zst" --serve
 
 R=$T/fec01
 mkdir -p "$R/etc/wharf"
-cp "$STORE/.wharf/signing.pub" "$R/etc/wharf/trusted.pub"
+cp "$STORE.state/signing.pub" "$R/etc/wharf/trusted.pub"
 make_token fec01 agent fec01 "$STORE" >"$R/etc/wharf/token"
 cat >"$R/etc/wharf/agent.toml" <<EOF
 fec = "fec01"
