@@ -8,9 +8,12 @@ STORE=$T/store
 mkdir -p "$STORE" "$T/src" "$T/out"
 make_tree "$T/src/v1" 1
 "$WHARF" pack "$T/src/v1" --name demo --version 1.0 --prefix /opt/demo --level 3 -o "$T/out" >/dev/null
-start_server "$STORE" --max-upload 300000000 --snapshot-quota 2000000
+# Many connections from this one address: the per-address limit (server_dos.sh tests it) is
+# raised so that each one meets the token check.
+start_server "$STORE" --max-upload 300000000 --snapshot-quota 2000000 --per-ip-connections 400
 # The server's database: one place, for when it moves to the state folder.
-DB=$STORE/.wharf/records.db
+STATE=$(state_dir "$STORE")
+DB=$STATE/records.db
 ADMIN=$(make_token admin admin "" "$STORE")
 CI=$(make_token ci publisher "" "$STORE")
 OP=$(make_token op operator "" "$STORE")
@@ -84,7 +87,7 @@ done
 rss1=$(kib VmRSS); hwm1=$(kib VmHWM)
 echo "class 4: VmRSS ${rss0} -> ${rss1} KiB, VmHWM ${hwm0} -> ${hwm1} KiB"
 [ $((hwm1 - hwm0)) -lt 30000 ] || fail "class 4: the server's peak memory grew by $((hwm1 - hwm0)) KiB"
-[ -z "$(ls -A "$STORE/.wharf/uploads")" ] || fail "class 4: a refused upload left $(ls -A "$STORE/.wharf/uploads")"
+[ -z "$(ls -A "$STATE/uploads")" ] || fail "class 4: a refused upload left $(ls -A "$STATE/uploads")"
 curl -sf -H "Authorization: Bearer $OP" "$S/api/v1/fecs/fec01" >/dev/null || fail "class 4: others are served"
 pass "class 4: 250 MB uploads and 300 chunked bodies without a token or right: 401/403 at the headers, memory flat"
 
@@ -151,7 +154,7 @@ upload() {  # upload FILE: HTTP status of a snapshot upload as fec01's agent
   curl -s -o "$T/body" -w '%{http_code}' -H "Authorization: Bearer $AG" -H "Content-Type: application/zstd" \
     --data-binary "@$1" "$S/api/v1/fecs/fec01/data?id=20261203T120000.000Z-00a$2&sha256=$sha&size=$size&generation=1&paths=/var/lib/ioc"
 }
-data_state() { find "$STORE/fecs/fec01" "$STORE/.wharf/uploads" -type f | sort; }
+data_state() { find "$STORE/fecs/fec01" "$STATE/uploads" -type f | sort; }
 before=$(data_state)
 hwm0=$(kib VmHWM)
 for declare in 1 0; do
