@@ -18,6 +18,8 @@ namespace {
 
 constexpr uint64_t kMaxGenerationBytes = 1u << 20;
 constexpr uint64_t kMaxSignatureBytes = 4096;
+constexpr int kMaxGenerationDepth = 16;
+constexpr size_t kMaxGenerationValues = 100000;
 
 void Say(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
 
@@ -149,7 +151,12 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
       report.store = store;
       return std::optional<Fetched>(std::move(fetched));
     }
-    auto generation = ParseGeneration(fetched.json);
+    // Parsed before its signature can be found (the number names it): its shape first, so
+    // that a hostile store's 1 MiB costs no more than 1 MiB.
+    auto generation = JsonShapeWithin(fetched.json, kMaxGenerationDepth, kMaxGenerationValues)
+                          ? ParseGeneration(fetched.json)
+                          : Fail(ErrorCode::kCorrupt, "nested deeper or holding more values than any generation; "
+                                                      "refusing it (the store or a mirror was altered)");
     if (!generation) {
       note(Prefix(JoinUrl(store, folder + "generation.json"), generation.error()).error());
       continue;

@@ -185,4 +185,30 @@ std::string EscapeForTerminal(std::string_view text, bool keep_newlines) {
   return out;
 }
 
+bool JsonShapeWithin(std::string_view text, int max_depth, size_t max_values) {
+  int depth = 0;
+  size_t values = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true; break;
+      case '[': case '{':
+        if (++depth > max_depth || ++values > max_values) return false;
+        break;
+      case ']': case '}': --depth; break;
+      case ',':
+        if (++values > max_values) return false;
+        break;
+      default: break;
+    }
+  }
+  return true;
+}
+
 }  // namespace wharf

@@ -56,4 +56,11 @@ TEST(EscapeForTerminal, MakesEveryControlVisibleAndKeepsText) {
   EXPECT_EQ(EscapeForTerminal("r\xc3\xa9sum\xc3\xa9 \xf0\x9f\x9a\x80 ioc@1.2"), "r\xc3\xa9sum\xc3\xa9 \xf0\x9f\x9a\x80 ioc@1.2");
 }
 
+TEST(JsonShapeWithin, BoundsNestingAndValuesOutsideStrings) {
+  EXPECT_TRUE(JsonShapeWithin(R"({"a": [{"b": "[[[[,,,,"}], "c": 1})", 3, 10));
+  EXPECT_FALSE(JsonShapeWithin(std::string(100, '['), 16, 1000));
+  EXPECT_FALSE(JsonShapeWithin("[" + std::string(2000, ',') + "]", 16, 1000));
+  EXPECT_TRUE(JsonShapeWithin(R"({"a": "\"[[[["})", 1, 10)) << "an escaped quote does not end the string";
+}
+
 }  // namespace wharf

@@ -90,11 +90,12 @@ pass "a package.json.zst bomb is never decoded: package.json is fetched, memory 
 G=store/fecs/fec01
 cp -a $G "$T/gen.good"
 SIG=$(ls $G/generations/*.json.sig | tail -1)
-for what in huge-generation deep-generation huge-signature; do
+for what in huge-generation deep-generation wide-generation huge-signature; do
   rm -rf $G && cp -a "$T/gen.good" $G
   case $what in
     huge-generation) head -c 300000000 /dev/zero | tr '\0' ' ' >$G/generation.json ;;
     deep-generation) python3 -c "import sys; sys.stdout.write('[' * (1 << 20))" >$G/generation.json ;;
+    wide-generation) python3 -c "import sys; sys.stdout.write('{\"a\": [' + '[],' * 300000 + '[]]}')" >$G/generation.json ;;
     huge-signature) head -c 300000000 /dev/urandom >"$SIG" ;;
   esac
   rm -rf "$T/h" && cp -a "$T/v1" "$T/h"
