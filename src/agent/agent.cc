@@ -18,6 +18,8 @@ namespace {
 
 constexpr uint64_t kMaxGenerationBytes = 1u << 20;
 constexpr uint64_t kMaxSignatureBytes = 4096;
+constexpr int kMaxGenerationDepth = 16;
+constexpr size_t kMaxGenerationValues = 100000;
 
 void Say(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
 
@@ -149,7 +151,12 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
       report.store = store;
       return std::optional<Fetched>(std::move(fetched));
     }
-    auto generation = ParseGeneration(fetched.json);
+    // Parsed before its signature can be found (the number names it): its shape first, so
+    // that a hostile store's 1 MiB costs no more than 1 MiB.
+    auto generation = JsonShapeWithin(fetched.json, kMaxGenerationDepth, kMaxGenerationValues)
+                          ? ParseGeneration(fetched.json)
+                          : Fail(ErrorCode::kCorrupt, "nested deeper or holding more values than any generation; "
+                                                      "refusing it (the store or a mirror was altered)");
     if (!generation) {
       note(Prefix(JoinUrl(store, folder + "generation.json"), generation.error()).error());
       continue;
@@ -199,17 +206,21 @@ Status Agent::InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport
   Layout layout(config_.root);
   std::string what = ref.name + "@" + ref.version;
   // Patches are worth asking for only when this FEC holds packages to apply them to.
-  std::vector<DeltaEntry> deltas;
+  std::string deltas_json;
   if (!ListDir(layout.packages()).value_or(std::vector<std::string>{}).empty())
-    deltas = FetchDeltaIndex(mirrors, ref);
+    deltas_json = FetchDeltaIndex(layout, mirrors, ref);
+  struct Removed {
+    const std::string& path;
+    ~Removed() { if (!path.empty()) (void)RemoveTree(path); }
+  } removed{deltas_json};
   bool patched = false;
-  auto index_json = FetchPackageIndex(layout, mirrors, ref, deltas, patched);
+  auto index_json = FetchPackageIndex(layout, mirrors, ref, IndexDeltas(deltas_json, ref), patched);
   if (!index_json) return std::unexpected(index_json.error());
   auto index = ParsePackageIndex(*index_json);
   if (!index) return Prefix(ref.index, index.error());
   WHARF_TRY(CheckIndexMatches(*index, ref));
   AbortPoint("index-fetched:" + ref.name);
-  auto stats = wharf::InstallPackage(layout, mirrors, ref, *index, *index_json, deltas);
+  auto stats = wharf::InstallPackage(layout, mirrors, ref, *index, *index_json, FileDeltas(deltas_json, *index));
   if (!stats) return Prefix(config_.fec, stats.error());
   report.files_reused += stats->reused_files;
   report.files_patched += stats->deltas;

@@ -316,12 +316,38 @@ Result<std::string> Mirrors::Get(const std::string& path, uint64_t max_bytes) {
   return body;
 }
 
-std::vector<DeltaEntry> FetchDeltaIndex(Mirrors& mirrors, const PackageRef& ref) {
-  auto json = mirrors.Get(Dirname(ref.index) + "/deltas.json", 16u << 20);
-  if (!json) return {};  // a store without deltas works the same, with more bytes
-  auto deltas = ParseDeltaIndex(*json);
-  if (!deltas) return {};
-  return *deltas;
+std::string FetchDeltaIndex(const Layout& layout, Mirrors& mirrors, const PackageRef& ref) {
+  std::string path = JoinPath(layout.tmp(), Basename(ref.archive) + ".deltas.json");
+  Status got = mirrors.Try(Dirname(ref.index) + "/deltas.json", [&](const std::string& url) -> Status {
+    auto downloaded = mirrors.fetcher().Download(url, path, kMaxDeltaIndexBytes, {}, false);
+    if (!downloaded) return std::unexpected(downloaded.error());
+    return {};
+  });
+  if (!got) {  // a store without deltas (or with one too big to be real) works the same, with more bytes
+    (void)RemoveTree(path);
+    return "";
+  }
+  return path;
+}
+
+std::vector<DeltaEntry> IndexDeltas(const std::string& deltas_json, const PackageRef& ref) {
+  if (deltas_json.empty()) return {};
+  auto deltas = ReadDeltaIndex(deltas_json, [&](const DeltaEntry& d) {
+    return d.path == kIndexDeltaPath && d.target_sha256 == ref.index_sha256 && d.size < ref.index_size;
+  }, kMaxIndexDeltas);
+  return deltas.value_or(std::vector<DeltaEntry>{});
+}
+
+std::vector<DeltaEntry> FileDeltas(const std::string& deltas_json, const PackageIndex& index) {
+  if (deltas_json.empty()) return {};
+  std::map<std::string, uint64_t> sizes;  // path and sha256 of each file: what a patch may target
+  for (const auto& f : index.files)
+    if (f.type == EntryType::kFile) sizes[f.path + '\0' + f.sha256] = f.size;
+  auto deltas = ReadDeltaIndex(deltas_json, [&](const DeltaEntry& d) {
+    auto file = sizes.find(d.path + '\0' + d.target_sha256);
+    return file != sizes.end() && d.size <= file->second + 4096;  // a patch bigger than its file saves nothing
+  }, kMaxDeltasPerFile * sizes.size() + kMaxIndexDeltas);
+  return deltas.value_or(std::vector<DeltaEntry>{});
 }
 
 Result<std::string> FetchPackageIndex(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,

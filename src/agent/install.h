@@ -50,9 +50,20 @@ struct InstallStats {
   uint64_t fetched_bytes = 0;
 };
 
-/// The patches the store offers for `ref`'s version (deltas.json; archive/delta.h), or
-/// none. Worth a request only when the FEC holds packages already.
-std::vector<DeltaEntry> FetchDeltaIndex(Mirrors& mirrors, const PackageRef& ref);
+/// The store's deltas.json for `ref` (archive/delta.h: not signed, so bounded) downloaded
+/// into layout.tmp(), its path; "" when there is none or it is bigger than
+/// kMaxDeltaIndexBytes. Worth a request only when the FEC holds packages already. The
+/// caller removes it.
+std::string FetchDeltaIndex(const Layout& layout, Mirrors& mirrors, const PackageRef& ref);
+/// Patches kept of an older version's package.json, or of a file: at most this many each
+/// (one per older version the store keeps deltas against, with room).
+inline constexpr size_t kMaxIndexDeltas = 64, kMaxDeltasPerFile = 16;
+/// From the deltas.json at `deltas_json` ("" for none): the patches that rebuild `ref`'s
+/// package.json, smaller than it. A malformed or hostile file gives none (frames are fetched).
+std::vector<DeltaEntry> IndexDeltas(const std::string& deltas_json, const PackageRef& ref);
+/// The same for the files of the checked `index`: only patches that target one of its
+/// files (path and sha256) and are not bigger than it; memory is bounded by the index.
+std::vector<DeltaEntry> FileDeltas(const std::string& deltas_json, const PackageIndex& index);
 
 /// `ref`'s package.json, checked against the signed size and sha256: rebuilt from an older
 /// version's package.json held here and a patch from `deltas` when there is one (`patched`

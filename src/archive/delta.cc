@@ -7,6 +7,9 @@
 #include "archive/zstd_handles.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -95,33 +98,188 @@ std::string DeltaIndexToJson(const std::vector<DeltaEntry>& deltas) {
   return j.dump(1) + "\n";
 }
 
-Result<std::vector<DeltaEntry>> ParseDeltaIndex(std::string_view json) {
-  std::vector<DeltaEntry> deltas;
-  try {
-    auto j = nlohmann::json::parse(json);
-    for (const auto& d : j.at("deltas")) {
-      DeltaEntry e{d.at("path").get<std::string>(), d.at("base_sha256").get<std::string>(),
-                   d.at("target_sha256").get<std::string>(), d.value("file", std::string()),
-                   d.at("size").get<uint64_t>(), d.at("sha256").get<std::string>(), ""};
-      auto bad = [] { return Fail(ErrorCode::kCorrupt, "deltas.json lists a malformed delta; republish"); };
-      if (e.file.empty()) {
-        auto data = Base64Decode(d.at("data").get<std::string>());
-        if (!data || data->size() != e.size || Sha256Hex(*data) != e.sha256) return bad();
-        e.data = std::move(*data);
-      } else {
-        std::string name = e.file.substr(std::min<size_t>(7, e.file.size()));
-        if (!e.file.starts_with("deltas/") || !ValidateEntryPath(e.file) || name.find('/') != std::string::npos)
-          return bad();
-      }
-      if ((!e.base_sha256.empty() && !IsSha256Hex(e.base_sha256)) || !IsSha256Hex(e.target_sha256) ||
-          !IsSha256Hex(e.sha256) || (e.path == kIndexDeltaPath && e.base_sha256.empty()))
-        return bad();
-      deltas.push_back(std::move(e));
+namespace {
+
+// deltas.json read as a stream of events (never a tree): {"format": 1, "deltas": [{...}, ...]},
+// nothing nested deeper, each entry checked and handed to `keep` before its inline patch is
+// decoded. Memory is what is kept, whatever the file holds.
+class DeltaIndexReader : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  DeltaIndexReader(const std::function<bool(const DeltaEntry&)>& keep, size_t max_kept)
+      : keep_(keep), max_kept_(max_kept) {}
+
+  bool null() override { return Scalar(); }
+  bool boolean(bool) override { return Scalar(); }
+  bool number_integer(number_integer_t) override { return Scalar(); }
+  bool number_unsigned(number_unsigned_t n) override {
+    if (depth_ == 3 && key_ == "size") {
+      entry_.size = n;
+      seen_ |= 1u << 4;
+      return true;
     }
-  } catch (const nlohmann::json::exception& e) {
-    return Fail(ErrorCode::kCorrupt, std::string("deltas.json is not valid (") + e.what() + ")");
+    return Scalar();
   }
-  return deltas;
+  bool number_float(number_float_t, const string_t&) override { return Scalar(); }
+  bool binary(binary_t&) override { return Refuse("holds binary data"); }
+  bool string(string_t& value) override {
+    if (depth_ != 3) return Scalar();
+    static const std::pair<const char*, std::string DeltaEntry::*> kFields[] = {
+        {"path", &DeltaEntry::path}, {"base_sha256", &DeltaEntry::base_sha256},
+        {"target_sha256", &DeltaEntry::target_sha256}, {"sha256", &DeltaEntry::sha256},
+        {"file", &DeltaEntry::file}, {"data", &DeltaEntry::data}};
+    for (size_t i = 0; i < std::size(kFields); ++i)
+      if (key_ == kFields[i].first) {
+        entry_.*kFields[i].second = std::move(value);
+        seen_ |= 1u << (i < 4 ? i : 5);
+        return true;
+      }
+    return true;  // a field this agent does not know
+  }
+  bool start_object(std::size_t) override {
+    ++depth_;
+    if (depth_ == 1) return true;
+    if (depth_ == 3 && in_deltas_) {
+      entry_ = DeltaEntry{};
+      seen_ = 0;
+      return true;
+    }
+    return Refuse("is nested in a way it never is");
+  }
+  bool key(string_t& key) override {
+    key_ = std::move(key);
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    return depth_ == 2 ? EndEntry() : true;
+  }
+  bool start_array(std::size_t) override {
+    ++depth_;
+    if (depth_ == 2 && key_ == "deltas" && !saw_deltas_) {
+      in_deltas_ = saw_deltas_ = true;
+      return true;
+    }
+    return Refuse("is nested in a way it never is");
+  }
+  bool end_array() override {
+    --depth_;
+    in_deltas_ = false;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    return Refuse(std::string("is not valid JSON (") + e.what() + ")");
+  }
+
+  Result<std::vector<DeltaEntry>> Take() {
+    if (error_) return std::unexpected(*error_);
+    if (!saw_deltas_) return Fail(ErrorCode::kCorrupt, "deltas.json has no \"deltas\" list; republish");
+    return std::move(kept_);
+  }
+
+ private:
+  // A field at the top ("format") or in an entry this agent does not know; nowhere else.
+  bool Scalar() { return depth_ == 1 || depth_ == 3 || Refuse("lists a malformed delta"); }
+  bool Refuse(const std::string& why) {
+    if (!error_) error_ = Error{ErrorCode::kCorrupt, "deltas.json " + why + "; republish"};
+    return false;
+  }
+  bool EndEntry() {
+    DeltaEntry& e = entry_;
+    bool inline_patch = e.file.empty();
+    // path, base, target, sha256 and size always; data when inline.
+    if ((seen_ & 0x1f) != 0x1f || (inline_patch && !(seen_ & (1u << 5)))) return Refuse("lists a malformed delta");
+    if (!inline_patch) {
+      std::string name = e.file.substr(std::min<size_t>(7, e.file.size()));
+      if (!e.file.starts_with("deltas/") || !ValidateEntryPath(e.file) || name.find('/') != std::string::npos)
+        return Refuse("lists a malformed delta");
+    } else if (e.size > kMaxInlineDelta) {
+      return Refuse("lists a malformed delta");
+    }
+    if ((!e.base_sha256.empty() && !IsSha256Hex(e.base_sha256)) || !IsSha256Hex(e.target_sha256) ||
+        !IsSha256Hex(e.sha256) || (e.path == kIndexDeltaPath && e.base_sha256.empty()))
+      return Refuse("lists a malformed delta");
+    if (keep_ && !keep_(e)) return true;
+    if (inline_patch) {
+      auto data = Base64Decode(e.data);
+      if (!data || data->size() != e.size || Sha256Hex(*data) != e.sha256) return Refuse("lists a malformed delta");
+      e.data = std::move(*data);
+    }
+    if (kept_.size() >= max_kept_) return Refuse("lists more usable deltas than the package has files");
+    kept_.push_back(std::move(e));
+    return true;
+  }
+
+  const std::function<bool(const DeltaEntry&)>& keep_;
+  size_t max_kept_;
+  int depth_ = 0;
+  bool in_deltas_ = false, saw_deltas_ = false;
+  std::string key_;
+  DeltaEntry entry_;
+  unsigned seen_ = 0;
+  std::vector<DeltaEntry> kept_;
+  std::optional<Error> error_;
+};
+
+// The JSON lexer holds a whole token (a string, a number) in memory: no token of a real
+// deltas.json is longer than an inline patch in base64, so a longer one is refused before
+// the lexer sees it. Fed the text piece by piece.
+class TokenLengthCheck {
+ public:
+  bool Feed(std::string_view text) {
+    for (char c : text) {
+      if (in_string_) {
+        if (escaped_) escaped_ = false;
+        else if (c == '\\') escaped_ = true;
+        else if (c == '"') in_string_ = false, run_ = 0;
+      } else if (c == '"') {
+        in_string_ = true;
+        run_ = 0;
+      } else if (std::strchr(",:{}[] \t\r\n", c) != nullptr) {
+        run_ = 0;
+      }
+      if (++run_ > kMaxToken) return false;
+    }
+    return true;
+  }
+
+ private:
+  static constexpr size_t kMaxToken = 4 * kMaxInlineDelta;  // base64 of the largest inline patch, with room
+  bool in_string_ = false, escaped_ = false;
+  size_t run_ = 0;
+};
+
+std::unexpected<Error> TokenTooLong() {
+  return Fail(ErrorCode::kCorrupt, "deltas.json holds a string or number longer than any it ever has; republish");
+}
+
+}  // namespace
+
+Result<std::vector<DeltaEntry>> ParseDeltaIndex(std::string_view json, const std::function<bool(const DeltaEntry&)>& keep,
+                                                size_t max_kept) {
+  if (json.size() > kMaxDeltaIndexBytes || !TokenLengthCheck().Feed(json)) return TokenTooLong();
+  DeltaIndexReader reader(keep, max_kept);
+  nlohmann::json::sax_parse(json, &reader);
+  return reader.Take();
+}
+
+Result<std::vector<DeltaEntry>> ReadDeltaIndex(const std::string& path, const std::function<bool(const DeltaEntry&)>& keep,
+                                               size_t max_kept) {
+  {
+    TokenLengthCheck check;
+    bool fits = true;
+    uint64_t total = 0;
+    WHARF_TRY(ReadChunks(path, [&](const char* data, size_t size) -> Status {
+      total += size;
+      fits = fits && total <= kMaxDeltaIndexBytes && check.Feed({data, size});
+      return {};
+    }));
+    if (!fits) return TokenTooLong();
+  }
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) return IoError("open", path);
+  DeltaIndexReader reader(keep, max_kept);
+  nlohmann::json::sax_parse(file.get(), &reader);
+  return reader.Take();
 }
 
 Result<std::string> ReadFileFromArchive(const std::string& archive_path, const PackageIndex& index,

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -35,7 +36,18 @@ struct DeltaEntry {
 };
 
 std::string DeltaIndexToJson(const std::vector<DeltaEntry>& deltas);
-Result<std::vector<DeltaEntry>> ParseDeltaIndex(std::string_view json);
+/// deltas.json is not signed (see above): all a hostile one may cost is a failed
+/// optimisation. It is never bigger than this (a bigger one is not read: frames are fetched).
+inline constexpr uint64_t kMaxDeltaIndexBytes = 16u << 20;
+/// Checks deltas.json as a stream of events, keeping only the entries `keep` accepts (all
+/// when it is empty): memory is what is kept, never a tree of the whole file. Refuses
+/// nesting, strings or numbers a real one never has, and more than `max_kept` kept entries.
+Result<std::vector<DeltaEntry>> ParseDeltaIndex(std::string_view json,
+                                                const std::function<bool(const DeltaEntry&)>& keep = {},
+                                                size_t max_kept = SIZE_MAX);
+/// The same from the file `path`, read in pieces.
+Result<std::vector<DeltaEntry>> ReadDeltaIndex(const std::string& path, const std::function<bool(const DeltaEntry&)>& keep,
+                                               size_t max_kept);
 
 /// The bytes of file `entry` of an archive, from the frames that hold them (checked).
 Result<std::string> ReadFileFromArchive(const std::string& archive_path, const PackageIndex& index,

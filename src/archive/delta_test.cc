@@ -206,4 +206,37 @@ TEST(Delta, IndexRefusesPathsOutsideDeltas) {
   EXPECT_TRUE(ParseDeltaIndex(DeltaIndexToJson(good)));
 }
 
+// Issue 13, class 5: deltas.json is not signed; a hostile one is refused cheaply (never a
+// tree of the whole file), and only what the caller keeps is held.
+TEST(Delta, HostileIndexShapesAreRefused) {
+  std::string sha(64, 'a');
+  std::string entry = "{\"path\":\"opt/x\",\"base_sha256\":\"" + sha + "\",\"target_sha256\":\"" + sha +
+                      "\",\"file\":\"deltas/0.zst\",\"size\":1,\"sha256\":\"" + sha + "\"}";
+  EXPECT_TRUE(ParseDeltaIndex("{\"format\":1,\"deltas\":[" + entry + "]}"));
+  const std::vector<std::string> hostile = {
+      std::string(100000, '[') + std::string(100000, ']'),                       // deep nesting
+      "{\"deltas\":[" + std::string(50000, '[') + "]}",                          // deep inside the list
+      "{\"deltas\":[{},{},{}]}",                                                 // entries without fields
+      "{\"deltas\":[" + entry + "],\"deltas\":[]}",                              // the list twice
+      "{\"deltas\":[{\"path\":{\"a\":1}}]}",                                     // an object for a string
+      "{\"deltas\":[{\"path\":\"" + std::string(1 << 20, 'x') + "\"}]}",         // a 1 MiB string
+      "{\"deltas\":[],\"n\":" + std::string(1 << 20, '9') + "}",                 // a 1 MiB number
+      "[" + entry + "]",                                                         // not an object
+      "{\"deltas\":[" + entry,                                                   // cut
+      std::string(kMaxDeltaIndexBytes + 1, ' '),                                 // too big
+  };
+  for (size_t i = 0; i < hostile.size(); ++i) EXPECT_FALSE(ParseDeltaIndex(hostile[i])) << i;
+}
+
+TEST(Delta, OnlyKeptEntriesAreHeldAndTheirNumberIsBounded) {
+  std::string sha(64, 'a'), other(64, 'b');
+  std::vector<DeltaEntry> many;
+  for (int i = 0; i < 1000; ++i) many.push_back({"opt/x", sha, i == 7 ? other : sha, "deltas/0.zst", 1, sha, ""});
+  std::string json = DeltaIndexToJson(many);
+  auto kept = ParseDeltaIndex(json, [&](const DeltaEntry& d) { return d.target_sha256 == other; }, 4);
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_EQ(kept->size(), 1u);
+  EXPECT_FALSE(ParseDeltaIndex(json, [](const DeltaEntry&) { return true; }, 999)) << "more kept than allowed";
+}
+
 }  // namespace wharf

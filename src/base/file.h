@@ -83,6 +83,13 @@ Result<std::vector<std::string>> ListDir(const std::string& path);
 /// opened without following symlinks: a link planted inside a tree being written can never
 /// redirect the write. `where` names the tree in errors.
 Result<UniqueFd> OpenParentNoFollow(int dir_fd, const std::string& rel, const std::string& where);
+/// ListDir of the open folder `dir_fd` (the descriptor stays open and unmoved).
+Result<std::vector<std::string>> ListDirAt(int dir_fd, const std::string& where);
+/// RemoveTree of `name` in the open folder `dir_fd`, never following a link: what a link
+/// inside points to is left alone. A missing entry is not an error.
+Status RemoveTreeAt(int dir_fd, const std::string& name, const std::string& where);
+/// The target of the link `name` in the open folder `dir_fd`.
+Result<std::string> ReadLinkAt(int dir_fd, const std::string& name, const std::string& where);
 
 bool PathExists(const std::string& path);  // lstat: a dangling link exists
 bool IsDirectory(const std::string& path);  // follows links

@@ -205,6 +205,54 @@ Result<std::vector<std::string>> ListDir(const std::string& path) {
   return names;
 }
 
+Result<std::vector<std::string>> ListDirAt(int dir_fd, const std::string& where) {
+  int copy = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (copy < 0) return IoError("list", where);
+  DIR* dir = ::fdopendir(copy);
+  if (dir == nullptr) {
+    ::close(copy);
+    return IoError("list", where);
+  }
+  std::vector<std::string> names;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Status RemoveTreeAt(int dir_fd, const std::string& name, const std::string& where) {
+  std::string path = JoinPath(where, name);
+  struct stat st;
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return {};
+    return IoError("inspect", path);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    UniqueFd dir(::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir.valid()) return IoError("open", path);
+    if ((st.st_mode & 0700) != 0700) (void)::fchmod(dir.get(), 0700);
+    auto names = ListDirAt(dir.get(), path);
+    if (!names) return std::unexpected(names.error());
+    for (const auto& inner : *names) WHARF_TRY(RemoveTreeAt(dir.get(), inner, path));
+    if (::unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) return IoError("remove folder", path);
+    return {};
+  }
+  if (::unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) return IoError("remove", path);
+  return {};
+}
+
+Result<std::string> ReadLinkAt(int dir_fd, const std::string& name, const std::string& where) {
+  char buffer[4096];
+  ssize_t n = ::readlinkat(dir_fd, name.c_str(), buffer, sizeof buffer);
+  if (n < 0) return IoError("read link", JoinPath(where, name));
+  if (static_cast<size_t>(n) == sizeof buffer)
+    return Fail(ErrorCode::kInvalidArgument, JoinPath(where, name) + ": the link's target is too long");
+  return std::string(buffer, n);
+}
+
 bool PathExists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;

@@ -137,4 +137,78 @@ std::optional<int64_t> ParseTime(std::string_view text) {
   return t;
 }
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at the start of `text`, or 0.
+size_t Utf8Length(std::string_view text) {
+  unsigned char c = text[0];
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+  if (n == 0 || n > text.size() || !IsValidUtf8(text.substr(0, n))) return 0;
+  return n;
+}
+
+uint32_t CodePoint(std::string_view seq) {
+  if (seq.size() == 1) return static_cast<unsigned char>(seq[0]);
+  uint32_t cp = static_cast<unsigned char>(seq[0]) & (0x7f >> seq.size());
+  for (size_t i = 1; i < seq.size(); ++i) cp = (cp << 6) | (static_cast<unsigned char>(seq[i]) & 0x3f);
+  return cp;
+}
+
+bool Unprintable(uint32_t cp) {
+  return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+         (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+}  // namespace
+
+std::string EscapeForTerminal(std::string_view text, bool keep_newlines) {
+  std::string out;
+  out.reserve(text.size());
+  char buffer[16];
+  for (size_t i = 0; i < text.size();) {
+    size_t n = Utf8Length(text.substr(i));
+    if (n == 0) {  // not UTF-8: a lone 0x9b is CSI to some terminals
+      std::snprintf(buffer, sizeof buffer, "\\x%02x", static_cast<unsigned char>(text[i]));
+      out += buffer;
+      ++i;
+      continue;
+    }
+    uint32_t cp = CodePoint(text.substr(i, n));
+    if (Unprintable(cp) && !(keep_newlines && cp == '\n')) {
+      std::snprintf(buffer, sizeof buffer, cp < 0x80 ? "\\x%02x" : "\\u%04x", static_cast<unsigned>(cp));
+      out += buffer;
+    } else {
+      out.append(text.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
+
+bool JsonShapeWithin(std::string_view text, int max_depth, size_t max_values) {
+  int depth = 0;
+  size_t values = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true; break;
+      case '[': case '{':
+        if (++depth > max_depth || ++values > max_values) return false;
+        break;
+      case ']': case '}': --depth; break;
+      case ',':
+        if (++values > max_values) return false;
+        break;
+      default: break;
+    }
+  }
+  return true;
+}
+
 }  // namespace wharf

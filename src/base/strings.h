@@ -17,6 +17,16 @@ std::vector<std::string> Split(std::string_view text, char separator);
 bool IsSha256Hex(std::string_view text);
 /// Well-formed UTF-8 (no overlong forms, no surrogates).
 bool IsValidUtf8(std::string_view text);
+/// `text` made safe to print on a terminal: control characters (C0 but newline when
+/// `keep_newlines`, DEL, C1 as U+0080..U+009F), bidirectional overrides and bytes that are
+/// not UTF-8 become visible escapes ("\x1b", "\u009b", "\u202e", "\xff"). For human
+/// output of anything from a FEC, a store or a user; JSON output stays exact.
+std::string EscapeForTerminal(std::string_view text, bool keep_newlines = false);
+/// Whether the JSON text `text` nests containers at most `max_depth` deep and holds at most
+/// about `max_values` values (commas and containers, outside strings). A scan with no
+/// memory: what a parser that builds a tree of unverified JSON asks first, so that a
+/// hostile document costs no more than its bytes.
+bool JsonShapeWithin(std::string_view text, int max_depth, size_t max_values);
 /// "12.3 MB", "512 B": sizes for people.
 std::string HumanBytes(uint64_t bytes);
 

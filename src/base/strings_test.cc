@@ -45,4 +45,22 @@ TEST(HumanBytes, UsesDecimalUnits) {
   EXPECT_EQ(HumanBytes(1500000), "1.5 MB");
 }
 
+TEST(EscapeForTerminal, MakesEveryControlVisibleAndKeepsText) {
+  EXPECT_EQ(EscapeForTerminal("\x1b]0;pwned\x07"), "\\x1b]0;pwned\\x07");
+  EXPECT_EQ(EscapeForTerminal("\x1b[2J\r\t\x7f"), "\\x1b[2J\\x0d\\x09\\x7f");
+  EXPECT_EQ(EscapeForTerminal("a\xc2\x9b" "31m"), "a\\u009b31m");  // C1 CSI as UTF-8
+  EXPECT_EQ(EscapeForTerminal("\x9b" "31m\xff"), "\\x9b31m\\xff");  // raw bytes, not UTF-8
+  EXPECT_EQ(EscapeForTerminal("evil\xe2\x80\xaetxt"), "evil\\u202etxt");  // a bidi override
+  EXPECT_EQ(EscapeForTerminal("a\nb"), "a\\x0ab");
+  EXPECT_EQ(EscapeForTerminal("a\nb", true), "a\nb");
+  EXPECT_EQ(EscapeForTerminal("r\xc3\xa9sum\xc3\xa9 \xf0\x9f\x9a\x80 ioc@1.2"), "r\xc3\xa9sum\xc3\xa9 \xf0\x9f\x9a\x80 ioc@1.2");
+}
+
+TEST(JsonShapeWithin, BoundsNestingAndValuesOutsideStrings) {
+  EXPECT_TRUE(JsonShapeWithin(R"({"a": [{"b": "[[[[,,,,"}], "c": 1})", 3, 10));
+  EXPECT_FALSE(JsonShapeWithin(std::string(100, '['), 16, 1000));
+  EXPECT_FALSE(JsonShapeWithin("[" + std::string(2000, ',') + "]", 16, 1000));
+  EXPECT_TRUE(JsonShapeWithin(R"({"a": "\"[[[["})", 1, 10)) << "an escaped quote does not end the string";
+}
+
 }  // namespace wharf

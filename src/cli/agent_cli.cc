@@ -134,22 +134,22 @@ void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
   std::string prev = report.previous ? std::to_string(*report.previous) : "none";
   switch (report.outcome) {
     case SyncOutcome::kApplied:
-      std::printf("%s: generation %s -> %llu applied (%s fetched in %llu requests)\n",
+      PrintHuman(stdout, "%s: generation %s -> %llu applied (%s fetched in %llu requests)\n",
                   config.fec.c_str(), prev.c_str(), static_cast<unsigned long long>(report.generation),
                   HumanBytes(report.bytes_fetched).c_str(),
                   static_cast<unsigned long long>(report.requests));
       break;
     case SyncOutcome::kUpToDate:
-      std::printf("%s: generation %llu is current; nothing to do\n", config.fec.c_str(),
+      PrintHuman(stdout, "%s: generation %llu is current; nothing to do\n", config.fec.c_str(),
                   static_cast<unsigned long long>(report.generation));
       break;
     case SyncOutcome::kOffline:
-      std::printf("%s: no store answered; staying on generation %s (%s)\n", config.fec.c_str(),
+      PrintHuman(stdout, "%s: no store answered; staying on generation %s (%s)\n", config.fec.c_str(),
                   prev.c_str(), report.offline_reason.c_str());
       break;
     case SyncOutcome::kPlanned:
       for (const auto& step : report.plan)
-        std::printf("dry run: %s@%s %s\n", step.ref.name.c_str(), step.ref.version.c_str(),
+        PrintHuman(stdout, "dry run: %s@%s %s\n", step.ref.name.c_str(), step.ref.version.c_str(),
                     step.present ? "present" : ("to fetch, " + HumanBytes(step.ref.archive_size)).c_str());
       break;
   }
@@ -541,46 +541,46 @@ int RunAgentStatus(const AgentArgs& args) {
     return kExitOk;
   }
   if (!status->active) {
-    std::printf("%s: no generation applied yet (run `wharf-agent sync`)\n", config->root.c_str());
+    PrintHuman(stdout, "%s: no generation applied yet (run `wharf-agent sync`)\n", config->root.c_str());
   } else {
     const Generation& g = *status->active;
-    std::printf("FEC %s: generation %llu (created %s, expires %s)\n", g.fec.c_str(),
+    PrintHuman(stdout, "FEC %s: generation %llu (created %s, expires %s)\n", g.fec.c_str(),
                 static_cast<unsigned long long>(g.number), FormatTime(g.created).c_str(),
                 FormatTime(g.expires).c_str());
     for (const auto& p : g.packages)
-      std::printf("  %-24s %-16s %s\n", p.name.c_str(), p.version.c_str(), p.prefix.c_str());
-    for (const auto& line : DevStatusLines(Layout(config->root))) std::printf("%s\n", line.c_str());
+      PrintHuman(stdout, "  %-24s %-16s %s\n", p.name.c_str(), p.version.c_str(), p.prefix.c_str());
+    for (const auto& line : DevStatusLines(Layout(config->root))) PrintHuman(stdout, "%s\n", line.c_str());
     if (!g.persist.paths.empty()) {
       std::string paths;
       for (const auto& path : g.persist.paths) paths += " " + path;
-      std::printf("persistent data:%s, a snapshot every %llds\n", paths.c_str(), static_cast<long long>(g.persist.interval));
+      PrintHuman(stdout, "persistent data:%s, a snapshot every %llds\n", paths.c_str(), static_cast<long long>(g.persist.interval));
       auto last = ReadFile(LastSnapshotPath(*config), 64 << 10);
       auto record = ParseSnapshotRecord(last.value_or(""));
       if (record)
-        std::printf("  last snapshot %s, taken %s (%s)\n", record->id.c_str(), FormatTime(record->created).c_str(),
+        PrintHuman(stdout, "  last snapshot %s, taken %s (%s)\n", record->id.c_str(), FormatTime(record->created).c_str(),
                     HumanBytes(record->size).c_str());
       else
-        std::printf("  no snapshot taken by this agent yet\n");
+        PrintHuman(stdout, "  no snapshot taken by this agent yet\n");
     }
   }
   std::string kept;
   for (auto n : status->kept) kept += " " + std::to_string(n);
-  std::printf("kept generations:%s\n", kept.empty() ? " none" : kept.c_str());
+  PrintHuman(stdout, "kept generations:%s\n", kept.empty() ? " none" : kept.c_str());
   for (const auto& path : status->half_done)
-    std::printf("half-done: %s (removed at the next sync)\n", path.c_str());
+    PrintHuman(stdout, "half-done: %s (removed at the next sync)\n", path.c_str());
   std::string init = ReadInitResults(Layout(config->root));
   if (!init.empty()) {
     auto j = ordered_json::parse(init, nullptr, false);
     if (j.is_object()) {
-      std::printf("init scripts (generation %llu):\n", static_cast<unsigned long long>(j.value("generation", 0ull)));
+      PrintHuman(stdout, "init scripts (generation %llu):\n", static_cast<unsigned long long>(j.value("generation", 0ull)));
       for (const auto& r : j["scripts"]) {
         std::string state = r.value("skipped", false) ? "SKIPPED" : r.value("timed_out", false) ? "TIMED OUT"
                             : !r["signal"].is_null() ? "KILLED " + r["signal"].get<std::string>()
                             : r.value("exit_code", -1) == 0 ? "ok" : "FAILED exit " + std::to_string(r.value("exit_code", -1));
-        std::printf("  %-24s %-16s %6.2f s\n", r.value("name", "").c_str(), state.c_str(), r.value("seconds", 0.0));
+        PrintHuman(stdout, "  %-24s %-16s %6.2f s\n", r.value("name", "").c_str(), state.c_str(), r.value("seconds", 0.0));
         if (!r.value("ok", false))
           for (const auto& line : r.value("last_lines", ordered_json::array()))
-            std::printf("    | %s\n", line.get<std::string>().c_str());
+            PrintHuman(stdout, "    | %s\n", line.get<std::string>().c_str());
       }
     }
   }

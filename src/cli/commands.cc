@@ -233,7 +233,7 @@ Result<std::unique_ptr<Backend>> OpenBackend(const StoreArgs& given, bool create
 // Mismatched configurations accepted with --force: said on every command that shows them.
 void PrintForced(const Json& g) {
   for (const auto& f : g.value("forced", Json::array()))
-    std::printf("  FORCED: configuration %s is made for %s, the FEC runs %s\n",
+    PrintHuman(stdout, "  FORCED: configuration %s is made for %s, the FEC runs %s\n",
                 f["configuration"].get<std::string>().c_str(), f["wanted"].get<std::string>().c_str(),
                 f["found"].get<std::string>().empty() ? "none of it" : f["found"].get<std::string>().c_str());
 }
@@ -245,7 +245,7 @@ int ReportChange(const Result<Json>& result, const StoreArgs& args, const char* 
   if (args.json) {
     PrintJson(g);
   } else {
-    std::printf("%s%s: %s generation %llu: %s (expires %s)\n", args.dry_run ? "dry run: " : "",
+    PrintHuman(stdout, "%s%s: %s generation %llu: %s (expires %s)\n", args.dry_run ? "dry run: " : "",
                 g["fec"].get<std::string>().c_str(), verb,
                 static_cast<unsigned long long>(g["number"].get<uint64_t>()), PackagesText(g).c_str(),
                 g["expires"].get<std::string>().c_str());
@@ -274,7 +274,7 @@ int RunKeygen(const std::string& out, bool json) {
   if (json) {
     PrintJson({{"private", out + ".key"}, {"public", out + ".pub"}, {"key_id", key->id}});
   } else {
-    std::printf("%s.key (keep it secret) and %s.pub written; key id %s\n", out.c_str(),
+    PrintHuman(stdout, "%s.key (keep it secret) and %s.pub written; key id %s\n", out.c_str(),
                 out.c_str(), key->id.c_str());
   }
   return kExitOk;
@@ -325,7 +325,7 @@ int RunPack(const std::string& dir, PackOptions options, const std::vector<std::
                {"raw_size", index.raw_size}, {"size", index.archive_size},
                {"sha256", index.archive_sha256}, {"services", services.size()}});
   } else {
-    std::printf("%s: %zu entries, %s -> %s in %zu frames%s\n", result->archive_path.c_str(),
+    PrintHuman(stdout, "%s: %zu entries, %s -> %s in %zu frames%s\n", result->archive_path.c_str(),
                 index.files.size(), HumanBytes(index.raw_size).c_str(),
                 HumanBytes(index.archive_size).c_str(), index.frames.size(),
                 services.empty() ? "" : (", " + std::to_string(services.size()) + " service(s)").c_str());
@@ -355,7 +355,7 @@ int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args) 
     if (args.json) {
       out.push_back(i);
     } else {
-      std::printf("%s@%s: %s (%s)\n", i["name"].get<std::string>().c_str(),
+      PrintHuman(stdout, "%s@%s: %s (%s)\n", i["name"].get<std::string>().c_str(),
                   i["version"].get<std::string>().c_str(), state.c_str(),
                   HumanBytes(i["size"].get<uint64_t>()).c_str());
     }
@@ -431,24 +431,24 @@ int RunShow(const std::string& fec, const StoreArgs& args) {
     PrintJson(g);
     return kExitOk;
   }
-  std::printf("FEC %s: generation %llu, created %s, expires %s\n", fec.c_str(),
+  PrintHuman(stdout, "FEC %s: generation %llu, created %s, expires %s\n", fec.c_str(),
               static_cast<unsigned long long>(g["number"].get<uint64_t>()),
               g["created"].get<std::string>().c_str(), g["expires"].get<std::string>().c_str());
-  std::printf("  %-24s %-16s %-32s %10s\n", "PACKAGE", "VERSION", "PREFIX", "SIZE");
+  PrintHuman(stdout, "  %-24s %-16s %-32s %10s\n", "PACKAGE", "VERSION", "PREFIX", "SIZE");
   for (const auto& p : g["packages"])
-    std::printf("  %-24s %-16s %-32s %10s\n", p["name"].get<std::string>().c_str(),
+    PrintHuman(stdout, "  %-24s %-16s %-32s %10s\n", p["name"].get<std::string>().c_str(),
                 p["version"].get<std::string>().c_str(), p["prefix"].get<std::string>().c_str(),
                 HumanBytes(p["size"].get<uint64_t>()).c_str());
   PrintForced(g);
   if (g.contains("persist")) {
     std::string paths;
     for (const auto& p : g["persist"]["paths"]) paths += " " + p.get<std::string>();
-    std::printf("  persistent data:%s, every %llds\n", paths.c_str(),
+    PrintHuman(stdout, "  persistent data:%s, every %llds\n", paths.c_str(),
                 static_cast<long long>(g["persist"]["interval"].get<int64_t>()));
   }
-  std::printf("history:\n");
+  PrintHuman(stdout, "history:\n");
   for (const auto& h : g["history"])
-    std::printf("  %4llu  %s  %s\n", static_cast<unsigned long long>(h["number"].get<uint64_t>()),
+    PrintHuman(stdout, "  %4llu  %s  %s\n", static_cast<unsigned long long>(h["number"].get<uint64_t>()),
                 h["created"].get<std::string>().c_str(), h["packages"].get<std::string>().c_str());
   return kExitOk;
 }
@@ -468,9 +468,9 @@ int RunList(const StoreArgs& args, bool packages) {
       for (const auto& v : item["versions"]) text += " " + v.get<std::string>();
       std::string kind = item.value("kind", std::string("software"));
       if (item.contains("fec")) kind += " of " + item["fec"].get<std::string>();
-      std::printf("%-24s %-16s%s\n", item["name"].get<std::string>().c_str(), kind.c_str(), text.c_str());
+      PrintHuman(stdout, "%-24s %-16s%s\n", item["name"].get<std::string>().c_str(), kind.c_str(), text.c_str());
     } else {
-      std::printf("%-16s %4llu  %s\n", item["fec"].get<std::string>().c_str(),
+      PrintHuman(stdout, "%-16s %4llu  %s\n", item["fec"].get<std::string>().c_str(),
                   static_cast<unsigned long long>(item["number"].get<uint64_t>()), PackagesText(item).c_str());
     }
   }
@@ -489,13 +489,13 @@ int RunInitEdit(const std::string& fec, const InitEdit& edit, const StoreArgs& a
     return kExitOk;
   }
   if (global) {
-    std::printf("global init script %s stored; FECs run it after `wharf init link FEC %s`\n", edit.name.c_str(),
+    PrintHuman(stdout, "global init script %s stored; FECs run it after `wharf init link FEC %s`\n", edit.name.c_str(),
                 edit.name.c_str());
     return kExitOk;
   }
   std::string names;
   for (const auto& s : g.value("init", Json::array())) names += (names.empty() ? "" : " ") + s["name"].get<std::string>();
-  std::printf("%s%s: init scripts in generation %llu: %s (on failure: %s)\n", args.dry_run ? "dry run: " : "",
+  PrintHuman(stdout, "%s%s: init scripts in generation %llu: %s (on failure: %s)\n", args.dry_run ? "dry run: " : "",
               fec.c_str(), static_cast<unsigned long long>(g["number"].get<uint64_t>()),
               names.empty() ? "(none)" : names.c_str(), g.value("init_on_failure", std::string("continue")).c_str());
   return kExitOk;
@@ -512,20 +512,20 @@ int RunDataList(const std::string& fec, const StoreArgs& args) {
   }
   const Json& l = *list;
   if (l["snapshots"].empty()) {
-    std::printf("%s: no snapshots yet (`wharf persist %s PATH...` declares what to keep)\n", fec.c_str(), fec.c_str());
+    PrintHuman(stdout, "%s: no snapshots yet (`wharf persist %s PATH...` declares what to keep)\n", fec.c_str(), fec.c_str());
     return kExitOk;
   }
-  std::printf("  %-22s %-21s %6s %10s %8s  %s\n", "SNAPSHOT", "TAKEN", "GEN", "SIZE", "ENTRIES", "PATHS");
+  PrintHuman(stdout, "  %-22s %-21s %6s %10s %8s  %s\n", "SNAPSHOT", "TAKEN", "GEN", "SIZE", "ENTRIES", "PATHS");
   for (const auto& r : l["snapshots"]) {
     std::string paths;
     for (const auto& p : r["paths"]) paths += (paths.empty() ? "" : " ") + p.get<std::string>();
     bool latest = r["id"] == l["latest"];
-    std::printf("%s %-22s %-21s %6llu %10s %8llu  %s\n", latest ? "*" : " ", r["id"].get<std::string>().c_str(),
+    PrintHuman(stdout, "%s %-22s %-21s %6llu %10s %8llu  %s\n", latest ? "*" : " ", r["id"].get<std::string>().c_str(),
                 r["created"].get<std::string>().c_str(), static_cast<unsigned long long>(r["generation"].get<uint64_t>()),
                 HumanBytes(r["size"].get<uint64_t>()).c_str(), static_cast<unsigned long long>(r["entries"].get<uint64_t>()),
                 paths.c_str());
   }
-  std::printf("* latest: what %s restores into missing or empty folders at boot\n", fec.c_str());
+  PrintHuman(stdout, "* latest: what %s restores into missing or empty folders at boot\n", fec.c_str());
   return kExitOk;
 }
 
@@ -539,7 +539,7 @@ int RunDataRestore(const std::string& fec, const std::string& id, const StoreArg
     PrintJson(*chosen);
     return kExitOk;
   }
-  std::printf("%s: snapshot %s (taken %s) is now the latest; the FEC restores it into persistent folders "
+  PrintHuman(stdout, "%s: snapshot %s (taken %s) is now the latest; the FEC restores it into persistent folders "
               "that are missing or empty at its next boot or sync\n",
               fec.c_str(), id.c_str(), (*chosen)["created"].get<std::string>().c_str());
   return kExitOk;
@@ -557,12 +557,12 @@ int RunGc(int keep, int generations, const StoreArgs& args) {
   }
   const char* verb = args.dry_run ? "would remove" : "removed";
   for (const auto& v : r["removed"])
-    std::printf("%s %s@%s (%s)\n", verb, v["name"].get<std::string>().c_str(), v["version"].get<std::string>().c_str(),
+    PrintHuman(stdout, "%s %s@%s (%s)\n", verb, v["name"].get<std::string>().c_str(), v["version"].get<std::string>().c_str(),
                 HumanBytes(v["bytes"].get<uint64_t>()).c_str());
   for (const auto& v : r["kept_assigned"])
-    std::printf("kept %s@%s: a FEC's current or kept generation names it\n", v["name"].get<std::string>().c_str(),
+    PrintHuman(stdout, "kept %s@%s: a FEC's current or kept generation names it\n", v["name"].get<std::string>().c_str(),
                 v["version"].get<std::string>().c_str());
-  std::printf("%s%s freed (%zu versions)\n", args.dry_run ? "dry run: " : "",
+  PrintHuman(stdout, "%s%s freed (%zu versions)\n", args.dry_run ? "dry run: " : "",
               HumanBytes(r["freed_bytes"].get<uint64_t>()).c_str(), r["removed"].size());
   return kExitOk;
 }
@@ -597,16 +597,16 @@ int RunStatus(const std::string& fec, const StoreArgs& args) {
     PrintJson(fec.empty() ? *answer : *answer);
     return kExitOk;
   }
-  std::printf("%-16s %-9s %6s %7s %-21s %8s  %s\n", "FEC", "STATE", "WANTED", "RUNNING", "LAST HEARTBEAT",
+  PrintHuman(stdout, "%-16s %-9s %6s %7s %-21s %8s  %s\n", "FEC", "STATE", "WANTED", "RUNNING", "LAST HEARTBEAT",
               "SERVICES", "ERROR");
   for (const auto& r : rows) {
     std::string services = std::to_string(r["services_up"].get<int>()) + " up";
     if (r["services_down"].get<int>() > 0) services += ", " + std::to_string(r["services_down"].get<int>()) + " down";
-    std::printf("%-16s %-9s %6s %7s %-21s %8s  %s\n", r["fec"].get<std::string>().c_str(),
+    PrintHuman(stdout, "%-16s %-9s %6s %7s %-21s %8s  %s\n", r["fec"].get<std::string>().c_str(),
                 r["state"].get<std::string>().c_str(), OrDash(r["wanted"]).c_str(), OrDash(r["running"]).c_str(),
                 OrDash(r["last_heartbeat"]).c_str(), services.c_str(), OrDash(r["last_error"]).c_str());
     for (const auto& d : r.value("dev", Json::array()))
-      std::printf("%-16s DEV %s@dev runs in place of %s (wharf-agent drop-dev %s on the FEC ends it)\n", "",
+      PrintHuman(stdout, "%-16s DEV %s@dev runs in place of %s (wharf-agent drop-dev %s on the FEC ends it)\n", "",
                   d["name"].get<std::string>().c_str(),
                   d["replaces"].is_string() ? ("version " + d["replaces"].get<std::string>()).c_str() : "nothing (added)",
                   d["name"].get<std::string>().c_str());
@@ -630,24 +630,24 @@ int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& a
     const Json& running = j["running"];
     const Json& wanted = j["wanted"];
     if (running.is_null())
-      std::printf("%s at %s: no activation reported before then\n", fec.c_str(), at.c_str());
+      PrintHuman(stdout, "%s at %s: no activation reported before then\n", fec.c_str(), at.c_str());
     else
-      std::printf("%s at %s: running generation %llu since %s: %s\n", fec.c_str(), at.c_str(),
+      PrintHuman(stdout, "%s at %s: running generation %llu since %s: %s\n", fec.c_str(), at.c_str(),
                   static_cast<unsigned long long>(running["generation"].get<uint64_t>()),
                   running["since"].get<std::string>().c_str(), OrDash(running["packages"]).c_str());
     if (!wanted.is_null())
-      std::printf("%s at %s: wanted generation %llu (created %s): %s\n", fec.c_str(), at.c_str(),
+      PrintHuman(stdout, "%s at %s: wanted generation %llu (created %s): %s\n", fec.c_str(), at.c_str(),
                   static_cast<unsigned long long>(wanted["generation"].get<uint64_t>()),
                   wanted["created"].get<std::string>().c_str(), OrDash(wanted["packages"]).c_str());
     return kExitOk;
   }
-  std::printf("generations of %s:\n", fec.c_str());
+  PrintHuman(stdout, "generations of %s:\n", fec.c_str());
   for (const auto& g : j["generations"])
-    std::printf("  %4llu  created %s  %s\n", static_cast<unsigned long long>(g["number"].get<uint64_t>()),
+    PrintHuman(stdout, "  %4llu  created %s  %s\n", static_cast<unsigned long long>(g["number"].get<uint64_t>()),
                 g["created"].get<std::string>().c_str(), g["packages"].get<std::string>().c_str());
-  std::printf("activations (newest first):\n");
+  PrintHuman(stdout, "activations (newest first):\n");
   for (const auto& a : j["activations"])
-    std::printf("  %s  generation %llu  %s\n", a["time"].get<std::string>().c_str(),
+    PrintHuman(stdout, "  %s  generation %llu  %s\n", a["time"].get<std::string>().c_str(),
                 static_cast<unsigned long long>(a["generation"].get<uint64_t>()), OrDash(a["packages"]).c_str());
   return kExitOk;
 }
@@ -662,7 +662,7 @@ int RunAudit(const std::string& target, int limit, const StoreArgs& args) {
     return kExitOk;
   }
   for (const auto& e : *answer)
-    std::printf("%s  %-16s %-10s %-15s %-16s %-20s %3d  %s\n", e["time"].get<std::string>().c_str(),
+    PrintHuman(stdout, "%s  %-16s %-10s %-15s %-16s %-20s %3d  %s\n", e["time"].get<std::string>().c_str(),
                 e["actor"].get<std::string>().c_str(), e["role"].get<std::string>().c_str(),
                 e["remote"].get<std::string>().c_str(), e["action"].get<std::string>().c_str(),
                 OrDash(e["target"]).c_str(), e["status"].get<int>(), e["detail"].get<std::string>().c_str());

@@ -18,8 +18,14 @@ struct ApiClient::Impl {
 
 namespace {
 
+// An answer of the API is JSON for a command or an agent: never more than this (a fleet of
+// thousands with their histories fits many times over). Above it the transfer stops.
+constexpr size_t kMaxAnswerBytes = 64u << 20;
+
 size_t Collect(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
+  auto* body = static_cast<std::string*>(user);
+  if (body->size() + size * count > kMaxAnswerBytes) return 0;  // CURLE_WRITE_ERROR
+  body->append(data, size * count);
   return size * count;
 }
 
@@ -51,6 +57,9 @@ ApiClient::~ApiClient() = default;
 
 Result<std::string> ApiClient::Finish(const std::string& url, long status, int curl_code,
                                       const std::string& body, const char* curl_message) {
+  if (curl_code == CURLE_WRITE_ERROR && body.size() + (1u << 20) > kMaxAnswerBytes)
+    return Fail(ErrorCode::kCorrupt, url + ": the answer is longer than " + std::to_string(kMaxAnswerBytes >> 20) +
+                                         " MiB; refusing it (is this wharf's server?)");
   if (curl_code != CURLE_OK)
     return Fail(ErrorCode::kUnavailable, "cannot reach " + server_ + " (" + curl_message +
                                              "); check --server or WHARF_SERVER, and that `wharf serve` runs");
