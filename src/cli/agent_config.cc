@@ -21,9 +21,11 @@ void AddUrls(std::vector<std::string>& out, const std::string& text) {
 }
 
 Status ReadConfigFile(const std::string& path, const std::string& root, AgentArgs& args) {
+  auto text = ReadTomlText(path);
+  if (!text) return std::unexpected(text.error());
   toml::table table;
   try {
-    table = toml::parse_file(path);
+    table = toml::parse(*text, path);
   } catch (const toml::parse_error& e) {
     return Fail(ErrorCode::kInvalidArgument,
                 path + ":" + std::to_string(e.source().begin.line) + ": " +

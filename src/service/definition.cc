@@ -143,9 +143,11 @@ Result<ServiceDef> ParseServiceSpec(std::string_view spec) {
 }
 
 Status MergeServicesToml(const std::string& path, std::vector<ServiceDef>& services) {
+  auto text = ReadTomlText(path);
+  if (!text) return std::unexpected(text.error());
   toml::table table;
   try {
-    table = toml::parse_file(path);
+    table = toml::parse(*text, path);
   } catch (const toml::parse_error& e) {
     return Fail(ErrorCode::kInvalidArgument, path + ":" + std::to_string(e.source().begin.line) + ": " +
                                                  std::string(e.description()) + "; fix the file");

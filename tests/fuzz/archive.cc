@@ -101,7 +101,7 @@ Status Unpack(const std::string& archive, const PackageIndex& index, const std::
 // The same entries with the same content, modes and link targets in both trees.
 void CheckSameTrees(const PackageIndex& index, const std::string& a, const std::string& b) {
   for (const auto& e : index.files) {
-    std::string rel = e.path.size() + 1 == index.prefix.size() ? "" : e.path.substr(index.prefix.size());
+    std::string rel = e.path.substr(index.prefix.size() - 1);  // "" or "/bin/app"
     std::string pa = a + rel, pb = b + rel;
     if (e.type == EntryType::kFile) {
       auto ca = ReadFile(pa), cb = ReadFile(pb);
