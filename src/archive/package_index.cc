@@ -133,10 +133,26 @@ std::string PackageIndexToJson(const PackageIndex& index) {
   return j.dump(1) + "\n";
 }
 
+namespace {
+
+// Every number of package.json is an integer: nlohmann casts a float (1e34) to the integer
+// asked for, undefined behaviour when it is out of range, so anything else is refused first.
+bool AllNumbersIntegers(const ordered_json& j) {
+  if (j.is_number_float()) return false;
+  if (j.is_structured())
+    for (const auto& item : j)
+      if (!AllNumbersIntegers(item)) return false;
+  return true;
+}
+
+}  // namespace
+
 Result<PackageIndex> ParsePackageIndex(std::string_view json) {
   PackageIndex index;
   try {
     auto j = ordered_json::parse(json);
+    if (!AllNumbersIntegers(j))
+      return Fail(ErrorCode::kCorrupt, "package.json has a number that is not an integer; repack with `wharf pack`");
     index.format = j.at("format").get<int>();
     if (index.format != kPackageFormat)
       return Fail(ErrorCode::kCorrupt, "package.json format " + std::to_string(index.format) +
