@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "base/json_integers.h"
 #include "archive/zstd_handles.h"
 
 #include <algorithm>
@@ -99,6 +100,7 @@ Result<std::vector<DeltaEntry>> ParseDeltaIndex(std::string_view json) {
   std::vector<DeltaEntry> deltas;
   try {
     auto j = nlohmann::json::parse(json);
+    if (!AllNumbersIntegers(j)) return Fail(ErrorCode::kCorrupt, "deltas.json has a number that is not an integer; republish");
     for (const auto& d : j.at("deltas")) {
       DeltaEntry e{d.at("path").get<std::string>(), d.at("base_sha256").get<std::string>(),
                    d.at("target_sha256").get<std::string>(), d.value("file", std::string()),

@@ -6,6 +6,7 @@
 #include <zstd.h>
 
 #include "archive/names.h"
+#include "base/json_integers.h"
 #include "base/strings.h"
 
 namespace wharf {
@@ -132,20 +133,6 @@ std::string PackageIndexToJson(const PackageIndex& index) {
   }
   return j.dump(1) + "\n";
 }
-
-namespace {
-
-// Every number of package.json is an integer: nlohmann casts a float (1e34) to the integer
-// asked for, undefined behaviour when it is out of range, so anything else is refused first.
-bool AllNumbersIntegers(const ordered_json& j) {
-  if (j.is_number_float()) return false;
-  if (j.is_structured())
-    for (const auto& item : j)
-      if (!AllNumbersIntegers(item)) return false;
-  return true;
-}
-
-}  // namespace
 
 Result<PackageIndex> ParsePackageIndex(std::string_view json) {
   PackageIndex index;
