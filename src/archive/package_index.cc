@@ -6,6 +6,7 @@
 #include <zstd.h>
 
 #include "archive/names.h"
+#include "base/json_integers.h"
 #include "base/strings.h"
 
 namespace wharf {
@@ -137,6 +138,8 @@ Result<PackageIndex> ParsePackageIndex(std::string_view json) {
   PackageIndex index;
   try {
     auto j = ordered_json::parse(json);
+    if (!AllNumbersIntegers(j))
+      return Fail(ErrorCode::kCorrupt, "package.json has a number that is not an integer; repack with `wharf pack`");
     index.format = j.at("format").get<int>();
     if (index.format != kPackageFormat)
       return Fail(ErrorCode::kCorrupt, "package.json format " + std::to_string(index.format) +

@@ -33,6 +33,16 @@ TEST(PackageIndex, JsonRoundTripsExactly) {
   EXPECT_EQ(parsed->files[3].link, "app");
 }
 
+// nlohmann casts a float to the integer asked for: undefined behaviour out of range (fuzzing).
+TEST(PackageIndex, RefusesNumbersThatAreNotIntegers) {
+  std::string json = PackageIndexToJson(Sample());
+  size_t at = json.find("\"raw_size\": ") + 12;
+  std::string floated = json.substr(0, at) + "1e34" + json.substr(json.find_first_of(",\n", at));
+  auto parsed = ParsePackageIndex(floated);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().code, ErrorCode::kCorrupt);
+}
+
 TEST(PackageIndex, ConfigurationKindRoundTripsAndSoftwareBytesStay) {
   std::string software = PackageIndexToJson(Sample());
   EXPECT_EQ(software.find("\"kind\""), std::string::npos) << "software indexes keep their bytes";

@@ -12,9 +12,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include "agent/agent.h"
+#include "cli/agent_config.h"
 #include "agent/dev.h"
 #include "agent/layout.h"
 #include "agent/supervisor.h"
@@ -34,49 +34,6 @@ using nlohmann::ordered_json;
 constexpr const char* kProgram = "wharf-agent";
 
 int Failed(const Error& error, int code = kExitFailure) { return ReportError(kProgram, error, code); }
-
-void AddUrls(std::vector<std::string>& out, const std::string& text) {
-  for (auto& url : Split(text, ','))
-    if (!url.empty()) out.push_back(url);
-}
-
-// agent.toml holds FEC paths: under --root they are read from the root's folder.
-std::string UnderRoot(const std::string& root, const std::string& path) {
-  return path.starts_with("/") ? JoinPath(root, path) : path;
-}
-
-Status ReadConfigFile(const std::string& path, const std::string& root, AgentArgs& args) {
-  toml::table table;
-  try {
-    table = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    return Fail(ErrorCode::kInvalidArgument,
-                path + ":" + std::to_string(e.source().begin.line) + ": " +
-                    std::string(e.description()) + "; fix the file");
-  }
-  if (args.stores.empty()) {
-    if (auto* list = table["store"].as_array()) {
-      for (auto& item : *list)
-        if (auto url = item.value<std::string>()) AddUrls(args.stores, *url);
-    } else if (auto url = table["store"].value<std::string>()) {
-      AddUrls(args.stores, *url);
-    }
-  }
-  if (args.fec.empty()) args.fec = table["fec"].value_or(std::string());
-  if (args.trust.empty()) {
-    if (auto* list = table["trust"].as_array())
-      for (auto& item : *list)
-        if (auto key = item.value<std::string>()) args.trust.push_back(UnderRoot(root, *key));
-  }
-  if (args.keep == 0) args.keep = static_cast<int>(table["keep"].value_or(int64_t{0}));
-  if (args.server.empty()) args.server = table["server"].value_or(std::string());
-  if (args.supervisor.empty()) args.supervisor = table["supervisor"].value_or(std::string());
-  if (args.console_group.empty()) args.console_group = table["console_group"].value_or(std::string());
-  if (args.keep_snapshots == 0) args.keep_snapshots = static_cast<int>(table["keep_snapshots"].value_or(int64_t{0}));
-  if (args.token.empty() && args.token_file.empty())
-    args.token_file = UnderRoot(root, table["token_file"].value_or(std::string()));
-  return {};
-}
 
 Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store) {
   AgentConfig config;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "base/json_integers.h"
 #include "archive/names.h"
 #include "base/strings.h"
 #include "crypto/sha256.h"
@@ -132,6 +133,7 @@ Result<Generation> ParseGeneration(std::string_view json) {
   Generation g;
   try {
     auto j = ordered_json::parse(json);
+    if (!AllNumbersIntegers(j)) return Fail(ErrorCode::kCorrupt, "generation has a number that is not an integer");
     g.format = j.at("format").get<int>();
     if (g.format != kGenerationFormat)
       return Fail(ErrorCode::kCorrupt, "generation format " + std::to_string(g.format) +

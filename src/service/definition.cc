@@ -143,9 +143,11 @@ Result<ServiceDef> ParseServiceSpec(std::string_view spec) {
 }
 
 Status MergeServicesToml(const std::string& path, std::vector<ServiceDef>& services) {
+  auto text = ReadTomlText(path);
+  if (!text) return std::unexpected(text.error());
   toml::table table;
   try {
-    table = toml::parse_file(path);
+    table = toml::parse(*text, path);
   } catch (const toml::parse_error& e) {
     return Fail(ErrorCode::kInvalidArgument, path + ":" + std::to_string(e.source().begin.line) + ": " +
                                                  std::string(e.description()) + "; fix the file");
@@ -227,6 +229,8 @@ Result<std::string> SetServiceOverrides(std::string_view services_json, const st
   ordered_json& mine = all[name];
   if (!mine.is_object()) mine = ordered_json::object();
   for (const auto& setting : settings) {
+    if (!IsValidUtf8(setting))  // JSON holds UTF-8 only (a byte like 0xff would throw)
+      return Fail(ErrorCode::kInvalidArgument, "a setting of " + name + " is not valid UTF-8; fix its text");
     size_t eq = setting.find('=');
     if (eq == std::string::npos || eq == 0)
       return Fail(ErrorCode::kInvalidArgument, "\"" + setting + "\": expected KEY=VALUE, e.g. dev=true or env.PORT=5064");

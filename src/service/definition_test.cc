@@ -67,6 +67,7 @@ TEST(ServiceDefinition, GenerationOverridesWinAndCanBeCleared) {
   EXPECT_EQ(*ApplyOverrides(base, *cleared), base);
   EXPECT_FALSE(SetServiceOverrides("", "ioc", {"colour=red"}));
   EXPECT_FALSE(SetServiceOverrides("", "ioc", {"holdoff=soon"}));
+  EXPECT_FALSE(SetServiceOverrides("", "ioc", {"env.X=\xff"}));  // JSON is UTF-8 (it threw: fuzzing)
   auto escaping = SetServiceOverrides("", "ioc", {"command=../../bin/sh"});
   ASSERT_TRUE(escaping);  // stored as given, refused when applied
   EXPECT_FALSE(ApplyOverrides(base, *escaping));

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "base/json_integers.h"
 #include "archive/names.h"
 #include "archive/snapshot.h"
 #include "base/file.h"
@@ -85,6 +86,7 @@ Result<SnapshotRecord> ParseSnapshotRecord(std::string_view json) {
   SnapshotRecord r;
   try {
     auto j = ordered_json::parse(json);
+    if (!AllNumbersIntegers(j)) return Fail(ErrorCode::kCorrupt, "snapshot record: a number is not an integer; take a new snapshot");
     r.id = j.at("id").get<std::string>();
     r.fec = j.at("fec").get<std::string>();
     auto created = ParseTime(j.at("created").get<std::string>());
