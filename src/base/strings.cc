@@ -212,6 +212,8 @@ bool JsonShapeWithin(std::string_view text, int max_depth, size_t max_values) {
     }
   }
   return true;
+}
+
 std::optional<size_t> TomlNonAsciiOutsideStrings(std::string_view toml) {
   size_t i = 0;
   while (i < toml.size()) {

@@ -61,6 +61,8 @@ TEST(JsonShapeWithin, BoundsNestingAndValuesOutsideStrings) {
   EXPECT_FALSE(JsonShapeWithin(std::string(100, '['), 16, 1000));
   EXPECT_FALSE(JsonShapeWithin("[" + std::string(2000, ',') + "]", 16, 1000));
   EXPECT_TRUE(JsonShapeWithin(R"({"a": "\"[[[["})", 1, 10)) << "an escaped quote does not end the string";
+}
+
 TEST(Toml, FindsNonAsciiOnlyOutsideStringsAndComments) {
   EXPECT_FALSE(TomlNonAsciiOutsideStrings("a = \"caf\xc3\xa9\" # caf\xc3\xa9\nb = 'caf\xc3\xa9'\n"));
   EXPECT_FALSE(TomlNonAsciiOutsideStrings("a = \"\\\"\xc3\xa9\"\nb = \"\"\"x\n\xc3\xa9\"\"\"\"\"\nc = '''\xc3\xa9'''\n"));
