@@ -661,11 +661,16 @@ int RunAudit(const std::string& target, int limit, const StoreArgs& args) {
     PrintJson(*answer);
     return kExitOk;
   }
-  for (const auto& e : *answer)
-    PrintHuman(stdout, "%s  %-16s %-10s %-15s %-16s %-20s %3d  %s\n", e["time"].get<std::string>().c_str(),
+  // Refusals come aggregated per minute: "x240" says how many a row stands for.
+  for (const auto& e : *answer) {
+    int64_t count = e.value("count", int64_t{1});
+    std::string times = count > 1 ? " x" + std::to_string(count) : "";
+    PrintHuman(stdout, "%s  %-16s %-10s %-15s %-16s %-20s %3d%s  %s\n", e["time"].get<std::string>().c_str(),
                 e["actor"].get<std::string>().c_str(), e["role"].get<std::string>().c_str(),
                 e["remote"].get<std::string>().c_str(), e["action"].get<std::string>().c_str(),
-                OrDash(e["target"]).c_str(), e["status"].get<int>(), e["detail"].get<std::string>().c_str());
+                OrDash(e["target"]).c_str(), e["status"].get<int>(), times.c_str(),
+                e["detail"].get<std::string>().c_str());
+  }
   return kExitOk;
 }
 

@@ -295,34 +295,34 @@ int RunList(const std::string& root, int verbosity, bool json) {
     std::printf("no services under %s\n", dir.c_str());
     return kExitOk;
   }
-  std::printf("%-20s %-9s %8s %9s %8s %-10s", "SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT");
-  if (verbosity >= 1) std::printf(" %7s %8s %9s", "CLIENTS", "CPU s", "RSS");
-  std::printf("\n");
+  PrintHuman(stdout, "%-20s %-9s %8s %9s %8s %-10s", "SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT");
+  if (verbosity >= 1) PrintHuman(stdout, " %7s %8s %9s", "CLIENTS", "CPU s", "RSS");
+  PrintHuman(stdout, "\n");
   for (const auto& s : all) {
     std::string pid = s["pid"].is_number() ? std::to_string(s["pid"].get<long>()) : "-";
-    std::printf("%-20s %-9s %8s %9s %8d %-10s", s["name"].get<std::string>().c_str(),
+    PrintHuman(stdout, "%-20s %-9s %8s %9s %8d %-10s", s["name"].get<std::string>().c_str(),
                 s["state"].get<std::string>().c_str(), pid.c_str(), s["uptime"].get<std::string>().c_str(),
                 s["restarts"].get<int>(), LastExit(s).c_str());
     if (verbosity >= 1) {
       char cpu[32] = "-";
       if (s.contains("cpu_seconds")) std::snprintf(cpu, sizeof cpu, "%.2f", s["cpu_seconds"].get<double>());
-      std::printf(" %7d %8s %9s", s["console_clients"].get<int>(), cpu,
+      PrintHuman(stdout, " %7d %8s %9s", s["console_clients"].get<int>(), cpu,
                   s.contains("rss_bytes") ? HumanBytes(s["rss_bytes"].get<uint64_t>()).c_str() : "-");
     }
-    std::printf("\n");
+    PrintHuman(stdout, "\n");
     if (verbosity >= 2) {
       const auto& sock = s["console_socket_info"];
-      std::printf("    console %s (%s)\n", s.value("console_socket", "").c_str(),
+      PrintHuman(stdout, "    console %s (%s)\n", s.value("console_socket", "").c_str(),
                   sock.value("exists", false)
                       ? (sock["mode"].get<std::string>() + " uid " + std::to_string(sock["uid"].get<int>()) +
                          " gid " + std::to_string(sock["gid"].get<int>()) + ", Recv-Q " +
                          (sock["recv_q"].is_null() ? "?" : sock["recv_q"].dump()) + " Send-Q " +
                          (sock["send_q"].is_null() ? "?" : sock["send_q"].dump())).c_str()
                       : "missing");
-      std::printf("    log     %s (%s)\n", s.value("log_file", "").c_str(),
+      PrintHuman(stdout, "    log     %s (%s)\n", s.value("log_file", "").c_str(),
                   s["log_bytes"].is_number() ? HumanBytes(s["log_bytes"].get<uint64_t>()).c_str() : "none");
       for (const auto& line : s.value("last_lines", ordered_json::array()))
-        std::printf("    | %s\n", line.get<std::string>().c_str());
+        PrintHuman(stdout, "    | %s\n", line.get<std::string>().c_str());
     }
   }
   return kExitOk;
