@@ -73,9 +73,13 @@ pass "a script changed in the store after signing is refused and does not run"
 # The same through the server's API (the global script restored first).
 cp scripts/00-common store/fecs/global/init/00-common
 start_server "$T/store" --key "$T/k.key"
+# Boot scripts run as root: they need the configure right (admin, maintainer), which
+# neither a publisher nor an operator has.
 OP=$(make_token op operator "" "$T/store")
 CI=$(make_token ci publisher "" "$T/store")
-expect_refused "lacks the right to change" "$WHARF" init add fec02 scripts/20-order --server "$SERVER_URL" --token "$CI"
+expect_refused "lacks the right to configure" "$WHARF" init add fec02 scripts/20-order --server "$SERVER_URL" --token "$CI"
+expect_refused "lacks the right to configure" "$WHARF" init add fec02 scripts/20-order --server "$SERVER_URL" --token "$OP"
+OP=$(make_token mt maintainer "" "$T/store")
 expect_exit 0 "$WHARF" init add fec02 scripts/20-order --server "$SERVER_URL" --token "$OP" --timeout 5
 grep -q "^fec02: init scripts in generation [0-9]*: 00-common 20-order (on failure: continue)$" "$T/stdout" \
   || fail "init add over the API: $(cat "$T/stdout")"

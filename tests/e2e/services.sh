@@ -69,7 +69,12 @@ pass "upgrade of alpha restarts a only (b keeps PID $B1)"
 
 # --- a per-FEC setting restarts only its service ---
 A2=$(field a pid)
-"$WHARF" service set fec01 b env.MODE=test --server "$SERVER_URL" --token "$OP" >/dev/null
+# A service's settings decide what runs as root: a maintainer's right, not an operator's.
+MT=$(make_token mt maintainer "" "$STORE")
+refused=$("$WHARF" service set fec01 b env.MODE=test --server "$SERVER_URL" --token "$OP" 2>&1 >/dev/null) \
+  && fail "an operator changed a service's settings"
+echo "$refused" | grep -q "lacks the right to configure" || fail "operator's service set: $refused"
+"$WHARF" service set fec01 b env.MODE=test --server "$SERVER_URL" --token "$MT" >/dev/null
 wait_for "b restarted with MODE=test" eval '[ "$(field b pid)" != "$B1" ] && running b'
 [ "$(field a pid)" = "$A2" ] || fail "a was restarted by a setting of b"
 sleep 0.3
