@@ -110,7 +110,8 @@ class DeltaIndexReader : public nlohmann::json_sax<nlohmann::json> {
 
   bool null() override { return Scalar(); }
   bool boolean(bool) override { return Scalar(); }
-  bool number_integer(number_integer_t) override { return Scalar(); }
+  // Every number of deltas.json is a size or a version: never negative, never a fraction.
+  bool number_integer(number_integer_t) override { return Refuse("has a negative number"); }
   bool number_unsigned(number_unsigned_t n) override {
     if (depth_ == 3 && key_ == "size") {
       entry_.size = n;
@@ -119,7 +120,7 @@ class DeltaIndexReader : public nlohmann::json_sax<nlohmann::json> {
     }
     return Scalar();
   }
-  bool number_float(number_float_t, const string_t&) override { return Scalar(); }
+  bool number_float(number_float_t, const string_t&) override { return Refuse("has a number that is not an integer"); }
   bool binary(binary_t&) override { return Refuse("holds binary data"); }
   bool string(string_t& value) override {
     if (depth_ != 3) return Scalar();
@@ -130,7 +131,7 @@ class DeltaIndexReader : public nlohmann::json_sax<nlohmann::json> {
     for (size_t i = 0; i < std::size(kFields); ++i)
       if (key_ == kFields[i].first) {
         entry_.*kFields[i].second = std::move(value);
-        seen_ |= 1u << (i < 4 ? i : 5);
+        seen_ |= 1u << (i < 4 ? i : i + 1);  // size is bit 4
         return true;
       }
     return true;  // a field this agent does not know
@@ -185,9 +186,10 @@ class DeltaIndexReader : public nlohmann::json_sax<nlohmann::json> {
   }
   bool EndEntry() {
     DeltaEntry& e = entry_;
-    bool inline_patch = e.file.empty();
-    // path, base, target, sha256 and size always; data when inline.
-    if ((seen_ & 0x1f) != 0x1f || (inline_patch && !(seen_ & (1u << 5)))) return Refuse("lists a malformed delta");
+    bool has_file = seen_ & (1u << 5), has_data = seen_ & (1u << 6);
+    bool inline_patch = !has_file;
+    // path, base, target, sha256 and size always; then a file or inline data, never both.
+    if ((seen_ & 0x1f) != 0x1f || has_file == has_data) return Refuse("lists a malformed delta");
     if (!inline_patch) {
       std::string name = e.file.substr(std::min<size_t>(7, e.file.size()));
       if (!e.file.starts_with("deltas/") || !ValidateEntryPath(e.file) || name.find('/') != std::string::npos)

@@ -224,6 +224,11 @@ TEST(Delta, HostileIndexShapesAreRefused) {
       "[" + entry + "]",                                                         // not an object
       "{\"deltas\":[" + entry,                                                   // cut
       std::string(kMaxDeltaIndexBytes + 1, ' '),                                 // too big
+      "{\"deltas\":[" + entry.substr(0, entry.size() - 1) + ",\"data\":\"AA==\"}]}",  // a file and data
+      "{\"format\":1.5,\"deltas\":[" + entry + "]}",                                 // not an integer
+      "{\"format\":-1,\"deltas\":[" + entry + "]}",                                  // negative
+      "{\"deltas\":[{\"path\":\"opt/x\",\"base_sha256\":\"" + sha + "\",\"target_sha256\":\"" + sha +
+          "\",\"file\":\"deltas/0.zst\",\"size\":1e0,\"sha256\":\"" + sha + "\"}]}",   // a float size
   };
   for (size_t i = 0; i < hostile.size(); ++i) EXPECT_FALSE(ParseDeltaIndex(hostile[i])) << i;
 }

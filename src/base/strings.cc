@@ -159,7 +159,8 @@ uint32_t CodePoint(std::string_view seq) {
 
 bool Unprintable(uint32_t cp) {
   return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
-         (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+         (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029 || cp == 0x200e || cp == 0x200f ||
+         cp == 0x061c;
 }
 
 }  // namespace
@@ -177,7 +178,9 @@ std::string EscapeForTerminal(std::string_view text, bool keep_newlines) {
       continue;
     }
     uint32_t cp = CodePoint(text.substr(i, n));
-    if (Unprintable(cp) && !(keep_newlines && cp == '\n')) {
+    if (cp == '\\') {  // doubled, so that a literal "\x1b" is never taken for an escaped ESC
+      out += "\\\\";
+    } else if (Unprintable(cp) && !(keep_newlines && cp == '\n')) {
       std::snprintf(buffer, sizeof buffer, cp < 0x80 ? "\\x%02x" : "\\u%04x", static_cast<unsigned>(cp));
       out += buffer;
     } else {

@@ -53,6 +53,8 @@ TEST(EscapeForTerminal, MakesEveryControlVisibleAndKeepsText) {
   EXPECT_EQ(EscapeForTerminal("evil\xe2\x80\xaetxt"), "evil\\u202etxt");  // a bidi override
   EXPECT_EQ(EscapeForTerminal("a\nb"), "a\\x0ab");
   EXPECT_EQ(EscapeForTerminal("a\nb", true), "a\nb");
+  EXPECT_EQ(EscapeForTerminal("\\x1b[31m"), "\\\\x1b[31m") << "a literal escape reads apart from a real one";
+  EXPECT_EQ(EscapeForTerminal("a\xe2\x80\x8f" "b\xd8\x9c"), "a\\u200fb\\u061c");
   EXPECT_EQ(EscapeForTerminal("r\xc3\xa9sum\xc3\xa9 \xf0\x9f\x9a\x80 ioc@1.2"), "r\xc3\xa9sum\xc3\xa9 \xf0\x9f\x9a\x80 ioc@1.2");
 }
 

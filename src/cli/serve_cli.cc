@@ -110,13 +110,6 @@ Status MoveLegacyState(const std::string& store, const std::string& state) {
   return {};
 }
 
-Result<std::string> PrepareStateDir(const std::string& store, const std::string& state_arg) {
-  std::string state = StateDir(store, state_arg);
-  WHARF_TRY(MoveLegacyState(store, state));
-  WHARF_TRY(MakeStateDir(state));
-  return state;
-}
-
 bool Inside(const std::string& path, const std::string& dir) {
   return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
 }
@@ -145,6 +138,16 @@ Status RefuseStateInStore(const std::string& store, const std::string& state) {
                                         ", which anyone who can read the store could copy; pass a --state outside "
                                         "it (the default is " + root + ".state)");
   return {};
+}
+
+// The state folder, made (and an older store's state moved there); refused inside the
+// store, for every command that opens it (serve and the token commands alike).
+Result<std::string> PrepareStateDir(const std::string& store, const std::string& state_arg) {
+  std::string state = StateDir(store, state_arg);
+  WHARF_TRY(RefuseStateInStore(store, state));
+  WHARF_TRY(MoveLegacyState(store, state));
+  WHARF_TRY(MakeStateDir(state));
+  return state;
 }
 
 // Refuses to serve a tree that holds a private key, for the same reason.
@@ -213,8 +216,6 @@ int RunServe(const ServeArgs& args) {
                   kExitUsage);
   auto store = Store::Open(args.store, true);
   if (!store) return Failed(store.error());
-  if (auto outside = RefuseStateInStore(store->root(), StateDir(args.store, args.state)); !outside)
-    return Failed(outside.error());
   auto prepared = PrepareStateDir(args.store, args.state);
   if (!prepared) return Failed(prepared.error());
   std::string state = *prepared;

@@ -121,17 +121,30 @@ serve_refused "store/.wharf/signing.key and $T/store.state/signing.key both exis
 rm store/.wharf/signing.key
 serve_refused "the state folder $T/store/private lies inside the store" store --state "$T/store/private"
 [ ! -e store/private ] || fail "a refused --state inside the store was made"
+expect_refused "lies inside the store" "$WHARF" token create x --role admin --store store --state "$T/store/.wharf"
+[ ! -e store/.wharf/records.db ] || fail "token create put the database inside the store"
 cp release.key store/fecs/signing
 serve_refused "it holds a private key at $T/store/fecs/signing" store --key "$T/store/fecs/signing"
 rm -f store/fecs/signing
 pass "serve refuses a store holding a private key (*.key, PEM under another name, DER, a link to the signing key, a second one in .wharf) or the state folder"
 
 # --- migration: a store of an older wharf, its state in STORE/.wharf ---
+# legacy_token STORE NAME ROLE: a token as an older wharf made it, its database in
+# STORE/.wharf (today's commands refuse a state inside the store, so it is made beside and
+# put there by hand).
+legacy_token() {
+  local store=$1 name=$2 role=$3
+  rm -rf "$T/legacy.state"
+  "$WHARF" token create "$name" --role "$role" --store "$store" --state "$T/legacy.state" 2>/dev/null
+  mkdir -p "$store/.wharf"
+  mv "$T/legacy.state"/* "$store/.wharf/"
+  rm -rf "$T/legacy.state"
+}
 mkdir old
 "$WHARF" publish out/demo-1.0.tar.zst --store old >/dev/null
 "$WHARF" keygen --out old/.wharf/signing >/dev/null
 cp old/.wharf/signing.pub old-signing.pub
-OLD_ADMIN=$("$WHARF" token create admin --role admin --store old --state old/.wharf 2>/dev/null)
+OLD_ADMIN=$(legacy_token old admin admin)
 serve old || { cat "$T/serve.err" >&2; fail "serve of an old store"; }
 [ "$(grep -c "moved the server's state from $T/old/.wharf to $T/old.state" "$T/serve.err")" = 1 ] \
   || { cat "$T/serve.err" >&2; fail "one line says the state moved"; }
@@ -154,7 +167,7 @@ expect_refused "both exist" "$WHARF" token list --store old
 rm old/.wharf/records.db
 # token commands move it too.
 mkdir old2 && "$WHARF" publish out/demo-1.0.tar.zst --store old2 >/dev/null
-TOK=$("$WHARF" token create ci --role publisher --store old2 --state old2/.wharf 2>/dev/null)
+TOK=$(legacy_token old2 ci publisher)
 "$WHARF" token list --store old2 >"$T/list" 2>"$T/list.err"
 grep -q "moved the server's state" "$T/list.err" && grep -q '^ci ' "$T/list" || fail "token list moves the state and finds the token"
 [ "$(ls -A old2/.wharf)" = lock ] || fail "token list left state in old2/.wharf"
@@ -166,7 +179,7 @@ if [ -n "$SHM" ] && [ "$(stat -c %d "$SHM")" != "$(stat -c %d "$T")" ]; then
   trap 'rm -rf "$SHM"; cleanup' EXIT
   "$WHARF" publish out/demo-1.0.tar.zst --store "$SHM/store" >/dev/null
   "$WHARF" keygen --out "$SHM/store/.wharf/signing" >/dev/null
-  XTOK=$("$WHARF" token create admin --role admin --store "$SHM/store" --state "$SHM/store/.wharf" 2>/dev/null)
+  XTOK=$(legacy_token "$SHM/store" admin admin)
   serve "$SHM/store" --state "$T/xstate" || { cat "$T/serve.err" >&2; fail "serve across file systems"; }
   grep -q "moved the server's state" "$T/serve.err" || fail "no move line across file systems"
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $XTOK" "$SERVER_URL/api/v1/fecs")
