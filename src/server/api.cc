@@ -619,6 +619,7 @@ void Api::Register(http::Router& router) {
             options.lifetime_seconds = *lifetime;
             options.dry_run = j->value("dry_run", false);
             options.force = j->value("force", false);
+            options.may_configure = Allowed(token, Right::kConfigure, caller.fec);
             auto result = ops::Change(store_, change, options);
             if (result && !options.dry_run)
               (void)ImportGenerations(caller.fec);

@@ -135,6 +135,13 @@ Result<Generation> Rollback(Store& store, const std::string& fec, std::optional<
     if (!history) return std::unexpected(history.error());
     auto target = RollbackTarget(*history, to);
     if (!target) return std::unexpected(target.error());
+    if (!options.may_configure &&
+        (target->services != draft.services || target->init != draft.init ||
+         target->init_stop_on_failure != draft.init_stop_on_failure))
+      return Fail(ErrorCode::kRejected,
+                  fec + ": generation " + std::to_string(target->number) +
+                      " has other service settings or boot scripts than the current one (what runs as root on "
+                      "the FEC); rolling back to it needs the configure right (admin or maintainer)");
     // The whole earlier release: packages, service settings, scripts, and the mismatches it
     // was allowed. Persistent paths describe the FEC's data, not a release: they stay.
     Persist persist = draft.persist;

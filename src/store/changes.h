@@ -20,6 +20,10 @@ struct ChangeOptions {
   int64_t lifetime_seconds = kDefaultLifetimeSeconds;
   bool dry_run = false;  // compute and return the generation, write nothing
   bool force = false;    // accept configurations made for other software versions (recorded)
+  // Whether the change may alter what runs as root on the FEC (service settings, boot
+  // scripts): false for a caller without the configure right (docs/api.md), whose rollback
+  // is then refused when it would bring back other settings or scripts.
+  bool may_configure = true;
 };
 
 struct NameVersion {

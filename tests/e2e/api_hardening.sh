@@ -121,11 +121,18 @@ grep -q 'admin or maintainer' "$T/body" || fail "class 14: the refusal says who 
 try 200 "$MT" /api/v1/fecs/fec01/services/demo '{"set":["env.PORT=5064"]}'
 try 200 "$MT" /api/v1/fecs/fec01/init/10-setup "{\"action\":\"add\",\"content_base64\":\"$script\"}"
 try 200 "$MT" /api/v1/fecs/fec01/persist '{"paths":["/var/lib/ioc"]}'
-try 200 "$OP" /api/v1/fecs/fec01/rollback "{\"to\":$gen0}"
+# A rollback brings back an earlier generation's settings and scripts: an operator may roll
+# back only where they stay as they are.
+before=$(state); genm=$(gen)
+try 422 "$OP" /api/v1/fecs/fec01/rollback "{\"to\":$gen0}"
+grep -q 'needs the configure right' "$T/body" || fail "class 14: the rollback refusal says why: $(cat "$T/body")"
+[ "$(state)" = "$before" ] && [ "$(gen)" = "$genm" ] || fail "class 14: an operator's refused rollback changed the store"
+try 200 "$MT" /api/v1/fecs/fec01/rollback "{\"to\":$gen0}"
 try 200 "$OP" /api/v1/fecs/fec01/assign '{"packages":["demo@1.0"]}'
+try 200 "$OP" /api/v1/fecs/fec01/rollback "{\"to\":$((gen0 + 4))}"
 try 200 "$MT" /api/v1/fecs/fec01/persist '{"paths":["/var/lib/ioc"]}'
-[ "$(gen)" -eq $((gen0 + 6)) ] || fail "class 14: the maintainer's and operator's changes: generation $(gen)"
-pass "class 14: service command/user/env, boot scripts and persist refused to operator, publisher, agent (403, no effect); maintainer can"
+[ "$(gen)" -eq $((gen0 + 7)) ] || fail "class 14: the maintainer's and operator's changes: generation $(gen)"
+pass "class 14: service command/user/env, boot scripts, persist, and a rollback to other settings or scripts refused to operator, publisher, agent (no effect); maintainer can; operator assigns and rolls back among the same settings"
 
 # ---- class 11: a zstd bomb and an over-quota snapshot ------------------------------------
 make_bomb() {  # make_bomb FILE GIB DECLARE: RLE blocks of zeros, the frame size declared or not
