@@ -279,7 +279,10 @@ class Server::Tracker {
     std::lock_guard lock(mutex_);
     Drop(conn);
     if (body == 0 || min_body_rate_ == 0 || conn.cut) return;
-    conn.deadline = Clock::now() + header_timeout_ + std::chrono::seconds(body / min_body_rate_);
+    // A declared length is the client's word: the route's limit caps it before it gets here,
+    // and a week caps the sum, so no declared size overflows the clock.
+    uint64_t seconds = std::min<uint64_t>(body / min_body_rate_, 7 * 86400);
+    conn.deadline = Clock::now() + header_timeout_ + std::chrono::seconds(seconds);
     conn.body = true;
     conn.body_at = bodies_.insert(bodies_.end(), &conn);
   }
@@ -710,7 +713,7 @@ int Server::Access(MHD_Connection* connection, const char* url, const char* meth
       context->limit = chunked ? context->route->options.max_chunked_body : context->route->options.max_body;
     context->conn = TrackedConn(connection);
     if (context->conn)
-      tracker_->HeaderDone(*context->conn, request.content_length ? *request.content_length
+      tracker_->HeaderDone(*context->conn, request.content_length ? std::min(*request.content_length, context->limit)
                                            : chunked                ? context->limit
                                                                     : 0);
     if (!context->route) {
