@@ -268,8 +268,6 @@ class SnapshotExchange : public http::Exchange {
   ~SnapshotExchange() override {
     fd_ = UniqueFd();
     (void)RemoveTree(dir_);  // a cut upload leaves nothing behind
-    std::lock_guard lock(api_.uploading_mutex_);
-    api_.uploading_.erase(claimed_.fec);
   }
 
   Status Start() {
@@ -499,13 +497,6 @@ void Api::Register(http::Router& router) {
           return r;
         }();
         if (!claimed) return Response::FromError(claimed.error());
-        {
-          std::lock_guard lock(uploading_mutex_);
-          if (!uploading_.insert(caller.fec).second)
-            return Response::Error(409, "busy", caller.fec + ": a snapshot of this FEC is being uploaded now; "
-                                                "send this one when that one is done");
-        }
-        // From here the exchange's end (whatever it is) lets the next upload of this FEC in.
         std::string dir = JoinPath(config_.uploads_dir, "data-" + RandomHex(12));
         auto exchange = std::make_unique<SnapshotExchange>(*this, caller.token, dir, *claimed);
         if (auto started = exchange->Start(); !started) return Response::FromError(started.error());

@@ -6,7 +6,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 
 #include "base/clock.h"
@@ -64,10 +63,6 @@ class Api {
   ApiConfig config_;
   const Clock& clock_;
   Metrics metrics_;
-  // FECs with a snapshot upload under way: one at a time each, so that a FEC's token cannot
-  // fill the uploads folder with many quota-sized uploads at once.
-  std::mutex uploading_mutex_;
-  std::set<std::string> uploading_;
 };
 
 }  // namespace wharf
