@@ -124,6 +124,20 @@ Status CheckSnapshotQuota(const std::string& fec, uint64_t size, uint64_t quota)
                                         " (--snapshot-quota); persist less, or raise the quota");
 }
 
+// An archive appears before its record and goes after it, so a writer killed in between
+// leaves an archive no record names: never listed, never restored, removed here (under the
+// store lock, where no live writer is in between).
+Status RemoveUnrecordedArchives(const std::string& dir) {
+  auto names = ListDir(dir);
+  if (!names) return std::unexpected(names.error());
+  for (const auto& name : *names) {
+    if (name[0] == '.' || !name.ends_with(".tar.zst")) continue;
+    std::string id = name.substr(0, name.size() - 8);
+    if (!PathExists(JoinPath(dir, id + ".json"))) WHARF_TRY(RemoveTree(JoinPath(dir, name)));
+  }
+  return {};
+}
+
 Result<SnapshotRecord> AddSnapshot(Store& store, const SnapshotRecord& claimed, const std::string& archive,
                                    const SnapshotLimits& limits) {
   SnapshotRecord record = claimed;
@@ -149,6 +163,7 @@ Result<SnapshotRecord> AddSnapshot(Store& store, const SnapshotRecord& claimed, 
     auto lock = store.Lock();
     if (!lock) return std::unexpected(lock.error());
     WHARF_TRY(RemoveStaleTemps(dir));
+    WHARF_TRY(RemoveUnrecordedArchives(dir));
     if (PathExists(dest))
       return Fail(ErrorCode::kAlreadyExists, "snapshot " + record.id + " of " + record.fec +
                                                  " is already stored; take a new one (a new id)");
