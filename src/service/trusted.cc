@@ -184,12 +184,16 @@ Result<std::string> TrustedDir::SocketPath(const std::string& name) const {
 }
 
 Result<UniqueFd> TrustedDir::Listen(const std::string& name, mode_t mode, gid_t gid) const {
-  auto path = SocketPath(name);
+  // Made under a hidden name and renamed into place once it listens: whoever sees the name
+  // can connect (a client that waits for the file never meets a refused connection), and an
+  // old socket left by a server that died is replaced in the same step.
+  std::string staged = "." + name + ".new";
+  auto path = SocketPath(staged);
   if (!path) return std::unexpected(path.error());
   mode &= 0770;  // never world-writable
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return IoError("socket", Shown(name));
-  WHARF_TRY(Remove(name));  // a socket left by a server that died
+  WHARF_TRY(Remove(staged));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path->c_str(), path->size() + 1);
@@ -203,9 +207,10 @@ Result<UniqueFd> TrustedDir::Listen(const std::string& name, mode_t mode, gid_t 
     return IoError("bind", Shown(name));
   }
   if (gid != static_cast<gid_t>(-1) &&
-      ::fchownat(fd_.get(), name.c_str(), static_cast<uid_t>(-1), gid, AT_SYMLINK_NOFOLLOW) != 0)
+      ::fchownat(fd_.get(), staged.c_str(), static_cast<uid_t>(-1), gid, AT_SYMLINK_NOFOLLOW) != 0)
     return IoError("chown", Shown(name));
   if (::listen(fd.get(), 16) != 0) return IoError("listen", Shown(name));
+  if (::renameat(fd_.get(), staged.c_str(), fd_.get(), name.c_str()) != 0) return IoError("rename", Shown(name));
   return fd;
 }
 
