@@ -65,14 +65,13 @@ TEST(JsonShapeWithin, BoundsNestingAndValuesOutsideStrings) {
   EXPECT_TRUE(JsonShapeWithin(R"({"a": "\"[[[["})", 1, 10)) << "an escaped quote does not end the string";
 }
 
-TEST(Toml, FindsNonAsciiOnlyOutsideStringsAndComments) {
-  EXPECT_FALSE(TomlNonAsciiOutsideStrings("a = \"caf\xe2\x82\xac\" # caf\xe2\x82\xac\nb = 'caf\xe2\x82\xac'\n"));
-  EXPECT_FALSE(TomlNonAsciiOutsideStrings("a = \"\\\"\xe2\x82\xac\"\nb = \"\"\"x\n\xe2\x82\xac\"\"\"\"\"\nc = '''\xe2\x82\xac'''\n"));
+TEST(Toml, RefusesEveryByteBeyondAscii) {
+  // toml++ 3.3 reaches __builtin_unreachable on some of them, in strings and comments too.
+  EXPECT_FALSE(TomlNonAsciiOutsideStrings("a = \"b\" # c\n[d]\ne = 'f'\n"));
   EXPECT_EQ(TomlNonAsciiOutsideStrings("\xc3\xa9 = 1\n"), 0u);
-  EXPECT_EQ(TomlNonAsciiOutsideStrings("a = \"caf\xc3\xa9\"\n"), 8u) << "refused in a string too (toml++ 3.3)";
-  EXPECT_EQ(TomlNonAsciiOutsideStrings("a = 1\xc3\xa9\n"), 5u);
-  EXPECT_EQ(TomlNonAsciiOutsideStrings("a = \"x\n\xc3\xa9 = 1\n"), 7u);  // an unterminated string ends at its line
-  EXPECT_EQ(TomlNonAsciiOutsideStrings("a = \"\"\"x\"\"\"\"\"\xc3\xa9"), 13u);
+  EXPECT_EQ(TomlNonAsciiOutsideStrings("a = \"caf\xc3\xa9\"\n"), 8u);
+  EXPECT_EQ(TomlNonAsciiOutsideStrings("a = 1 # \xe2\x82\xac\n"), 8u);
+  EXPECT_EQ(TomlNonAsciiOutsideStrings("ste =08 \"\xef\xbb\xbf\n"), 9u);
 }
 
 }  // namespace wharf
