@@ -189,13 +189,11 @@ Status RemoveTree(const std::string& path) {
   return {};
 }
 
-Result<std::vector<std::string>> ListDir(const std::string& path) {
+namespace {
+
+// The sorted names of an open folder, but "." and ".."; closes `dir`.
+std::vector<std::string> ReadNames(DIR* dir) {
   std::vector<std::string> names;
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) {
-    if (errno == ENOENT) return names;
-    return IoError("list", path);
-  }
   while (dirent* entry = ::readdir(dir)) {
     std::string name = entry->d_name;
     if (name != "." && name != "..") names.push_back(std::move(name));
@@ -203,6 +201,17 @@ Result<std::vector<std::string>> ListDir(const std::string& path) {
   ::closedir(dir);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ListDir(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT) return std::vector<std::string>();
+    return IoError("list", path);
+  }
+  return ReadNames(dir);
 }
 
 Result<std::vector<std::string>> ListDirAt(int dir_fd, const std::string& where) {
@@ -213,14 +222,7 @@ Result<std::vector<std::string>> ListDirAt(int dir_fd, const std::string& where)
     ::close(copy);
     return IoError("list", where);
   }
-  std::vector<std::string> names;
-  while (dirent* entry = ::readdir(dir)) {
-    std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
-  }
-  ::closedir(dir);
-  std::sort(names.begin(), names.end());
-  return names;
+  return ReadNames(dir);
 }
 
 Status RemoveTreeAt(int dir_fd, const std::string& name, const std::string& where) {

@@ -217,42 +217,16 @@ bool JsonShapeWithin(std::string_view text, int max_depth, size_t max_values) {
   return true;
 }
 
-std::optional<size_t> TomlNonAsciiOutsideStrings(std::string_view toml) {
-  // toml++ 3.3 reaches the unreachable on characters of several ranges (U+00A1..U+0499,
-  // U+FB66..U+FEFE, ...) wherever it takes them for possible whitespace, and where that is
-  // cannot be told from outside the parser: configuration files are ASCII, comments too.
-  for (size_t k = 0; k < toml.size(); ++k)
-    if (static_cast<unsigned char>(toml[k]) >= 0x80) return k;
-  size_t i = 0;
-  while (i < toml.size()) {
-    char c = toml[i];
-    if (c == '#') {  // a comment, to the end of the line
-      i = toml.find('\n', i);
-      if (i == std::string_view::npos) return std::nullopt;
-      continue;
-    }
-    if (c == '"' || c == '\'') {  // "basic", 'literal', and """multi-line""" forms
-      std::string close(toml.substr(i, 3) == std::string(3, c) ? 3 : 1, c);
-      i += close.size();
-      while (i < toml.size() && toml.substr(i, close.size()) != close) {
-        if (close.size() == 1 && toml[i] == '\n') break;  // unterminated: toml++ says so
-        i += c == '"' && toml[i] == '\\' ? 2 : 1;        // an escape takes the next byte
-      }
-      i += close.size();
-      // A multi-line string may end in up to two more quotes (""""" closes on the last three).
-      for (int extra = 0; close.size() == 3 && extra < 2 && i < toml.size() && toml[i] == c; ++extra) ++i;
-      continue;
-    }
-    if (static_cast<unsigned char>(c) >= 0x80) return i;
-    ++i;
-  }
+std::optional<size_t> FirstNonAscii(std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i)
+    if (static_cast<unsigned char>(text[i]) >= 0x80) return i;
   return std::nullopt;
 }
 
 Result<std::string> ReadTomlText(const std::string& path) {
   auto text = ReadFile(path, 1 << 20);
   if (!text) return std::unexpected(text.error());
-  if (auto at = TomlNonAsciiOutsideStrings(*text))
+  if (auto at = FirstNonAscii(*text))
     return Fail(ErrorCode::kInvalidArgument,
                 path + ":" + std::to_string(1 + std::count(text->begin(), text->begin() + *at, '\n')) +
                     ": a character beyond ASCII; wharf's TOML files are ASCII, comments and strings too "

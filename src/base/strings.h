@@ -29,11 +29,11 @@ std::string EscapeForTerminal(std::string_view text, bool keep_newlines = false)
 /// memory: what a parser that builds a tree of unverified JSON asks first, so that a
 /// hostile document costs no more than its bytes.
 bool JsonShapeWithin(std::string_view text, int max_depth, size_t max_values);
-/// Where a TOML text has a byte beyond ASCII outside a string or a comment (which TOML
-/// never allows), or nullopt. toml++ 3.3 (Debian 12) reaches __builtin_unreachable on some
-/// such characters (U+00A1 to U+0499: "\xc3\xa9 = 1"), so TOML files are refused before it.
-std::optional<size_t> TomlNonAsciiOutsideStrings(std::string_view toml);
-/// A TOML file's text for toml::parse (at most 1 MiB), refused as TomlNonAsciiOutsideStrings says.
+/// Where `text` has its first byte beyond ASCII, or nullopt.
+std::optional<size_t> FirstNonAscii(std::string_view text);
+/// A TOML file's text for toml::parse (at most 1 MiB). wharf's TOML files are ASCII, strings
+/// and comments too: toml++ 3.3 (Debian 12) reaches __builtin_unreachable on characters of
+/// several ranges beyond it, wherever it takes them for possible whitespace.
 Result<std::string> ReadTomlText(const std::string& path);
 /// "12.3 MB", "512 B": sizes for people.
 std::string HumanBytes(uint64_t bytes);
