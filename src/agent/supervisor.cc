@@ -16,6 +16,7 @@
 #include "agent/state.h"
 #include "agent/daemon.h"
 #include "crypto/sha256.h"
+#include "service/procserv_args.h"
 #include "service/trusted.h"
 
 #include <nlohmann/json.hpp>
@@ -174,8 +175,7 @@ std::vector<std::string> Supervisor::Adopt() {
   std::vector<std::string> actions;
   for (const auto& s : ReadServerStatuses(root_)) {
     if (running_.contains(s.name)) continue;
-    auto ticks = ProcessStartTicks(s.server_pid);
-    if (!ticks || *ticks != s.server_start) continue;  // it ended; its status file stayed
+    if (!ProcessRuns(s.server_pid, s.server_start)) continue;  // it ended; its status file stayed
     Running r;
     r.pid = systemd_ ? 0 : s.server_pid;
     r.start_ticks = s.server_start;
@@ -194,15 +194,22 @@ Status Supervisor::Start(const DesiredService& service) {
   r.level = service.def.level;
   r.started_ms = MonotonicMs();
   if (auto old = running_.find(service.def.name); old != running_.end()) r.quick_deaths = old->second.quick_deaths;
+  // What to run goes into the service's spec file, which the process server reads: the
+  // same for a unit that systemd starts again without the agent.
+  ProcServOptions options = ServiceOptions(root_, service);
+  if (!socket_group_.empty()) options.socket_group = socket_group_;
+  DefaultServicePaths(options, root_);
+  WHARF_TRY(WriteServiceSpec(root_, service.def.name, ProcServArguments(options, service.fingerprint)));
   if (systemd_) {
     WHARF_TRY(Systemctl("restart", service.def.name));
     r.pid = 0;
     running_[service.def.name] = std::move(r);
     return {};
   }
-  std::vector<std::string> command = {agent_, "procserv", "--root", root_, "--name", service.def.name,
-                                      "--from-generation"};
-  if (!socket_group_.empty()) command.insert(command.end(), {"--socket-group", socket_group_});
+  if (::access(procserv_.c_str(), X_OK) != 0)
+    return Fail(ErrorCode::kNotFound, "no process server program at " + procserv_ +
+                                          " (wharf-procserv belongs beside wharf-agent); reinstall wharf");
+  std::vector<std::string> command = {procserv_, "--spec", ServiceSpecPath(root_, service.def.name)};
   std::vector<char*> argv;
   for (auto& a : command) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -230,8 +237,7 @@ bool Supervisor::Alive(Running& running) {
     if (::waitpid(running.pid, nullptr, WNOHANG) == running.pid) return false;
     return true;
   }
-  auto ticks = ProcessStartTicks(running.pid);
-  return ticks && *ticks == running.start_ticks;
+  return ProcessRuns(running.pid, running.start_ticks);
 }
 
 void Supervisor::Stop(const std::string& name) {

@@ -45,8 +45,7 @@ Result<ProcServOptions> ServiceOptionsFromGeneration(const std::string& root, co
 class Supervisor {
  public:
   /// `procserv`: the process server program (wharf-procserv beside the agent).
-  Supervisor(std::string root, std::string procserv, std::string agent_binary)
-      : root_(std::move(root)), procserv_(std::move(procserv)), agent_(std::move(agent_binary)) {}
+  Supervisor(std::string root, std::string procserv) : root_(std::move(root)), procserv_(std::move(procserv)) {}
   /// The group that may use the consoles (their sockets are 0660).
   void SetSocketGroup(std::string group) { socket_group_ = std::move(group); }
   /// Hands the services to systemd instead: wharf-svc@NAME.service units (`--user` ones
@@ -89,7 +88,6 @@ class Supervisor {
 
   std::string root_;
   std::string procserv_;
-  std::string agent_;
   bool systemd_ = false;
   bool user_units_ = false;
   std::string socket_group_;

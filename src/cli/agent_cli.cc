@@ -423,8 +423,7 @@ class FecHost : public DaemonHost {
       : args_(args), config_(std::move(config)), layout_(config_.root), worker_(worker),
         agent_(config_, clock_, fetcher_), beats_(args, config_.fec) {
     if (args.supervisor != "none") {
-      std::string self = SelfBinary();
-      supervisor_ = std::make_unique<Supervisor>(config_.root, JoinPath(Dirname(self), "wharf-procserv"), self);
+      supervisor_ = std::make_unique<Supervisor>(config_.root, JoinPath(Dirname(SelfBinary()), "wharf-procserv"));
       if (args.supervisor == "systemd") supervisor_->UseSystemd(::getuid() != 0);
       if (!args.console_group.empty()) supervisor_->SetSocketGroup(args.console_group);
       for (const auto& action : supervisor_->Adopt()) Note(config_.fec + ": " + action);
