@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -132,6 +133,18 @@ class LauncherTest : public ::testing::Test {
     };
   }
 
+  // Whatever a failed case left running (each healthy script records its pid).
+  void TearDown() override {
+    auto names = ListDir(dir_.path());
+    for (const auto& name : names.value_or(std::vector<std::string>{}))
+      if (name.starts_with("pid-"))
+        if (auto pid = std::atoi(Slurp(dir_ / name).c_str());
+            pid > 0 && !WaitFor([&] { return ::kill(pid, 0) != 0; }, 2'000)) {
+          ADD_FAILURE() << name << " still runs";
+          ::kill(pid, SIGKILL);
+        }
+  }
+
   std::string Log() const { return dir_ / "log"; }
 
   // The script's body after its start is recorded in `log` as "<name> <args> sha=<sha>".
@@ -146,7 +159,7 @@ class LauncherTest : public ::testing::Test {
   }
   // Healthy, then exits 0 when $D/stop-<name> exists, 75 (once) when $D/switch exists.
   static std::string Healthy(const std::string& name) {
-    return "echo ok >&3; exec 3>&-\ntrap 'echo term-" + name + " >> $D/log; exit 0' TERM\n"
+    return "echo $$ > $D/pid-" + name + "\necho ok >&3; exec 3>&-\ntrap 'echo term-" + name + " >> $D/log; exit 0' TERM\n"
            "while :; do\n"
            "  if [ -e $D/switch ]; then rm -f $D/switch; exit 75; fi\n"
            "  if [ -e $D/stop-" + name + " ]; then exit 0; fi\n"
@@ -483,6 +496,38 @@ TEST_F(LauncherTest, AnAlteredDeliveredBinaryIsNotRun) {
   EXPECT_EQ(CountLines(Log(), "evil"), 0);
   EXPECT_EQ(CountLines(Log(), "boot run"), 1);
   EXPECT_TRUE(ReadLauncherState(layout).good.empty());
+}
+
+// A binary that crashed is verified again before it starts again: altered in between, it
+// is not run (the boot binary is).
+TEST_F(LauncherTest, ACrashedAgentIsVerifiedAgainBeforeItsRestart) {
+  Layout layout(options_.root);
+  options_.boot_binary = Script("boot", "echo ok >&3; exit 0");
+  // Healthy, then replaces its own file (a new inode: the running shell keeps the old) and crashes.
+  PackageRef v3 = InstallAgent("3.0", Program("v3", "echo ok >&3; sleep 0.05\n"
+                                                    "printf '#!/bin/sh\\necho evil >> $D/log\\n' > $D/evil\n"
+                                                    "chmod 755 $D/evil; mv -f $D/evil $0; exit 2"));
+  Activate(1, {v3});
+  EXPECT_EQ(Launch(), 0) << log_;
+  EXPECT_EQ(CountLines(Log(), "v3 run"), 1);
+  EXPECT_EQ(CountLines(Log(), "evil"), 0);
+  EXPECT_EQ(CountLines(Log(), "boot run"), 1);
+  EXPECT_NE(log_.find("differs from its signed package index"), std::string::npos) << log_;
+  EXPECT_NE(LauncherReport(layout).find("differs from its signed package index"), std::string::npos);
+}
+
+// A launcher killed outright takes its delegate with it (PR_SET_PDEATHSIG): no agent runs
+// unwatched. (Services are not the delegate's children: they stay.)
+TEST_F(LauncherTest, ADelegateDoesNotOutliveItsLauncher) {
+  pid_t launcher = ::fork();
+  ASSERT_GE(launcher, 0);
+  if (launcher == 0) _exit(Launch());
+  ASSERT_TRUE(WaitFor([&] { return CountLines(Log(), "boot run") == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // its trap is set
+  ::kill(launcher, SIGKILL);
+  int status = 0;
+  ::waitpid(launcher, &status, 0);
+  EXPECT_TRUE(WaitFor([&] { return CountLines(Log(), "term-boot") == 1; }, 5'000)) << Slurp(Log());
 }
 
 // SIGTERM to the launcher reaches the delegate, whose end is awaited.
