@@ -215,13 +215,16 @@ class Launcher {
       } else {
         choice = Choose();
       }
+      if (choice.boot && choice.sha256.empty())
+        if (auto digest = Sha256File(choice.path)) choice.sha256 = digest->sha256;
       state_.current = choice;
       Save();
       auto started = Start(choice);
       if (!started) {
-        // A binary that cannot even be started is judged like one that exits at once.
-        Log(started.error().message);
-        if (!Failed(choice, trial, started.error().message, again)) return 0;
+        // No pipe, no fork: the system's trouble, not the binary's (one that cannot be
+        // executed exits 127 in the child and is judged as it should be).
+        Log(started.error().message + "; trying again in " + Seconds(options_.timing.backoff_first_ms));
+        if (!Pause(options_.timing.backoff_first_ms)) return 0;
         continue;
       }
       Delegate delegate = std::move(*started);
@@ -350,11 +353,7 @@ class Launcher {
   }
 
   Result<Delegate> Start(const AgentChoice& choice) {
-    std::string sha256 = choice.sha256;
-    if (choice.boot) {
-      auto digest = Sha256File(choice.path);
-      if (digest) sha256 = digest->sha256;
-    }
+    const std::string& sha256 = choice.sha256;
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return IoError("pipe", "health of " + choice.path);
     UniqueFd read_end(fds[0]), write_end(fds[1]);
@@ -457,7 +456,14 @@ class Launcher {
     }
     int64_t wait = CrashBackoffMs(options_.timing, static_cast<int>(crashes_.size()));
     Log(Describe(choice) + " " + why + "; starting it again in " + Seconds(wait));
-    int64_t until = MonotonicMs() + wait;
+    if (!Pause(wait)) return false;
+    again = choice;
+    return true;
+  }
+
+  // Waits `ms`; false when a stop signal came meanwhile.
+  bool Pause(int64_t ms) {
+    int64_t until = MonotonicMs() + ms;
     while (!g_signals) {
       int64_t left = until - MonotonicMs();
       if (left <= 0) break;
@@ -465,9 +471,7 @@ class Launcher {
       ::poll(&fd, 1, static_cast<int>(left));
       signals_.Drain();
     }
-    if (g_signals) return false;
-    again = choice;
-    return true;
+    return !g_signals;
   }
 
   const LauncherOptions& options_;

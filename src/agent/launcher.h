@@ -64,6 +64,11 @@ Status VerifyDeliveredAgent(const DeliveredAgent& agent);
 /// Reads the index only (no re-hash of the binary).
 Result<std::string> NamedAgentSha256(const Layout& layout, const Generation& generation);
 
+/// For a delegate that has applied `applied`: true when it names an agent other than the
+/// one running (WHARF_AGENT_SHA256) that the launcher has not refused; then the delegate
+/// exits kAgentExitNewAgent. False when it names none: the running agent stays.
+Result<bool> ShouldSwitchAgent(const Layout& layout, const Generation& applied);
+
 // ---- The timing rules, pure (unit-tested with a fake clock) ------------------------------
 
 struct LauncherTiming {

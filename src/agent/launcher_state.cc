@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "agent/launcher.h"
@@ -144,6 +145,18 @@ Result<std::string> NamedAgentSha256(const Layout& layout, const Generation& gen
   for (const auto& f : index->files)
     if (f.path == entry_path && f.type == EntryType::kFile) return f.sha256;
   return Fail(ErrorCode::kNotFound, what + ": the package has no " + std::string(kAgentBinary));
+}
+
+Result<bool> ShouldSwitchAgent(const Layout& layout, const Generation& applied) {
+  auto named = NamedAgentSha256(layout, applied);
+  if (!named) return std::unexpected(named.error());
+  if (named->empty()) return false;
+  const char* running = std::getenv(kAgentSha256Env);
+  if (running && *named == running) return false;
+  LauncherState state = ReadLauncherState(layout);
+  for (const auto& r : state.refused)
+    if (r.sha256 == *named) return false;
+  return true;
 }
 
 std::string LauncherStatePath(const Layout& layout) { return JoinPath(layout.base(), "agent.json"); }

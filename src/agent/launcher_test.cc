@@ -382,6 +382,16 @@ TEST_F(LauncherTest, ABrokenAgentIsRefusedAndThePreviousGoodOneRuns) {
   EXPECT_TRUE(report.starts_with("agent wharf-agent@3.0 refused: exited with status 1 ")) << report;
   EXPECT_TRUE(report.ends_with(" s after its start; running wharf-agent@2.0")) << report;
 
+  // What the delegate (v2) decides after applying a generation: not to switch to the
+  // refused v3, to switch to a v4.
+  ASSERT_EQ(::setenv(kAgentSha256Env, Sha(v2_path).c_str(), 1), 0);
+  EXPECT_FALSE(*ShouldSwitchAgent(layout, Activate(2, {v3})));
+  EXPECT_FALSE(*ShouldSwitchAgent(layout, Activate(2, {v2})));
+  PackageRef v4 = InstallAgent("4.0", Program("v4", "echo ok >&3; exit 0"));
+  EXPECT_TRUE(*ShouldSwitchAgent(layout, Activate(2, {v4})));
+  ::unsetenv(kAgentSha256Env);
+  Activate(2, {v3});
+
   // A new launcher (a reboot): v3 is not tried again while the generation names it.
   log_.clear();
   Touch("stop-v2");
@@ -391,7 +401,6 @@ TEST_F(LauncherTest, ABrokenAgentIsRefusedAndThePreviousGoodOneRuns) {
   EXPECT_NE(log_.find("wharf-agent 3.0 was refused; not trying it again"), std::string::npos) << log_;
 
   // A generation naming another agent lifts the refusal: v4 is tried.
-  PackageRef v4 = InstallAgent("4.0", Program("v4", "echo ok >&3; exit 0"));
   Activate(3, {v4});
   EXPECT_EQ(Launch(), 0) << log_;
   EXPECT_EQ(CountLines(Log(), "v4 run --delegate"), 1);
