@@ -230,50 +230,24 @@ class Launcher {
       Delegate delegate = std::move(*started);
       Log("started " + Describe(choice) + (trial ? " on trial" : " again") + " (pid " +
           std::to_string(delegate.pid) + ")");
-      int forwarded = 0;
-      std::optional<Ended> ended;
-      std::string why;
-      while (!ended) {
-        if (g_signals != forwarded) {
-          forwarded = g_signals;
-          ::kill(delegate.pid, g_last_signal);
-        }
-        int status = 0;
-        if (::waitpid(delegate.pid, &status, WNOHANG) == delegate.pid) {
-          ended = WIFEXITED(status) ? Ended{true, WEXITSTATUS(status)} : Ended{false, WTERMSIG(status)};
-          break;
-        }
-        int timeout = -1;
-        if (!delegate.healthy && !forwarded) {
-          int64_t left = HealthLeftMs(options_.timing, delegate.started_ms, MonotonicMs());
-          if (left == 0) {
-            why = "sent no sign of health within " + WholeSeconds(options_.timing.health_deadline_ms);
-            Log(Describe(choice) + " " + why + "; stopping it");
-            ended = Stop(delegate);
-            break;
-          }
-          timeout = static_cast<int>(std::min<int64_t>(left, 60'000));
-        }
-        pollfd fds[2] = {{signals_.wake(), POLLIN, 0}, {delegate.health.get(), POLLIN, 0}};
-        ::poll(fds, delegate.health.valid() ? 2 : 1, timeout);
-        signals_.Drain();
-        if (delegate.health.valid() && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) ReadHealth(delegate, choice);
-      }
+      std::string why;  // set when the launcher stopped it
+      bool forwarded = false;
+      Ended ended = Watch(delegate, choice, why, forwarded);
       int64_t ran = MonotonicMs() - delegate.started_ms;
       if (forwarded) {
         // Asked to stop: the delegate's end is the launcher's (a death by the very signal
         // forwarded is a clean stop).
-        if (ended->exited) return ended->code;
-        return ended->code == g_last_signal ? 0 : 128 + ended->code;
+        if (ended.exited) return ended.code;
+        return ended.code == g_last_signal ? 0 : 128 + ended.code;
       }
       bool stopped = !why.empty();  // by the launcher: however it ended, it failed
-      if (!stopped && ended->exited && ended->code == 0) return 0;
-      if (!stopped && ended->exited && ended->code == kAgentExitNewAgent) {
+      if (!stopped && ended.exited && ended.code == 0) return 0;
+      if (!stopped && ended.exited && ended.code == kAgentExitNewAgent) {
         Log(Describe(choice) + " applied a generation that names another agent: choosing again");
         crashes_.clear();
         continue;
       }
-      if (why.empty()) why = DescribeEnd(ended->exited, ended->code, ran);
+      if (why.empty()) why = DescribeEnd(ended.exited, ended.code, ran);
       if (!Failed(choice, trial && !delegate.healthy, why, again)) return 0;
     }
   }
@@ -350,6 +324,36 @@ class Launcher {
       return FromDelivered(good);
     }
     return AgentChoice{"", boot_, "", true, std::nullopt};
+  }
+
+  // Until the delegate ends: stop signals forwarded (then no deadline), its health read,
+  // and stopped when on trial past the deadline (`why` says so).
+  Ended Watch(Delegate& delegate, const AgentChoice& choice, std::string& why, bool& forwarded) {
+    int seen = 0;
+    while (true) {
+      if (g_signals != seen) {
+        seen = g_signals;
+        forwarded = true;
+        ::kill(delegate.pid, g_last_signal);
+      }
+      int status = 0;
+      if (::waitpid(delegate.pid, &status, WNOHANG) == delegate.pid)
+        return WIFEXITED(status) ? Ended{true, WEXITSTATUS(status)} : Ended{false, WTERMSIG(status)};
+      int timeout = -1;
+      if (!delegate.healthy && !forwarded) {
+        int64_t left = HealthLeftMs(options_.timing, delegate.started_ms, MonotonicMs());
+        if (left == 0) {
+          why = "sent no sign of health within " + WholeSeconds(options_.timing.health_deadline_ms);
+          Log(Describe(choice) + " " + why + "; stopping it");
+          return Stop(delegate);
+        }
+        timeout = static_cast<int>(std::min<int64_t>(left, 60'000));
+      }
+      pollfd fds[2] = {{signals_.wake(), POLLIN, 0}, {delegate.health.get(), POLLIN, 0}};
+      ::poll(fds, delegate.health.valid() ? 2 : 1, timeout);
+      signals_.Drain();
+      if (delegate.health.valid() && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) ReadHealth(delegate, choice);
+    }
   }
 
   Result<Delegate> Start(const AgentChoice& choice) {

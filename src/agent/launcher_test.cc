@@ -408,6 +408,18 @@ TEST_F(LauncherTest, ABrokenAgentIsRefusedAndThePreviousGoodOneRuns) {
   EXPECT_TRUE(ReadLauncherState(layout).refused.empty());
 }
 
+TEST_F(LauncherTest, ADelegateKilledOnTrialIsRefused) {
+  Layout layout(options_.root);
+  options_.boot_binary = Script("boot", "echo ok >&3; exit 0");
+  PackageRef v3 = InstallAgent("3.0", Program("v3", "kill -SEGV $$"));
+  Activate(1, {v3});
+  EXPECT_EQ(Launch(), 0) << log_;
+  EXPECT_EQ(CountLines(Log(), "boot run"), 1);
+  auto state = ReadLauncherState(layout);
+  ASSERT_EQ(state.refused.size(), 1u);
+  EXPECT_TRUE(state.refused[0].why.starts_with("was killed by signal 11 (SIGSEGV) ")) << state.refused[0].why;
+}
+
 TEST_F(LauncherTest, NoSignOfHealthWithinTheDeadlineIsRefused) {
   Layout layout(options_.root);
   options_.timing.health_deadline_ms = 1'000;
