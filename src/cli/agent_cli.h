@@ -26,9 +26,10 @@ struct AgentArgs {
   std::string token_file;
   int interval_seconds = 60;   // run: time between syncs
   int heartbeat_seconds = 30;  // run: time between heartbeats
-  // run: who keeps the services up: "builtin" (one process server each, children of run),
+  // run: who keeps the services up: "builtin" (one process server each, in its own session),
   // "systemd" (wharf-svc@NAME units), "none"; empty: from agent.toml, else builtin.
   std::string supervisor;
+  bool stop_services = false;  // run: stop the services when the agent stops (agent.toml)
   std::string console_group;  // the group that may attach to consoles (agent.toml)
   int keep_snapshots = 0;     // with a file:// store: snapshots kept (0: agent.toml, else 5)
 };

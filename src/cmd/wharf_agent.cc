@@ -75,6 +75,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 86400));
   run->add_option("--heartbeat", args.heartbeat_seconds, "seconds between heartbeats")
       ->capture_default_str()->check(CLI::Range(1, 86400));
+  run->add_flag("--stop-services", args.stop_services,
+                "stop the services when the agent stops (default: they keep running, and the next agent "
+                "adopts them; agent.toml: stop_services = true)");
   add_reporting(run);
   run->callback([&] { code = wharf::RunAgentDaemon(args); });
 
