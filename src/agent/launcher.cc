@@ -368,7 +368,10 @@ class Launcher {
     std::vector<std::string> env_text;
     for (char** e = environ; e && *e; ++e) {
       std::string_view entry(*e);
-      if (entry.starts_with(std::string(kHealthFdEnv) + "=") || entry.starts_with(std::string(kAgentSha256Env) + "="))
+      // Ours are set below; systemd's WATCHDOG_PID names the launcher, so a delegate that
+      // honours it would never ping: without it, the pings are the delegate's to send.
+      if (entry.starts_with(std::string(kHealthFdEnv) + "=") || entry.starts_with(std::string(kAgentSha256Env) + "=") ||
+          entry.starts_with("WATCHDOG_PID="))
         continue;
       env_text.emplace_back(entry);
     }

@@ -330,10 +330,12 @@ TEST_F(LauncherTest, APackageWithoutAnExecutableAgentIsRefused) {
 // ---- RunLauncher with real processes ----------------------------------------------------
 
 TEST_F(LauncherTest, WithoutADeliveredAgentRunsTheBootBinary) {
-  options_.boot_binary = Script("boot", "echo ok >&3; exit 0");
+  options_.boot_binary = Script("boot", "echo ok >&3; echo \"watchdog=$WATCHDOG_PID\" >> $D/log; exit 0");
+  ASSERT_EQ(::setenv("WATCHDOG_PID", "1", 1), 0);
   EXPECT_EQ(Launch(), 0) << log_;
+  ::unsetenv("WATCHDOG_PID");
   EXPECT_EQ(Slurp(Log()), "boot run --delegate --root=" + options_.root + " --interval 5 sha=" +
-                              Sha(options_.boot_binary) + " fd=3\n");
+                              Sha(options_.boot_binary) + " fd=3\nwatchdog=\n");
   LauncherState state = ReadLauncherState(Layout(options_.root));
   ASSERT_TRUE(state.current);
   EXPECT_TRUE(state.current->boot);
