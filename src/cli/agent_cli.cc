@@ -20,6 +20,7 @@
 
 #include "agent/agent.h"
 #include "agent/daemon.h"
+#include "agent/launcher.h"
 #include "cli/agent_config.h"
 #include "agent/dev.h"
 #include "agent/layout.h"
@@ -461,6 +462,8 @@ class FecHost : public DaemonHost {
       auto active = Active(config_);
       snapshot_interval_ms_ = active && !active->persist.paths.empty() ? active->persist.interval * 1000 : 0;
       generation_ = active ? std::optional<uint64_t>(active->number) : std::nullopt;
+      // A delivered agent build that was refused says so in every heartbeat.
+      launcher_report_ = LauncherReport(layout_);
       if (!supervisor_) return;
       std::vector<std::string> errors;
       std::vector<DesiredService> desired;
@@ -479,8 +482,8 @@ class FecHost : public DaemonHost {
 
   void Heartbeat(const std::string& error, const std::string& activity) override {
     if (!beats_.enabled()) return;
-    beats_.Post(generation_, error.empty() ? service_error_ : error, ServiceStates(config_.root),
-                DevStates(config_.root), activity);
+    std::string said = !error.empty() ? error : !launcher_report_.empty() ? launcher_report_ : service_error_;
+    beats_.Post(generation_, said, ServiceStates(config_.root), DevStates(config_.root), activity);
   }
 
   std::string Activity() override { return "syncing"; }
@@ -540,6 +543,17 @@ class FecHost : public DaemonHost {
     if (report->outcome == SyncOutcome::kApplied) {
       PrintSync(*report, config_, args_.json);
       outcome.applied = true;
+      if (args_.delegate)
+        if (auto active = Active(config_)) {
+          auto change = ShouldSwitchAgent(layout_, *active);
+          if (!change) ReportError(kProgram, change.error());
+          outcome.new_agent = change && *change;
+          if (outcome.new_agent) {
+            Note(config_.fec + ": generation " + std::to_string(active->number) +
+                 " delivers another wharf-agent build; handing over (the services keep running)");
+            return;
+          }
+        }
       std::string boot = Boot(report->store);
       if (!boot.empty()) outcome.error = boot;
     } else if (!data_checked_ && report->outcome != SyncOutcome::kOffline) {
@@ -551,7 +565,10 @@ class FecHost : public DaemonHost {
     }
   }
 
-  void SendHealthy() { healthy_sent_ = true; }
+  void SendHealthy() {
+    healthy_sent_ = true;
+    SignalHealthy();
+  }
 
   const AgentArgs& args_;
   AgentConfig config_;
@@ -565,14 +582,26 @@ class FecHost : public DaemonHost {
   int64_t snapshot_interval_ms_ = 0;
   std::optional<uint64_t> generation_;
   std::string service_error_;
+  std::string launcher_report_;
   bool data_checked_ = false;  // touched by the worker only
   bool healthy_wanted_ = false, healthy_sent_ = false;
 };
 
 }  // namespace
 
+int RunAgentLauncher(const AgentArgs& given, int argc, char** argv) {
+  AgentArgs args = given;
+  auto config = MakeConfig(args, true);
+  if (!config) return Failed(config.error(), kExitUsage);
+  LauncherOptions options;
+  options.root = config->root;
+  if (args.health_deadline_seconds > 0) options.timing.health_deadline_ms = int64_t{args.health_deadline_seconds} * 1000;
+  return RunLauncher(options, argc, argv);
+}
+
 int RunAgentDaemon(const AgentArgs& given) {
   AgentArgs args = given;
+  if (args.delegate) HoldHealthFd();
   auto config = MakeConfig(args, true);
   if (!config) return Failed(config.error(), kExitUsage);
   if (args.supervisor.empty()) args.supervisor = "builtin";
