@@ -54,6 +54,8 @@ Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store) {
   config.fec = args.fec;
   config.keep = args.keep > 0 ? args.keep : 3;
   config.dry_run = args.dry_run;
+  if (args.transfer_base_seconds >= 0) config.deadline.base_seconds = args.transfer_base_seconds;
+  if (args.transfer_floor_rate >= 0) config.deadline.floor_bytes_per_second = static_cast<uint64_t>(args.transfer_floor_rate);
   if (config.fec.empty())
     return Fail(ErrorCode::kInvalidArgument, "which FEC is this? pass --fec NAME or set fec in " + config_path);
   if (!need_store) return config;
