@@ -17,7 +17,7 @@ namespace wharf {
 // How long one transfer may take, so that a mirror sending just above the low-speed limit
 // costs bounded time: `base_seconds` (connect, first byte) + its size at the floor rate.
 // The floor is what the slowest real link still beats: 4 kB/s is half of a 64 kbit/s line
-// (8 kB/s), so a 3 MB archive may take 30 + 768 s (the line itself needs 384 s; 10 Mbit/s:
+// (8 kB/s), so a 3 MiB archive may take 30 + 768 s (the line itself needs 393 s; 10 Mbit/s:
 // 2.5 s). A mirror trickling at 1.2 kB/s would hold it 43 minutes without the deadline.
 struct TransferDeadline {
   long base_seconds = 30;

@@ -238,7 +238,7 @@ TEST_F(FetchTest, StreamRefusesAResendShorterThanWhatWasHandedOver) {
 TEST(Fetch, DeadlineIsBasePlusSizeAtTheFloorRate) {
   TransferDeadline d;  // the defaults: 30 s + 4 kB/s
   EXPECT_EQ(DeadlineMs(d, 0), 30000u);
-  EXPECT_EQ(DeadlineMs(d, 3u << 20), 30000u + 768000u);  // 3 MiB: 13.3 min (64 kbit/s needs 6.4)
+  EXPECT_EQ(DeadlineMs(d, 3u << 20), 30000u + 768000u);  // 3 MiB: 13.3 min (64 kbit/s needs 6.6)
   d.base_seconds = 2;
   d.floor_bytes_per_second = 3000;
   EXPECT_EQ(DeadlineMs(d, 1500), 2500u);  // fractions of a second count
