@@ -598,7 +598,9 @@ TEST_F(AgentTest, SyncProgressMovesAndCanBeReadFromAnotherThread) {
   });
   EXPECT_GE(between, 5u) << "the archive's bytes should show as they arrive";
   for (size_t i = 1; i < seen.size(); ++i)
-    if (seen[i].second == seen[i - 1].second) EXPECT_GE(seen[i].first, seen[i - 1].first);
+    if (seen[i].second == seen[i - 1].second) {
+      EXPECT_GE(seen[i].first, seen[i - 1].first);
+    }
 }
 
 }  // namespace wharf
