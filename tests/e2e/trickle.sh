@@ -38,7 +38,8 @@ python3 "$E2E_DIR/trickle_server.py" "$T/store" "$port" "$RATE" "$T/trickle.log"
 TRICKLE_PID=$!
 for _ in $(seq 50); do curl -s -o /dev/null "$TRICKLE_URL/" && break; sleep 0.1; done
 
-agent() { "$WHARF_AGENT" sync --root "$T/fec01" --fec fec01 --trust release.pub \
+# (timeout: without a deadline the trickle would hold the sync for 40 minutes)
+agent() { timeout 120 "$WHARF_AGENT" sync --root "$T/fec01" --fec fec01 --trust release.pub \
             --transfer-base "$BASE" --floor-rate "$FLOOR" "$@"; }
 # deadline_ms BYTES: the formula of fetch.h, DeadlineMs
 deadline_ms() { echo $(( BASE * 1000 + $1 * 1000 / FLOOR )); }
@@ -72,9 +73,15 @@ pass "a trickling first mirror costs the archive's deadline, then the next mirro
 "$WHARF" assign fec01 base@1 big@2 --store store --key release.key >/dev/null
 size2=$(stat -c %s store/software/big/2/big-2.tar.zst)
 limit2=$(deadline_ms "$size2")
+# the same settings from agent.toml this time (a bad value is a usage error)
+mkdir -p fec01/etc/wharf
+printf 'transfer_floor_rate = -5\n' >fec01/etc/wharf/agent.toml
+expect_exit 2 "$WHARF_AGENT" sync --root "$T/fec01" --fec fec01 --trust release.pub --store "$TRICKLE_URL"
+grep -q "transfer_floor_rate = -5: expected bytes per second" "$T/stderr" || fail "bad floor rate: $(cat "$T/stderr")"
+printf 'transfer_base_seconds = %s\ntransfer_floor_rate = %s\n' "$BASE" "$FLOOR" >fec01/etc/wharf/agent.toml
 start=$(now_ms)
 expect_refused "big-2\.tar\.zst: not done within its deadline of [0-9.]+ s \(${BASE} s \+ ${size2} bytes at ${FLOOR} bytes/s\), [0-9]+ of ${size2} bytes received" \
-  agent --store "$TRICKLE_URL"
+  timeout 120 "$WHARF_AGENT" sync --root "$T/fec01" --fec fec01 --trust release.pub --store "$TRICKLE_URL"
 took=$(( $(now_ms) - start ))
 grep error: "$T/stderr" | grep -q "$TRICKLE_URL/" || fail "the error should name the mirror"
 echo "trickle only: sync failed after $took ms (deadline $limit2 ms): $(grep error: "$T/stderr")"
@@ -87,6 +94,7 @@ expect_exit 0 agent --store "$STORE_URL"
 [ "$(agent_generation fec01)" = 3 ] || fail "fec01 should run generation 3"
 cmp big2/lib/blob fec01/opt/big/lib/blob || fail "big@2 installed with other bytes"
 [ -z "$(find fec01/var/lib/wharf -name '.*.unpacking')" ] || fail "a staging folder was left"
+rm fec01/etc/wharf/agent.toml
 pass "with only the trickling mirror the sync fails within the deadline; the active generation stays"
 
 stop_trickle
