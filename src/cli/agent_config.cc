@@ -48,6 +48,9 @@ Status ReadConfigFile(const std::string& path, const std::string& root, AgentArg
   if (args.keep == 0) args.keep = static_cast<int>(table["keep"].value_or(int64_t{0}));
   if (args.server.empty()) args.server = table["server"].value_or(std::string());
   if (args.supervisor.empty()) args.supervisor = table["supervisor"].value_or(std::string());
+  if (args.health_deadline_seconds == 0)
+    args.health_deadline_seconds = static_cast<int>(table["agent_health_deadline"].value_or(int64_t{0}));
+  if (!args.stop_services) args.stop_services = table["stop_services"].value_or(false);
   if (args.console_group.empty()) args.console_group = table["console_group"].value_or(std::string());
   if (args.keep_snapshots == 0) args.keep_snapshots = static_cast<int>(table["keep_snapshots"].value_or(int64_t{0}));
   if (args.transfer_base_seconds < 0) {

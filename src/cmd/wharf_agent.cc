@@ -89,8 +89,17 @@ int main(int argc, char** argv) {
   run->add_option("--heartbeat", args.heartbeat_seconds, "seconds between heartbeats")
       ->capture_default_str()->check(CLI::Range(1, 86400));
   AddDeadline(run, args);
+  run->add_flag("--stop-services", args.stop_services,
+                "stop the services when the agent stops (default: they keep running, and the next agent "
+                "adopts them; agent.toml: stop_services = true)");
+  run->add_option("--health-deadline", args.health_deadline_seconds,
+                  "seconds a delivered agent build has to send its first heartbeat before the previous "
+                  "build takes over again (default 120; agent.toml: agent_health_deadline)")
+      ->check(CLI::Range(5, 86400));
+  // The agent build that runs under the launcher (docs/agent.md, "Updating the agent").
+  run->add_flag("--delegate", args.delegate)->group("");
   add_reporting(run);
-  run->callback([&] { code = wharf::RunAgentDaemon(args); });
+  run->callback([&] { code = args.delegate ? wharf::RunAgentDaemon(args) : wharf::RunAgentLauncher(args, argc, argv); });
 
   // The process server of one service (what wharf-svc@.service and `run` start).
   wharf::ProcServOptions procserv;

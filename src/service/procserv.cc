@@ -72,7 +72,8 @@ struct ExitInfo {
 
 class ProcServ {
  public:
-  explicit ProcServ(const ProcServOptions& options) : o_(options), mode_(options.mode) {}
+  ProcServ(const ProcServOptions& options, const std::string& fingerprint)
+      : o_(options), fingerprint_(fingerprint), mode_(options.mode) {}
 
   int Run() {
     sigset_t signals;
@@ -123,7 +124,7 @@ class ProcServ {
 
  private:
   int Failed(const Error& error) {
-    std::fprintf(stderr, "wharf-agent procserv: error: %s\n", error.message.c_str());
+    std::fprintf(stderr, "wharf-procserv: error: %s\n", error.message.c_str());
     return 1;
   }
 
@@ -515,6 +516,7 @@ class ProcServ {
     j["pid"] = child_ > 0 ? ordered_json(child_) : ordered_json(nullptr);
     j["server_pid"] = ::getpid();
     j["server_start"] = server_start_;  // with the PID, names this process (service/trusted.h)
+    j["fingerprint"] = fingerprint_;    // what the supervisor started it for
     j["mode"] = RestartModeName(mode_);
     j["started"] = child_ > 0 ? ordered_json(FormatTime(started_)) : ordered_json(nullptr);
     j["restarts"] = std::max(0, starts_ - 1);
@@ -547,6 +549,7 @@ class ProcServ {
   }
 
   ProcServOptions o_;
+  std::string fingerprint_;
   RestartMode mode_;
   UniqueFd signal_fd_, console_, log_listener_, master_, log_;
   std::optional<TrustedDir> log_dir_, status_dir_;  // the folders of the log and status files
@@ -584,8 +587,8 @@ const char* RestartModeName(RestartMode mode) {
   return "?";
 }
 
-int RunProcServ(const ProcServOptions& options) {
-  ProcServ server(options);
+int RunProcServ(const ProcServOptions& options, const std::string& fingerprint) {
+  ProcServ server(options, fingerprint);
   return server.Run();
 }
 

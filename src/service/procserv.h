@@ -50,10 +50,14 @@ struct ProcServOptions {
   size_t replay_bytes = 64 * 1024;
   size_t client_buffer_bytes = 1 << 20;  // a client that reads slower than this is dropped
   std::string status_file;  // JSON, rewritten atomically on every change; empty: none
+
+  bool operator==(const ProcServOptions&) const = default;
 };
 
 /// Runs until SIGTERM/SIGINT (the child is stopped with stop_signal, then SIGKILL after
 /// the grace period) or, in oneshot mode, until the child exits. Returns the exit code.
-int RunProcServ(const ProcServOptions& options);
+/// `fingerprint` is written to the status file as "fingerprint" (what the supervisor
+/// compares to know whether a running server matches a generation's definition).
+int RunProcServ(const ProcServOptions& options, const std::string& fingerprint = {});
 
 }  // namespace wharf
