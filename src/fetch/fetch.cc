@@ -52,7 +52,8 @@ struct Deadline {
 
   static Deadline For(const TransferDeadline& d, uint64_t bytes) {
     Deadline out;
-    out.ms = DeadlineMs(d, bytes);
+    // At most a year: steady_clock counts nanoseconds (a 64 GiB bound at 1 B/s would overflow).
+    out.ms = std::min<uint64_t>(DeadlineMs(d, bytes), uint64_t{366} * 86400 * 1000);
     out.at = Clock::now() + std::chrono::milliseconds(out.ms);
     out.bytes = bytes;
     return out;
@@ -208,8 +209,10 @@ Result<std::string> Fetcher::Probe(const std::string& url, uint64_t max_bytes) {
 }
 
 Result<std::string> Fetcher::GetBody(const std::string& url, uint64_t max_bytes, bool unknown_size) {
-  Deadline deadline = unknown_size ? Deadline::Fixed(impl_->options.deadline.unknown_size_seconds)
-                                   : Deadline::For(impl_->options.deadline, max_bytes);
+  const TransferDeadline& rule = impl_->options.deadline;
+  Deadline deadline = !unknown_size ? Deadline::For(rule, max_bytes)
+                      : rule.floor_bytes_per_second == 0 ? Deadline()  // deadlines are off
+                                                         : Deadline::Fixed(rule.unknown_size_seconds);
   std::string body;
   std::function<Status(const char*, size_t)> append = [&](const char* data, size_t size) -> Status {
     body.append(data, size);

@@ -352,6 +352,16 @@ TEST(Fetch, ProbeOfUnknownSizeHasAFixedDeadline) {
   EXPECT_LT(SecondsSince(start), 2.5);
 }
 
+TEST(Fetch, AHugeBoundAtATinyFloorDoesNotOverflow) {
+  TricklingServer server(20);  // 0.4 s
+  FetchOptions options = TrickleOptions();
+  options.deadline.floor_bytes_per_second = 1;  // 64 GiB at 1 B/s: 2000 years, capped at one
+  Fetcher fetcher(options);
+  auto got = fetcher.Get(server.url(), 64ull << 30);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->size(), 20u);
+}
+
 TEST(Fetch, ResumesShareTheStreamsDeadline) {
   // The first connection is cut after 1.4 s; the resumed one trickles on. A fresh deadline
   // for the resume would end at 1.4 + 3 s; the file's own ends at 3 s.
