@@ -61,6 +61,8 @@ Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store) {
   config.fec = args.fec;
   config.keep = args.keep > 0 ? args.keep : 3;
   config.dry_run = args.dry_run;
+  if (args.transfer_base_seconds >= 0) config.deadline.base_seconds = args.transfer_base_seconds;
+  if (args.transfer_floor_rate >= 0) config.deadline.floor_bytes_per_second = static_cast<uint64_t>(args.transfer_floor_rate);
   if (config.fec.empty())
     return Fail(ErrorCode::kInvalidArgument, "which FEC is this? pass --fec NAME or set fec in " + config_path);
   if (!need_store) return config;
@@ -486,7 +488,7 @@ class FecHost : public DaemonHost {
     beats_.Post(generation_, said, ServiceStates(config_.root), DevStates(config_.root), activity);
   }
 
-  std::string Activity() override { return "syncing"; }
+  std::string Activity() override { return SyncActivity(agent_.progress()); }
 
   void Notify(const std::string& state) override { NotifySystemd(state); }
 

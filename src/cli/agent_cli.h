@@ -34,6 +34,10 @@ struct AgentArgs {
   bool delegate = false;            // run: the daemon itself, under the launcher  // run: stop the services when the agent stops (agent.toml)
   std::string console_group;  // the group that may attach to consoles (agent.toml)
   int keep_snapshots = 0;     // with a file:// store: snapshots kept (0: agent.toml, else 5)
+  // Each transfer's deadline: base + size / floor rate (fetch.h TransferDeadline); -1: from
+  // agent.toml (transfer_base_seconds, transfer_floor_rate), else the defaults.
+  long transfer_base_seconds = -1;
+  long long transfer_floor_rate = -1;  // bytes/s; 0: no deadline
 };
 
 int RunAgentSync(const AgentArgs& args);
