@@ -110,7 +110,7 @@ pass "kill -9 of the agent, then a new run: a, b, c keep their PIDs and restart 
 
 # --- 2. a slow sync does not hold up supervision, heartbeats or the watchdog ---
 "$WHARF" assign fec01 alpha@1 beta@1 gamma@1 bulk@1 --store "$STORE" --key "$T/release.key" >/dev/null
-wait_for "a heartbeat saying syncing" grep -q " syncing" "$T/beats.log"
+wait_for "a heartbeat saying syncing: N of M bytes" grep -Eq " syncing: [0-9]+ of [0-9]+ bytes" "$T/beats.log"
 SYNC_SEEN=$(python3 -c 'import time; print(f"{time.monotonic():.3f}")')
 B_OLD=$(field b pid)
 KILLED=$(python3 -c 'import time; print(time.monotonic())')

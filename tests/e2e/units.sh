@@ -16,7 +16,14 @@ out=$(cd "$T/units" && systemd-analyze verify ./wharf-agent.service ./wharf-svc@
 sed 's/^Type=notify/Type=notifyy/' "$T/units/wharf-agent.service" >"$T/units/broken.service"
 out=$(cd "$T/units" && systemd-analyze verify ./broken.service 2>&1) || true
 [ -n "$out" ] || fail "systemd-analyze verify did not flag a broken unit: the check above proves nothing"
-pass "install-units writes units that pass systemd-analyze verify"
+# The services outlive the agent: systemd signals only the agent, and nothing ties a
+# service's unit to the agent's (no PartOf=, Requires=, BindsTo=).
+grep -q "^KillMode=process$" "$T/units/wharf-agent.service" || fail "the agent's unit must signal the agent only (KillMode=process)"
+grep -Eq "^(PartOf|Requires|BindsTo|Requisite)=" "$T/units/wharf-svc@.service" && fail "wharf-svc@.service depends on the agent's unit"
+grep -q "^ExecStart=$(dirname "$WHARF_AGENT")/wharf-procserv --spec \${WHARF_ROOT}/run/wharf/services/%i.args$" "$T/units/wharf-svc@.service" \
+  || fail "wharf-svc@.service runs wharf-procserv with the agent's spec: $(grep ExecStart "$T/units/wharf-svc@.service")"
+grep -q "^TimeoutStartSec=infinity$" "$T/units/wharf-agent.service" || fail "a slow first boot must not hit the start timeout"
+pass "install-units writes units that pass systemd-analyze verify; services are not tied to the agent's unit"
 
 HOME=$T/home "$WHARF_AGENT" install-units --user --root "$T/fec" 2>"$T/user.err" || fail "install-units --user: $(cat "$T/user.err")"
 [ -f "$T/home/.config/systemd/user/wharf-agent.service" ] || fail "--user: unit not under ~/.config/systemd/user"
