@@ -249,17 +249,24 @@ def report(rows, starts):
 RUNS = [("idle", False, True), ("idle", True, True), ("busy", False, True), ("busy", True, True),
         ("busy", True, False)]
 STARTS = 7  # start-time runs per server
-starts = {"wharf": [], "procServ": []}
-for _ in range(STARTS):
-    for server in ("wharf", "procServ"):
-        starts[server].append(start_time(server))
-print(json.dumps({"start_seconds": starts}), file=sys.stderr, flush=True)
-rows = []
-for scenario, client, log in RUNS:
-    for server in ("wharf", "procServ"):
-        row = run(server, scenario, client, log)
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
-with open(os.path.join(SCRATCH, "rows.json"), "w") as f:
-    json.dump({"rows": rows, "start_seconds": starts}, f)
-report(rows, starts)
+
+
+def main():
+    starts = {"wharf": [], "procServ": []}
+    for _ in range(STARTS):
+        for server in ("wharf", "procServ"):
+            starts[server].append(start_time(server))
+    print(json.dumps({"start_seconds": starts}), file=sys.stderr, flush=True)
+    rows = []
+    for scenario, client, log in RUNS:
+        for server in ("wharf", "procServ"):
+            row = run(server, scenario, client, log)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    with open(os.path.join(SCRATCH, "rows.json"), "w") as f:
+        json.dump({"rows": rows, "start_seconds": starts}, f)
+    report(rows, starts)
+
+
+if __name__ == "__main__":
+    main()

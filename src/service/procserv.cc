@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -566,22 +567,73 @@ class ProcServ {
   }
 
   // Whole lines go to one file: rotation happens only at a line start, so no line is cut
-  // or lost.
+  // or lost. The terminal's CR before each newline is left out. One writev for what a read
+  // brought (not one write per line), from the read's own bytes.
   void LogWrite(std::string_view data) {
     if (!log_.valid()) return;
+    std::string stamp = o_.log_timestamps ? FormatTime(WallNow()) + " " : std::string();
+    iovec iov[64];
+    int count = 0;
+    uint64_t queued = 0;
+    auto flush = [&] {
+      if (count > 0 && WriteLog(iov, count)) log_size_ += queued;
+      count = 0;
+      queued = 0;
+    };
+    auto add = [&](const char* at, size_t size) {
+      if (size == 0) return;
+      queued += size;
+      if (count > 0 && static_cast<const char*>(iov[count - 1].iov_base) + iov[count - 1].iov_len == at) {
+        iov[count - 1].iov_len += size;  // the newline and the next line: one piece
+        return;
+      }
+      if (count == 64) {
+        queued -= size;
+        flush();
+        queued = size;
+      }
+      iov[count++] = {const_cast<char*>(at), size};
+    };
     while (!data.empty()) {
       size_t newline = data.find('\n');
       size_t take = newline == std::string_view::npos ? data.size() : newline + 1;
       std::string_view piece = data.substr(0, take);
       data.remove_prefix(take);
-      if (at_line_start_ && log_size_ > 0 && log_size_ + piece.size() > o_.log_max_bytes) Rotate();
-      std::string line;
-      if (at_line_start_ && o_.log_timestamps) line = FormatTime(WallNow()) + " ";
-      line.append(piece);
-      if (line.ends_with("\r\n")) line.erase(line.size() - 2, 1);  // the terminal's CR
-      if (WriteAll(log_.get(), line.data(), line.size(), o_.log_file)) log_size_ += line.size();
+      if (at_line_start_ && log_size_ + queued > 0 && log_size_ + queued + piece.size() > o_.log_max_bytes) {
+        flush();
+        Rotate();
+        if (!log_.valid()) return;
+      }
+      if (at_line_start_) add(stamp.data(), stamp.size());
+      if (piece.ends_with("\r\n")) {
+        add(piece.data(), piece.size() - 2);
+        add(piece.data() + piece.size() - 1, 1);
+      } else {
+        add(piece.data(), piece.size());
+      }
       at_line_start_ = piece.ends_with('\n');
     }
+    flush();
+  }
+
+  // Every byte of `iov` to the log, or false.
+  bool WriteLog(iovec* iov, int count) {
+    while (count > 0) {
+      ssize_t n = ::writev(log_.get(), iov, count);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      size_t done = static_cast<size_t>(n);
+      while (count > 0 && done >= iov->iov_len) {
+        done -= iov->iov_len;
+        ++iov;
+        --count;
+      }
+      if (count > 0) {
+        iov->iov_base = static_cast<char*>(iov->iov_base) + done;
+        iov->iov_len -= done;
+      }
+    }
+    return true;
   }
 
   void WriteStatus() {
