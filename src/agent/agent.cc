@@ -41,10 +41,31 @@ struct Agent::Fetched {
   bool same_as_active = false;
 };
 
+std::string SyncActivity(const SyncProgress& progress) {
+  if (!progress.running.load()) return "";
+  uint64_t total = progress.total.load();
+  return "syncing: " + std::to_string(std::min(progress.done.load(), total)) + " of " + std::to_string(total) +
+         " bytes";
+}
+
 Agent::Agent(AgentConfig config, const Clock& clock, Fetcher& fetcher)
-    : config_(std::move(config)), clock_(clock), fetcher_(fetcher) {}
+    : config_(std::move(config)), clock_(clock), fetcher_(fetcher) {
+  fetcher_.set_deadline(config_.deadline);
+}
 
 Result<SyncReport> Agent::Sync() {
+  progress_.done = 0;
+  progress_.total = 0;
+  progress_.running = true;
+  // Every body byte counts towards the plan (package.json, deltas, frames or archives).
+  fetcher_.set_on_bytes([this](uint64_t n) { progress_.done.fetch_add(n); });
+  struct Idle {
+    Agent& agent;
+    ~Idle() {
+      agent.fetcher_.set_on_bytes({});
+      agent.progress_.running = false;
+    }
+  } idle{*this};
   Layout layout(config_.root);
   WHARF_TRY(MakeDirs(layout.tmp()));
   auto lock = FileLock::Acquire(layout.lock());
@@ -67,6 +88,11 @@ Result<SyncReport> Agent::Sync() {
   const Generation& next = (*fetched)->generation;
   report.clock_behind = (*fetched)->acceptance.clock_behind;
   for (const auto& ref : next.packages) report.plan.push_back({ref, IsDirectory(layout.package(ref))});
+  uint64_t planned = 0;
+  for (const auto& step : report.plan)
+    if (!step.present) planned += step.ref.archive_size + step.ref.index_size;
+  progress_.done = 0;  // what the generation itself cost is not part of the plan
+  progress_.total = planned;
   report.requests = fetcher_.stats().requests;
   report.bytes_fetched = fetcher_.stats().bytes;
   if ((*fetched)->same_as_active) {
@@ -110,8 +136,16 @@ Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& pre
   const Generation& next = fetched.generation;
   Mirrors mirrors(config_.stores, fetcher_);
   mirrors.Prefer(report.store);
-  for (const auto& step : report.plan)
-    if (!step.present) WHARF_TRY(InstallPackage(step.ref, mirrors, report));
+  uint64_t installed = 0;
+  for (const auto& step : report.plan) {
+    if (step.present) continue;
+    WHARF_TRY(InstallPackage(step.ref, mirrors, report));
+    // A package built from local files and frames cost fewer bytes than planned: it is done.
+    installed += step.ref.archive_size + step.ref.index_size;
+    uint64_t done = progress_.done.load();
+    while (done < installed && !progress_.done.compare_exchange_weak(done, installed)) {
+    }
+  }
   WHARF_TRY(WriteProfile(fetched));
   std::vector<PackageRef> deferred;
   WHARF_TRY(LinkPrefixes(next, previous, &deferred));
@@ -137,7 +171,7 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
   };
   std::string folder = "fecs/" + config_.fec + "/";
   for (const auto& store : config_.stores) {
-    auto json = fetcher_.Get(JoinUrl(store, folder + "generation.json"), kMaxGenerationBytes);
+    auto json = fetcher_.Probe(JoinUrl(store, folder + "generation.json"), kMaxGenerationBytes);
     if (!json) {
       note(json.error());
       continue;
@@ -162,7 +196,7 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
       continue;
     }
     std::string sig_path = folder + "generations/" + std::to_string(generation->number) + ".json.sig";
-    auto signature = fetcher_.Get(JoinUrl(store, sig_path), kMaxSignatureBytes);
+    auto signature = fetcher_.Probe(JoinUrl(store, sig_path), kMaxSignatureBytes);
     if (!signature) {
       note(signature.error());
       continue;
@@ -192,7 +226,7 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
     return std::optional<Fetched>(std::move(fetched));
   }
   if (!worst) return Fail(ErrorCode::kInvalidArgument, "no store URL given: pass --store URL");
-  if (worst->code == ErrorCode::kUnavailable) {
+  if (worst->code == ErrorCode::kUnavailable || worst->code == ErrorCode::kTimedOut) {
     report.offline_reason = worst->message;
     return std::optional<Fetched>();
   }

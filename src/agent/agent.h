@@ -3,6 +3,7 @@
 // generation as it was; a kill at any point leaves the old or the new one, whole.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,7 +27,20 @@ struct AgentConfig {
   std::vector<PublicKey> trusted;
   int keep = 3;           // generations whose packages stay on disk
   bool dry_run = false;   // sync: check and plan, change nothing
+  TransferDeadline deadline;  // per transfer: base + size / floor rate (fetch.h); given to the fetcher
 };
+
+/// A sync's progress, written by the thread running Agent::Sync and readable from any
+/// other at any time (a heartbeat thread): plain atomics, no lock.
+struct SyncProgress {
+  std::atomic<bool> running{false};  // a Sync is under way
+  std::atomic<uint64_t> done{0};     // bytes of `total` fetched (or found not needed) so far
+  std::atomic<uint64_t> total{0};    // bytes planned: archive + package.json of each package to
+                                     // install; 0 until the generation is verified
+};
+
+/// "syncing: N of M bytes" while a sync runs (N at most M), "" when idle: a heartbeat's activity.
+std::string SyncActivity(const SyncProgress& progress);
 
 enum class SyncOutcome { kApplied, kUpToDate, kOffline, kPlanned };
 
@@ -76,6 +90,8 @@ class Agent {
   /// generation stays); an Error when a generation or archive was refused or the disk failed.
   Result<SyncReport> Sync();
   Result<AgentStatus> ReadStatus() const;
+  /// The running sync's progress; safe to read from another thread while Sync runs.
+  const SyncProgress& progress() const { return progress_; }
 
  private:
   struct Fetched;
@@ -94,6 +110,7 @@ class Agent {
   AgentConfig config_;
   const Clock& clock_;
   Fetcher& fetcher_;
+  SyncProgress progress_;
 };
 
 }  // namespace wharf

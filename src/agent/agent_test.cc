@@ -9,7 +9,15 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 #include "archive/delta.h"
 #include "archive/pack.h"
@@ -465,6 +473,134 @@ TEST(Mirrors, RetryWithBackOffWhenNoStoreAnswersAndRememberTheOneThatDid) {
   });
   EXPECT_FALSE(away);
   EXPECT_EQ(pauses, (std::vector<int>{2, 4}));
+}
+
+TEST(Mirrors, ATooSlowMirrorGivesWayAndIsNotAskedAgain) {
+  std::vector<int> pauses;
+  FetchOptions options;
+  options.sleep_seconds = [&](int s) { pauses.push_back(s); };
+  Fetcher fetcher(options);
+  Mirrors mirrors({"http://slow", "http://b"}, fetcher);
+  std::vector<std::string> asked;
+  ASSERT_TRUE(mirrors.Try("x", [&](const std::string& url) -> Status {
+    asked.push_back(url);
+    if (url.starts_with("http://slow")) return Fail(ErrorCode::kTimedOut, url + ": not done within its deadline");
+    return {};
+  }));
+  EXPECT_EQ(asked, (std::vector<std::string>{"http://slow/x", "http://b/x"}));
+  // Every mirror too slow (or away): one round, no pause, the deadline's error.
+  asked.clear();
+  auto failed = mirrors.Try("y", [&](const std::string& url) -> Status {
+    asked.push_back(url);
+    if (url.starts_with("http://slow")) return Fail(ErrorCode::kTimedOut, url + ": not done within its deadline");
+    return Fail(ErrorCode::kUnavailable, url + ": refused");
+  });
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, ErrorCode::kTimedOut);
+  EXPECT_EQ(asked.size(), 2u);
+  EXPECT_TRUE(pauses.empty());
+}
+
+TEST(SyncProgress, ActivitySaysBytesWhileRunningAndNothingWhenIdle) {
+  SyncProgress progress;
+  EXPECT_EQ(SyncActivity(progress), "");
+  progress.running = true;
+  progress.total = 3145728;
+  progress.done = 1048576;
+  EXPECT_EQ(SyncActivity(progress), "syncing: 1048576 of 3145728 bytes");
+  progress.done = 4000000;  // more than planned (a deltas.json): never past the total
+  EXPECT_EQ(SyncActivity(progress), "syncing: 3145728 of 3145728 bytes");
+}
+
+namespace {
+
+// Serves the files under `root` over HTTP, 32 KiB every 2 ms: slow enough that a thread
+// watching a sync sees its bytes arrive.
+class SlowFileServer {
+ public:
+  explicit SlowFileServer(std::string root) : root_(std::move(root)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(listener_, 8);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~SlowFileServer() {
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void Serve() {
+    for (;;) {
+      int c = ::accept(listener_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      ssize_t got = ::recv(c, buf, sizeof buf, 0);
+      std::string request(buf, got > 0 ? static_cast<size_t>(got) : 0);
+      std::string path = request.substr(4, request.find(' ', 4) - 4);
+      auto body = path.find("..") == std::string::npos ? ReadFile(root_ + path, 64u << 20)
+                                                       : Result<std::string>(Fail(ErrorCode::kNotFound, ""));
+      std::string head = body ? "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body->size())
+                              : std::string("HTTP/1.1 404 Not Found\r\nContent-Length: 0");
+      head += "\r\nConnection: close\r\n\r\n";
+      (void)::send(c, head.data(), head.size(), MSG_NOSIGNAL);
+      for (size_t at = 0; body && at < body->size(); at += 32768) {
+        if (::send(c, body->data() + at, std::min<size_t>(32768, body->size() - at), MSG_NOSIGNAL) < 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      ::close(c);
+    }
+  }
+  std::string root_;
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_F(AgentTest, SyncProgressMovesAndCanBeReadFromAnotherThread) {
+  Assign("1", kNow);
+  SlowFileServer server(dir_ / "store");
+  config_.stores = {server.url()};
+  FakeClock clock(kNow);
+  Fetcher fetcher;
+  Agent agent(config_, clock, fetcher);
+  std::atomic<bool> finished{false};
+  std::vector<std::pair<uint64_t, uint64_t>> seen;  // (done, total) while running
+  std::thread watcher([&] {
+    while (!finished) {
+      const SyncProgress& p = agent.progress();
+      if (p.running) seen.emplace_back(p.done.load(), p.total.load());
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  auto report = agent.Sync();
+  finished = true;
+  watcher.join();
+  ASSERT_TRUE(report) << report.error().message;
+  ASSERT_EQ(report->plan.size(), 1u);
+  uint64_t planned = report->plan[0].ref.archive_size + report->plan[0].ref.index_size;
+  EXPECT_FALSE(agent.progress().running);
+  EXPECT_EQ(agent.progress().total, planned);
+  EXPECT_EQ(agent.progress().done, planned);
+  EXPECT_EQ(SyncActivity(agent.progress()), "");
+  size_t between = std::count_if(seen.begin(), seen.end(), [&](const auto& s) {
+    return s.second == planned && s.first > 0 && s.first < planned;
+  });
+  EXPECT_GE(between, 5u) << "the archive's bytes should show as they arrive";
+  for (size_t i = 1; i < seen.size(); ++i)
+    if (seen[i].second == seen[i - 1].second) {
+      EXPECT_GE(seen[i].first, seen[i - 1].first);
+    }
 }
 
 }  // namespace wharf

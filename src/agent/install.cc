@@ -276,8 +276,9 @@ Status Assemble(const PackageIndex& index, const std::map<std::string, std::stri
 int ErrorSeverity(ErrorCode code) {
   switch (code) {
     case ErrorCode::kUnavailable: return 0;
-    case ErrorCode::kNotFound: return 1;
-    default: return 2;
+    case ErrorCode::kTimedOut: return 1;
+    case ErrorCode::kNotFound: return 2;
+    default: return 3;
   }
 }
 
@@ -300,7 +301,9 @@ Status Mirrors::Try(const std::string& path, const std::function<Status(const st
       if (done.error().code == ErrorCode::kUnsupported) return done;
       if (!worst || ErrorSeverity(done.error().code) >= ErrorSeverity(worst->code)) worst = done.error();
     }
-    if (worst->code != ErrorCode::kUnavailable) break;  // an answer, not an absence: final
+    // An answer, not an absence, is final; so is a mirror too slow for its deadline (asking
+    // again would cost the deadline again).
+    if (worst->code != ErrorCode::kUnavailable) break;
   }
   return std::unexpected(*worst);
 }
@@ -385,7 +388,8 @@ Result<std::string> FetchPackageIndex(const Layout& layout, Mirrors& mirrors, co
   // A fifth of the bytes where the store has it (publish writes it); else package.json.
   // No store answering is final here: waiting for them twice would not help.
   auto packed = mirrors.Get(ref.index + ".zst", ref.index_size);
-  if (!packed && packed.error().code == ErrorCode::kUnavailable) return std::unexpected(packed.error());
+  if (!packed && (packed.error().code == ErrorCode::kUnavailable || packed.error().code == ErrorCode::kTimedOut))
+    return std::unexpected(packed.error());
   if (packed)
     if (auto json = DecompressIndex(*packed, ref.index_size); json && matches(*json)) return *json;
   auto json = mirrors.Get(ref.index, ref.index_size);

@@ -25,7 +25,8 @@ class Mirrors {
 
   /// Runs `attempt` with the URL of the store-relative `path` at each store until one
   /// succeeds; the store that answers is tried first next time. When no store answered at
-  /// all, tries them all again after 2 s and 4 s. kUnsupported stops at once (the caller
+  /// all, tries them all again after 2 s and 4 s (not when one was only too slow:
+  /// kTimedOut, the transfer's deadline passed). kUnsupported stops at once (the caller
   /// falls back); otherwise the most telling error (a refusal says more than "nobody
   /// answered").
   Status Try(const std::string& path, const std::function<Status(const std::string& url)>& attempt);

@@ -14,7 +14,12 @@
 #include "base/file.h"
 #include "agent/dev.h"
 #include "agent/state.h"
+#include "agent/daemon.h"
 #include "crypto/sha256.h"
+#include "service/procserv_args.h"
+#include "service/trusted.h"
+
+#include <nlohmann/json.hpp>
 
 namespace wharf {
 std::vector<DesiredService> DesiredServices(const Layout& layout, const Generation& generation,
@@ -131,44 +136,127 @@ Status Supervisor::Systemctl(const char* verb, const std::string& name) {
   return {};
 }
 
+namespace {
+
+struct ServerStatus {
+  std::string name;
+  pid_t server_pid = -1;
+  uint64_t server_start = 0;
+  std::string fingerprint;
+};
+
+// What the status files under ROOT/run/wharf/status say of the process servers.
+std::vector<ServerStatus> ReadServerStatuses(const std::string& root) {
+  std::vector<ServerStatus> out;
+  std::string path = JoinPath(root, "run/wharf/status");
+  auto dir = TrustedDir::Open(path, false);
+  if (!dir) return out;
+  for (const auto& name : ListDir(path).value_or(std::vector<std::string>{})) {
+    if (!name.ends_with(".json") || name.starts_with(".")) continue;
+    auto text = dir->ReadFile(name, 1 << 20);
+    if (!text) continue;
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (!j.is_object() || !j["name"].is_string() || !j["server_pid"].is_number_integer() ||
+        !j["server_start"].is_number_unsigned())
+      continue;
+    ServerStatus s;
+    s.name = j["name"].get<std::string>();
+    s.server_pid = j["server_pid"].get<pid_t>();
+    s.server_start = j["server_start"].get<uint64_t>();
+    if (j.contains("fingerprint") && j["fingerprint"].is_string()) s.fingerprint = j["fingerprint"].get<std::string>();
+    if (s.name + ".json" == name && s.server_pid > 0) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> Supervisor::Adopt() {
+  std::vector<std::string> actions;
+  for (const auto& s : ReadServerStatuses(root_)) {
+    if (running_.contains(s.name)) continue;
+    if (!ProcessRuns(s.server_pid, s.server_start)) continue;  // it ended; its status file stayed
+    Running r;
+    r.pid = systemd_ ? 0 : s.server_pid;
+    r.start_ticks = s.server_start;
+    r.fingerprint = s.fingerprint;
+    r.started_ms = MonotonicMs();
+    running_[s.name] = std::move(r);
+    actions.push_back("adopted " + s.name + " (process server " + std::to_string(s.server_pid) + ")");
+  }
+  return actions;
+}
+
 Status Supervisor::Start(const DesiredService& service) {
+  Running r;
+  r.service = service;
+  r.fingerprint = service.fingerprint;
+  r.level = service.def.level;
+  r.started_ms = MonotonicMs();
+  if (auto old = running_.find(service.def.name); old != running_.end()) r.quick_deaths = old->second.quick_deaths;
+  // What to run goes into the service's spec file, which the process server reads: the
+  // same for a unit that systemd starts again without the agent.
+  ProcServOptions options = ServiceOptions(root_, service);
+  if (!socket_group_.empty()) options.socket_group = socket_group_;
+  DefaultServicePaths(options, root_);
+  WHARF_TRY(WriteServiceSpec(root_, service.def.name, ProcServArguments(options, service.fingerprint)));
   if (systemd_) {
     WHARF_TRY(Systemctl("restart", service.def.name));
-    running_[service.def.name] = {0, service, MonotonicMs()};
+    r.pid = 0;
+    running_[service.def.name] = std::move(r);
     return {};
   }
-  std::vector<std::string> command = {agent_, "procserv", "--root", root_, "--name", service.def.name,
-                                      "--from-generation"};
-  if (!socket_group_.empty()) command.insert(command.end(), {"--socket-group", socket_group_});
+  if (::access(procserv_.c_str(), X_OK) != 0)
+    return Fail(ErrorCode::kNotFound, "no process server program at " + procserv_ +
+                                          " (wharf-procserv belongs beside wharf-agent); reinstall wharf");
+  std::vector<std::string> command = {procserv_, "--spec", ServiceSpecPath(root_, service.def.name)};
+  std::vector<char*> argv;
+  for (auto& a : command) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) return IoError("fork", service.def.name);
   if (pid == 0) {
+    // A session of its own: the agent's signals, terminal and end are not the service's.
+    ::setsid();
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    std::vector<char*> argv;
-    for (auto& a : command) argv.push_back(a.data());
-    argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
     _exit(127);
   }
-  running_[service.def.name] = {pid, service, MonotonicMs()};
+  r.pid = pid;
+  r.child = true;
+  r.start_ticks = ProcessStartTicks(pid).value_or(0);
+  running_[service.def.name] = std::move(r);
   return {};
+}
+
+bool Supervisor::Alive(Running& running) {
+  if (running.pid <= 0) return running.pid == 0;  // 0: a systemd unit, systemd watches it
+  if (running.child) {
+    if (::waitpid(running.pid, nullptr, WNOHANG) == running.pid) return false;
+    return true;
+  }
+  return ProcessRuns(running.pid, running.start_ticks);
 }
 
 void Supervisor::Stop(const std::string& name) {
   auto it = running_.find(name);
   if (it == running_.end()) return;
-  pid_t pid = it->second.pid;
+  Running& r = it->second;
   if (systemd_) (void)Systemctl("stop", name);
-  if (pid > 0) {
-    ::kill(pid, SIGTERM);  // the process server stops its child with the service's signal
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(it->second.service.def.grace + 5);
-    while (::waitpid(pid, nullptr, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-        break;
+  if (r.pid > 0 && Alive(r)) {
+    // The process server stops its child with the service's signal and grace.
+    if (r.child) ::kill(r.pid, SIGTERM);
+    else (void)SignalProcess(r.pid, r.start_ticks, SIGTERM, "the process server of " + name);
+    int grace = r.service ? r.service->def.grace : 10;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(grace + 5);
+    bool killed = false;
+    while (Alive(r)) {
+      if (!killed && std::chrono::steady_clock::now() > deadline) {
+        if (r.child) ::kill(r.pid, SIGKILL);
+        else (void)SignalProcess(r.pid, r.start_ticks, SIGKILL, "the process server of " + name);
+        killed = true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -176,15 +264,42 @@ void Supervisor::Stop(const std::string& name) {
   running_.erase(it);
 }
 
-void Supervisor::Reap() {
-  for (auto& [name, running] : running_) {
-    if (running.pid > 0 && ::waitpid(running.pid, nullptr, WNOHANG) == running.pid) running.pid = -1;
+std::vector<std::string> Supervisor::Check() {
+  std::vector<std::string> actions;
+  int64_t now = MonotonicMs();
+  for (auto& [name, r] : running_) {
+    if (r.pid > 0 && !Alive(r)) {
+      r.pid = -1;
+      r.quick_deaths = DiedYoung(r.started_ms, now) ? r.quick_deaths + 1 : 0;
+      int holdoff = r.service ? r.service->def.holdoff : kMinHoldoffSeconds;
+      int64_t at = RestartAtMs(r.started_ms, holdoff, r.quick_deaths);
+      actions.push_back("the process server of " + name + " ended; " +
+                        (r.service ? (at <= now ? std::string("starting it again")
+                                                : "starting it again in " + std::to_string((at - now + 999) / 1000) + " s")
+                                   : std::string("it is not in the generation")));
+    }
   }
+  for (auto it = running_.begin(); it != running_.end();) {
+    Running& r = it->second;
+    auto next = std::next(it);
+    if (r.pid < 0) {
+      if (!r.service) {
+        running_.erase(it);
+      } else if (now >= RestartAtMs(r.started_ms, r.service->def.holdoff, r.quick_deaths)) {
+        DesiredService service = *r.service;
+        if (auto started = Start(service); !started)
+          actions.push_back("cannot start " + service.def.name + ": " + started.error().message);
+        else
+          actions.push_back("started " + service.def.name + " (" + service.package + ") again");
+      }
+    }
+    it = next;
+  }
+  return actions;
 }
 
 std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>& desired) {
-  std::vector<std::string> actions;
-  Reap();
+  std::vector<std::string> actions = Check();
   // Said once: `run` reconciles every interval.
   std::set<std::string> dev;
   for (const auto& p : ReadDevList(Layout(root_)).value_or(DevList{}).packages) {
@@ -196,25 +311,27 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
   dev_noted_ = std::move(dev);
   std::map<std::string, const DesiredService*> wanted;
   for (const auto& s : desired) wanted[s.def.name] = &s;
-  // Stop what is gone or changed, highest level first.
+  // Stop what is gone or changed, highest level first. One that runs what is wanted is
+  // kept, adopted or not: it learns its definition for later restarts.
   std::vector<std::pair<int, std::string>> to_stop;
-  for (const auto& [name, running] : running_) {
+  for (auto& [name, r] : running_) {
     auto it = wanted.find(name);
-    bool changed = it == wanted.end() || it->second->fingerprint != running.service.fingerprint;
-    bool died = running.pid < 0;
-    if (died && !changed &&
-        MonotonicMs() - running.started_ms < std::max(5, running.service.def.holdoff) * int64_t{1000}) {
-      continue;  // died young: it waits out its hold-off (a later round starts it)
+    bool changed = it == wanted.end() || it->second->fingerprint != r.fingerprint;
+    if (!changed) {
+      r.service = *it->second;
+      r.level = it->second->def.level;
+      continue;
     }
-    if (changed || died) to_stop.emplace_back(running.service.def.level, name);
+    to_stop.emplace_back(r.level, name);
   }
   std::sort(to_stop.rbegin(), to_stop.rend());
   for (const auto& [level, name] : to_stop) {
-    bool died = running_[name].pid < 0;
+    bool ended = running_[name].pid < 0;
     Stop(name);
-    actions.push_back(died ? "the process server of " + name + " ended; starting it again" : "stopped " + name);
+    if (!ended) actions.push_back("stopped " + name);
   }
-  // Start what is missing, lowest level first (desired is in that order).
+  // Start what is missing, lowest level first (desired is in that order). One that ended
+  // and waits out its hold-off is Check's.
   for (const auto& s : desired) {
     if (running_.contains(s.def.name)) continue;
     if (auto started = Start(s); !started) {
@@ -228,7 +345,7 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
 
 void Supervisor::StopAll() {
   std::vector<std::pair<int, std::string>> all;
-  for (const auto& [name, running] : running_) all.emplace_back(running.service.def.level, name);
+  for (const auto& [name, r] : running_) all.emplace_back(r.level, name);
   std::sort(all.rbegin(), all.rend());
   for (const auto& [level, name] : all) Stop(name);
 }

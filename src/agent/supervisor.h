@@ -1,11 +1,13 @@
-// The built-in supervisor of `wharf-agent run`: one process server (`wharf-agent procserv`)
-// per service the active generation asks for, started by level, stopped in reverse, and
-// after a sync only the services whose package or definition changed are restarted.
+// The built-in supervisor of `wharf-agent run`: one process server (wharf-procserv) per
+// service the active generation asks for, started by level, stopped in reverse, and after a
+// sync only the services whose package or definition changed are restarted. The process
+// servers run in sessions of their own and outlive the agent: a new agent adopts them.
 #pragma once
 
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,38 +44,50 @@ Result<ProcServOptions> ServiceOptionsFromGeneration(const std::string& root, co
 
 class Supervisor {
  public:
-  Supervisor(std::string root, std::string agent_binary)
-      : root_(std::move(root)), agent_(std::move(agent_binary)) {}
-  /// Hands the services to systemd instead: wharf-svc@NAME.service units (`--user` ones
-  /// when `user`), started, restarted and stopped with systemctl.
+  /// `procserv`: the process server program (wharf-procserv beside the agent).
+  Supervisor(std::string root, std::string procserv) : root_(std::move(root)), procserv_(std::move(procserv)) {}
   /// The group that may use the consoles (their sockets are 0660).
   void SetSocketGroup(std::string group) { socket_group_ = std::move(group); }
+  /// Hands the services to systemd instead: wharf-svc@NAME.service units (`--user` ones
+  /// when `user`), started, restarted and stopped with systemctl.
   void UseSystemd(bool user) {
     systemd_ = true;
     user_units_ = user;
   }
-  ~Supervisor() { StopAll(); }
 
+  /// Takes over the process servers that run already (those of an agent before this one):
+  /// each one whose status file names a live process. Returns one line per service adopted.
+  std::vector<std::string> Adopt();
   /// Makes the running process servers match `desired`; returns one line per action, and
   /// once per dev version installed under the root a line saying its services stay down.
+  /// A process server whose fingerprint still matches is left alone, adopted or not.
   std::vector<std::string> Reconcile(const std::vector<DesiredService>& desired);
-  /// Notes process servers that ended (call on SIGCHLD); the next Reconcile restarts them.
-  void Reap();
+  /// Notes process servers that ended and starts again those whose restart time came
+  /// (RestartAtMs: hold-off, then back-off for a crash loop). Cheap: call every second.
+  std::vector<std::string> Check();
+  /// Stops every process server, highest level first.
   void StopAll();
+  /// How many process servers run or wait to be started again.
+  size_t size() const { return running_.size(); }
 
  private:
   struct Running {
-    pid_t pid = -1;
-    DesiredService service;
-    int64_t started_ms = 0;  // a process server that dies young waits out its hold-off
+    pid_t pid = -1;             // the process server; -1 when it ended
+    uint64_t start_ticks = 0;   // with the PID, names the process (ProcessStartTicks)
+    bool child = false;         // started by this agent (then reaped by it)
+    std::string fingerprint;    // of what it runs
+    std::optional<DesiredService> service;  // unknown for an adopted one until Reconcile
+    int level = 50;
+    int64_t started_ms = 0;
+    int quick_deaths = 0;       // in a row (DiedYoung)
   };
   Status Start(const DesiredService& service);
   void Stop(const std::string& name);
-
+  bool Alive(Running& running);
   Status Systemctl(const char* verb, const std::string& name);
 
   std::string root_;
-  std::string agent_;
+  std::string procserv_;
   bool systemd_ = false;
   bool user_units_ = false;
   std::string socket_group_;

@@ -19,6 +19,7 @@ enum class ErrorCode {
   kUnavailable,      // no store, mirror or server answered
   kIo,               // the local system failed: disk full, permission, ...
   kUnsupported,      // the other side cannot do this (a server ignoring Range): fall back
+  kTimedOut,         // a transfer not done within its deadline: the next mirror, no retry
 };
 
 struct Error {

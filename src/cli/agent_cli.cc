@@ -9,11 +9,18 @@
 #include <cstring>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <ctime>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
+#include "agent/daemon.h"
+#include "agent/launcher.h"
 #include "cli/agent_config.h"
 #include "agent/dev.h"
 #include "agent/layout.h"
@@ -54,6 +61,8 @@ Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store) {
   config.fec = args.fec;
   config.keep = args.keep > 0 ? args.keep : 3;
   config.dry_run = args.dry_run;
+  if (args.transfer_base_seconds >= 0) config.deadline.base_seconds = args.transfer_base_seconds;
+  if (args.transfer_floor_rate >= 0) config.deadline.floor_bytes_per_second = static_cast<uint64_t>(args.transfer_floor_rate);
   if (config.fec.empty())
     return Fail(ErrorCode::kInvalidArgument, "which FEC is this? pass --fec NAME or set fec in " + config_path);
   if (!need_store) return config;
@@ -147,18 +156,21 @@ class Reporter {
   bool enabled() const { return client_ != nullptr; }
 
   /// Sends one heartbeat unless a recent failure asks to wait (`force` ignores that).
-  void Report(std::optional<uint64_t> generation, const std::string& error, int64_t now, bool force,
-              const ordered_json& services = ordered_json::array(), const ordered_json& dev = ordered_json::array()) {
-    if (!client_ || (!force && now < next_try_)) return;
+  /// True when it was delivered.
+  bool Report(std::optional<uint64_t> generation, const std::string& error, int64_t now, bool force,
+              const ordered_json& services = ordered_json::array(), const ordered_json& dev = ordered_json::array(),
+              const std::string& activity = "") {
+    if (!client_ || (!force && now < next_try_)) return false;
     ordered_json body{{"generation", generation ? ordered_json(*generation) : ordered_json(nullptr)},
                       {"services", services}, {"error", error},
                       {"agent_version", "0.1.0"}, {"dev", dev}};
+    if (!activity.empty()) body["activity"] = activity;
     auto sent = client_->Call("POST", "/api/v1/fecs/" + fec_ + "/heartbeat", body.dump());
     if (sent) {
       if (failures_ > 0) Note("wharf-agent: heartbeats reach " + client_->server() + " again");
       failures_ = 0;
       next_try_ = 0;
-      return;
+      return true;
     }
     ++failures_;
     int64_t pause = std::min<int64_t>(600, int64_t{5} << std::min(failures_ - 1, 7));
@@ -166,6 +178,7 @@ class Reporter {
     if (failures_ == 1 || sent.error().code == ErrorCode::kRejected)
       Note("wharf-agent: warning: heartbeat not delivered (" + sent.error().message +
            "); the agent goes on, next try in " + std::to_string(pause) + " s");
+    return false;
   }
 
  private:
@@ -340,122 +353,276 @@ int RunAgentSync(const AgentArgs& given) {
   return report->outcome == SyncOutcome::kOffline ? kAgentExitOffline : kExitOk;
 }
 
-int RunAgentDaemon(const AgentArgs& given) {
+namespace {
+
+// The machine's boot, for "once per boot": the kernel's random boot id.
+std::string BootId() {
+  auto id = ReadFile("/proc/sys/kernel/random/boot_id", 256);
+  if (!id) return "";
+  while (!id->empty() && (id->back() == '\n' || id->back() == ' ')) id->pop_back();
+  return *id;
+}
+
+// Heartbeats from their own thread: the loop posts the newest state and never waits for the
+// server. The first one delivered makes the daemon count as healthy.
+class HeartbeatThread {
+ public:
+  HeartbeatThread(const AgentArgs& args, const std::string& fec) : reporter_(args, fec) {
+    if (reporter_.enabled()) thread_ = std::thread([this] { Loop(); });
+  }
+  ~HeartbeatThread() {
+    {
+      std::lock_guard lock(mutex_);
+      quit_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool enabled() const { return reporter_.enabled(); }
+  bool delivered() const { return delivered_; }
+
+  void Post(std::optional<uint64_t> generation, std::string error, ordered_json services, ordered_json dev,
+            std::string activity) {
+    std::lock_guard lock(mutex_);
+    pending_ = Beat{generation, std::move(error), std::move(services), std::move(dev), std::move(activity)};
+    wake_.notify_all();
+  }
+
+ private:
+  struct Beat {
+    std::optional<uint64_t> generation;
+    std::string error;
+    ordered_json services, dev;
+    std::string activity;
+  };
+  void Loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return quit_ || pending_; });
+      if (quit_) return;
+      Beat beat = std::move(*pending_);
+      pending_.reset();
+      lock.unlock();
+      if (reporter_.Report(beat.generation, beat.error, std::time(nullptr), false, beat.services, beat.dev,
+                           beat.activity))
+        delivered_ = true;
+      lock.lock();
+    }
+  }
+  Reporter reporter_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::optional<Beat> pending_;
+  bool quit_ = false;
+  std::atomic<bool> delivered_{false};
+  std::thread thread_;
+};
+
+// What the daemon does on a FEC (agent/daemon.h): the work on the worker thread, the
+// services through the supervisor, heartbeats through their thread.
+class FecHost : public DaemonHost {
+ public:
+  FecHost(const AgentArgs& args, AgentConfig config, Worker& worker)
+      : args_(args), config_(std::move(config)), layout_(config_.root), worker_(worker),
+        agent_(config_, clock_, fetcher_), beats_(args, config_.fec) {
+    if (args.supervisor != "none") {
+      supervisor_ = std::make_unique<Supervisor>(config_.root, JoinPath(Dirname(SelfBinary()), "wharf-procserv"));
+      if (args.supervisor == "systemd") supervisor_->UseSystemd(::getuid() != 0);
+      if (!args.console_group.empty()) supervisor_->SetSocketGroup(args.console_group);
+      for (const auto& action : supervisor_->Adopt()) Note(config_.fec + ": " + action);
+    }
+  }
+
+  bool BootWorkNeeded() override {
+    auto active = Active(config_);
+    if (!active) return false;
+    if (!EmptyPersistentPaths(layout_, *active).empty()) return true;
+    return !active->init.empty() && !BootedOn(active->number);
+  }
+
+  void StartWork(Work work) override {
+    worker_.Post([this, work] {
+      WorkOutcome outcome;
+      outcome.work = work;
+      switch (work) {
+        case Work::kBoot: outcome.error = Boot(""); break;
+        case Work::kSync: SyncRound(outcome); break;
+        case Work::kSnapshot:
+          if (auto taken = Snapshot(args_, config_, clock_, false); !taken) {
+            Note("wharf-agent: warning: " + taken.error().message);
+            outcome.error = taken.error().message;
+          }
+          break;
+      }
+      std::fflush(stdout);
+      return outcome;
+    });
+  }
+
+  void Supervise(bool reconcile) override {
+    if (reconcile) {
+      auto active = Active(config_);
+      snapshot_interval_ms_ = active && !active->persist.paths.empty() ? active->persist.interval * 1000 : 0;
+      generation_ = active ? std::optional<uint64_t>(active->number) : std::nullopt;
+      // A delivered agent build that was refused says so in every heartbeat.
+      launcher_report_ = LauncherReport(layout_);
+      if (!supervisor_) return;
+      std::vector<std::string> errors;
+      std::vector<DesiredService> desired;
+      if (active) desired = DesiredServices(layout_, *active, errors);
+      for (const auto& action : supervisor_->Reconcile(desired)) Note(config_.fec + ": " + action);
+      service_error_ = errors.empty() ? "" : errors.front();
+      for (const auto& e : errors) Note(config_.fec + ": warning: service not started: " + e);
+      return;
+    }
+    if (supervisor_)
+      for (const auto& action : supervisor_->Check()) Note(config_.fec + ": " + action);
+    if (healthy_wanted_ && !healthy_sent_ && beats_.delivered()) SendHealthy();
+  }
+
+  int64_t SnapshotIntervalMs() override { return snapshot_interval_ms_; }
+
+  void Heartbeat(const std::string& error, const std::string& activity) override {
+    if (!beats_.enabled()) return;
+    std::string said = !error.empty() ? error : !launcher_report_.empty() ? launcher_report_ : service_error_;
+    beats_.Post(generation_, said, ServiceStates(config_.root), DevStates(config_.root), activity);
+  }
+
+  std::string Activity() override { return SyncActivity(agent_.progress()); }
+
+  void Notify(const std::string& state) override { NotifySystemd(state); }
+
+  void Healthy() override {
+    healthy_wanted_ = true;
+    if (!beats_.enabled()) SendHealthy();
+  }
+
+  void Shutdown() override {
+    if (!supervisor_ || !args_.stop_services) {
+      if (supervisor_ && supervisor_->size() > 0)
+        Note(config_.fec + ": the services keep running (stop_services = true stops them with the agent)");
+      return;
+    }
+    supervisor_->StopAll();
+    // The services are stopped: the data is at rest, the best moment for a snapshot.
+    if (!worker_.busy())
+      if (auto taken = Snapshot(args_, config_, clock_, false); !taken)
+        Note("wharf-agent: warning: " + taken.error().message);
+  }
+
+ private:
+  // Once this machine booted and ran generation `number`'s boot scripts, they do not run
+  // again for it: an agent started again finds its services running.
+  std::string BootRecord() const { return JoinPath(layout_.base(), "booted"); }
+  bool BootedOn(uint64_t number) const {
+    auto text = ReadFile(BootRecord(), 256);
+    return text && *text == BootId() + " " + std::to_string(number) + "\n";
+  }
+
+  // Before the services of a generation start: empty persistent folders filled from the
+  // latest snapshot, then the boot scripts. Returns a one-line problem ("" if none).
+  std::string Boot(const std::string& store) {
+    auto active = Active(config_);
+    if (!active) return "";
+    std::string problem = RestoreData(args_, config_);
+    data_checked_ = problem.empty();
+    if (!active->init.empty() && !BootedOn(active->number)) {
+      std::string scripts = RunInit(config_, fetcher_, store);
+      if (!scripts.empty()) problem = scripts;
+    }
+    (void)WriteFileAtomic(BootRecord(), BootId() + " " + std::to_string(active->number) + "\n");
+    return problem;
+  }
+
+  void SyncRound(WorkOutcome& outcome) {
+    auto report = agent_.Sync();
+    if (!report) {
+      outcome.error = report.error().message;
+      ReportError(kProgram, report.error());
+      return;
+    }
+    outcome.error = report->offline_reason;
+    if (report->outcome == SyncOutcome::kApplied) {
+      PrintSync(*report, config_, args_.json);
+      outcome.applied = true;
+      if (args_.delegate)
+        if (auto active = Active(config_)) {
+          auto change = ShouldSwitchAgent(layout_, *active);
+          if (!change) ReportError(kProgram, change.error());
+          outcome.new_agent = change && *change;
+          if (outcome.new_agent) {
+            Note(config_.fec + ": generation " + std::to_string(active->number) +
+                 " delivers another wharf-agent build; handing over (the services keep running)");
+            return;
+          }
+        }
+      std::string boot = Boot(report->store);
+      if (!boot.empty()) outcome.error = boot;
+    } else if (!data_checked_ && report->outcome != SyncOutcome::kOffline) {
+      // Persistent data that could not be restored at boot: tried again while the store is
+      // there (only empty folders are filled).
+      std::string restore = RestoreData(args_, config_);
+      data_checked_ = restore.empty();
+      if (!restore.empty()) outcome.error = restore;
+    }
+  }
+
+  void SendHealthy() {
+    healthy_sent_ = true;
+    SignalHealthy();
+  }
+
+  const AgentArgs& args_;
+  AgentConfig config_;
+  Layout layout_;
+  Worker& worker_;
+  SystemClock clock_;
+  Fetcher fetcher_;
+  Agent agent_;
+  HeartbeatThread beats_;
+  std::unique_ptr<Supervisor> supervisor_;
+  int64_t snapshot_interval_ms_ = 0;
+  std::optional<uint64_t> generation_;
+  std::string service_error_;
+  std::string launcher_report_;
+  bool data_checked_ = false;  // touched by the worker only
+  bool healthy_wanted_ = false, healthy_sent_ = false;
+};
+
+}  // namespace
+
+int RunAgentLauncher(const AgentArgs& given, int argc, char** argv) {
   AgentArgs args = given;
   auto config = MakeConfig(args, true);
   if (!config) return Failed(config.error(), kExitUsage);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGCHLD);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  SystemClock clock;
-  Fetcher fetcher;
-  Agent agent(*config, clock, fetcher);
-  Reporter reporter(args, config->fec);
-  std::unique_ptr<Supervisor> supervisor;
+  LauncherOptions options;
+  options.root = config->root;
+  if (args.health_deadline_seconds > 0) options.timing.health_deadline_ms = int64_t{args.health_deadline_seconds} * 1000;
+  return RunLauncher(options, argc, argv);
+}
+
+int RunAgentDaemon(const AgentArgs& given) {
+  AgentArgs args = given;
+  if (args.delegate) HoldHealthFd();
+  auto config = MakeConfig(args, true);
+  if (!config) return Failed(config.error(), kExitUsage);
   if (args.supervisor.empty()) args.supervisor = "builtin";
-  if (args.supervisor != "none") supervisor = std::make_unique<Supervisor>(config->root, SelfBinary());
-  if (args.supervisor == "systemd") supervisor->UseSystemd(::getuid() != 0);
-  if (supervisor && !args.console_group.empty()) supervisor->SetSocketGroup(args.console_group);
-  // The services of the active generation: those whose definition or package changed are
-  // restarted, the others left alone. Offline, the active generation still runs.
-  std::string service_error;
-  auto reconcile = [&] {
-    if (!supervisor) return;
-    std::vector<std::string> errors;
-    std::vector<DesiredService> desired;
-    if (auto active = Active(*config)) desired = DesiredServices(Layout(config->root), *active, errors);
-    for (const auto& action : supervisor->Reconcile(desired)) Note(config->fec + ": " + action);
-    service_error = errors.empty() ? "" : errors.front();
-    for (const auto& e : errors) Note(config->fec + ": warning: service not started: " + e);
-  };
-  int64_t next_sync = 0, next_beat = 0, next_snapshot = 0;
-  // Persistent data: a snapshot one interval after start (the data just restored or left
-  // by the last shutdown is already stored), then every interval.
-  auto snapshot_interval = [&]() -> int64_t {
-    auto active = Active(*config);
-    return active && !active->persist.paths.empty() ? active->persist.interval : 0;
-  };
-  std::string last_error;
-  bool booted = false;  // the boot scripts run once at start, and after each new generation
-  bool data_checked = false;  // persistent folders looked at (and restored) since start
-  // Under systemd (Type=notify, WatchdogSec=): ready after the first round, then a
-  // keep-alive at least twice per watchdog period.
-  int64_t watchdog_seconds = 0;
-  if (const char* usec = std::getenv("WATCHDOG_USEC")) watchdog_seconds = std::max<int64_t>(1, std::atoll(usec) / 2000000);
-  bool ready = false;
-  for (;;) {
-    if (ready && watchdog_seconds > 0) NotifySystemd("WATCHDOG=1");
-    int64_t now = clock.Now();
-    bool synced = false;
-    if (now >= next_sync) {
-      auto report = agent.Sync();
-      if (!report) {
-        last_error = report.error().message;
-        ReportError(kProgram, report.error());
-      } else {
-        last_error = report->offline_reason;
-        if (report->outcome == SyncOutcome::kApplied) PrintSync(*report, *config, args.json);
-      }
-      std::fflush(stdout);
-      // Empty persistent folders are filled from the latest snapshot at boot (until the store
-      // could be asked) and when a new generation comes: a folder the service itself emptied
-      // later is its business.
-      if (!data_checked || (report && report->outcome == SyncOutcome::kApplied)) {
-        std::string restore = RestoreData(args, *config);
-        if (restore.empty()) data_checked = true;
-        else last_error = restore;
-      }
-      if (!booted || (report && report->outcome == SyncOutcome::kApplied)) {
-        std::string init_error = RunInit(*config, fetcher, report ? report->store : "");
-        if (!init_error.empty()) last_error = init_error;
-        booted = true;
-      }
-      reconcile();
-      next_sync = clock.Now() + args.interval_seconds;
-      synced = true;
-    }
-    if (int64_t interval = snapshot_interval(); interval > 0) {
-      if (next_snapshot == 0 || next_snapshot > clock.Now() + interval) next_snapshot = clock.Now() + interval;
-      if (clock.Now() >= next_snapshot) {
-        if (auto taken = Snapshot(args, *config, clock, false); !taken) {
-          Note("wharf-agent: warning: " + taken.error().message);
-          last_error = taken.error().message;
-          next_snapshot = clock.Now() + std::min<int64_t>(interval, 60);  // soon again
-        } else {
-          next_snapshot = clock.Now() + interval;
-        }
-      }
-    } else {
-      next_snapshot = 0;
-    }
-    if (synced || now >= next_beat) {
-      reporter.Report(ActiveNumber(*config), last_error.empty() ? service_error : last_error, clock.Now(), false,
-                      ServiceStates(config->root), DevStates(config->root));
-      next_beat = clock.Now() + args.heartbeat_seconds;
-    }
-    if (!ready) {
-      NotifySystemd("READY=1\nSTATUS=syncing every " + std::to_string(args.interval_seconds) + " s");
-      ready = true;
-    }
-    int64_t wake = std::min(next_sync, reporter.enabled() ? next_beat : next_sync);
-    if (next_snapshot > 0) wake = std::min(wake, next_snapshot);
-    int64_t wait = std::max<int64_t>(1, wake - clock.Now());
-    if (watchdog_seconds > 0) wait = std::min(wait, watchdog_seconds);
-    timespec timeout{static_cast<time_t>(wait), 0};
-    int received = sigtimedwait(&signals, nullptr, &timeout);
-    if (received == SIGCHLD) reconcile();  // a process server ended: start it again
-    if (received == SIGINT || received == SIGTERM) {
-      NotifySystemd("STOPPING=1");
-      if (supervisor) supervisor->StopAll();
-      // The services are stopped: the data is at rest, the best moment for a snapshot.
-      if (auto taken = Snapshot(args, *config, clock, false); !taken)
-        Note("wharf-agent: warning: " + taken.error().message);
-      return kExitOk;
-    }
-  }
+  SignalEvents events;  // first: every thread inherits the blocked signals
+  Worker worker;
+  events.Watch(worker);
+  FecHost host(args, *config, worker);
+  DaemonTimings timings;
+  timings.sync_interval_ms = int64_t{args.interval_seconds} * 1000;
+  timings.heartbeat_interval_ms = int64_t{args.heartbeat_seconds} * 1000;
+  // Under systemd (Type=notify, WatchdogSec=): a keep-alive at least twice per period.
+  if (const char* usec = std::getenv("WATCHDOG_USEC"))
+    timings.watchdog_ms = std::max<int64_t>(100, std::atoll(usec) / 2000);
+  Daemon daemon(timings, host, events, MonotonicMs);
+  int code = daemon.Run();
+  std::fflush(nullptr);
+  // A sync a stop cut short is left as a crash would leave it: the next start cleans up.
+  if (worker.busy()) std::_Exit(code);
+  return code;
 }
 
 int RunAgentStatus(const AgentArgs& args) {

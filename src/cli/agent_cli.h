@@ -26,11 +26,18 @@ struct AgentArgs {
   std::string token_file;
   int interval_seconds = 60;   // run: time between syncs
   int heartbeat_seconds = 30;  // run: time between heartbeats
-  // run: who keeps the services up: "builtin" (one process server each, children of run),
+  // run: who keeps the services up: "builtin" (one process server each, in its own session),
   // "systemd" (wharf-svc@NAME units), "none"; empty: from agent.toml, else builtin.
   std::string supervisor;
+  bool stop_services = false;
+  int health_deadline_seconds = 0;  // run: 0: agent.toml's agent_health_deadline, else 120
+  bool delegate = false;            // run: the daemon itself, under the launcher  // run: stop the services when the agent stops (agent.toml)
   std::string console_group;  // the group that may attach to consoles (agent.toml)
   int keep_snapshots = 0;     // with a file:// store: snapshots kept (0: agent.toml, else 5)
+  // Each transfer's deadline: base + size / floor rate (fetch.h TransferDeadline); -1: from
+  // agent.toml (transfer_base_seconds, transfer_floor_rate), else the defaults.
+  long transfer_base_seconds = -1;
+  long long transfer_floor_rate = -1;  // bytes/s; 0: no deadline
 };
 
 int RunAgentSync(const AgentArgs& args);
@@ -38,6 +45,9 @@ int RunAgentStatus(const AgentArgs& args);
 /// Syncs every interval and reports heartbeats until SIGTERM or SIGINT (exit 0); snapshots
 /// the persistent data at the generation's interval and after stopping the services.
 int RunAgentDaemon(const AgentArgs& args);
+/// `run`: the launcher, which runs the agent build the generation delivers (or this one) as
+/// `run --delegate` and falls back to the previous build when a new one is not healthy.
+int RunAgentLauncher(const AgentArgs& args, int argc, char** argv);
 /// Takes a snapshot of the persistent data now and sends it to the store.
 int RunAgentSnapshot(const AgentArgs& args);
 

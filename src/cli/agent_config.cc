@@ -48,8 +48,25 @@ Status ReadConfigFile(const std::string& path, const std::string& root, AgentArg
   if (args.keep == 0) args.keep = static_cast<int>(table["keep"].value_or(int64_t{0}));
   if (args.server.empty()) args.server = table["server"].value_or(std::string());
   if (args.supervisor.empty()) args.supervisor = table["supervisor"].value_or(std::string());
+  if (args.health_deadline_seconds == 0)
+    args.health_deadline_seconds = static_cast<int>(table["agent_health_deadline"].value_or(int64_t{0}));
+  if (!args.stop_services) args.stop_services = table["stop_services"].value_or(false);
   if (args.console_group.empty()) args.console_group = table["console_group"].value_or(std::string());
   if (args.keep_snapshots == 0) args.keep_snapshots = static_cast<int>(table["keep_snapshots"].value_or(int64_t{0}));
+  if (args.transfer_base_seconds < 0) {
+    int64_t base = table["transfer_base_seconds"].value_or(int64_t{-1});
+    if (base < -1 || base > 86400)
+      return Fail(ErrorCode::kInvalidArgument, path + ": transfer_base_seconds = " + std::to_string(base) +
+                                                   ": expected 0..86400 seconds");
+    args.transfer_base_seconds = static_cast<long>(base);
+  }
+  if (args.transfer_floor_rate < 0) {
+    int64_t rate = table["transfer_floor_rate"].value_or(int64_t{-1});
+    if (rate < -1)
+      return Fail(ErrorCode::kInvalidArgument, path + ": transfer_floor_rate = " + std::to_string(rate) +
+                                                   ": expected bytes per second (0: no deadline)");
+    args.transfer_floor_rate = rate;
+  }
   if (args.token.empty() && args.token_file.empty())
     args.token_file = UnderRoot(root, table["token_file"].value_or(std::string()));
   return {};

@@ -14,7 +14,8 @@ namespace wharf {
 void AddUrls(std::vector<std::string>& out, const std::string& text);
 
 /// Fills what `args` does not set yet (flags win) from the TOML file `path`: store, fec,
-/// trust, keep, server, supervisor, console_group, keep_snapshots, token_file. Absolute
+/// trust, keep, server, supervisor, console_group, keep_snapshots, token_file,
+/// transfer_base_seconds, transfer_floor_rate. Absolute
 /// paths in it (trust, token_file) are taken under `root`.
 Status ReadConfigFile(const std::string& path, const std::string& root, AgentArgs& args);
 

@@ -605,6 +605,9 @@ int RunStatus(const std::string& fec, const StoreArgs& args) {
     PrintHuman(stdout, "%-16s %-9s %6s %7s %-21s %8s  %s\n", r["fec"].get<std::string>().c_str(),
                 r["state"].get<std::string>().c_str(), OrDash(r["wanted"]).c_str(), OrDash(r["running"]).c_str(),
                 OrDash(r["last_heartbeat"]).c_str(), services.c_str(), OrDash(r["last_error"]).c_str());
+    // What the agent was doing at its last heartbeat, under the state: "syncing: N of M bytes".
+    if (std::string activity = r.value("activity", ""); !activity.empty())
+      PrintHuman(stdout, "%-16s %s\n", "", activity.c_str());
     for (const auto& d : r.value("dev", Json::array()))
       PrintHuman(stdout, "%-16s DEV %s@dev runs in place of %s (wharf-agent drop-dev %s on the FEC ends it)\n", "",
                   d["name"].get<std::string>().c_str(),

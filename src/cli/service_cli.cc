@@ -393,8 +393,10 @@ int RunInstallUnits(bool user, const std::string& root, const std::string& dest,
                          : user       ? std::string(home) + "/.config/wharf/agent.env"
                                       : "/etc/wharf/agent.env";
   std::string agent = SelfBinary();
+  std::string procserv = JoinPath(Dirname(agent), "wharf-procserv");
   auto render = [&](std::string text) {
     for (size_t at; (at = text.find("@WHARF_AGENT@")) != std::string::npos;) text.replace(at, 13, agent);
+    for (size_t at; (at = text.find("@WHARF_PROCSERV@")) != std::string::npos;) text.replace(at, 16, procserv);
     for (size_t at; (at = text.find("/etc/wharf/agent.env")) != std::string::npos;) text.replace(at, 20, "\x01");
     for (size_t at; (at = text.find('\x01')) != std::string::npos;) text.replace(at, 1, env_file);
     return text;

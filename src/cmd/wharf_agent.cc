@@ -19,7 +19,19 @@ Settings may come from <root>/etc/wharf/agent.toml instead of flags:
   server = "http://wharf.example:8080"        # heartbeats (optional)
   token_file = "/etc/wharf/token"             # this FEC's agent token
   keep_snapshots = 5                          # persistent data kept in a file:// store
+  transfer_base_seconds = 30                  # each transfer's deadline: this + its size
+  transfer_floor_rate = 4096                  #   at this many bytes/s (0: no deadline)
 See docs/agent.md.)";
+
+void AddDeadline(CLI::App* cmd, wharf::AgentArgs& args) {
+  cmd->add_option("--transfer-base", args.transfer_base_seconds,
+                  "seconds each transfer may take beyond its size at the floor rate (default 30)")
+      ->check(CLI::Range(0L, 86400L));
+  cmd->add_option("--floor-rate", args.transfer_floor_rate,
+                  "bytes/s a mirror must beat: a file's deadline is --transfer-base + size / this; "
+                  "then the next mirror (default 4096; 0: no deadline)")
+      ->check(CLI::Range(0LL, 1LL << 40));
+}
 
 void AddCommon(CLI::App* cmd, wharf::AgentArgs& args) {
   cmd->add_option("--root", args.root, "the FEC's root: a folder instead of / for tests or an unprivileged user")
@@ -53,6 +65,7 @@ int main(int argc, char** argv) {
   sync->add_option("--keep", args.keep, "generations to keep on disk (default 3)")
       ->check(CLI::Range(1, 100));
   sync->add_flag("--dry-run", args.dry_run, "check the generation and print the plan; change nothing");
+  AddDeadline(sync, args);
   sync->callback([&] { code = wharf::RunAgentSync(args); });
 
   auto add_reporting = [&](CLI::App* cmd) {
@@ -78,8 +91,18 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 86400));
   run->add_option("--heartbeat", args.heartbeat_seconds, "seconds between heartbeats")
       ->capture_default_str()->check(CLI::Range(1, 86400));
+  AddDeadline(run, args);
+  run->add_flag("--stop-services", args.stop_services,
+                "stop the services when the agent stops (default: they keep running, and the next agent "
+                "adopts them; agent.toml: stop_services = true)");
+  run->add_option("--health-deadline", args.health_deadline_seconds,
+                  "seconds a delivered agent build has to send its first heartbeat before the previous "
+                  "build takes over again (default 120; agent.toml: agent_health_deadline)")
+      ->check(CLI::Range(5, 86400));
+  // The agent build that runs under the launcher (docs/agent.md, "Updating the agent").
+  run->add_flag("--delegate", args.delegate)->group("");
   add_reporting(run);
-  run->callback([&] { code = wharf::RunAgentDaemon(args); });
+  run->callback([&] { code = args.delegate ? wharf::RunAgentDaemon(args) : wharf::RunAgentLauncher(args, argc, argv); });
 
   // Listed for --help only: `procserv` is handled before parsing (above), by wharf-procserv.
   app.add_subcommand("procserv", "run one service's child on a pseudo-terminal with a console socket, a log and "

@@ -14,7 +14,22 @@
 
 namespace wharf {
 
+// How long one transfer may take, so that a mirror sending just above the low-speed limit
+// costs bounded time: `base_seconds` (connect, first byte) + its size at the floor rate.
+// The floor is what the slowest real link still beats: 4 kB/s is half of a 64 kbit/s line
+// (8 kB/s), so a 3 MiB archive may take 30 + 768 s (the line itself needs 393 s; 10 Mbit/s:
+// 2.5 s). A mirror trickling at 1.2 kB/s would hold it 43 minutes without the deadline.
+struct TransferDeadline {
+  long base_seconds = 30;
+  uint64_t floor_bytes_per_second = 4096;  // 0: no deadline (stall detection only)
+  long unknown_size_seconds = 60;          // a transfer whose size nothing declares (a probe)
+};
+
+/// base + bytes / floor, in milliseconds (0: no deadline, the floor is 0).
+uint64_t DeadlineMs(const TransferDeadline& deadline, uint64_t bytes);
+
 struct FetchOptions {
+  TransferDeadline deadline;
   long connect_timeout_seconds = 10;
   long low_speed_bytes_per_second = 1024;  // abort a transfer slower than this ...
   long low_speed_seconds = 30;             // ... for this long
@@ -36,8 +51,15 @@ class Fetcher {
   Fetcher(const Fetcher&) = delete;
   Fetcher& operator=(const Fetcher&) = delete;
 
+  // Every transfer has a deadline (TransferDeadline) from the size it is given: the signed
+  // size or a bound (`max_bytes`, `size`). A Stream's resumes share its deadline. When it
+  // passes: kTimedOut, saying the URL, the deadline and the bytes received.
+
   /// The body of `url`; refuses one longer than `max_bytes`.
   Result<std::string> Get(const std::string& url, uint64_t max_bytes);
+  /// Get of a file whose size nothing declares (a generation probe): the fixed deadline
+  /// `unknown_size_seconds`.
+  Result<std::string> Probe(const std::string& url, uint64_t max_bytes);
   /// Hands the body of `url` to `consume`, in order, as it arrives (`consume` may block:
   /// the transfer waits; an error from it stops the transfer and is returned). Refuses more
   /// than `max_bytes`; returns how many came. `on_progress` (may be empty) sees the bytes so
@@ -59,11 +81,17 @@ class Fetcher {
                     uint64_t size);
 
   const FetchStats& stats() const { return stats_; }
+  void set_deadline(const TransferDeadline& deadline);
+  const TransferDeadline& deadline() const;
+  /// Called with each piece of body bytes as it arrives, on the transferring thread (empty:
+  /// none); for a progress counter.
+  void set_on_bytes(std::function<void(uint64_t)> on_bytes);
   /// Waits `seconds` between attempts (FetchOptions::sleep_seconds in tests).
   void Pause(int seconds);
 
  private:
   struct Impl;
+  Result<std::string> GetBody(const std::string& url, uint64_t max_bytes, bool unknown_size);
   std::unique_ptr<Impl> impl_;
   FetchStats stats_;
 };

@@ -27,6 +27,21 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
+// A heartbeat's activity as kept: control characters dropped, at most kMaxActivityBytes
+// (cut at a character boundary: the JSON it is served in stays UTF-8).
+constexpr size_t kMaxActivityBytes = 256;
+std::string HeartbeatActivity(const std::string& given) {
+  std::string kept;
+  for (unsigned char c : given)
+    if (c >= 0x20 && c != 0x7f) kept += static_cast<char>(c);
+  if (kept.size() > kMaxActivityBytes) {
+    size_t end = kMaxActivityBytes;
+    while (end > 0 && (static_cast<unsigned char>(kept[end]) & 0xc0) == 0x80) --end;
+    kept.resize(end);
+  }
+  return kept;
+}
+
 constexpr uint64_t kMaxIndexUpload = 64ull << 20;
 
 // What a token must be allowed to do (docs/api.md, "Tokens and roles").
@@ -678,6 +693,11 @@ void Api::Register(http::Router& router) {
             }
             beat.last_error = j->value("error", std::string());
             beat.agent_version = j->value("agent_version", std::string());
+            if (j->contains("activity") && !(*j)["activity"].is_null()) {
+              if (!(*j)["activity"].is_string())
+                return Response::Error(400, "invalid_argument", "activity: expected a string");
+              beat.activity = HeartbeatActivity((*j)["activity"].get<std::string>());
+            }
           } catch (const std::exception& e) {
             return Response::Error(400, "invalid_argument", std::string("heartbeat: ") + e.what());
           }
@@ -710,6 +730,7 @@ void Api::Register(http::Router& router) {
     j["services_down"] = down;
     j["services"] = services;
     j["last_error"] = record ? record->last_error : "";
+    j["activity"] = record ? record->activity : "";
     Json dev = Json::array();
     if (record) dev = Json::parse(record->dev_json, nullptr, false);
     j["dev"] = dev.is_array() ? dev : Json::array();

@@ -98,6 +98,30 @@ TEST_F(ApiTest, FleetStatesFollowHeartbeatsAndTheClock) {
   EXPECT_EQ(StateOf("fec01"), "silent");
 }
 
+TEST_F(ApiTest, HeartbeatActivityIsKeptBoundedAndShown) {
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/assign", operator_, R"({"packages": ["ioc@1.0"]})"));
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/heartbeat", agent_,
+                   R"({"generation": null, "activity": "syncing: 1048576 of 3145728 bytes"})"));
+  EXPECT_EQ(Get("/api/v1/fecs/fec01", operator_)["status"]["activity"], "syncing: 1048576 of 3145728 bytes");
+  json fleet = Get("/api/v1/fecs", operator_);
+  ASSERT_EQ(fleet.size(), 1u);
+  EXPECT_EQ(fleet[0]["activity"], "syncing: 1048576 of 3145728 bytes");
+  // Control characters go; more than 256 bytes is cut, at a character boundary.
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/heartbeat", agent_,
+                   R"({"generation": 1, "activity": "sync\u001b[2Jing\r\n\u007f"})"));
+  EXPECT_EQ(Get("/api/v1/fecs/fec01", operator_)["status"]["activity"], "sync[2Jing");  // ESC, CR, LF and DEL gone
+  std::string long_text = std::string(255, 'a') + "\u00e9\u00e9";  // 255 bytes, then 2-byte characters
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/heartbeat", agent_, R"({"activity": ")" + long_text + R"("})"));
+  EXPECT_EQ(Get("/api/v1/fecs/fec01", operator_)["status"]["activity"], std::string(255, 'a'));
+  // Not a string: refused, and the last one stays.
+  auto refused = Post("/api/v1/fecs/fec01/heartbeat", agent_, R"({"activity": 12})");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+  // Idle: a heartbeat without it (an older agent) or with "" clears it.
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/heartbeat", agent_, R"({"generation": 1})"));
+  EXPECT_EQ(Get("/api/v1/fecs/fec01", operator_)["status"]["activity"], "");
+}
+
 TEST_F(ApiTest, HistoryAtATimeNamesTheActivationThen) {
   ASSERT_TRUE(Post("/api/v1/fecs/fec01/assign", operator_, R"({"packages": ["ioc@1.0"]})"));
   ASSERT_TRUE(Post("/api/v1/fecs/fec01/heartbeat", agent_, R"({"generation": 1})"));

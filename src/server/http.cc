@@ -434,6 +434,7 @@ int Response::StatusOf(ErrorCode code) {
     case ErrorCode::kUnavailable: return 503;
     case ErrorCode::kUnsupported: return 501;
     case ErrorCode::kIo: return 500;
+    case ErrorCode::kTimedOut: return 504;
   }
   return 500;
 }
@@ -441,7 +442,7 @@ int Response::StatusOf(ErrorCode code) {
 Response Response::FromError(const wharf::Error& error) {
   static constexpr const char* kNames[] = {"invalid_argument", "not_found", "already_exists",
                                            "corrupt", "rejected", "unsafe", "unavailable", "io",
-                                           "unsupported"};
+                                           "unsupported", "timed_out"};
   auto index = static_cast<size_t>(error.code);
   return Error(StatusOf(error.code), index < std::size(kNames) ? kNames[index] : "error",
                error.message);

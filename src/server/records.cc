@@ -38,6 +38,8 @@ constexpr const char* kMigrations[] = {
     R"(ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
        CREATE INDEX audit_by_time ON audit(time);
        CREATE INDEX activations_by_time ON activations(time);)",
+    // 4: what the agent was doing at its last heartbeat ("syncing: N of M bytes")
+    "ALTER TABLE fecs ADD COLUMN activity TEXT NOT NULL DEFAULT '';",
 };
 
 Error DbError(const std::exception& e) {
@@ -71,11 +73,12 @@ FecRecord ReadFec(SQLite::Statement& q) {
   r.remote = q.getColumn(5).getString();
   r.agent_version = q.getColumn(6).getString();
   r.dev_json = q.getColumn(7).getString();
+  r.activity = q.getColumn(8).getString();
   return r;
 }
 
 constexpr const char* kFecColumns =
-    "SELECT fec, last_heartbeat, running, services, last_error, remote, agent_version, dev FROM fecs";
+    "SELECT fec, last_heartbeat, running, services, last_error, remote, agent_version, dev, activity FROM fecs";
 
 }  // namespace
 
@@ -223,11 +226,11 @@ Status Records::RecordHeartbeat(const Heartbeat& h) {
       if (q.executeStep()) previous = OptionalInt(q.getColumn(0));
     }
     SQLite::Statement up(*db_, R"(INSERT INTO fecs(fec, last_heartbeat, running, services, last_error,
-                                      remote, agent_version, dev) VALUES(?,?,?,?,?,?,?,?)
+                                      remote, agent_version, dev, activity) VALUES(?,?,?,?,?,?,?,?,?)
         ON CONFLICT(fec) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
           running = excluded.running, services = excluded.services,
           last_error = excluded.last_error, remote = excluded.remote,
-          agent_version = excluded.agent_version, dev = excluded.dev)");
+          agent_version = excluded.agent_version, dev = excluded.dev, activity = excluded.activity)");
     up.bind(1, h.fec);
     up.bind(2, static_cast<int64_t>(h.time));
     if (h.running) up.bind(3, static_cast<int64_t>(*h.running)); else up.bind(3);
@@ -236,6 +239,7 @@ Status Records::RecordHeartbeat(const Heartbeat& h) {
     up.bind(6, h.remote);
     up.bind(7, h.agent_version);
     up.bind(8, h.dev_json);
+    up.bind(9, h.activity);
     up.exec();
     if (h.running && (!previous || static_cast<uint64_t>(*previous) != *h.running)) {
       SQLite::Statement a(*db_, "INSERT INTO activations(fec, generation, time) VALUES(?,?,?)");

@@ -44,6 +44,7 @@ struct Heartbeat {
   std::string remote;
   std::string agent_version;
   std::string dev_json = "[]";  // dev versions in place of the generation's: [{"name", "replaces"}]
+  std::string activity;  // what the agent is doing: "syncing: N of M bytes", "" when idle
 };
 
 struct FecRecord {
@@ -55,6 +56,7 @@ struct FecRecord {
   std::string remote;
   std::string agent_version;
   std::string dev_json = "[]";
+  std::string activity;  // as of the last heartbeat
 };
 
 struct Activation {
@@ -90,7 +92,7 @@ class Records {
   static Result<std::unique_ptr<Records>> Open(const std::string& path);
   ~Records();
 
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   /// Refused requests: new audit rows per minute; past it one row counts the rest.
   static constexpr int kRefusalRowsPerMinute = 100;
   int schema_version();

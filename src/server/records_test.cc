@@ -22,9 +22,9 @@ TEST(Records, AVersion1DatabaseIsMigrated) {
     h.running = 3;
     ASSERT_TRUE((*records)->RecordHeartbeat(h));
   }
-  {  // as session 2's wharf left it: no dev column, schema 1
+  {  // as session 2's wharf left it: no dev or activity column, schema 1
     SQLite::Database db(dir / "r.db", SQLite::OPEN_READWRITE);
-    db.exec("ALTER TABLE fecs DROP COLUMN dev; DROP INDEX audit_by_time; DROP INDEX activations_by_time; "
+    db.exec("ALTER TABLE fecs DROP COLUMN activity; ALTER TABLE fecs DROP COLUMN dev; DROP INDEX audit_by_time; DROP INDEX activations_by_time; "
             "ALTER TABLE audit DROP COLUMN count; PRAGMA user_version = 1;");
   }
   auto records = Records::Open(dir / "r.db");
@@ -35,12 +35,15 @@ TEST(Records, AVersion1DatabaseIsMigrated) {
   ASSERT_EQ(fecs->size(), 1u);
   EXPECT_EQ((*fecs)[0].running, std::optional<uint64_t>(3));
   EXPECT_EQ((*fecs)[0].dev_json, "[]");
+  EXPECT_EQ((*fecs)[0].activity, "");
   Heartbeat h;
   h.fec = "fec01";
   h.time = 200;
   h.dev_json = R"([{"name":"app","replaces":"1"}])";
+  h.activity = "syncing: 5 of 10 bytes";
   ASSERT_TRUE((*records)->RecordHeartbeat(h));
   EXPECT_EQ((*(*records)->FecRecords())[0].dev_json, h.dev_json);
+  EXPECT_EQ((*(*records)->FecRecords())[0].activity, h.activity);
 }
 
 TEST(Records, TokensAreHashedAndRevocable) {

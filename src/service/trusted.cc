@@ -243,7 +243,14 @@ Result<UniqueFd> TrustedDir::Connect(const std::string& name) const {
   return fd;
 }
 
-Result<uint64_t> ProcessStartTicks(pid_t pid) {
+namespace {
+
+struct ProcStat {
+  char state = '?';
+  uint64_t start_ticks = 0;
+};
+
+Result<ProcStat> ReadProcStat(pid_t pid) {
   std::string path = "/proc/" + std::to_string(pid) + "/stat";
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
@@ -256,7 +263,9 @@ Result<uint64_t> ProcessStartTicks(pid_t pid) {
   std::string_view text(buf, static_cast<size_t>(n));
   // "PID (COMM) STATE ..." where COMM may hold anything, ')' too: fields count from the last ')'.
   size_t close = text.rfind(')');
-  if (close == std::string_view::npos) return Fail(ErrorCode::kCorrupt, path + ": unreadable");
+  if (close == std::string_view::npos || close + 2 >= text.size()) return Fail(ErrorCode::kCorrupt, path + ": unreadable");
+  ProcStat stat;
+  stat.state = text[close + 2];
   std::string_view rest = text.substr(close + 1);
   // rest begins with field 3 (state); the start time is field 22.
   for (int field = 3; field < 22; ++field) {
@@ -265,10 +274,22 @@ Result<uint64_t> ProcessStartTicks(pid_t pid) {
     rest.remove_prefix(space);
   }
   rest.remove_prefix(1);
-  uint64_t ticks = 0;
-  auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), ticks);
+  auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), stat.start_ticks);
   if (error != std::errc() || end == rest.data()) return Fail(ErrorCode::kCorrupt, path + ": no start time");
-  return ticks;
+  return stat;
+}
+
+}  // namespace
+
+Result<uint64_t> ProcessStartTicks(pid_t pid) {
+  auto stat = ReadProcStat(pid);
+  if (!stat) return std::unexpected(stat.error());
+  return stat->start_ticks;
+}
+
+bool ProcessRuns(pid_t pid, uint64_t start_ticks) {
+  auto stat = ReadProcStat(pid);
+  return stat && stat->start_ticks == start_ticks && stat->state != 'Z' && stat->state != 'X';
 }
 
 Status SignalProcess(pid_t pid, uint64_t start_ticks, int signal, const std::string& what) {

@@ -75,6 +75,10 @@ class TrustedDir {
 /// and its start time name one process for the life of the system.
 Result<uint64_t> ProcessStartTicks(pid_t pid);
 
+/// Whether the process that started at `start_ticks` runs still: not ended, not a zombie
+/// its new parent has yet to reap.
+bool ProcessRuns(pid_t pid, uint64_t start_ticks);
+
 /// Sends `signal` to process `pid` only when it is the process that started at
 /// `start_ticks` and runs as root or this user; through a pidfd, so that the process
 /// checked is the one signalled. `what` names it in errors.

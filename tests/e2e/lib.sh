@@ -14,6 +14,12 @@ NGINX_PID_FILE=""
 SERVER_PID=""
 
 cleanup() {
+  # Process servers live in sessions of their own and outlive the agent that started them:
+  # those of this test (their command lines name its folder) end with it.
+  if pkill -TERM -f -- "$T/" 2>/dev/null; then
+    for _ in $(seq 30); do pgrep -f -- "$T/" >/dev/null || break; sleep 0.1; done
+    pkill -KILL -f -- "$T/" 2>/dev/null || true
+  fi
   if [ -n "$SERVER_PID" ]; then
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
@@ -56,6 +62,7 @@ free_port() {
 }
 
 # start_nginx STORE: serves STORE on loopback; sets $STORE_URL and $NGINX_LOG (access log).
+# $NGINX_EXTRA, when set, goes into the server block (e.g. a throttled location).
 start_nginx() {
   local store=$1 port conf
   port=$(free_port)
@@ -82,6 +89,7 @@ http {
     listen 127.0.0.1:$port;
     root $store;
     location /.wharf { deny all; }
+    ${NGINX_EXTRA:-}
   }
 }
 CONF

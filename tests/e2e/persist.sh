@@ -61,7 +61,7 @@ pass "wharf-agent snapshot packs the folders to the store (GNU tar reads it); wh
 # A replaced FEC: the whole folder wiped; the data is back before the service starts.
 remove_tree "$R"
 ch service set fec01 ioc "env.DATA=$R/var/lib/demo" >/dev/null
-"$WHARF_AGENT" run --root "$R" --fec fec01 --store "file://$T/store" --trust "$T/k.pub" --interval 1 >"$T/run.out" 2>"$T/run.err" &
+"$WHARF_AGENT" run --root "$R" --fec fec01 --store "file://$T/store" --trust "$T/k.pub" --interval 1 --stop-services >"$T/run.out" 2>"$T/run.err" &
 RUN_PID=$!
 trap 'kill $RUN_PID 2>/dev/null || true; wait $RUN_PID 2>/dev/null || true; cleanup' EXIT
 for _ in $(seq 100); do [ -s "$R/var/lib/demo.seen-at-start" ] && break; sleep 0.1; done

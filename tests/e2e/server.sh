@@ -85,6 +85,23 @@ for f in ("fec01", "fec02"):
 PY
 pass "fleet status: wanted 1, running 1, heartbeats fresh"
 
+# A heartbeat's activity ("syncing: N of M bytes" while a sync runs) shows after the state,
+# control characters stripped; the next heartbeat without one (idle) clears it.
+curl -sf -o /dev/null -H "Authorization: Bearer $(cat "$T/fec01/etc/wharf/token")" \
+  -H 'Content-Type: application/json' -X POST "$SERVER_URL/api/v1/fecs/fec01/heartbeat" \
+  --data '{"generation": 1, "activity": "syncing: 1048576 of \u001b[31m3145728 bytes"}' || fail "heartbeat with an activity"
+expect_exit 0 "$WHARF" status
+grep -A1 '^fec01 ' "$T/stdout" | tail -1 | grep -Eq '^ +syncing: 1048576 of \[31m3145728 bytes$' \
+  || fail "wharf status shows the activity under the FEC: $(cat "$T/stdout")"
+expect_exit 0 "$WHARF" status fec01 --json
+python3 -c "import json,sys; s=json.load(open(sys.argv[1])); assert s['status']['activity'] == 'syncing: 1048576 of [31m3145728 bytes', s" \
+  "$T/stdout" || fail "activity in the JSON: $(cat "$T/stdout")"
+expect_exit 0 env -u WHARF_TOKEN -u WHARF_SERVER "$WHARF_AGENT" sync --root "$T/fec01"
+expect_exit 0 "$WHARF" status --json
+python3 -c "import json,sys; r={r['fec']: r for r in json.load(open(sys.argv[1]))}; assert r['fec01']['activity'] == '', r" \
+  "$T/stdout" || fail "the activity stays after an idle heartbeat: $(cat "$T/stdout")"
+pass "a heartbeat's activity shows in wharf status (after the state) and in the JSON, cleared when idle"
+
 # --- upgrade, then roll back in one step ---
 T_BEFORE_UPGRADE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 sleep 1.1

@@ -39,7 +39,7 @@ trust = ["/etc/wharf/trusted.pub"]
 server = "$SERVER_URL"
 token_file = "/etc/wharf/token"
 EOF
-"$WHARF_AGENT" run --root "$R" --interval 1 --heartbeat 1 >"$T/run.out" 2>"$T/run.err" &
+"$WHARF_AGENT" run --root "$R" --interval 1 --heartbeat 1 --stop-services >"$T/run.out" 2>"$T/run.err" &
 RUN_PID=$!
 trap 'kill $RUN_PID 2>/dev/null || true; wait $RUN_PID 2>/dev/null || true; cleanup' EXIT
 
