@@ -44,6 +44,36 @@ grep -q "^\[hello there$" "$ROOT/var/log/wharf/s.log" || fail "env with a newlin
 kill -TERM "$S_PID"; wait "$S_PID" || fail "wharf-procserv ends with 0 on SIGTERM: $(cat "$T/s.err")"
 pass "wharf-procserv --spec runs the spec's command with its environment and writes its fingerprint"
 
+# --- the replay ring: a client that attaches after 50,000 lines (339 kB) gets the last 64 kB, in order ---
+"$PS" --root "$ROOT" --name r --log-file none -- /bin/sh -c 'seq 1 50000; echo done; exec sleep 1000' >/dev/null 2>"$T/r.err" &
+PIDS+=($!)
+R_PID=$!
+STATUS=$ROOT/run/wharf/status/r.json
+wait_for "the output's end in the status file" eval 'python3 -c "import json; exit(\"done\" not in json.load(open(\"$STATUS\"))[\"last_lines\"])"'
+python3 - "$ROOT/run/wharf/console/r.sock" <<'PY' || fail "the replay after 339 kB of output"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(0.5)
+data = b""
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        data += d
+except socket.timeout:
+    pass
+replay = data.split(b"starts a stopped child\r\n", 1)[1]
+lines = replay.split(b"\r\n")
+numbers = [int(l) for l in lines[1:] if l.isdigit()]  # the first line may be cut
+assert len(replay) == 65536, len(replay)
+assert lines[-2:] == [b"done", b""], lines[-3:]
+assert numbers[-1] == 50000 and numbers == list(range(numbers[0], 50001)), (numbers[0], numbers[-1])
+PY
+kill -TERM "$R_PID"; wait "$R_PID" || fail "wharf-procserv ends with 0 on SIGTERM: $(cat "$T/r.err")"
+pass "a late client gets the last 64 kB of output, in order, from the replay ring"
+
 # --- specs it refuses ---
 chmod 606 "$SPEC"
 expect_exit 1 "$PS" --spec "$SPEC"
