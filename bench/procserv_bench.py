@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Driver of bench/procserv.sh (see there): the per-service overhead of `wharf-agent
-procserv` and of procServ 2.7 on the same children, measured on the server process only.
-Usage: procserv_bench.py WHARF_AGENT PROCSERV DURATION RATE SCRATCH"""
+"""Driver of bench/procserv.sh (see there): the per-service overhead of `wharf-procserv`
+and of procServ 2.7 on the same children, measured on the server process only.
+Usage: procserv_bench.py WHARF_PROCSERV PROCSERV DURATION RATE SCRATCH"""
 import json
 import os
 import signal
+import socket
+import statistics
 import subprocess
 import sys
 import time
 
-AGENT, PROCSERV = sys.argv[1], sys.argv[2]
+WHARF, PROCSERV = sys.argv[1], sys.argv[2]
 DURATION, RATE = float(sys.argv[3]), float(sys.argv[4])
 SCRATCH = sys.argv[5]
 WARMUP = 1.0
@@ -37,6 +39,11 @@ def memory(pid):
                 out[key] = int(value.split()[0]) * 1024
             elif key in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
                 out[key] = int(value)
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Private_Clean", "Private_Dirty"):
+                out[key] = int(value.split()[0]) * 1024
     return out
 
 
@@ -67,6 +74,65 @@ def wait_for(what, check, timeout=10.0):
     sys.exit(f"procserv bench: timed out waiting for {what}")
 
 
+def server_command(server, d, child, log):
+    """The command line, console socket and log file of `server` in folder `d`."""
+    if server == "wharf":
+        sock = os.path.join(d, "run/wharf/console/bench.sock")
+        logfile = os.path.join(d, "var/log/wharf/bench.log")  # the default; rotated at 10 MB
+        cmd = [WHARF, "--root", d, "--name", "bench", "--holdoff", "1",
+               *([] if log else ["--log-file", "none"]), "--", *child]
+    else:
+        sock = os.path.join(d, "console.sock")
+        logfile = os.path.join(d, "procserv.log")  # not rotated by procServ
+        cmd = [PROCSERV, "-f", "-q", *(["-L", logfile] if log else []), "--holdoff", "1", "-n", "bench",
+               f"unix:{sock}", *child]
+    return cmd, sock, logfile
+
+
+def stop(proc):
+    """SIGTERM, then SIGKILL after 5 s; returns the seconds it took to end, or None."""
+    proc.send_signal(signal.SIGTERM)
+    start = time.monotonic()
+    try:
+        proc.wait(5)
+        return time.monotonic() - start
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None
+
+
+def start_time(server):
+    """Seconds from the exec of a new server (idle child) until its console socket accepts a
+    connection: connect() tried every 0.2 ms."""
+    d = os.path.join(SCRATCH, f"{server}-start")
+    os.makedirs(d)
+    cmd, sock, _ = server_command(server, d, ["/bin/sleep", "100000"], True)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    while True:
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(sock)
+            seconds = time.monotonic() - t0
+            break
+        except OSError:
+            if time.monotonic() - t0 > 10:
+                sys.exit(f"procserv bench: {server}'s console socket did not accept a connection in 10 s")
+            time.sleep(0.0002)
+        finally:
+            s.close()
+    kid = wait_for(f"{server}'s child", lambda: children(proc.pid))[0]
+    stop(proc)
+    try:
+        os.kill(kid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    subprocess.run(["rm", "-rf", d])
+    return seconds
+
+
 def run(server, scenario, client, log=True):
     d = os.path.join(SCRATCH, f"{server}-{scenario}-{'client' if client else 'noclient'}-{'log' if log else 'nolog'}")
     os.makedirs(d)
@@ -75,16 +141,7 @@ def run(server, scenario, client, log=True):
         child = ["/bin/sleep", "100000"]
     else:
         child = [PY, os.path.join(HERE, "procserv_writer.py"), str(int(RATE)), count_file]
-    if server == "wharf":
-        sock = os.path.join(d, "run/wharf/console/bench.sock")
-        logfile = os.path.join(d, "var/log/wharf/bench.log")  # the default; rotated at 10 MB
-        cmd = [AGENT, "procserv", "--root", d, "--name", "bench", "--holdoff", "1",
-               *([] if log else ["--log-file", "none"]), "--", *child]
-    else:
-        sock = os.path.join(d, "console.sock")
-        logfile = os.path.join(d, "procserv.log")  # not rotated by procServ
-        cmd = [PROCSERV, "-f", "-q", *(["-L", logfile] if log else []), "--holdoff", "1", "-n", "bench",
-               f"unix:{sock}", *child]
+    cmd, sock, logfile = server_command(server, d, child, log)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(d, "server.err"), "wb"), start_new_session=True)
     wait_for(f"{server}'s console socket", lambda: os.path.exists(sock))
@@ -112,6 +169,8 @@ def run(server, scenario, client, log=True):
         "cpu_percent": 100 * (c1 - c0) / (t1 - t0),
         "rss_mb": mem["VmRSS"] / 1e6, "hwm_mb": mem["VmHWM"] / 1e6,
         "anon_mb": mem["RssAnon"] / 1e6, "file_mb": mem["RssFile"] / 1e6,
+        "private_mb": (mem["Private_Clean"] + mem["Private_Dirty"]) / 1e6,
+        "private_dirty_mb": mem["Private_Dirty"] / 1e6,
         "written_mb_s": (w1 - w0) / (t1 - t0) / 1e6,
         "client_mb": (r1 - r0) / 1e6 if client else None,
         "client_mb_s": (r1 - r0) / (t1 - t0) / 1e6 if client else None,
@@ -127,14 +186,8 @@ def run(server, scenario, client, log=True):
     if client_proc:
         client_proc.terminate()
         client_proc.wait()
-    proc.send_signal(signal.SIGTERM)
-    stop_start = time.monotonic()
-    try:
-        proc.wait(5)
-        row["stop_s"] = time.monotonic() - stop_start
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    row["stop_s"] = stop(proc)
+    if row["stop_s"] is None:
         row["note"] = "did not stop on SIGTERM in 5 s (SIGKILL)"
     stopped = time.monotonic()
     while time.monotonic() < stopped + 2:  # the child must not outlive its server
@@ -150,20 +203,23 @@ def run(server, scenario, client, log=True):
     return row
 
 
-def report(rows):
+def report(rows, starts):
     rate = f"{RATE / 1e6:g}MB/s"
-    print(f"| server | child | console client | log file | RSS MB | peak RSS MB | anon RSS MB | CPU % of one core "
+    print(f"| server | child | console client | log file | RSS MB | peak RSS MB | anon RSS MB | private MB "
+          f"| private dirty MB | CPU % of one core "
           f"| wake-ups/s | child wrote MB/s | client received MB | server CPU ms per MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         per_mb = (f"{10 * r['cpu_percent'] / r['written_mb_s']:.1f}" if r["written_mb_s"] > 0.01 else "-")
         got = "-" if r["client_mb"] is None else f"{r['client_mb']:.1f}"
         print(f"| {r['server']} | {'idle (sleep)' if r['scenario'] == 'idle' else 'writer ' + rate} "
               f"| {'one' if r['client'] else 'none'} | {'yes' if r['log'] else 'none'} | {r['rss_mb']:.1f} | {r['hwm_mb']:.1f} | {r['anon_mb']:.2f} "
+              f"| {r['private_mb']:.2f} | {r['private_dirty_mb']:.2f} "
               f"| {r['cpu_percent']:.2f} | {r['wakeups_s']:.1f} | {r['written_mb_s']:.2f} | {got} | {per_mb} |")
     print()
-    print("| child | console client | log file | RSS wharf/procServ | CPU wharf/procServ | CPU per MB wharf/procServ |")
-    print("|---|---|---|---|---|---|")
+    print("| child | console client | log file | RSS wharf/procServ | anon RSS wharf/procServ "
+          "| private wharf/procServ | CPU wharf/procServ | CPU per MB wharf/procServ |")
+    print("|---|---|---|---|---|---|---|---|")
     for scenario, client, log in RUNS:
         w, p = (next(r for r in rows if r["server"] == s and r["scenario"] == scenario
                      and r["client"] == client and r["log"] == log) for s in ("wharf", "procServ"))
@@ -174,7 +230,14 @@ def report(rows):
             per_mb = "-"
         print(f"| {'idle (sleep)' if scenario == 'idle' else 'writer ' + rate} | {'one' if client else 'none'} "
               f"| {'yes' if log else 'none'} "
-              f"| {w['rss_mb'] / p['rss_mb']:.2f} | {cpu} | {per_mb} |")
+              f"| {w['rss_mb'] / p['rss_mb']:.2f} | {w['anon_mb'] / p['anon_mb']:.2f} "
+              f"| {w['private_mb'] / p['private_mb']:.2f} | {cpu} | {per_mb} |")
+    print()
+    print(f"| server | exec to console accepting, ms: median of {len(starts['wharf'])} | min | max |")
+    print("|---|---|---|---|")
+    for server in ("wharf", "procServ"):
+        ms = [1000 * s for s in starts[server]]
+        print(f"| {server} | {statistics.median(ms):.1f} | {min(ms):.1f} | {max(ms):.1f} |")
     notes = [f"{r['server']} {r['scenario']} client={r['client']} log={r['log']}: {r['note']}" for r in rows if "note" in r]
     notes += [f"{r['server']} {r['scenario']} client={r['client']}: the child was restarted during the run"
               for r in rows if not r["same_child"]]
@@ -185,12 +248,25 @@ def report(rows):
 # (child, console client, log file); the last one shows what the log file costs each server
 RUNS = [("idle", False, True), ("idle", True, True), ("busy", False, True), ("busy", True, True),
         ("busy", True, False)]
-rows = []
-for scenario, client, log in RUNS:
-    for server in ("wharf", "procServ"):
-        row = run(server, scenario, client, log)
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
-with open(os.path.join(SCRATCH, "rows.json"), "w") as f:
-    json.dump(rows, f)
-report(rows)
+STARTS = 7  # start-time runs per server
+
+
+def main():
+    starts = {"wharf": [], "procServ": []}
+    for _ in range(STARTS):
+        for server in ("wharf", "procServ"):
+            starts[server].append(start_time(server))
+    print(json.dumps({"start_seconds": starts}), file=sys.stderr, flush=True)
+    rows = []
+    for scenario, client, log in RUNS:
+        for server in ("wharf", "procServ"):
+            row = run(server, scenario, client, log)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    with open(os.path.join(SCRATCH, "rows.json"), "w") as f:
+        json.dump({"rows": rows, "start_seconds": starts}, f)
+    report(rows, starts)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "agent/supervisor.h"
 #include "archive/names.h"
 #include "cli/output.h"
+#include "service/procserv_args.h"
 #include "service/trusted.h"
 
 namespace wharf {
@@ -138,32 +140,57 @@ ServicePaths PathsOf(const std::string& root, const std::string& service) {
           Under(root, "/var/log/wharf/" + service + ".log")};
 }
 
-bool ParseKey(const std::string& text, char& key) {
-  if (text == "none" || text.empty()) {
-    key = 0;
-    return true;
-  }
-  if (text.size() == 2 && text[0] == '^' && text[1] >= '@' && text[1] <= '_') {
-    key = static_cast<char>(text[1] - '@');
-    return true;
-  }
-  if (text.size() == 1) {
-    key = text[0];
-    return true;
-  }
-  return false;
+// The process server is its own program, wharf-procserv, beside this one: the one parser
+// of its arguments (service/procserv_args.h).
+std::string ProcServBinary() { return JoinPath(Dirname(SelfBinary()), "wharf-procserv"); }
+
+[[noreturn]] void ExecProcServ(const std::vector<std::string>& args) {
+  std::string binary = ProcServBinary();
+  std::vector<char*> argv = {binary.data()};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  ::execv(binary.c_str(), argv.data());
+  int error = errno;
+  std::fprintf(stderr, "%s: error: cannot run the process server %s: %s; install wharf-procserv beside "
+               "wharf-agent (cmake --install)\n", kProgram, binary.c_str(), std::strerror(error));
+  std::exit(error == ENOENT ? kExitUsage : kExitFailure);
 }
 
-int RunProcServCommand(ProcServOptions options, const std::string& root) {
-  if (options.argv.empty())
-    return ReportError(kProgram, {ErrorCode::kInvalidArgument, "procserv: give the command after --"}, kExitUsage);
-  ServicePaths paths = PathsOf(root, options.name);
-  if (options.console_socket.empty()) options.console_socket = paths.console;
-  if (options.log_socket.empty()) options.log_socket = paths.log_socket;
-  if (options.status_file.empty()) options.status_file = paths.status;
-  if (options.log_file.empty()) options.log_file = paths.log_file;
-  if (options.log_file == "none") options.log_file.clear();
-  return RunProcServ(options);
+int RunProcServCommand(const std::vector<std::string>& args) {
+  auto end = std::find(args.begin(), args.end(), "--");
+  auto flag = std::find(args.begin(), end, "--from-generation");
+  bool help = std::find(args.begin(), end, "--help") != end || std::find(args.begin(), end, "-h") != end;
+  if (flag == end || help) ExecProcServ(args);
+  // The service of the active generation: its settings, then the words given here (they
+  // come later, so they win: --console, --socket-group, --timestamps, ...), checked by the
+  // one parser, written as the service's spec and run from it.
+  if (end != args.end())
+    return ReportError(kProgram, {ErrorCode::kInvalidArgument, "procserv --from-generation: the generation gives "
+                                                               "the command; give none after --"},
+                       kExitUsage);
+  std::vector<std::string> given(args.begin(), flag);
+  given.insert(given.end(), flag + 1, args.end());
+  std::string root = "/", name;
+  for (size_t i = 0; i < given.size(); ++i) {
+    for (auto [option, value] : {std::pair{"--root", &root}, std::pair{"--name", &name}}) {
+      std::string prefix = std::string(option) + "=";
+      if (given[i] == option && i + 1 < given.size()) *value = given[i + 1];
+      else if (given[i].starts_with(prefix)) *value = given[i].substr(prefix.size());
+    }
+  }
+  if (name.empty())
+    return ReportError(kProgram, {ErrorCode::kInvalidArgument, "procserv --from-generation: give --name NAME"},
+                       kExitUsage);
+  auto defined = ServiceOptionsFromGeneration(root, name);
+  if (!defined) return ReportError(kProgram, defined.error());
+  DefaultServicePaths(*defined, root);
+  std::vector<std::string> words = ProcServArguments(*defined, "");
+  words.insert(std::find(words.begin(), words.end(), "--"), given.begin(), given.end());
+  auto parsed = ParseProcServArguments(words);
+  if (!parsed) return ReportError(kProgram, parsed.error(), kExitUsage);
+  if (auto written = WriteServiceSpec(root, name, ProcServArguments(parsed->options, parsed->fingerprint)); !written)
+    return ReportError(kProgram, written.error());
+  ExecProcServ({"--spec", ServiceSpecPath(root, name)});
 }
 
 int RunAttach(const std::string& root, const std::string& service, const std::string& socket,

@@ -23,10 +23,11 @@ nlohmann::ordered_json ReadServiceStatuses(const std::string& root);
 /// This program's own path (what the supervisor and the units start).
 std::string SelfBinary();
 
-/// Parses a console key: "^X", "none", or one character.
-bool ParseKey(const std::string& text, char& key);
-
-int RunProcServCommand(ProcServOptions options, const std::string& root);
+/// `wharf-agent procserv ARGS`: runs wharf-procserv (beside this program) with ARGS. With
+/// --from-generation, the settings of service --name of the active generation under --root,
+/// with the other words given on top, are written as the service's spec
+/// (service/procserv_args.h) and run as `wharf-procserv --spec FILE`. Returns only on error.
+int RunProcServCommand(const std::vector<std::string>& args);
 /// Connects the terminal to a console until ^] (or the server goes away).
 int RunAttach(const std::string& root, const std::string& service, const std::string& socket,
               bool read_only);

@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
   // never reach the option parser below, so no option of another command can slip in.
   if (argc >= 2 && std::string_view(argv[1]) == "svc")
     return wharf::RunServiceEntry(std::vector<std::string>(argv + 2, argv + argc));
+  // The process server has its own program and parser (wharf-procserv): its words go there.
+  if (argc >= 2 && std::string_view(argv[1]) == "procserv")
+    return wharf::RunProcServCommand(std::vector<std::string>(argv + 2, argv + argc));
   CLI::App app{"wharf-agent: install and switch a FEC's signed generation from a wharf store"};
   app.footer(kFooter);
   app.require_subcommand(1);
@@ -101,86 +104,12 @@ int main(int argc, char** argv) {
   add_reporting(run);
   run->callback([&] { code = args.delegate ? wharf::RunAgentDaemon(args) : wharf::RunAgentLauncher(args, argc, argv); });
 
-  // The process server of one service (what wharf-svc@.service and `run` start).
-  wharf::ProcServOptions procserv;
-  std::string mode = "restart", kill_key = "^X", toggle_key = "^T", restart_key = "^R";
-  std::string socket_mode = "0660";
-  auto* procserv_cmd = app.add_subcommand(
-      "procserv", "run one service's child on a pseudo-terminal with a console socket, a log and "
-                  "restarts (usually started for you)");
-  procserv_cmd->add_option("--root", args.root, "the FEC's root")->capture_default_str();
-  procserv_cmd->add_option("--name", procserv.name, "service name")->required();
-  procserv_cmd->add_option("--chdir", procserv.workdir, "folder to start in (resolved at every start)");
-  procserv_cmd->add_option("--env", procserv.env, "KEY=VALUE for the child (repeatable)");
-  procserv_cmd->add_option("--mode", mode, "restart, on-failure, norestart or oneshot")->capture_default_str()
-      ->check(CLI::IsMember({"restart", "on-failure", "norestart", "oneshot"}));
-  procserv_cmd->add_option("--user", procserv.user, "run the child as this user (the agent runs as root)");
-  procserv_cmd->add_option("--group", procserv.group, "run the child with this group");
-  procserv_cmd->add_option("--holdoff", procserv.holdoff_seconds, "seconds between two starts")
-      ->capture_default_str()->check(CLI::Range(0, 86400));
-  procserv_cmd->add_option("--stop-signal", procserv.stop_signal, "signal that stops the child")
-      ->capture_default_str()->check(CLI::Range(1, 64));
-  procserv_cmd->add_option("--grace", procserv.grace_seconds, "seconds before SIGKILL when stopping")
-      ->capture_default_str();
-  procserv_cmd->add_option("--console", procserv.console_socket, "console socket (default ROOT/run/wharf/console/NAME.sock)");
-  procserv_cmd->add_option("--log-socket", procserv.log_socket, "read-only output socket");
-  procserv_cmd->add_option("--socket-mode", socket_mode, "sockets' permissions (never world-writable)")
-      ->capture_default_str();
-  procserv_cmd->add_option("--socket-group", procserv.socket_group, "sockets' group, e.g. wharf");
-  procserv_cmd->add_option("--log-file", procserv.log_file, "log file (default ROOT/var/log/wharf/NAME.log; none: no file)");
-  procserv_cmd->add_option("--log-max", procserv.log_max_bytes, "rotate the log at this size")->capture_default_str();
-  procserv_cmd->add_option("--log-keep", procserv.log_keep, "rotated logs kept")->capture_default_str()
-      ->check(CLI::Range(0, 100));
-  procserv_cmd->add_flag("--timestamps", procserv.log_timestamps, "prefix log lines with the UTC time");
-  procserv_cmd->add_option("--status", procserv.status_file, "status file (default ROOT/run/wharf/status/NAME.json)");
-  procserv_cmd->add_option("--kill-key", kill_key, "console key that kills the child (none: off)")->capture_default_str();
-  procserv_cmd->add_option("--toggle-key", toggle_key, "key that cycles restart/norestart/oneshot")->capture_default_str();
-  procserv_cmd->add_option("--restart-key", restart_key, "key that starts a stopped child")->capture_default_str();
-  bool from_generation = false;
-  procserv_cmd->add_flag("--from-generation", from_generation,
-                         "take the service's definition from the active generation (what `run` "
-                         "and wharf-svc@.service do)");
-  procserv_cmd->add_option("COMMAND", procserv.argv, "the child: command and arguments (after --)");
-  procserv_cmd->callback([&] {
-    procserv.mode = mode == "norestart"    ? wharf::RestartMode::kNoRestart
-                    : mode == "oneshot"    ? wharf::RestartMode::kOneShot
-                    : mode == "on-failure" ? wharf::RestartMode::kOnFailure
-                                           : wharf::RestartMode::kRestart;
-    unsigned long bits = std::strtoul(socket_mode.c_str(), nullptr, 8);
-    if ((bits & 0002) || bits > 0777) {
-      code = wharf::ReportError("wharf-agent", {wharf::ErrorCode::kInvalidArgument,
-                                                "--socket-mode " + socket_mode + ": sockets are never world-writable"},
-                                wharf::kExitUsage);
-      return;
-    }
-    procserv.socket_mode = static_cast<mode_t>(bits);
-    if (!wharf::ParseKey(kill_key, procserv.kill_key) || !wharf::ParseKey(toggle_key, procserv.toggle_key) ||
-        !wharf::ParseKey(restart_key, procserv.restart_key)) {
-      code = wharf::ReportError("wharf-agent", {wharf::ErrorCode::kInvalidArgument,
-                                                "a console key is ^A..^_, one character, or none"},
-                                wharf::kExitUsage);
-      return;
-    }
-    if (procserv.name.empty() || procserv.name.find('/') != std::string::npos || procserv.name[0] == '.') {
-      code = wharf::ReportError("wharf-agent", {wharf::ErrorCode::kInvalidArgument,
-                                                "--name " + procserv.name + ": a service name has no '/' and no leading '.'"},
-                                wharf::kExitUsage);
-      return;
-    }
-    if (from_generation) {
-      auto defined = wharf::ServiceOptionsFromGeneration(args.root, procserv.name);
-      if (!defined) {
-        code = wharf::ReportError("wharf-agent", defined.error());
-        return;
-      }
-      defined->console_socket = procserv.console_socket;
-      defined->socket_mode = procserv.socket_mode;
-      defined->socket_group = procserv.socket_group;
-      defined->log_timestamps = procserv.log_timestamps;
-      procserv = std::move(*defined);
-    }
-    code = wharf::RunProcServCommand(procserv, args.root);
-  });
+  // Listed for --help only: `procserv` is handled before parsing (above), by wharf-procserv.
+  app.add_subcommand("procserv", "run one service's child on a pseudo-terminal with a console socket, a log and "
+                                 "restarts (usually started for you): runs wharf-procserv, see "
+                                 "`wharf-agent procserv --help`; --from-generation takes the service of the "
+                                 "active generation")
+      ->allow_extras();
 
   std::string service, socket;
   bool read_only = false;

@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,7 +62,54 @@ Result<UniqueFd> Listen(const std::string& path, mode_t mode, const std::string&
 struct Client {
   UniqueFd fd;
   bool read_only = false;
-  std::string out;  // bytes not yet taken by the client
+  std::string out;       // bytes not yet taken by the client: out[out_start...]
+  size_t out_start = 0;  // taken from the front without moving the rest
+  size_t Pending() const { return out.size() - out_start; }
+};
+
+// The last output, for whoever attaches and for the status file's last lines: a ring of
+// fixed size, allocated at the first output (a server whose child is quiet never pays for
+// it), into which the child's terminal is read directly (no copy, no other buffer).
+class Ring {
+ public:
+  explicit Ring(size_t capacity) : capacity_(std::max<size_t>(capacity, 4096)) {}
+  // Free room at the write position, up to the end of the ring and at most half of it: a
+  // message added while a read's bytes are still being handed out never reaches them.
+  char* Room(size_t& size) {
+    if (!data_) data_ = std::make_unique_for_overwrite<char[]>(capacity_);
+    size = std::min(capacity_ - head_, capacity_ / 2);
+    return data_.get() + head_;
+  }
+  // The `n` bytes at Room() now hold output.
+  void Commit(size_t n) {
+    head_ = (head_ + n) % capacity_;
+    size_ = std::min(size_ + n, capacity_);
+  }
+  void Append(std::string_view data) {
+    while (!data.empty()) {
+      size_t room = 0;
+      char* at = Room(room);
+      size_t n = std::min(room, data.size());
+      std::memcpy(at, data.data(), n);
+      Commit(n);
+      data.remove_prefix(n);
+    }
+  }
+  // The last `n` bytes (at most size()) as two pieces, oldest first.
+  std::pair<std::string_view, std::string_view> Last(size_t n) const {
+    n = std::min(n, size_);
+    if (n == 0) return {};
+    size_t start = (head_ + capacity_ - n) % capacity_;
+    if (start < head_) return {std::string_view(data_.get() + start, n), {}};
+    return {std::string_view(data_.get() + start, capacity_ - start), std::string_view(data_.get(), head_)};
+  }
+  size_t size() const { return size_; }
+
+ private:
+  size_t capacity_;
+  std::unique_ptr<char[]> data_;
+  size_t head_ = 0;  // where the next byte goes
+  size_t size_ = 0;  // bytes held (up to capacity_)
 };
 
 struct ExitInfo {
@@ -73,7 +121,7 @@ struct ExitInfo {
 class ProcServ {
  public:
   ProcServ(const ProcServOptions& options, const std::string& fingerprint)
-      : o_(options), fingerprint_(fingerprint), mode_(options.mode) {}
+      : o_(options), fingerprint_(fingerprint), mode_(options.mode), replay_(options.replay_bytes) {}
 
   int Run() {
     sigset_t signals;
@@ -136,7 +184,7 @@ class ProcServ {
     fds.push_back({master_.valid() ? master_.get() : -1, POLLIN, 0});
     size_t first_client = fds.size();
     for (const auto& c : clients_)
-      fds.push_back({c->fd.get(), static_cast<short>(POLLIN | (c->out.empty() ? 0 : POLLOUT)), 0});
+      fds.push_back({c->fd.get(), static_cast<short>(POLLIN | (c->Pending() ? POLLOUT : 0)), 0});
     int timeout = -1;
     int64_t now = MonotonicMs();
     if (restart_at_ >= 0 && child_ < 0) timeout = static_cast<int>(std::max<int64_t>(0, restart_at_ - now));
@@ -284,12 +332,14 @@ class ProcServ {
   }
 
   void ReadChild() {
-    char buf[65536];
     for (;;) {
-      ssize_t n = ::read(master_.get(), buf, sizeof buf);
+      size_t room = 0;
+      char* at = replay_.Room(room);
+      ssize_t n = ::read(master_.get(), at, room);
       if (n > 0) {
-        Output(std::string_view(buf, static_cast<size_t>(n)));
-        if (n < static_cast<ssize_t>(sizeof buf)) return;
+        replay_.Commit(static_cast<size_t>(n));
+        Deliver(std::string_view(at, static_cast<size_t>(n)));
+        if (static_cast<size_t>(n) < room) return;
         continue;
       }
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
@@ -370,7 +420,10 @@ class ProcServ {
       if (!read_only)
         banner += "@@@ " + KeyName(o_.kill_key) + " kills the child, " + KeyName(o_.toggle_key) +
                   " toggles restart mode, " + KeyName(o_.restart_key) + " starts a stopped child\r\n";
-      Send(c, banner + replay_);
+      Send(c, banner);
+      auto [older, newer] = replay_.Last(replay_.size());
+      if (Find(fd)) Send(c, older);
+      if (Find(fd)) Send(c, newer);
       WriteStatus();
     }
   }
@@ -425,32 +478,59 @@ class ProcServ {
     if (master_.valid()) (void)WriteAll(master_.get(), to_child.data(), to_child.size(), "pty");
   }
 
+  // Straight to the socket when nothing is queued; what it does not take now is queued.
+  // May drop the client.
   void Send(Client& client, std::string_view data) {
-    if (client.out.size() + data.size() > o_.client_buffer_bytes) {
+    if (data.empty()) return;
+    if (!client.Pending()) {
+      ssize_t n = ::send(client.fd.get(), data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        Drop(client);
+        return;
+      }
+      if (n > 0) data.remove_prefix(static_cast<size_t>(n));
+      if (data.empty()) return;
+    }
+    if (client.Pending() + data.size() > o_.client_buffer_bytes) {
       Drop(client);  // it stopped reading: it must not hold up the child or the others
       return;
     }
     client.out.append(data);
-    Flush(client);
   }
 
   void Flush(Client& client) {
-    while (!client.out.empty()) {
-      ssize_t n = ::send(client.fd.get(), client.out.data(), client.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (client.Pending()) {
+      ssize_t n = ::send(client.fd.get(), client.out.data() + client.out_start, client.Pending(),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
-        client.out.erase(0, static_cast<size_t>(n));
+        client.out_start += static_cast<size_t>(n);
         continue;
       }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        // Keep the queue from creeping: move the rest to the front once half is taken.
+        if (client.out_start > client.out.size() / 2) {
+          client.out.erase(0, client.out_start);
+          client.out_start = 0;
+        }
+        return;
+      }
       Drop(client);
       return;
     }
+    // All taken: a queue that grew while the client lagged goes back to the heap.
+    if (client.out.capacity() > 65536) std::string().swap(client.out);
+    client.out.clear();
+    client.out_start = 0;
   }
 
-  // Output of the child, or a message of the server: to every client, the replay and the log.
+  // A message of the server: into the replay, then out like the child's output.
   void Output(std::string_view data) {
-    replay_.append(data);
-    if (replay_.size() > o_.replay_bytes) replay_.erase(0, replay_.size() - o_.replay_bytes);
+    replay_.Append(data);
+    Deliver(data);
+  }
+
+  // Output already in the replay: to every client and the log.
+  void Deliver(std::string_view data) {
     status_dirty_ = true;
     LogWrite(data);
     std::vector<Client*> all;
@@ -487,22 +567,73 @@ class ProcServ {
   }
 
   // Whole lines go to one file: rotation happens only at a line start, so no line is cut
-  // or lost.
+  // or lost. The terminal's CR before each newline is left out. One writev for what a read
+  // brought (not one write per line), from the read's own bytes.
   void LogWrite(std::string_view data) {
     if (!log_.valid()) return;
+    std::string stamp = o_.log_timestamps ? FormatTime(WallNow()) + " " : std::string();
+    iovec iov[64];
+    int count = 0;
+    uint64_t queued = 0;
+    auto flush = [&] {
+      if (count > 0 && WriteLog(iov, count)) log_size_ += queued;
+      count = 0;
+      queued = 0;
+    };
+    auto add = [&](const char* at, size_t size) {
+      if (size == 0) return;
+      queued += size;
+      if (count > 0 && static_cast<const char*>(iov[count - 1].iov_base) + iov[count - 1].iov_len == at) {
+        iov[count - 1].iov_len += size;  // the newline and the next line: one piece
+        return;
+      }
+      if (count == 64) {
+        queued -= size;
+        flush();
+        queued = size;
+      }
+      iov[count++] = {const_cast<char*>(at), size};
+    };
     while (!data.empty()) {
       size_t newline = data.find('\n');
       size_t take = newline == std::string_view::npos ? data.size() : newline + 1;
       std::string_view piece = data.substr(0, take);
       data.remove_prefix(take);
-      if (at_line_start_ && log_size_ > 0 && log_size_ + piece.size() > o_.log_max_bytes) Rotate();
-      std::string line;
-      if (at_line_start_ && o_.log_timestamps) line = FormatTime(WallNow()) + " ";
-      line.append(piece);
-      if (line.ends_with("\r\n")) line.erase(line.size() - 2, 1);  // the terminal's CR
-      if (WriteAll(log_.get(), line.data(), line.size(), o_.log_file)) log_size_ += line.size();
+      if (at_line_start_ && log_size_ + queued > 0 && log_size_ + queued + piece.size() > o_.log_max_bytes) {
+        flush();
+        Rotate();
+        if (!log_.valid()) return;
+      }
+      if (at_line_start_) add(stamp.data(), stamp.size());
+      if (piece.ends_with("\r\n")) {
+        add(piece.data(), piece.size() - 2);
+        add(piece.data() + piece.size() - 1, 1);
+      } else {
+        add(piece.data(), piece.size());
+      }
       at_line_start_ = piece.ends_with('\n');
     }
+    flush();
+  }
+
+  // Every byte of `iov` to the log, or false.
+  bool WriteLog(iovec* iov, int count) {
+    while (count > 0) {
+      ssize_t n = ::writev(log_.get(), iov, count);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      size_t done = static_cast<size_t>(n);
+      while (count > 0 && done >= iov->iov_len) {
+        done -= iov->iov_len;
+        ++iov;
+        --count;
+      }
+      if (count > 0) {
+        iov->iov_base = static_cast<char*>(iov->iov_base) + done;
+        iov->iov_len -= done;
+      }
+    }
+    return true;
   }
 
   void WriteStatus() {
@@ -536,7 +667,8 @@ class ProcServ {
     j["log_socket"] = o_.log_socket;
     j["log_file"] = o_.log_file;
     // The last lines of output, so that a crash loop explains itself.
-    std::string tail = replay_.size() > 2048 ? replay_.substr(replay_.size() - 2048) : replay_;
+    auto [older, newer] = replay_.Last(2048);
+    std::string tail = std::string(older) + std::string(newer);
     std::vector<std::string> lines;
     for (auto& line : Split(tail, '\n')) {
       while (!line.empty() && (line.back() == '\r')) line.pop_back();
@@ -555,7 +687,7 @@ class ProcServ {
   std::optional<TrustedDir> log_dir_, status_dir_;  // the folders of the log and status files
   uint64_t server_start_ = 0;                       // this process's start time (ProcessStartTicks)
   std::vector<std::unique_ptr<Client>> clients_;
-  std::string replay_;
+  Ring replay_;
   pid_t child_ = -1;
   int starts_ = 0;
   int64_t last_start_ms_ = INT64_MIN / 2;

@@ -2,8 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string_view>
@@ -57,7 +59,7 @@ std::string KeyText(char key) {
 Status CheckServiceName(const std::string& name) {
   if (name.empty() || name.find('/') != std::string::npos || name[0] == '.' ||
       name.find('\0') != std::string::npos)
-    return Usage("--name " + name + ": a service name is not empty and has no '/' and no leading '.'");
+    return Usage("--name " + name + ": a service name has no '/' and no leading '.', and is not empty");
   return {};
 }
 
@@ -252,7 +254,7 @@ std::string ServiceSpecPath(const std::string& root, const std::string& name) {
 Status WriteServiceSpec(const std::string& root, const std::string& name, const std::vector<std::string>& args) {
   std::string path = ServiceSpecPath(root, name);
   if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
-    return Fail(ErrorCode::kInvalidArgument, path + ": a service name is not empty and has no '/' and no leading '.'");
+    return Fail(ErrorCode::kInvalidArgument, path + ": a service name has no '/' and no leading '.', and is not empty");
   std::string data;
   for (const auto& arg : args) {
     if (arg.find('\0') != std::string::npos)

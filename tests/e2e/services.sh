@@ -54,6 +54,13 @@ grep -q "started a (alpha@1)" "$T/run.err" || fail "start order: $(cat "$T/run.e
 "$WHARF_AGENT" logs a --root "$R" | grep -q "alpha 1 running in $R/var/lib/wharf/packages/alpha/1-" \
   || fail "a runs in its package's folder: $("$WHARF_AGENT" logs a --root "$R")"
 pass "the generation's services start by level, each in its package's folder"
+# Each process server is wharf-procserv, run from the spec the agent wrote for it.
+[ "$(basename "$(readlink "/proc/$AS1/exe")")" = wharf-procserv ] || fail "a's server is $(readlink "/proc/$AS1/exe")"
+[ "$(stat -c %a "$R/run/wharf/services")" = 700 ] && [ "$(stat -c %a "$R/run/wharf/services/a.args")" = 600 ] \
+  || fail "specs: $(ls -la "$R/run/wharf/services")"
+tr '\0' '\n' <"$R/run/wharf/services/a.args" | grep -qx -- "$R/opt/alpha/bin/run" \
+  || fail "a's spec names its command: $(tr '\0' ' ' <"$R/run/wharf/services/a.args")"
+pass "each service runs under wharf-procserv from its spec (ROOT/run/wharf/services/NAME.args, 0600)"
 
 # --- heartbeats carry the services ---
 wait_for "services up on the server" eval \
