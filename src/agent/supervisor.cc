@@ -252,7 +252,12 @@ void Supervisor::Stop(const std::string& name) {
     int grace = r.service ? r.service->def.grace : 10;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(grace + 5);
     bool killed = false;
+    auto next_hook = std::chrono::steady_clock::now();
     while (Alive(r)) {
+      if (wait_hook_ && std::chrono::steady_clock::now() >= next_hook) {
+        wait_hook_();
+        next_hook += std::chrono::seconds(1);
+      }
       if (!killed && std::chrono::steady_clock::now() > deadline) {
         if (r.child) ::kill(r.pid, SIGKILL);
         else (void)SignalProcess(r.pid, r.start_ticks, SIGKILL, "the process server of " + name);
@@ -332,14 +337,20 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
   }
   // Start what is missing, lowest level first (desired is in that order). One that ended
   // and waits out its hold-off is Check's.
+  // A start that fails is tried again at every reconcile, and said again only when the
+  // reason changes.
+  std::map<std::string, std::string> failed;
   for (const auto& s : desired) {
     if (running_.contains(s.def.name)) continue;
     if (auto started = Start(s); !started) {
-      actions.push_back("cannot start " + s.def.name + ": " + started.error().message);
+      if (start_failures_[s.def.name] != started.error().message)
+        actions.push_back("cannot start " + s.def.name + ": " + started.error().message);
+      failed[s.def.name] = started.error().message;
       continue;
     }
     actions.push_back("started " + s.def.name + " (" + s.package + ")");
   }
+  start_failures_ = std::move(failed);
   return actions;
 }
 

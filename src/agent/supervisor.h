@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -46,6 +47,9 @@ class Supervisor {
  public:
   /// `procserv`: the process server program (wharf-procserv beside the agent).
   Supervisor(std::string root, std::string procserv) : root_(std::move(root)), procserv_(std::move(procserv)) {}
+  /// Called about once a second while a stop waits for a process server to end (the
+  /// daemon pings systemd's watchdog from it: a slow stop is not a hung loop).
+  void SetWaitHook(std::function<void()> hook) { wait_hook_ = std::move(hook); }
   /// The group that may use the consoles (their sockets are 0660).
   void SetSocketGroup(std::string group) { socket_group_ = std::move(group); }
   /// Hands the services to systemd instead: wharf-svc@NAME.service units (`--user` ones
@@ -93,6 +97,8 @@ class Supervisor {
   std::string socket_group_;
   std::map<std::string, Running> running_;
   std::set<std::string> dev_noted_;  // dev versions already said to be held back
+  std::map<std::string, std::string> start_failures_;
+  std::function<void()> wait_hook_;  // service -> why its last start failed
 };
 
 }  // namespace wharf

@@ -429,6 +429,7 @@ class FecHost : public DaemonHost {
       supervisor_ = std::make_unique<Supervisor>(config_.root, JoinPath(Dirname(SelfBinary()), "wharf-procserv"));
       if (args.supervisor == "systemd") supervisor_->UseSystemd(::getuid() != 0);
       if (!args.console_group.empty()) supervisor_->SetSocketGroup(args.console_group);
+      if (std::getenv("WATCHDOG_USEC")) supervisor_->SetWaitHook([] { NotifySystemd("WATCHDOG=1"); });
       for (const auto& action : supervisor_->Adopt()) Note(config_.fec + ": " + action);
     }
   }

@@ -59,6 +59,7 @@ for d in /usr/local/bin /var /run /opt; do
   mount -t tmpfs -o mode=0755 tmpfs "$d"
 done
 install -m 0755 "$WHARF_AGENT" "$A"
+install -m 0755 "$(dirname "$WHARF_AGENT")/wharf-procserv" /usr/local/bin/wharf-procserv  # beside it, as make install puts it
 
 groupadd "$G"
 useradd -M -N -g nogroup -G "$G" -s /bin/sh "$M"
