@@ -6,6 +6,7 @@
 
 #include "agent/abort_point.h"
 #include "agent/dev.h"
+#include "agent/drift.h"
 #include "agent/layout.h"
 #include "agent/state.h"
 #include "archive/package_index.h"
@@ -28,6 +29,37 @@ Status CheckIndexMatches(const PackageIndex& index, const PackageRef& ref) {
       index.archive_size != ref.archive_size || index.archive_sha256 != ref.archive_sha256)
     return Fail(ErrorCode::kCorrupt, ref.index + ": does not describe the archive the generation "
                                                  "names; the store is inconsistent, republish");
+  return {};
+}
+
+// The cheap drift check of a sync: each present package whose recorded stamp (metadata of
+// every entry) differs is re-hashed; what differs from its index is fetched again. A
+// package without a stamp (installed before stamps were kept) is re-hashed once.
+Status RepairChanged(const Layout& layout, Mirrors& mirrors, const std::string& fec,
+                     const std::vector<PackagePlan>& plan, SyncReport& report) {
+  for (const auto& step : plan) {
+    if (!step.present || StampMatches(layout, step.ref)) continue;
+    auto drifts = VerifyPackage(layout, step.ref);
+    if (!drifts) return std::unexpected(drifts.error());
+    if (drifts->empty()) {
+      WHARF_TRY(WriteStamp(layout, step.ref));
+      continue;
+    }
+    for (const auto& d : *drifts)
+      Say(fec + ": drift in " + d.package + ": " + d.path + ": " + DriftKindName(d.kind) + " (want " + d.want +
+          ", have " + d.have + ")");
+    auto repaired = RepairPackage(layout, mirrors, step.ref, *drifts);
+    if (!repaired) return Prefix(fec + ": repairing " + step.ref.name + "@" + step.ref.version, repaired.error());
+    auto again = VerifyPackage(layout, step.ref);
+    if (!again) return std::unexpected(again.error());
+    if (!again->empty())
+      return Fail(ErrorCode::kCorrupt, fec + ": " + step.ref.name + "@" + step.ref.version +
+                                           " still differs from its index after repair: " + again->front().path +
+                                           " (" + DriftKindName(again->front().kind) + "); run `wharf-agent verify`");
+    Say(fec + ": repaired " + step.ref.name + "@" + step.ref.version + " (" + std::to_string(drifts->size()) +
+        " differences, " + HumanBytes(repaired->bytes_fetched) + " fetched)");
+    report.repaired.push_back(step.ref.name + "@" + step.ref.version);
+  }
   return {};
 }
 
@@ -96,8 +128,16 @@ Result<SyncReport> Agent::Sync() {
   report.requests = fetcher_.stats().requests;
   report.bytes_fetched = fetcher_.stats().bytes;
   if ((*fetched)->same_as_active) {
-    // Nothing to fetch; a link lost to a crash after the switch is made again.
-    if (!config_.dry_run) WHARF_TRY(LinkPrefixes(next, next, nullptr));
+    // Nothing to fetch; a link lost to a crash after the switch is made again, a package
+    // changed on the FEC is repaired.
+    if (!config_.dry_run) {
+      WHARF_TRY(LinkPrefixes(next, next, nullptr));
+      Mirrors mirrors(config_.stores, fetcher_);
+      mirrors.Prefer(report.store);
+      WHARF_TRY(RepairChanged(layout, mirrors, config_.fec, report.plan, report));
+      report.requests = fetcher_.stats().requests;
+      report.bytes_fetched = fetcher_.stats().bytes;
+    }
     return report;
   }
   if (config_.dry_run) {
@@ -136,6 +176,7 @@ Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& pre
   const Generation& next = fetched.generation;
   Mirrors mirrors(config_.stores, fetcher_);
   mirrors.Prefer(report.store);
+  WHARF_TRY(RepairChanged(layout, mirrors, config_.fec, report.plan, report));
   uint64_t installed = 0;
   for (const auto& step : report.plan) {
     if (step.present) continue;
@@ -256,6 +297,9 @@ Status Agent::InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport
   AbortPoint("index-fetched:" + ref.name);
   auto stats = wharf::InstallPackage(layout, mirrors, ref, *index, *index_json, FileDeltas(deltas_json, *index));
   if (!stats) return Prefix(config_.fec, stats.error());
+  // The cheap drift check's reference (drift.h); without it the next sync re-hashes it once.
+  if (auto stamped = WriteStamp(layout, ref); !stamped)
+    Say(config_.fec + ": warning: " + stamped.error().message);
   report.files_reused += stats->reused_files;
   report.files_patched += stats->deltas;
   Say(config_.fec + ": installed " + what + (stats->incremental
@@ -407,8 +451,9 @@ Status RemoveUnlinkedPackages(const Layout& layout, const std::vector<std::strin
     if (!leaves) return std::unexpected(leaves.error());
     for (const auto& leaf : *leaves) {
       if (leaf[0] == '.') continue;  // a staging folder: RecoverLeftovers' business
-      std::string stem = leaf.size() > 13 && leaf.ends_with(".package.json")
-                             ? leaf.substr(0, leaf.size() - 13) : leaf;
+      std::string stem = leaf.size() > 13 && leaf.ends_with(".package.json") ? leaf.substr(0, leaf.size() - 13)
+                         : leaf.size() > 6 && leaf.ends_with(".stamp")       ? leaf.substr(0, leaf.size() - 6)
+                                                                              : leaf;
       if (!removable(stem) || std::find(linked.begin(), linked.end(), name + "/" + stem) != linked.end())
         continue;
       WHARF_TRY(RemoveTree(JoinPath(dir, leaf)));

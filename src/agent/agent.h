@@ -61,6 +61,7 @@ struct SyncReport {
   size_t files_patched = 0;  // rebuilt from a delta against a file already on the FEC
   uint64_t requests = 0;
   std::string offline_reason;
+  std::vector<std::string> repaired;  // name@version of packages whose files had changed
 };
 
 struct AgentStatus {

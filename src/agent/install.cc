@@ -457,4 +457,58 @@ Result<InstallStats> InstallPackage(const Layout& layout, Mirrors& mirrors, cons
   return stats;
 }
 
+Result<uint64_t> FetchFiles(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
+                            const PackageIndex& index, const std::vector<size_t>& files, EntrySink& sink) {
+  if (files.empty()) return uint64_t{0};
+  std::vector<uint32_t> needed = FramesOfFiles(index, files);
+  std::vector<ByteRange> ranges = CoalesceFrames(index, needed, kRangeGap);
+  WHARF_TRY(MakeDirs(layout.tmp()));
+  std::string sparse = JoinPath(layout.tmp(), Basename(ref.archive) + ".repair-frames");
+  struct Removed {
+    const std::string& path;
+    ~Removed() { (void)RemoveTree(path); }
+  } removed{sparse};
+  UniqueFd fd(::open(sparse.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return IoError("create", sparse);
+  uint64_t fetched = 0;
+  for (const auto& range : ranges) {
+    auto got = mirrors.Try(ref.archive, [&](const std::string& url) {
+      return mirrors.fetcher().FetchRange(url, fd.get(), sparse, range.offset, range.size);
+    });
+    if (!got && got.error().code == ErrorCode::kUnsupported) {
+      // A store without Range: the whole archive, written at its offsets like the ranges.
+      uint64_t at = 0;
+      WHARF_TRY(mirrors.Try(ref.archive, [&](const std::string& url) -> Status {
+        at = 0;
+        auto streamed = mirrors.fetcher().Stream(url, ref.archive_size, [&](const char* data, size_t size) -> Status {
+          WHARF_TRY(WriteAllAt(fd.get(), data, size, at, sparse));
+          at += size;
+          return {};
+        });
+        if (!streamed) return std::unexpected(streamed.error());
+        if (*streamed != ref.archive_size)
+          return Fail(ErrorCode::kCorrupt, url + ": size differs from the signed generation; "
+                                                 "the store or a mirror was altered, republish");
+        return {};
+      }));
+      fetched = ref.archive_size;
+      break;
+    }
+    if (!got) return std::unexpected(got.error());
+    fetched += range.size;
+  }
+  FrameReader frames(fd.get(), index);
+  for (size_t i : files) {
+    const FileEntry& f = index.files[i];
+    WHARF_TRY(sink.BeginFile(f));
+    Sha256 hash;
+    WHARF_TRY(CopyFromFrames(index, f, frames, sink, hash));
+    if (hash.HexDigest() != f.sha256)
+      return Fail(ErrorCode::kCorrupt, index.archive + ": \"" + f.path + "\" does not match its sha256 "
+                                                       "(the index lies; republish)");
+    WHARF_TRY(sink.EndFile());
+  }
+  return fetched;
+}
+
 }  // namespace wharf

@@ -9,6 +9,7 @@
 #include "agent/layout.h"
 #include "archive/delta.h"
 #include "archive/package_index.h"
+#include "archive/reader.h"
 #include "base/error.h"
 #include "fetch/fetch.h"
 #include "generation/generation.h"
@@ -80,5 +81,12 @@ Result<std::string> FetchPackageIndex(const Layout& layout, Mirrors& mirrors, co
 Result<InstallStats> InstallPackage(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
                                     const PackageIndex& index, const std::string& index_json,
                                     const std::vector<DeltaEntry>& deltas);
+
+/// Fetches only the frames that hold `files` (indexes into index.files, each a non-empty
+/// file) with Range requests into layout.tmp() (the whole archive when the store serves no
+/// Range), and gives each file's bytes to `sink`: BeginFile, FileData, and EndFile once its
+/// sha256 matched the index. Returns the archive bytes fetched. `verify --repair` uses it.
+Result<uint64_t> FetchFiles(const Layout& layout, Mirrors& mirrors, const PackageRef& ref,
+                            const PackageIndex& index, const std::vector<size_t>& files, EntrySink& sink);
 
 }  // namespace wharf

@@ -328,6 +328,8 @@ int RunAgentSnapshot(const AgentArgs& given) {
   return kExitOk;
 }
 
+Result<AgentConfig> MakeAgentConfig(AgentArgs& args, bool need_store) { return MakeConfig(args, need_store); }
+
 int RunAgentSync(const AgentArgs& given) {
   AgentArgs args = given;
   auto config = MakeConfig(args, true);

@@ -9,6 +9,8 @@
 namespace wharf {
 
 inline constexpr int kAgentExitOffline = 3;
+/// `verify`: installed files differ from their signed package indexes (not repaired).
+inline constexpr int kAgentExitDrift = 4;
 
 struct AgentArgs {
   std::string root = "/";
@@ -19,6 +21,7 @@ struct AgentArgs {
   int keep = 0;                     // 0: from the config, else 3
   bool dry_run = false;
   bool json = false;
+  bool repair = false;              // verify: fetch again what differs
   // Reporting to a `wharf serve` (optional): heartbeats after each sync and every
   // `heartbeat_seconds` in `run`; failures never change what the agent does.
   std::string server;
@@ -41,6 +44,10 @@ struct AgentArgs {
 };
 
 int RunAgentSync(const AgentArgs& args);
+/// Re-hashes the active generation's installed packages against their signed indexes;
+/// with args.repair, fetches again what differs. Exit 0 clean (or repaired and clean),
+/// kAgentExitDrift drift found, 1 failed, 3 no store answered for a repair.
+int RunAgentVerify(const AgentArgs& args);
 int RunAgentStatus(const AgentArgs& args);
 /// Syncs every interval and reports heartbeats until SIGTERM or SIGINT (exit 0); snapshots
 /// the persistent data at the generation's interval and after stopping the services.

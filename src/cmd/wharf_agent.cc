@@ -10,7 +10,8 @@
 namespace {
 
 constexpr const char* kFooter = R"(Exit codes: 0 applied or up to date; 1 failed or refused (the active
-generation stays); 2 usage error; 3 offline: no store answered (the active generation stays).
+generation stays); 2 usage error; 3 offline: no store answered (the active generation stays);
+4 verify: installed files differ from their signed indexes.
 Settings may come from <root>/etc/wharf/agent.toml instead of flags:
   fec = "fec01"
   store = ["http://wharf.example:8080", "file:///media/dvd/store"]
@@ -67,6 +68,16 @@ int main(int argc, char** argv) {
   sync->add_flag("--dry-run", args.dry_run, "check the generation and print the plan; change nothing");
   AddDeadline(sync, args);
   sync->callback([&] { code = wharf::RunAgentSync(args); });
+
+  auto* verify = app.add_subcommand("verify", "re-hash the installed packages of the active generation against "
+                                               "their signed indexes; list every difference (exit 4 when any)");
+  AddCommon(verify, args);
+  verify->add_flag("--repair", args.repair, "fetch again exactly what differs, remove what is extra, restore "
+                                            "modes and links; exit 0 when the tree is then exactly the index");
+  verify->add_option("--store", args.stores, "store URLs for --repair (default: agent.toml's)");
+  verify->add_option("--trust", args.trust, "public keys (.pub), as for sync (default: agent.toml's)");
+  AddDeadline(verify, args);
+  verify->callback([&] { code = wharf::RunAgentVerify(args); });
 
   auto add_reporting = [&](CLI::App* cmd) {
     // WHARF_SERVER and WHARF_TOKEN are read by the command: flags win over them, they win over
