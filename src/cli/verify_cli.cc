@@ -22,7 +22,11 @@ namespace {
 constexpr const char* kProgram = "wharf-agent";
 
 std::string Line(const Drift& d) {
-  return d.package + ": " + d.path + ": " + DriftKindName(d.kind) + " (want " + d.want + ", have " + d.have + ")";
+  std::string line = d.package;
+  for (const std::string& part : {std::string(": "), d.path, std::string(": "), std::string(DriftKindName(d.kind)),
+                                  std::string(" (want "), d.want, std::string(", have "), d.have, std::string(")")})
+    line += part;
+  return line;
 }
 
 nlohmann::ordered_json DriftJson(const Drift& d) {
@@ -104,12 +108,11 @@ int RunAgentVerify(const AgentArgs& given) {
                  s.modes);
     if (args.repair)
       for (const auto& d : after) PrintHuman(stdout, "still differs: %s\n", Line(d).c_str());
+    std::string verdict = "no drift";
+    if (!before.empty()) verdict = after.empty() ? "drift repaired" : std::to_string(after.size()) + " differences";
     PrintHuman(stdout, "generation %llu: %zu packages, %zu entries, %s hashed in %.2f s: %s\n",
                static_cast<unsigned long long>(generation.number), report->packages, report->entries,
-               HumanBytes(report->bytes).c_str(), seconds,
-               before.empty() ? "no drift"
-               : after.empty() ? "drift repaired"
-                               : (std::to_string(after.size()) + " differences").c_str());
+               HumanBytes(report->bytes).c_str(), seconds, verdict.c_str());
   }
   if (failure) ReportError(kProgram, *failure);
   return code;
