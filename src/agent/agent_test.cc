@@ -195,7 +195,7 @@ TEST_F(AgentTest, KeepsOnlyTheNewestGenerations) {
   auto profiles = ListDir(dir_ / "fec/var/lib/wharf/profiles");
   EXPECT_EQ(*profiles, (std::vector<std::string>{"3", "4"}));
   // Both versions are named by a kept profile: both stay.
-  EXPECT_EQ(ListDir(dir_ / "fec/var/lib/wharf/packages/app")->size(), 4u);  // 2 folders + 2 indexes
+  EXPECT_EQ(ListDir(dir_ / "fec/var/lib/wharf/packages/app")->size(), 6u);  // 2 folders, indexes, stamps
 }
 
 TEST_F(AgentTest, UpdateTakesUnchangedFilesFromThePackagesItHolds) {
@@ -300,7 +300,8 @@ TEST_F(AgentTest, DevVersionStandsInForTheGenerationsUntilDropped) {
   EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "1");
   EXPECT_EQ(Current(), "profiles/1");
   EXPECT_EQ(*ListDir(dir_ / "fec/var/lib/wharf/profiles"), std::vector<std::string>{"1"});
-  EXPECT_EQ(ListDir(dir_ / "fec/var/lib/wharf/packages/app")->size(), 2u) << "the dev version is collected";
+  EXPECT_EQ(ListDir(dir_ / "fec/var/lib/wharf/packages/app")->size(), 3u)  // folder, index, stamp
+      << "the dev version is collected";
 }
 
 TEST_F(AgentTest, SameGenerationKeepsTheDevVersionANewOneReplacesIt) {
