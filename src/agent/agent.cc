@@ -134,7 +134,10 @@ Result<SyncReport> Agent::Sync() {
       WHARF_TRY(LinkPrefixes(next, next, nullptr));
       Mirrors mirrors(config_.stores, fetcher_);
       mirrors.Prefer(report.store);
-      WHARF_TRY(RepairChanged(layout, mirrors, config_.fec, report.plan, report));
+      // A package folder removed by hand counts as changed here: nothing else installs it.
+      std::vector<PackagePlan> all = report.plan;
+      for (auto& step : all) step.present = true;
+      WHARF_TRY(RepairChanged(layout, mirrors, config_.fec, all, report));
       report.requests = fetcher_.stats().requests;
       report.bytes_fetched = fetcher_.stats().bytes;
     }

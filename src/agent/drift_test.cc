@@ -234,6 +234,14 @@ TEST_F(DriftTest, ASyncWithNothingNewRepairsChangedFiles) {
   EXPECT_TRUE(Verify().empty());
 }
 
+TEST_F(DriftTest, ASyncWithNothingNewInstallsARemovedFolderAgain) {
+  ASSERT_TRUE(RemoveTree(folder_));
+  auto report = Sync();
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->repaired, std::vector<std::string>{"app@1"});
+  EXPECT_TRUE(Verify().empty());
+}
+
 TEST_F(DriftTest, AMissingIndexOrFolderIsFetchedAgain) {
   Layout layout(config_.root);
   const PackageRef& ref = generation_.packages[0];
