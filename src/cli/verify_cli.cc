@@ -10,6 +10,7 @@
 #include "agent/drift.h"
 #include "agent/state.h"
 #include "cli/agent_cli.h"
+#include "base/file.h"
 #include "base/strings.h"
 #include "cli/output.h"
 
@@ -42,6 +43,8 @@ int RunAgentVerify(const AgentArgs& given) {
   auto config = MakeAgentConfig(args, args.repair);
   if (!config) return ReportError(kProgram, config.error(), kExitUsage);
   Layout layout(config->root);
+  if (!IsDirectory(layout.base()))
+    return ReportError(kProgram, {ErrorCode::kNotFound, config->root + ": no generation applied yet; sync first"});
   auto lock = FileLock::Acquire(layout.lock());
   if (!lock) return ReportError(kProgram, lock.error());
   auto active = ReadActive(layout);
