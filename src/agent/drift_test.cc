@@ -121,23 +121,13 @@ class DriftTest : public ::testing::Test {
     ASSERT_TRUE(GenerateKeyPair(dir_ / "release"));
     key_.emplace(std::move(*PrivateKey::Load(dir_ / "release.key")));
     store_.emplace(std::move(*Store::Open(dir_ / "store", true)));
-    std::string tree = dir_ / "tree";
-    MakeSampleTree(tree);
-    PackOptions options;
-    options.name = "app";
-    options.version = "1";
-    options.prefix = "/opt/app";
-    options.out_dir = dir_ / "out";
-    options.frame_size = 64 << 10;
-    auto packed = PackTree(tree, options);
-    ASSERT_TRUE(packed) << packed.error().message;
-    ASSERT_TRUE(store_->Publish(packed->archive_path, packed->index_path, false));
-    ChangeOptions change;
-    change.key = &*key_;
-    change.now = kNow;
-    change.lifetime_seconds = 30 * 86400;
-    auto g = wharf::Assign(*store_, "fec01", {{"app", "1"}}, change);
-    ASSERT_TRUE(g) << g.error().message;
+    MakeSampleTree(dir_ / "tree");
+    // lib/big past the frame size and incompressible: an update links it rather than fetch it.
+    std::string big;
+    uint32_t state = 12345;
+    for (int i = 0; i < 1500000; ++i) big += static_cast<char>((state = state * 1103515245u + 12345u) >> 24);
+    WriteTestFile(dir_ / "tree/lib/big", big);
+    Publish("1");
     config_.root = dir_ / "fec";
     config_.stores = {"file://" + dir_ / "store"};
     config_.fec = "fec01";
@@ -148,6 +138,25 @@ class DriftTest : public ::testing::Test {
     ASSERT_TRUE(active && *active);
     generation_ = (*active)->generation;
     folder_ = Layout(config_.root).package(generation_.packages.at(0));
+  }
+
+  // Publishes the sample tree as app@version and assigns it.
+  void Publish(const std::string& version) {
+    PackOptions options;
+    options.name = "app";
+    options.version = version;
+    options.prefix = "/opt/app";
+    options.out_dir = dir_ / ("out" + version);
+    options.frame_size = 64 << 10;
+    auto packed = PackTree(dir_ / "tree", options);
+    ASSERT_TRUE(packed) << packed.error().message;
+    ASSERT_TRUE(store_->Publish(packed->archive_path, packed->index_path, false));
+    ChangeOptions change;
+    change.key = &*key_;
+    change.now = kNow;
+    change.lifetime_seconds = 30 * 86400;
+    auto g = wharf::Assign(*store_, "fec01", {{"app", version}}, change);
+    ASSERT_TRUE(g) << g.error().message;
   }
 
   Result<SyncReport> Sync() {
@@ -242,6 +251,27 @@ TEST_F(DriftTest, ASyncWithNothingNewInstallsARemovedFolderAgain) {
   EXPECT_TRUE(Verify().empty());
 }
 
+TEST_F(DriftTest, ADamagedKeptVersionLendsNoFilesToTheNext) {
+  // lib/big changed in place, same size: an update must not link it into version 2.
+  std::string big = folder_ + "/lib/big";
+  ::chmod((folder_ + "/lib").c_str(), 0755);
+  std::string content = *ReadFile(big);
+  content[1000] ^= 1;
+  ::chmod(big.c_str(), 0644);
+  ASSERT_TRUE(WriteFileAtomic(big + ".x", content, 0444));
+  ASSERT_EQ(::rename((big + ".x").c_str(), big.c_str()), 0);
+  WriteTestFile(dir_ / "tree/bin/app", "#!/bin/sh\necho app 2\n", 0755);
+  Publish("2");
+  auto report = Sync();
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->generation, 2u);
+  auto active = ReadActive(Layout(config_.root));
+  ASSERT_TRUE(active && *active);
+  generation_ = (*active)->generation;
+  EXPECT_TRUE(report->files_reused == 0) << "nothing reused from the damaged version";
+  EXPECT_TRUE(Verify().empty()) << "version 2 took the damaged lib/big";
+}
+
 TEST_F(DriftTest, AMissingIndexOrFolderIsFetchedAgain) {
   Layout layout(config_.root);
   const PackageRef& ref = generation_.packages[0];
@@ -261,9 +291,9 @@ TEST_F(DriftTest, AMissingIndexOrFolderIsFetchedAgain) {
 TEST_F(DriftTest, TheBudgetBoundsTheReadingRate) {
   uint64_t bytes = 0;
   auto start = std::chrono::steady_clock::now();
-  auto tree = ScanTree(folder_, true, {200000}, &bytes);  // 200 kB/s: the 150 kB file takes 0.75 s
+  auto tree = ScanTree(folder_, true, {2000000}, &bytes);  // 2 MB/s: the 1.5 MB file takes 0.75 s
   ASSERT_TRUE(tree);
-  EXPECT_GE(bytes, 150000u);
+  EXPECT_GE(bytes, 1500000u);
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(700));
 }
 

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "agent/abort_point.h"
+#include "agent/drift.h"
 #include "agent/progress.h"
 #include "archive/delta.h"
 #include "archive/frame_plan.h"
@@ -37,6 +38,14 @@ std::map<std::string, std::string> LocalFiles(const Layout& layout) {
       if (!json || !IsDirectory(folder)) continue;
       auto index = ParsePackageIndex(*json);
       if (!index) continue;
+      // A package changed by hand since its stamp was taken (drift.h) lends nothing: its
+      // files would be linked unchecked. One without a stamp (older agents) still does.
+      std::string stamp = JoinPath(dir, leaf.substr(0, leaf.size() - 13) + ".stamp");
+      if (PathExists(stamp)) {
+        auto recorded = ReadFile(stamp, 256);
+        auto now = TreeStamp(folder);
+        if (!recorded || !now || *recorded != *now + "\n") continue;
+      }
       size_t strip = index->prefix.size();  // "/opt/x" is the entry "opt/x": same length + "/"
       for (const auto& f : index->files)
         if (f.type == EntryType::kFile && f.size > 0 && (f.mode & 0400))  // readable by the agent
