@@ -124,6 +124,8 @@ std::vector<ForcedMatch> ConfigurationMismatches(const std::vector<PackageRef>& 
 struct AcceptedFloor {
   uint64_t number = 0;   // highest generation number applied
   int64_t created = 0;   // newest `created` applied: the clock is never believed below it
+  std::string sha256;    // of generation `number`'s exact bytes: the anchor of the parent
+                         // chain; "" when unknown (a state file older than the check)
 };
 
 struct Acceptance {
