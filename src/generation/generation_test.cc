@@ -146,7 +146,7 @@ TEST(Generation, RefusesAnotherFecsGeneration) {
 }
 
 TEST(Generation, RefusesOlderNumber) {
-  auto result = CheckAcceptable(First(), "fec01", {5, kNow}, kNow);
+  auto result = CheckAcceptable(First(), "fec01", {5, kNow, ""}, kNow);
   ASSERT_FALSE(result);
   EXPECT_NE(result.error().message.find("older than generation 5"), std::string::npos);
 }
@@ -160,11 +160,11 @@ TEST(Generation, RefusesExpired) {
 TEST(Generation, ClockBehindFloorIsJudgedByFloor) {
   Generation g = First();
   // A board at 1970 that already accepted something newer than g's expiry: refused.
-  auto stale = CheckAcceptable(g, "fec01", {0, g.expires + 10}, 0);
+  auto stale = CheckAcceptable(g, "fec01", {0, g.expires + 10, ""}, 0);
   ASSERT_FALSE(stale);
   EXPECT_NE(stale.error().message.find("clock is behind"), std::string::npos);
   // The same board with a floor inside g's lifetime accepts, and says the clock is wrong.
-  auto fresh = CheckAcceptable(g, "fec01", {0, g.created}, 0);
+  auto fresh = CheckAcceptable(g, "fec01", {0, g.created, ""}, 0);
   ASSERT_TRUE(fresh);
   EXPECT_TRUE(fresh->clock_behind);
   EXPECT_EQ(fresh->effective_now, g.created);
