@@ -38,21 +38,16 @@ assign() { "$WHARF" assign fec01 "$@" --store "$STORE" --key "$T/release.key" >/
 assign alpha@1 beta@1
 start_nginx "$STORE"
 
-# Heartbeats go to a listener that notes the error line of each.
-HB_PORT=$(free_port)
-python3 - "$HB_PORT" "$T/beats.log" <<'PY' &
-import http.server, json, sys
-log = open(sys.argv[2], "a")
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        log.write(f"{body.get('generation')} error={body.get('error', '')}\n"); log.flush()
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"{}")
-    def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
-HB_PID=$!
-trap 'kill $HB_PID ${RUN_PID:-} 2>/dev/null || true; cleanup' EXIT
+# Heartbeats go to a real `wharf serve`; `wharf status` shows what it heard.
+start_server "$STORE"
+ADMIN=$(make_token admin admin "" "$STORE")
+AGENT_TOKEN=$(make_token fec01 agent fec01 "$STORE")
+trap 'kill ${RUN_PID:-} 2>/dev/null || true; cleanup' EXIT
+# server_says: "<running generation> <error line>" of fec01 in `wharf status --json`.
+server_says() {
+  "$WHARF" status fec01 --json --server "$SERVER_URL" --token "$ADMIN" |
+    python3 -c 'import json,sys; s=json.load(sys.stdin)["status"]; print(s["running"], s["last_error"] or "")'
+}
 
 R=$T/fec01
 mkdir -p "$R/etc/wharf"
@@ -60,7 +55,7 @@ cat >"$R/etc/wharf/agent.toml" <<EOF
 fec = "fec01"
 store = "$STORE_URL"
 trust = ["/etc/wharf/release.pub"]
-server = "http://127.0.0.1:$HB_PORT"
+server = "$SERVER_URL"
 EOF
 cp "$T/release.pub" "$R/etc/wharf/release.pub"
 RUN_ERR=$T/run.err
@@ -71,12 +66,12 @@ status_field() {  # status_field KEY: a top-level field of `status --json`
   "$WHARF_AGENT" status --root "$R" --json | python3 -c "import json,sys; v=json.load(sys.stdin)['$1']; print('' if v is None else v)"
 }
 alpha_runs() { grep -q "alpha $1" "$R/opt/alpha/bin/run"; }
-sync() { "$WHARF_AGENT" sync --root "$R" --token t; }
-rollback() { "$WHARF_AGENT" rollback --root "$R" --token t "$@"; }
+sync() { "$WHARF_AGENT" sync --root "$R" --token "$AGENT_TOKEN"; }
+rollback() { "$WHARF_AGENT" rollback --root "$R" --token "$AGENT_TOKEN" "$@"; }
 
 expect_exit 0 sync
 assign alpha@2
-"$WHARF_AGENT" run --root "$R" --interval 1 --heartbeat 1 --token t >>"$T/run.out" 2>>"$RUN_ERR" &
+"$WHARF_AGENT" run --root "$R" --interval 1 --heartbeat 1 --token "$AGENT_TOKEN" >>"$T/run.out" 2>>"$RUN_ERR" &
 RUN_PID=$!
 wait_for "generation 2 applied, a and b running" eval '[ "$(gen)" = 2 ] && running a && running b'
 wait_for "a runs alpha 2" eval 'alpha_runs 2 && [ "$(field a pid)" != "" ]'
@@ -92,11 +87,11 @@ grep -q "generation 2 -> 1 (local rollback" "$T/stdout" || fail "rollback said: 
 [ "$(status_field local_rollback)" = "local rollback to 1 (from 2)" ] || fail "status --json: $(status_field local_rollback)"
 "$WHARF_AGENT" status --root "$R" | grep -q "^local rollback to 1 (from 2)" || fail "status does not show the rollback"
 wait_for "a restarted on generation 1" eval '[ "$(field a pid)" != "$A_PID" ] && running a'
-wait_for "a heartbeat saying the local rollback" grep -q "^1 error=local rollback to 1 (from 2)" "$T/beats.log"
+wait_for "the server showing the local rollback" eval '[ "$(server_says)" = "1 local rollback to 1 (from 2)" ]'
 sleep 3  # three syncs of the running agent: the store's generation 2 does not undo the rollback
 [ "$(gen)" = 1 ] || fail "a sync undid the local rollback (generation $(gen))"
 [ "$(field b pid)" = "$B_PID" ] || fail "b was restarted though its package did not change"
-tail -n 1 "$T/beats.log" | grep -q "error=local rollback to 1 (from 2)" || fail "the last heartbeat: $(tail -n 1 "$T/beats.log")"
+[ "$(server_says)" = "1 local rollback to 1 (from 2)" ] || fail "the server shows: $(server_says)"
 expect_refused "no kept generation older than the active 1; kept: 1, 2" rollback
 pass "rollback 2 -> 1 under run: a restarted, b kept PID $B_PID; heartbeats and status say it; syncs keep it"
 
@@ -112,9 +107,7 @@ expect_exit 0 rollback
 assign alpha@3
 wait_for "generation 3 applied by run" eval '[ "$(gen)" = 3 ] && alpha_runs 3'
 [ "$(status_field local_rollback)" = "" ] || fail "generation 3 did not end the local rollback"
-: >"$T/beats.log"
-wait_for "a heartbeat on generation 3" grep -q "^3 error=$" "$T/beats.log"
-! grep -q "local rollback" "$T/beats.log" || fail "heartbeats still say the local rollback"
+wait_for "the server showing generation 3 without the rollback" eval '[ "$(server_says)" = "3 " ]'
 pass "the store's generation 3 supersedes the local rollback"
 kill -TERM "$RUN_PID"; wait "$RUN_PID" 2>/dev/null || true
 RUN_PID=""
@@ -158,6 +151,10 @@ sed -i 's/"alpha"/"alphb"/' "$R/var/lib/wharf/profiles/5/.generation.json"
 expect_refused "kept generation 5.*signature" rollback --to 5
 [ "$(gen)" = 6 ] || fail "an altered kept generation changed the active one"
 cp "$T/gen5.json" "$R/var/lib/wharf/profiles/5/.generation.json"
+expect_exit 0 rollback --to 5 --dry-run --json
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert (j["from"], j["to"], j["changed"], j["dry_run"], j["kept"]) == (6, 5, True, True, [5, 6, 7]), j' \
+  "$T/stdout" || fail "rollback --dry-run --json: $(cat "$T/stdout")"
+[ "$(gen)" = 6 ] || fail "a dry run changed the active generation"
 pass "an expired kept generation is rolled back to and kept; an altered one is refused"
 
 # --- 5. a kill at each abort point of a rollback ---
