@@ -7,8 +7,8 @@
 #    shows it; a kept generation that is not there is refused with the kept ones listed.
 # 2. A newer signed generation from the store supersedes it (the heartbeat stops saying it).
 # 3. A correctly signed generation with a wrong parent hash is refused, also when it sits
-#    between the FEC's generation and the store's; skipped numbers and a store rollback are
-#    accepted.
+#    between the FEC's generation and the store's, and so is a store lacking a link;
+#    skipped numbers and a store rollback are accepted.
 # 4. A kept generation that expired is rolled back to; the store's generation it left is
 #    not taken again; a kept generation whose bytes were altered is refused.
 # 5. A kill at each of the rollback's abort points leaves the old or the new generation,
@@ -128,6 +128,10 @@ restore_store
 # Skipped numbers and a store rollback are links like any other.
 assign alpha@2
 "$WHARF" rollback fec01 --store "$STORE" --key "$T/release.key" >/dev/null
+mv "$STORE/fecs/fec01/generations/4.json" "$T/4.json"
+expect_refused "the store lacks generation 4 .*which links generation 5 to generation 3" sync
+[ "$(gen)" = 3 ] || fail "a store lacking a link changed the active generation"
+mv "$T/4.json" "$STORE/fecs/fec01/generations/4.json"
 expect_exit 0 sync
 [ "$(gen)" = 5 ] || fail "generation 5 (two numbers on, a store rollback) was not applied"
 pass "a correctly signed generation with a wrong parent is refused, directly and two links down; skips and store rollbacks pass"
