@@ -27,6 +27,21 @@ std::vector<DesiredService> DesiredServices(const Layout& layout, const Generati
   std::vector<DesiredService> out;
   auto dev = ReadDevList(layout);
   if (!dev) errors.push_back(dev.error().message);
+  // The configuration packages of the generation, with the software each is made for,
+  // and their archives' sha256: the version a service reads is part of its fingerprint.
+  std::vector<ConfigurationMatches> configurations;
+  std::map<std::string, std::string> configuration_sha256;  // NAME@VERSION -> archive sha256
+  for (const auto& ref : generation.packages) {
+    if (!IsConfiguration(ref)) continue;
+    ConfigurationMatches config{ref.name + "@" + ref.version, {}};
+    configuration_sha256[config.configuration] = ref.archive_sha256;
+    auto json = ReadFile(layout.package_index(ref), 256u << 20);
+    auto index = json ? ParsePackageIndex(*json) : std::unexpected(json.error());
+    if (!index) errors.push_back(config.configuration + ": " + index.error().message);
+    else
+      for (const auto& m : index->matches) config.matches.push_back({m.name, m.version});
+    configurations.push_back(std::move(config));
+  }
   for (const auto& ref : generation.packages) {
     // A dev version is not run as a daemon: its prefix is the developer's tree now, and a
     // restart of the generation's service would run that.
@@ -60,7 +75,12 @@ std::vector<DesiredService> DesiredServices(const Layout& layout, const Generati
       s.def = *def;
       s.package = ref.name + "@" + ref.version;
       s.prefix = layout.prefix_link(ref);
-      s.fingerprint = Sha256Hex(ref.archive_sha256 + "\n" + ServicesToJson({*def}) + "\n" + s.prefix);
+      s.configuration = ConfigurationsRead(ref.name, def->configuration, configurations);
+      std::string inputs = ref.archive_sha256 + "\n" + ServicesToJson({*def}) + "\n" + s.prefix;
+      // Nothing added for a service that reads none: its fingerprint stays as it was.
+      for (const auto& config : s.configuration)
+        inputs += "\nconfiguration " + config + " " + configuration_sha256[config];
+      s.fingerprint = Sha256Hex(inputs);
       out.push_back(std::move(s));
     }
   }
@@ -90,6 +110,7 @@ ProcServOptions ServiceOptions(const std::string& root, const DesiredService& se
   o.holdoff_seconds = d.holdoff;
   o.stop_signal = SignalNumber(d.stop_signal);
   o.grace_seconds = d.grace;
+  o.configuration = service.configuration;
   return o;
 }
 
@@ -330,10 +351,27 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
     to_stop.emplace_back(r.level, name);
   }
   std::sort(to_stop.rbegin(), to_stop.rend());
+  int64_t now = MonotonicMs();
   for (const auto& [level, name] : to_stop) {
     bool ended = running_[name].pid < 0;
+    bool ours = running_[name].child;
+    int64_t last_start = running_[name].started_ms;
     Stop(name);
     if (!ended) actions.push_back("stopped " + name);
+    // Started again for its change (a new package, definition or configuration), but not
+    // sooner than its hold-off after the start this agent made: Check starts it then.
+    auto it = wanted.find(name);
+    if (it == wanted.end() || !ours) continue;
+    int64_t at = RestartAtMs(last_start, it->second->def.holdoff, 0);
+    if (at <= now) continue;
+    Running pending;
+    pending.service = *it->second;
+    pending.fingerprint = it->second->fingerprint;
+    pending.level = it->second->def.level;
+    pending.started_ms = last_start;
+    running_[name] = std::move(pending);
+    actions.push_back("starting " + name + " (" + it->second->package + ") again in " +
+                      std::to_string((at - now + 999) / 1000) + " s (its hold-off)");
   }
   // Start what is missing, lowest level first (desired is in that order). One that ended
   // and waits out its hold-off is Check's.
