@@ -369,6 +369,7 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
     pending.fingerprint = it->second->fingerprint;
     pending.level = it->second->def.level;
     pending.started_ms = last_start;
+    pending.child = true;  // ours: a change while it waits waits too
     running_[name] = std::move(pending);
     actions.push_back("starting " + name + " (" + it->second->package + ") again in " +
                       std::to_string((at - now + 999) / 1000) + " s (its hold-off)");
