@@ -308,7 +308,18 @@ std::vector<std::string> Supervisor::Check() {
   for (auto it = running_.begin(); it != running_.end();) {
     Running& r = it->second;
     auto next = std::next(it);
-    if (r.pid < 0) {
+    if (r.pid > 0 && r.service && r.service->fingerprint != r.fingerprint &&
+        now >= RestartAtMs(r.started_ms, r.service->def.holdoff, 0)) {
+      // A change that waited out the hold-off (Reconcile): stop it, start what is wanted.
+      DesiredService service = *r.service;
+      std::string name = it->first;
+      Stop(name);
+      actions.push_back("stopped " + name);
+      if (auto started = Start(service); !started)
+        actions.push_back("cannot start " + name + ": " + started.error().message);
+      else
+        actions.push_back("started " + name + " (" + service.package + ")");
+    } else if (r.pid < 0) {
       if (!r.service) {
         running_.erase(it);
       } else if (now >= RestartAtMs(r.started_ms, r.service->def.holdoff, r.quick_deaths)) {
@@ -340,6 +351,7 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
   // Stop what is gone or changed, highest level first. One that runs what is wanted is
   // kept, adopted or not: it learns its definition for later restarts.
   std::vector<std::pair<int, std::string>> to_stop;
+  int64_t now = MonotonicMs();
   for (auto& [name, r] : running_) {
     auto it = wanted.find(name);
     bool changed = it == wanted.end() || it->second->fingerprint != r.fingerprint;
@@ -348,31 +360,27 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
       r.level = it->second->def.level;
       continue;
     }
+    // A change (a new package, definition or configuration) restarts it, but not sooner
+    // than its hold-off after the start this agent made: it runs on until then, and Check
+    // restarts it on what it now holds.
+    if (it != wanted.end() && r.child && r.pid > 0) {
+      int64_t at = RestartAtMs(r.started_ms, it->second->def.holdoff, 0);
+      if (at > now) {
+        bool said = r.service && r.service->fingerprint == it->second->fingerprint;
+        r.service = *it->second;
+        if (!said)
+          actions.push_back("restarting " + name + " (" + it->second->package + ") in " +
+                            std::to_string((at - now + 999) / 1000) + " s, after its hold-off");
+        continue;
+      }
+    }
     to_stop.emplace_back(r.level, name);
   }
   std::sort(to_stop.rbegin(), to_stop.rend());
-  int64_t now = MonotonicMs();
   for (const auto& [level, name] : to_stop) {
     bool ended = running_[name].pid < 0;
-    bool ours = running_[name].child;
-    int64_t last_start = running_[name].started_ms;
     Stop(name);
     if (!ended) actions.push_back("stopped " + name);
-    // Started again for its change (a new package, definition or configuration), but not
-    // sooner than its hold-off after the start this agent made: Check starts it then.
-    auto it = wanted.find(name);
-    if (it == wanted.end() || !ours) continue;
-    int64_t at = RestartAtMs(last_start, it->second->def.holdoff, 0);
-    if (at <= now) continue;
-    Running pending;
-    pending.service = *it->second;
-    pending.fingerprint = it->second->fingerprint;
-    pending.level = it->second->def.level;
-    pending.started_ms = last_start;
-    pending.child = true;  // ours: a change while it waits waits too
-    running_[name] = std::move(pending);
-    actions.push_back("starting " + name + " (" + it->second->package + ") again in " +
-                      std::to_string((at - now + 999) / 1000) + " s (its hold-off)");
   }
   // Start what is missing, lowest level first (desired is in that order). One that ended
   // and waits out its hold-off is Check's.
