@@ -12,7 +12,7 @@
 source "$(dirname "$0")/lib.sh"
 
 R=$T/fec01
-HOLDOFF=8
+HOLDOFF=15
 mkdir -p "$T/out"
 mk_app() {  # mk_app NAME SERVICE TOML_EXTRA: a package whose service prints the config files it finds
   local name=$1 service=$2 extra=$3 dir=$T/src/$1
@@ -57,15 +57,22 @@ server = "$SERVER_URL"
 token_file = "/etc/wharf/token"
 EOF
 RUN_PID=""
-start_agent() {
-  "$WHARF_AGENT" run --root "$R" --interval 1 --heartbeat 1 --stop-services >>"$T/run.out" 2>>"$T/run.err" &
+start_agent() {  # start_agent [--stop-services]
+  "$WHARF_AGENT" run --root "$R" --interval 1 --heartbeat 1 "$@" >>"$T/run.out" 2>>"$T/run.err" &
   RUN_PID=$!
 }
-stop_agent() {  # stop_agent [SIGNAL]: KILL leaves the process servers running
+stop_agent() {  # stop_agent [SIGNAL]: the launcher, and the delegate it takes with it
+  local delegate
+  delegate=$(pgrep -P "$RUN_PID" || true)
   kill "-${1:-TERM}" "$RUN_PID" 2>/dev/null || true
   wait "$RUN_PID" 2>/dev/null || true
+  for pid in $delegate; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
   RUN_PID=""
 }
+# The first agent leaves the services running when it ends (the second one adopts them);
+# the second stops them when it ends. Either way lib.sh's cleanup ends what is left.
 trap '[ -n "$RUN_PID" ] && stop_agent; cleanup' EXIT
 start_agent
 
@@ -142,7 +149,7 @@ pass "a re-signed generation and a configuration nobody reads restart nothing"
 
 # --- an agent restart adopts them all: the fingerprints are stable ---
 stop_agent KILL
-start_agent
+start_agent --stop-services
 wait_long 20 "the new agent adopted the services" eval 'grep -q "adopted reader" "$RUN_ERR"'
 sleep 3
 [ "$(pids)" = "$R3 $B3 $P3" ] || fail "a new agent restarted services: $(pids) (was $R3 $B3 $P3)"
