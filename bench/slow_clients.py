@@ -123,6 +123,9 @@ class Attack:
                 "still_open": self.open_now, "cut": len(life),
                 "held_over_1s": sum(1 for t in life if t > 1.0) + self.open_now,
                 "cut_after_min": round(life[0], 2) if life else None,
+                # Of those the server held past a second (not closed on accept, as a server
+                # over its per-address limit does once it gets to them on a loaded machine).
+                "held_cut_after_min": min((round(t, 2) for t in life if t > 1.0), default=None),
                 "cut_after_max": round(life[-1], 2) if life else None}
 
 

@@ -71,7 +71,13 @@ struct Agent::Fetched {
   std::string signature;
   Acceptance acceptance;
   bool same_as_active = false;
+  bool rolled_back_from = false;  // the floor generation a local rollback left: it stays left
 };
+
+std::string LocalRollbackNote(uint64_t active, const AcceptedFloor& floor) {
+  if (active == 0 || active >= floor.number) return "";
+  return "local rollback to " + std::to_string(active) + " (from " + std::to_string(floor.number) + ")";
+}
 
 std::string SyncActivity(const SyncProgress& progress) {
   if (!progress.running.load()) return "";
@@ -114,6 +120,13 @@ Result<SyncReport> Agent::Sync() {
   if (!fetched) return std::unexpected(fetched.error());
   if (!*fetched) {
     report.outcome = SyncOutcome::kOffline;
+    report.local_rollback = LocalRollbackNote(report.generation, *floor);
+    return report;
+  }
+  if ((*fetched)->rolled_back_from) {
+    // The store still offers the generation this FEC was rolled back from: the operator's
+    // rollback holds until a newer signed generation comes.
+    report.local_rollback = LocalRollbackNote(report.generation, *floor);
     return report;
   }
   AbortPoint("generation-verified");
@@ -128,6 +141,7 @@ Result<SyncReport> Agent::Sync() {
   report.requests = fetcher_.stats().requests;
   report.bytes_fetched = fetcher_.stats().bytes;
   if ((*fetched)->same_as_active) {
+    report.local_rollback = LocalRollbackNote(report.generation, *floor);
     // Nothing to fetch; a link lost to a crash after the switch is made again, a package
     // changed on the FEC is repaired.
     if (!config_.dry_run) {
@@ -195,13 +209,24 @@ Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& pre
   for (const auto& step : report.plan)
     if (step.present && installed > 0) (void)WriteStamp(layout, step.ref);
   WHARF_TRY(WriteProfile(fetched));
+  // A sync applies only a generation above the floor: it becomes the floor, and the chain's anchor.
+  return SwitchTo(next, previous,
+                  AcceptedFloor{std::max(floor.number, next.number), std::max(floor.created, next.created),
+                                Sha256Hex(fetched.json)});
+}
+
+Status Agent::SwitchTo(const Generation& next, const std::optional<Generation>& previous,
+                       const std::optional<AcceptedFloor>& floor) {
+  Layout layout(config_.root);
   std::vector<PackageRef> deferred;
   WHARF_TRY(LinkPrefixes(next, previous, &deferred));
   AbortPoint("before-switch");
   WHARF_TRY(SymlinkAtomic("profiles/" + std::to_string(next.number), layout.current()));
   AbortPoint("switched");
-  WHARF_TRY(WriteFloor(layout, {std::max(floor.number, next.number), std::max(floor.created, next.created)}));
-  AbortPoint("floor-written");
+  if (floor) {
+    WHARF_TRY(WriteFloor(layout, *floor));
+    AbortPoint("floor-written");
+  }
   WHARF_TRY(UnlinkDroppedPrefixes(next, previous));
   AbortPoint("prefixes-cleaned");
   if (!deferred.empty()) WHARF_TRY(LinkPrefixes(next, previous, nullptr));
@@ -256,6 +281,12 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
       continue;
     }
     fetched.generation = std::move(*generation);
+    if (fetched.generation.number == floor.number && active && active->generation.number < floor.number &&
+        !floor.sha256.empty() && Sha256Hex(fetched.json) == floor.sha256) {
+      fetched.rolled_back_from = true;
+      report.store = store;
+      return std::optional<Fetched>(std::move(fetched));
+    }
     if (fetched.generation.number == floor.number) {
       note(Error{ErrorCode::kRejected,
                  config_.fec + ": the store offers a different generation numbered " +
@@ -266,6 +297,10 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
     auto acceptance = CheckAcceptable(fetched.generation, config_.fec, floor, clock_.Now());
     if (!acceptance) {
       note(acceptance.error());
+      continue;
+    }
+    if (auto chained = CheckChain(store, fetched.generation, floor); !chained) {
+      note(chained.error());
       continue;
     }
     fetched.acceptance = *acceptance;
@@ -282,6 +317,51 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
     return Fail(ErrorCode::kNotFound, config_.fec + ": the store has no generation for this FEC (" +
                                           worst->message + "); assign one with `wharf assign`");
   return std::unexpected(*worst);
+}
+
+// The chain rule: every generation the store writes for a FEC (assign, rollback, refresh,
+// any change) is number + 1 of the current one, its parent the sha256 of that one's exact
+// bytes, and the store keeps every numbered one. So a generation N above the floor F (the
+// newest this FEC applied) must reach F through the store's generations N-1 ... F+1, each
+// the bytes its child's parent hash names; F+1's parent must be the hash of F's bytes as
+// applied here. Numbers this FEC never saw (it was off, or the store changed twice between
+// syncs) are walked; a store rollback is just another link. A FEC with no floor (its first
+// sync, a wiped root) has nothing to check against.
+Status Agent::CheckChain(const std::string& store, const Generation& next, const AcceptedFloor& floor) {
+  if (floor.number == 0 || floor.sha256.empty() || next.number <= floor.number) return {};
+  std::string folder = "fecs/" + config_.fec + "/generations/";
+  auto broken = [&](uint64_t child) {
+    return Fail(ErrorCode::kRejected,
+                config_.fec + ": generation " + std::to_string(next.number) + " does not descend from generation " +
+                    std::to_string(floor.number) + ", the newest this FEC applied: the parent hash of generation " +
+                    std::to_string(child) + " names other bytes than " +
+                    (child - 1 == floor.number ? "the generation applied here" : "the store's generation " +
+                                                                                    std::to_string(child - 1)) +
+                    "; refusing it (forged, or the store's history was rewritten), the active generation stays");
+  };
+  Generation child = next;
+  while (child.number - 1 > floor.number) {
+    uint64_t number = child.number - 1;
+    std::string url = JoinUrl(store, folder + std::to_string(number) + ".json");
+    auto json = fetcher_.Probe(url, kMaxGenerationBytes);
+    if (!json) {
+      if (json.error().code != ErrorCode::kNotFound) return std::unexpected(json.error());
+      return Fail(ErrorCode::kCorrupt, config_.fec + ": the store lacks generation " + std::to_string(number) +
+                                           " (" + url + "), which links generation " + std::to_string(next.number) +
+                                           " to generation " + std::to_string(floor.number) +
+                                           " this FEC applied; refusing it (copy fecs/" + config_.fec +
+                                           "/generations/ whole to this store)");
+    }
+    if (Sha256Hex(*json) != child.parent) return broken(child.number);
+    auto parsed = JsonShapeWithin(*json, kMaxGenerationDepth, kMaxGenerationValues)
+                      ? ParseGeneration(*json)
+                      : Fail(ErrorCode::kCorrupt, "nested deeper or holding more values than any generation");
+    if (!parsed) return Prefix(url, parsed.error());
+    if (parsed->number != number || parsed->fec != config_.fec) return broken(child.number);
+    child = std::move(*parsed);
+  }
+  if (child.parent != floor.sha256) return broken(child.number);
+  return {};
 }
 
 Status Agent::InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport& report) {
@@ -569,6 +649,78 @@ Result<AgentStatus> Agent::ReadStatus() const {
       for (const auto& leaf : ListDir(JoinPath(layout.packages(), name)).value_or(std::vector<std::string>{}))
         if (leaf[0] == '.') status.half_done.push_back(JoinPath(layout.packages(), name + "/" + leaf));
   return status;
+}
+
+}  // namespace wharf
+
+namespace wharf {
+
+// A local rollback: the operator's act on the FEC, with no store. The kept profile is
+// checked as a sync checks a fetched generation (trusted signature, this FEC's, every
+// package on disk) except for expiry and the floor: rolling back is going below the floor
+// on purpose. The floor stays where it is: the store's generation it left is not taken
+// again (Sync), a newer one supersedes the rollback.
+Result<RollbackReport> Agent::Rollback(std::optional<uint64_t> to) {
+  Layout layout(config_.root);
+  WHARF_TRY(MakeDirs(layout.tmp()));
+  auto lock = FileLock::Acquire(layout.lock());
+  if (!lock) return std::unexpected(lock.error());
+  AbortPoint("locked");
+  if (!config_.dry_run) WHARF_TRY(RecoverLeftovers(layout));
+  auto active = ReadActive(layout);
+  if (!active) return std::unexpected(active.error());
+  if (!*active)
+    return Fail(ErrorCode::kNotFound, config_.fec + ": no generation applied yet, nothing to roll back; sync first");
+  RollbackReport report;
+  report.from = (*active)->generation.number;
+  auto names = ListDir(layout.profiles());
+  if (!names) return std::unexpected(names.error());
+  for (const auto& name : *names)
+    if (IsNumber(name)) report.kept.push_back(std::stoull(name));
+  std::sort(report.kept.begin(), report.kept.end());
+  std::string kept;
+  for (auto n : report.kept) kept += (kept.empty() ? "" : ", ") + std::to_string(n);
+  if (kept.empty()) kept = "none";
+  if (to) {
+    if (std::find(report.kept.begin(), report.kept.end(), *to) == report.kept.end())
+      return Fail(ErrorCode::kNotFound, config_.fec + ": no kept generation " + std::to_string(*to) +
+                                            "; kept: " + kept + " (pass one of them to --to)");
+    report.to = *to;
+  } else {
+    auto older = std::find_if(report.kept.rbegin(), report.kept.rend(), [&](uint64_t n) { return n < report.from; });
+    if (older == report.kept.rend())
+      return Fail(ErrorCode::kNotFound, config_.fec + ": no kept generation older than the active " +
+                                            std::to_string(report.from) + "; kept: " + kept);
+    report.to = *older;
+  }
+  std::string profile = layout.profile(report.to);
+  std::string what = config_.fec + ": kept generation " + std::to_string(report.to);
+  auto json = ReadFile(JoinPath(profile, ".generation.json"), kMaxGenerationBytes);
+  if (!json) return Prefix(what, json.error());
+  auto signature = ReadFile(JoinPath(profile, ".generation.json.sig"), kMaxSignatureBytes);
+  if (!signature) return Prefix(what, signature.error());
+  auto signer = VerifySignature(config_.trusted, *json, *signature);
+  if (!signer) return Prefix(what + " (" + profile + ")", signer.error());
+  auto generation = ParseGeneration(*json);
+  if (!generation) return Prefix(what, generation.error());
+  if (generation->fec != config_.fec || generation->number != report.to)
+    return Fail(ErrorCode::kRejected, what + " (" + profile + ") is generation " + std::to_string(generation->number) +
+                                          " of FEC " + generation->fec + "; refusing it");
+  for (const auto& ref : generation->packages)
+    if (!IsDirectory(layout.package(ref)))
+      return Fail(ErrorCode::kNotFound, what + " names " + ref.name + "@" + ref.version + ", no longer on disk (" +
+                                            layout.package(ref) + "); sync it from a store instead");
+  report.packages = generation->packages;
+  report.changed = CurrentProfile(layout) != std::to_string(report.to);  // a dev profile on `to` changes
+  if (!report.changed || config_.dry_run) return report;
+  auto dev = ReadDevList(layout);
+  if (!dev) return std::unexpected(dev.error());
+  Generation previous = (*active)->generation;
+  previous.packages = ProfilePackages(previous, *dev);
+  WHARF_TRY(SwitchTo(*generation, previous, std::nullopt));
+  Say(config_.fec + ": local rollback " + std::to_string(report.from) + " -> " + std::to_string(report.to) +
+      " (signed by " + *signer + "); a newer signed generation from the store supersedes it");
+  return report;
 }
 
 }  // namespace wharf

@@ -62,7 +62,24 @@ struct SyncReport {
   uint64_t requests = 0;
   std::string offline_reason;
   std::vector<std::string> repaired;  // name@version of packages whose files had changed
+  /// Under a local rollback (the active generation older than the floor) that the store's
+  /// generation does not supersede: "local rollback to R (from F)"; "" otherwise.
+  std::string local_rollback;
 };
+
+/// What `wharf-agent rollback` did (or, with dry_run, would do).
+struct RollbackReport {
+  uint64_t from = 0;                   // the generation running before
+  uint64_t to = 0;                     // the generation running after
+  bool changed = false;                // false: `to` was already active
+  std::vector<uint64_t> kept;          // the kept generations
+  std::vector<PackageRef> packages;    // of `to`
+};
+
+/// "local rollback to R (from F)" when the active generation is older than the newest one
+/// applied (a `wharf-agent rollback` that no newer signed generation has superseded yet);
+/// "" otherwise.
+std::string LocalRollbackNote(uint64_t active, const AcceptedFloor& floor);
 
 struct AgentStatus {
   std::optional<Generation> active;
@@ -91,6 +108,11 @@ class Agent {
   /// generation stays); an Error when a generation or archive was refused or the disk failed.
   Result<SyncReport> Sync();
   Result<AgentStatus> ReadStatus() const;
+  /// Switches to kept generation `to` (default: the newest kept one older than the active
+  /// one) without any store: its signature is checked against the trusted keys, not its
+  /// expiry nor the floor, and the floor stays, so that only a generation newer than the
+  /// floor supersedes the rollback.
+  Result<RollbackReport> Rollback(std::optional<uint64_t> to);
   /// The running sync's progress; safe to read from another thread while Sync runs.
   const SyncProgress& progress() const { return progress_; }
 
@@ -102,6 +124,14 @@ class Agent {
                const AcceptedFloor& floor, SyncReport& report);
   Status InstallPackage(const PackageRef& ref, Mirrors& mirrors, SyncReport& report);
   Status WriteProfile(const Fetched& fetched);
+  /// The switch shared by a sync and a local rollback: links the prefixes, points `current`
+  /// at `next`'s profile, raises the floor to `floor` when given, removes what `next` no
+  /// longer needs.
+  Status SwitchTo(const Generation& next, const std::optional<Generation>& previous,
+                  const std::optional<AcceptedFloor>& floor);
+  /// Fails unless `next` descends from the floor generation (fetching the generations
+  /// between them from `store`, each pinned by its child's parent hash).
+  Status CheckChain(const std::string& store, const Generation& next, const AcceptedFloor& floor);
   /// Makes the prefix links of `next`. With `deferred`, a link that must wait for a link
   /// of `previous` to go is put there instead of made.
   Status LinkPrefixes(const Generation& next, const std::optional<Generation>& previous,

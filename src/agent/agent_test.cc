@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "archive/delta.h"
@@ -385,6 +386,59 @@ TEST_F(AgentTest, ServicesOfADevVersionAreHeldBack) {
   std::vector<std::string> errors, held_back;
   EXPECT_TRUE(DesiredServices(fec(), (*active)->generation, errors, &held_back).empty());
   EXPECT_EQ(held_back, std::vector<std::string>{"app"});
+}
+
+// A service's fingerprint takes in the configuration versions it reads, and only those:
+// conf@2 changes the reader's, not the other's, which stays exactly what it was before
+// configurations were read (an agent upgrade restarts nothing that reads none).
+TEST_F(AgentTest, ConfigurationVersionsAreInTheFingerprintOfTheirReadersOnly) {
+  auto publish = [&](const std::string& name, const std::string& version, const std::string& prefix,
+                     const std::string& services, bool configuration, std::vector<PackageMatch> matches) {
+    std::string tree = dir_ / ("t-" + name + "-" + version);
+    WriteTestFile(tree + "/bin/app", name + version, 0755);
+    PackOptions options;
+    options.name = name;
+    options.version = version;
+    options.prefix = prefix;
+    options.out_dir = dir_ / "out";
+    options.services = services;
+    options.configuration = configuration;
+    options.matches = std::move(matches);
+    auto packed = PackTree(tree, options);
+    ASSERT_TRUE(packed) << packed.error().message;
+    ASSERT_TRUE(store_->Publish(packed->archive_path, packed->index_path, false));
+  };
+  publish("ioc", "1", "/opt/ioc", R"([{"name": "reader", "command": "bin/app"}])", false, {});
+  publish("tool", "1", "/opt/tool", R"([{"name": "other", "command": "bin/app"}])", false, {});
+  for (const char* v : {"1", "2"}) publish("conf", v, "/etc/conf", "", true, {{"ioc", "1"}});
+  ChangeOptions options;
+  options.key = &*key_;
+  options.now = kNow;
+  auto desired = [&](const std::vector<NameVersion>& packages) {
+    EXPECT_TRUE(wharf::Assign(*store_, "fec01", packages, options));
+    EXPECT_TRUE(Sync(kNow));
+    auto active = ReadActive(fec());
+    EXPECT_TRUE(active && *active);
+    std::vector<std::string> errors;
+    auto services = DesiredServices(fec(), (*active)->generation, errors);
+    EXPECT_TRUE(errors.empty()) << errors.front();
+    std::map<std::string, DesiredService> by_name;
+    for (auto& s : services) by_name[s.def.name] = s;
+    return std::pair{by_name, (*active)->generation};
+  };
+  auto [first, g1] = desired({{"ioc", "1"}, {"tool", "1"}, {"conf", "1"}});
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first["reader"].configuration, std::vector<std::string>{"conf@1"});
+  EXPECT_TRUE(first["other"].configuration.empty());
+  const PackageRef& tool = *std::find_if(g1.packages.begin(), g1.packages.end(),
+                                         [](const PackageRef& p) { return p.name == "tool"; });
+  EXPECT_EQ(first["other"].fingerprint, Sha256Hex(tool.archive_sha256 + "\n" + ServicesToJson({first["other"].def}) +
+                                                  "\n" + first["other"].prefix));
+  auto [second, g2] = desired({{"conf", "2"}});
+  EXPECT_EQ(second["reader"].configuration, std::vector<std::string>{"conf@2"});
+  EXPECT_NE(second["reader"].fingerprint, first["reader"].fingerprint);
+  EXPECT_EQ(second["other"].fingerprint, first["other"].fingerprint);
+  EXPECT_EQ(ServiceOptions(fec().root(), second["reader"]).configuration, std::vector<std::string>{"conf@2"});
 }
 
 class DevStreamTest : public AgentTest {

@@ -159,7 +159,8 @@ class LauncherTest : public ::testing::Test {
   }
   // Healthy, then exits 0 when $D/stop-<name> exists, 75 (once) when $D/switch exists.
   static std::string Healthy(const std::string& name) {
-    return "echo $$ > $D/pid-" + name + "\necho ok >&3; exec 3>&-\ntrap 'echo term-" + name + " >> $D/log; exit 0' TERM\n"
+    // The trap is set before the sign of health: a stop may come right after it.
+    return "echo $$ > $D/pid-" + name + "\ntrap 'echo term-" + name + " >> $D/log; exit 0' TERM\necho ok >&3; exec 3>&-\n"
            "while :; do\n"
            "  if [ -e $D/switch ]; then rm -f $D/switch; exit 75; fi\n"
            "  if [ -e $D/stop-" + name + " ]; then exit 0; fi\n"

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "crypto/sha256.h"
+
 namespace wharf {
 
 Result<std::optional<ActiveGeneration>> ReadActive(const Layout& layout) {
@@ -24,13 +26,22 @@ Result<AcceptedFloor> ReadFloor(const Layout& layout, const std::optional<Active
     if (j.is_object()) {
       floor.number = j.value("number", uint64_t{0});
       floor.created = j.value("created", int64_t{0});
+      floor.sha256 = j.value("sha256", std::string());
     }
   } else if (text.error().code != ErrorCode::kNotFound) {
     return std::unexpected(text.error());
   }
   if (active) {
+    if (active->generation.number > floor.number ||
+        (active->generation.number == floor.number && floor.sha256.empty()))
+      floor.sha256 = Sha256Hex(active->json);
     floor.number = std::max(floor.number, active->generation.number);
     floor.created = std::max(floor.created, active->generation.created);
+  }
+  if (floor.sha256.empty() && floor.number > 0) {
+    // An older state file under a local rollback: the floor's profile, when still kept.
+    if (auto json = ReadFile(JoinPath(layout.profile(floor.number), ".generation.json"), 16u << 20))
+      floor.sha256 = Sha256Hex(*json);
   }
   return floor;
 }
@@ -39,6 +50,7 @@ Status WriteFloor(const Layout& layout, const AcceptedFloor& floor) {
   nlohmann::ordered_json j;
   j["number"] = floor.number;
   j["created"] = floor.created;
+  if (!floor.sha256.empty()) j["sha256"] = floor.sha256;
   return WriteFileAtomic(layout.state(), j.dump(2) + "\n");
 }
 

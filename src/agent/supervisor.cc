@@ -27,6 +27,21 @@ std::vector<DesiredService> DesiredServices(const Layout& layout, const Generati
   std::vector<DesiredService> out;
   auto dev = ReadDevList(layout);
   if (!dev) errors.push_back(dev.error().message);
+  // The configuration packages of the generation, with the software each is made for,
+  // and their archives' sha256: the version a service reads is part of its fingerprint.
+  std::vector<ConfigurationMatches> configurations;
+  std::map<std::string, std::string> configuration_sha256;  // NAME@VERSION -> archive sha256
+  for (const auto& ref : generation.packages) {
+    if (!IsConfiguration(ref)) continue;
+    ConfigurationMatches config{ref.name + "@" + ref.version, {}};
+    configuration_sha256[config.configuration] = ref.archive_sha256;
+    auto json = ReadFile(layout.package_index(ref), 256u << 20);
+    auto index = json ? ParsePackageIndex(*json) : std::unexpected(json.error());
+    if (!index) errors.push_back(config.configuration + ": " + index.error().message);
+    else
+      for (const auto& m : index->matches) config.matches.push_back({m.name, m.version});
+    configurations.push_back(std::move(config));
+  }
   for (const auto& ref : generation.packages) {
     // A dev version is not run as a daemon: its prefix is the developer's tree now, and a
     // restart of the generation's service would run that.
@@ -60,7 +75,12 @@ std::vector<DesiredService> DesiredServices(const Layout& layout, const Generati
       s.def = *def;
       s.package = ref.name + "@" + ref.version;
       s.prefix = layout.prefix_link(ref);
-      s.fingerprint = Sha256Hex(ref.archive_sha256 + "\n" + ServicesToJson({*def}) + "\n" + s.prefix);
+      s.configuration = ConfigurationsRead(ref.name, def->configuration, configurations);
+      std::string inputs = ref.archive_sha256 + "\n" + ServicesToJson({*def}) + "\n" + s.prefix;
+      // Nothing added for a service that reads none: its fingerprint stays as it was.
+      for (const auto& config : s.configuration)
+        inputs += "\nconfiguration " + config + " " + configuration_sha256[config];
+      s.fingerprint = Sha256Hex(inputs);
       out.push_back(std::move(s));
     }
   }
@@ -90,6 +110,7 @@ ProcServOptions ServiceOptions(const std::string& root, const DesiredService& se
   o.holdoff_seconds = d.holdoff;
   o.stop_signal = SignalNumber(d.stop_signal);
   o.grace_seconds = d.grace;
+  o.configuration = service.configuration;
   return o;
 }
 
@@ -287,7 +308,18 @@ std::vector<std::string> Supervisor::Check() {
   for (auto it = running_.begin(); it != running_.end();) {
     Running& r = it->second;
     auto next = std::next(it);
-    if (r.pid < 0) {
+    if (r.pid > 0 && r.service && r.service->fingerprint != r.fingerprint &&
+        now >= RestartAtMs(r.started_ms, r.service->def.holdoff, 0)) {
+      // A change that waited out the hold-off (Reconcile): stop it, start what is wanted.
+      DesiredService service = *r.service;
+      std::string name = it->first;
+      Stop(name);
+      actions.push_back("stopped " + name);
+      if (auto started = Start(service); !started)
+        actions.push_back("cannot start " + name + ": " + started.error().message);
+      else
+        actions.push_back("started " + name + " (" + service.package + ")");
+    } else if (r.pid < 0) {
       if (!r.service) {
         running_.erase(it);
       } else if (now >= RestartAtMs(r.started_ms, r.service->def.holdoff, r.quick_deaths)) {
@@ -319,6 +351,7 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
   // Stop what is gone or changed, highest level first. One that runs what is wanted is
   // kept, adopted or not: it learns its definition for later restarts.
   std::vector<std::pair<int, std::string>> to_stop;
+  int64_t now = MonotonicMs();
   for (auto& [name, r] : running_) {
     auto it = wanted.find(name);
     bool changed = it == wanted.end() || it->second->fingerprint != r.fingerprint;
@@ -326,6 +359,20 @@ std::vector<std::string> Supervisor::Reconcile(const std::vector<DesiredService>
       r.service = *it->second;
       r.level = it->second->def.level;
       continue;
+    }
+    // A change (a new package, definition or configuration) restarts it, but not sooner
+    // than its hold-off after the start this agent made: it runs on until then, and Check
+    // restarts it on what it now holds.
+    if (it != wanted.end() && r.child && r.pid > 0) {
+      int64_t at = RestartAtMs(r.started_ms, it->second->def.holdoff, 0);
+      if (at > now) {
+        bool said = r.service && r.service->fingerprint == it->second->fingerprint;
+        r.service = *it->second;
+        if (!said)
+          actions.push_back("restarting " + name + " (" + it->second->package + ") in " +
+                            std::to_string((at - now + 999) / 1000) + " s, after its hold-off");
+        continue;
+      }
     }
     to_stop.emplace_back(r.level, name);
   }

@@ -26,13 +26,19 @@ struct DesiredService {
   std::string package;      // "name@version"
   std::string prefix;       // the package's prefix under the root (the link, so that a
                             // switched version is what the next start runs)
-  std::string fingerprint;  // changes when the package's bytes or the definition change
+  /// The configuration packages it reads ("NAME@VERSION", ConfigurationsRead): a new
+  /// version of one is a new fingerprint. Passed to its process server, whose status file
+  /// shows them (`wharf-agent list -v`).
+  std::vector<std::string> configuration;
+  std::string fingerprint;  // changes when the package's bytes, the definition, or the
+                            // bytes of a configuration it reads change
 };
 
 /// The services of `generation` that should run, in start order. Left out: services
 /// marked dev, and every service of a package installed here as a dev version
 /// (install-dev); the names of those packages go to `held_back` when given. `errors` collects definitions
-/// that cannot be used (the others still run).
+/// that cannot be used (the others still run). The fingerprint of a service that reads no
+/// configuration is what it was before configurations were read.
 std::vector<DesiredService> DesiredServices(const Layout& layout, const Generation& generation,
                                             std::vector<std::string>& errors,
                                             std::vector<std::string>* held_back = nullptr);

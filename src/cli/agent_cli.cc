@@ -42,7 +42,8 @@ constexpr const char* kProgram = "wharf-agent";
 
 int Failed(const Error& error, int code = kExitFailure) { return ReportError(kProgram, error, code); }
 
-Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store) {
+// `need_trust`: the trusted keys are loaded even when no store is needed (rollback).
+Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store, bool need_trust = false) {
   AgentConfig config;
   if (const char* server = std::getenv("WHARF_SERVER"); server && args.server.empty()) args.server = server;
   if (const char* token = std::getenv("WHARF_TOKEN"); token && args.token.empty() && args.token_file.empty())
@@ -65,8 +66,8 @@ Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store) {
   if (args.transfer_floor_rate >= 0) config.deadline.floor_bytes_per_second = static_cast<uint64_t>(args.transfer_floor_rate);
   if (config.fec.empty())
     return Fail(ErrorCode::kInvalidArgument, "which FEC is this? pass --fec NAME or set fec in " + config_path);
-  if (!need_store) return config;
-  if (config.stores.empty())
+  if (!need_store && !need_trust) return config;
+  if (need_store && config.stores.empty())
     return Fail(ErrorCode::kInvalidArgument, "no store: pass --store URL[,URL...] or set store in " + config_path);
   if (args.trust.empty())
     return Fail(ErrorCode::kInvalidArgument,
@@ -94,6 +95,7 @@ void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
       j["packages"].push_back({{"name", step.ref.name}, {"version", step.ref.version},
                                {"fetched", !step.present}});
     if (!report.offline_reason.empty()) j["reason"] = report.offline_reason;
+    if (!report.local_rollback.empty()) j["local_rollback"] = report.local_rollback;
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -119,6 +121,9 @@ void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
                     step.present ? "present" : ("to fetch, " + HumanBytes(step.ref.archive_size)).c_str());
       break;
   }
+  if (!report.local_rollback.empty() && report.outcome != SyncOutcome::kPlanned)
+    PrintHuman(stdout, "%s: %s holds: the store offers no newer generation\n", config.fec.c_str(),
+               report.local_rollback.c_str());
   if (report.clock_behind)
     Note(config.fec + ": warning: this clock is behind the newest accepted generation; set the time (NTP)");
 }
@@ -226,6 +231,15 @@ std::optional<Generation> Active(const AgentConfig& config) {
   auto active = ReadActive(Layout(config.root));
   if (!active || !*active) return std::nullopt;
   return (*active)->generation;
+}
+
+// "local rollback to R (from F)" while a local rollback holds, else "": said in heartbeats.
+std::string LocalRollback(const AgentConfig& config) {
+  Layout layout(config.root);
+  auto active = ReadActive(layout);
+  if (!active || !*active) return "";
+  auto floor = ReadFloor(layout, *active);
+  return floor ? LocalRollbackNote((*active)->generation.number, *floor) : "";
 }
 
 std::optional<uint64_t> ActiveNumber(const AgentConfig& config) {
@@ -348,7 +362,10 @@ int RunAgentSync(const AgentArgs& given) {
   }
   if (reporter.enabled() && !config->dry_run)
     reporter.Report(ActiveNumber(*config),
-                    report ? (init_error.empty() ? report->offline_reason : init_error) : report.error().message,
+                    report ? (!init_error.empty()             ? init_error
+                              : !report->offline_reason.empty() ? report->offline_reason
+                                                                : report->local_rollback)
+                           : report.error().message,
                     clock.Now(), true, ServiceStates(config->root), DevStates(config->root));
   if (!report) return Failed(report.error());
   PrintSync(*report, *config, args.json);
@@ -467,6 +484,7 @@ class FecHost : public DaemonHost {
       auto active = Active(config_);
       snapshot_interval_ms_ = active && !active->persist.paths.empty() ? active->persist.interval * 1000 : 0;
       generation_ = active ? std::optional<uint64_t>(active->number) : std::nullopt;
+      local_rollback_ = LocalRollback(config_);
       // A delivered agent build that was refused says so in every heartbeat.
       launcher_report_ = LauncherReport(layout_);
       if (!supervisor_) return;
@@ -487,7 +505,10 @@ class FecHost : public DaemonHost {
 
   void Heartbeat(const std::string& error, const std::string& activity) override {
     if (!beats_.enabled()) return;
-    std::string said = !error.empty() ? error : !launcher_report_.empty() ? launcher_report_ : service_error_;
+    std::string said = !error.empty()              ? error
+                       : !launcher_report_.empty() ? launcher_report_
+                       : !local_rollback_.empty()  ? local_rollback_
+                                                   : service_error_;
     beats_.Post(generation_, said, ServiceStates(config_.root), DevStates(config_.root), activity);
   }
 
@@ -588,6 +609,7 @@ class FecHost : public DaemonHost {
   std::optional<uint64_t> generation_;
   std::string service_error_;
   std::string launcher_report_;
+  std::string local_rollback_;  // "local rollback to R (from F)" while one holds
   bool data_checked_ = false;  // touched by the worker only
   bool healthy_wanted_ = false, healthy_sent_ = false;
 };
@@ -628,6 +650,43 @@ int RunAgentDaemon(const AgentArgs& given) {
   return code;
 }
 
+int RunAgentRollback(const AgentArgs& given) {
+  AgentArgs args = given;
+  auto config = MakeConfig(args, false, true);
+  if (!config) return Failed(config.error(), kExitUsage);
+  SystemClock clock;
+  Fetcher fetcher;
+  Agent agent(*config, clock, fetcher);
+  auto report = agent.Rollback(args.rollback_to ? std::optional<uint64_t>(args.rollback_to) : std::nullopt);
+  if (!report) return Failed(report.error());
+  if (report->changed && !config->dry_run) {
+    // The server hears of it at once when it can; `run` says it in every heartbeat meanwhile.
+    Reporter reporter(args, config->fec);
+    if (reporter.enabled())
+      reporter.Report(ActiveNumber(*config), LocalRollback(*config), clock.Now(), true, ServiceStates(config->root),
+                      DevStates(config->root));
+  }
+  if (args.json) {
+    ordered_json j{{"fec", config->fec}, {"from", report->from}, {"to", report->to},
+                   {"changed", report->changed}, {"dry_run", config->dry_run}, {"kept", report->kept}};
+    j["packages"] = ordered_json::array();
+    for (const auto& p : report->packages) j["packages"].push_back({{"name", p.name}, {"version", p.version}});
+    std::printf("%s\n", j.dump(2).c_str());
+    return kExitOk;
+  }
+  unsigned long long from = report->from, to = report->to;
+  if (!report->changed)
+    PrintHuman(stdout, "%s: generation %llu is already active; nothing to do\n", config->fec.c_str(), to);
+  else if (config->dry_run)
+    PrintHuman(stdout, "dry run: %s: would roll back from generation %llu to kept generation %llu\n",
+               config->fec.c_str(), from, to);
+  else
+    PrintHuman(stdout, "%s: generation %llu -> %llu (local rollback; a running agent restarts the changed "
+                       "services at its next sync, a newer signed generation supersedes it)\n",
+               config->fec.c_str(), from, to);
+  return kExitOk;
+}
+
 int RunAgentStatus(const AgentArgs& args) {
   AgentArgs relaxed = args;
   if (relaxed.fec.empty()) relaxed.fec = "-";
@@ -659,6 +718,8 @@ int RunAgentStatus(const AgentArgs& args) {
                       {"last_snapshot", last ? ordered_json::parse(*last, nullptr, false) : ordered_json(nullptr)}};
     }
     j["floor"] = {{"number", status->floor.number}, {"created", FormatTime(status->floor.created)}};
+    std::string rolled = status->active ? LocalRollbackNote(status->active->number, status->floor) : "";
+    j["local_rollback"] = rolled.empty() ? ordered_json(nullptr) : ordered_json(rolled);
     j["kept"] = status->kept;
     j["half_done"] = status->half_done;
     j["dev"] = ordered_json::parse(DevStatusJson(Layout(config->root)));
@@ -674,6 +735,8 @@ int RunAgentStatus(const AgentArgs& args) {
     PrintHuman(stdout, "FEC %s: generation %llu (created %s, expires %s)\n", g.fec.c_str(),
                 static_cast<unsigned long long>(g.number), FormatTime(g.created).c_str(),
                 FormatTime(g.expires).c_str());
+    if (std::string rolled = LocalRollbackNote(g.number, status->floor); !rolled.empty())
+      PrintHuman(stdout, "%s: a newer signed generation from the store supersedes it\n", rolled.c_str());
     for (const auto& p : g.packages)
       PrintHuman(stdout, "  %-24s %-16s %s\n", p.name.c_str(), p.version.c_str(), p.prefix.c_str());
     for (const auto& line : DevStatusLines(Layout(config->root))) PrintHuman(stdout, "%s\n", line.c_str());

@@ -41,6 +41,7 @@ struct AgentArgs {
   // agent.toml (transfer_base_seconds, transfer_floor_rate), else the defaults.
   long transfer_base_seconds = -1;
   long long transfer_floor_rate = -1;  // bytes/s; 0: no deadline
+  uint64_t rollback_to = 0;            // rollback: the kept generation; 0: the previous one
 };
 
 int RunAgentSync(const AgentArgs& args);
@@ -49,6 +50,8 @@ int RunAgentSync(const AgentArgs& args);
 /// kAgentExitDrift drift found, 1 failed, 3 no store answered for a repair.
 int RunAgentVerify(const AgentArgs& args);
 int RunAgentStatus(const AgentArgs& args);
+/// Activates a kept generation (the previous one by default) without any store.
+int RunAgentRollback(const AgentArgs& args);
 /// Syncs every interval and reports heartbeats until SIGTERM or SIGINT (exit 0); snapshots
 /// the persistent data at the generation's interval and after stopping the services.
 int RunAgentDaemon(const AgentArgs& args);

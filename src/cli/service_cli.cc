@@ -12,11 +12,13 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "base/file.h"
 #include "base/strings.h"
+#include "agent/state.h"
 #include "agent/supervisor.h"
 #include "archive/names.h"
 #include "cli/output.h"
@@ -299,11 +301,33 @@ std::string SelfBinary() {
   return n > 0 ? std::string(path, static_cast<size_t>(n)) : "/usr/bin/wharf-agent";
 }
 
+// The configuration versions the active generation gives each of its services (what a
+// service started with may be older: it waits out its hold-off, or the agent is down).
+std::map<std::string, std::vector<std::string>> GenerationConfigurations(const std::string& root) {
+  std::map<std::string, std::vector<std::string>> out;
+  Layout layout(root.empty() ? "/" : root);
+  auto active = ReadActive(layout);
+  if (!active || !*active) return out;
+  std::vector<std::string> errors;
+  for (const auto& service : DesiredServices(layout, (*active)->generation, errors))
+    out[service.def.name] = service.configuration;
+  return out;
+}
+
 int RunList(const std::string& root, int verbosity, bool json) {
   std::string dir = Under(root, "/run/wharf/status");
   ordered_json all = ReadServiceStatuses(root);
+  auto wanted = verbosity >= 1 || json ? GenerationConfigurations(root)
+                                       : std::map<std::string, std::vector<std::string>>{};
   for (auto& s : all) {
     s["uptime"] = Uptime(s);
+    // "configuration": the versions it started with (from its process server); beside
+    // them those of the active generation, so that one still on an old version is seen.
+    if (!s.contains("configuration") || !s["configuration"].is_array()) s["configuration"] = ordered_json::array();
+    if (auto it = wanted.find(s["name"].get<std::string>()); it != wanted.end())
+      s["configuration_generation"] = it->second;
+    else if (verbosity >= 1 || json)
+      s["configuration_generation"] = nullptr;  // not a service of the active generation
     if (verbosity >= 1 && s["pid"].is_number()) ProcStats(s["pid"].get<long>(), s);
     if (verbosity >= 2) {
       ordered_json sock;
@@ -337,6 +361,20 @@ int RunList(const std::string& root, int verbosity, bool json) {
                   s.contains("rss_bytes") ? HumanBytes(s["rss_bytes"].get<uint64_t>()).c_str() : "-");
     }
     PrintHuman(stdout, "\n");
+    if (verbosity >= 1) {
+      auto words = [](const ordered_json& list) {
+        std::string text;
+        for (const auto& item : list)
+          if (item.is_string()) text += (text.empty() ? "" : ", ") + item.get<std::string>();
+        return text.empty() ? std::string("none") : text;
+      };
+      std::string started = words(s["configuration"]);
+      const ordered_json& now = s["configuration_generation"];
+      bool stale = now.is_array() && words(now) != started;
+      if (started != "none" || stale)
+        PrintHuman(stdout, "    configuration %s%s\n", started.c_str(),
+                   stale ? (" (OLD: the active generation has " + words(now) + ")").c_str() : "");
+    }
     if (verbosity >= 2) {
       const auto& sock = s["console_socket_info"];
       PrintHuman(stdout, "    console %s (%s)\n", s.value("console_socket", "").c_str(),

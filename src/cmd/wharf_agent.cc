@@ -199,6 +199,18 @@ int main(int argc, char** argv) {
   drop_dev->add_flag("--json", args.json, "print the result as JSON");
   drop_dev->callback([&] { code = wharf::RunDropDev(args.root, dev_name, args.dry_run, args.json); });
 
+  auto* rollback = app.add_subcommand(
+      "rollback", "activate a kept generation (the previous one by default) without any store, until a newer "
+                  "signed generation comes");
+  AddCommon(rollback, args);
+  rollback->add_option("--to", args.rollback_to, "the kept generation to activate (see `status`)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 62));
+  rollback->add_option("--trust", args.trust, "public keys (.pub) whose signatures are trusted");
+  rollback->add_option("--keep", args.keep, "generations to keep on disk (default 3)")->check(CLI::Range(1, 100));
+  add_reporting(rollback);
+  rollback->add_flag("--dry-run", args.dry_run, "check the kept generation and say what would change; change nothing");
+  rollback->callback([&] { code = wharf::RunAgentRollback(args); });
+
   auto* status = app.add_subcommand("status", "the active generation, its packages, leftovers");
   AddCommon(status, args);
   status->callback([&] { code = wharf::RunAgentStatus(args); });

@@ -211,6 +211,21 @@ Status ValidateGeneration(const Generation& g) {
 
 bool IsConfiguration(const PackageRef& ref) { return !ref.index.starts_with("software/"); }
 
+std::vector<std::string> ConfigurationsRead(std::string_view package,
+                                            const std::optional<std::vector<std::string>>& declared,
+                                            const std::vector<ConfigurationMatches>& configurations) {
+  std::vector<std::string> read;
+  for (const auto& config : configurations) {
+    std::string_view name = std::string_view(config.configuration).substr(0, config.configuration.find('@'));
+    bool reads = declared ? std::find(declared->begin(), declared->end(), name) != declared->end()
+                          : std::any_of(config.matches.begin(), config.matches.end(),
+                                        [&](const auto& m) { return m.first == package; });
+    if (reads) read.push_back(config.configuration);
+  }
+  std::sort(read.begin(), read.end());
+  return read;
+}
+
 std::vector<ForcedMatch> ConfigurationMismatches(const std::vector<PackageRef>& packages,
                                                  const std::vector<ConfigurationMatches>& declared) {
   std::vector<ForcedMatch> mismatches;

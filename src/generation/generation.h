@@ -120,10 +120,22 @@ struct ConfigurationMatches {
 std::vector<ForcedMatch> ConfigurationMismatches(const std::vector<PackageRef>& packages,
                                                  const std::vector<ConfigurationMatches>& declared);
 
+/// The configuration packages a service of the software package named `package` reads,
+/// among `configurations` (every configuration package of one generation, with the
+/// software it declares with `matches`): those named in `declared` (the service's
+/// `configuration` field) when it is given, else each one whose `matches` names `package`
+/// (any version). A declared name the generation lacks is left out. "NAME@VERSION", in
+/// name order.
+std::vector<std::string> ConfigurationsRead(std::string_view package,
+                                            const std::optional<std::vector<std::string>>& declared,
+                                            const std::vector<ConfigurationMatches>& configurations);
+
 /// What an agent has already accepted: the floor for numbers and for time.
 struct AcceptedFloor {
   uint64_t number = 0;   // highest generation number applied
   int64_t created = 0;   // newest `created` applied: the clock is never believed below it
+  std::string sha256;    // of generation `number`'s exact bytes: the anchor of the parent
+                         // chain; "" when unknown (a state file older than the check)
 };
 
 struct Acceptance {

@@ -64,6 +64,31 @@ TEST(Generation, ConfigurationMismatchesNameWhatDiffers) {
   EXPECT_EQ(missing[0].found, "");
 }
 
+// The default: a service reads the configurations made for its package (any version of
+// it), not those made for another one, nor those that declare nothing.
+TEST(Generation, ServiceReadsTheConfigurationsMadeForItsPackage) {
+  std::vector<ConfigurationMatches> configs = {{"ps-conf@2", {{"fesa-ps", "2.1"}}},
+                                               {"ts-conf@1", {{"fesa-ts", "1"}}},
+                                               {"both@3", {{"fesa-ts", "1"}, {"fesa-ps", "2.0"}}},
+                                               {"site@7", {}}};
+  EXPECT_EQ(ConfigurationsRead("fesa-ps", std::nullopt, configs), (std::vector<std::string>{"both@3", "ps-conf@2"}));
+  EXPECT_EQ(ConfigurationsRead("fesa-ts", std::nullopt, configs), (std::vector<std::string>{"both@3", "ts-conf@1"}));
+  EXPECT_TRUE(ConfigurationsRead("fesa-p", std::nullopt, configs).empty());  // a name, not a prefix
+  EXPECT_TRUE(ConfigurationsRead("ps-conf", std::nullopt, configs).empty());
+  EXPECT_TRUE(ConfigurationsRead("fesa-ps", std::nullopt, {}).empty());
+}
+
+// Declared: exactly the names given, whatever they match; an empty list reads none; a name
+// the generation does not hold is left out.
+TEST(Generation, DeclaredConfigurationsReplaceTheDefault) {
+  std::vector<ConfigurationMatches> configs = {{"ps-conf@2", {{"fesa-ps", "2.1"}}}, {"site@7", {}}};
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(ConfigurationsRead("fesa-ps", Names{"site"}, configs), Names{"site@7"});
+  EXPECT_EQ(ConfigurationsRead("tool", Names{"site", "ps-conf", "gone"}, configs), (Names{"ps-conf@2", "site@7"}));
+  EXPECT_TRUE(ConfigurationsRead("fesa-ps", Names{}, configs).empty());
+  EXPECT_TRUE(ConfigurationsRead("fesa-ps", Names{"ps"}, configs).empty());  // no prefix match
+}
+
 TEST(Generation, PersistentPathsAreCheckedAndRoundTrip) {
   Generation g = First();
   g.persist = {{"/var/lib/ioc", "/var/lib/ioc-autosave"}, 900};
@@ -146,7 +171,7 @@ TEST(Generation, RefusesAnotherFecsGeneration) {
 }
 
 TEST(Generation, RefusesOlderNumber) {
-  auto result = CheckAcceptable(First(), "fec01", {5, kNow}, kNow);
+  auto result = CheckAcceptable(First(), "fec01", {5, kNow, ""}, kNow);
   ASSERT_FALSE(result);
   EXPECT_NE(result.error().message.find("older than generation 5"), std::string::npos);
 }
@@ -160,11 +185,11 @@ TEST(Generation, RefusesExpired) {
 TEST(Generation, ClockBehindFloorIsJudgedByFloor) {
   Generation g = First();
   // A board at 1970 that already accepted something newer than g's expiry: refused.
-  auto stale = CheckAcceptable(g, "fec01", {0, g.expires + 10}, 0);
+  auto stale = CheckAcceptable(g, "fec01", {0, g.expires + 10, ""}, 0);
   ASSERT_FALSE(stale);
   EXPECT_NE(stale.error().message.find("clock is behind"), std::string::npos);
   // The same board with a floor inside g's lifetime accepts, and says the clock is wrong.
-  auto fresh = CheckAcceptable(g, "fec01", {0, g.created}, 0);
+  auto fresh = CheckAcceptable(g, "fec01", {0, g.created, ""}, 0);
   ASSERT_TRUE(fresh);
   EXPECT_TRUE(fresh->clock_behind);
   EXPECT_EQ(fresh->effective_now, g.created);

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
@@ -39,6 +40,9 @@ ordered_json ToJson(const ServiceDef& s) {
   j["grace"] = s.grace;
   j["level"] = s.level;
   j["dev"] = s.dev;
+  // Only when given: the JSON (and so the fingerprint) of a definition without it stays
+  // what it was before the field existed.
+  if (s.configuration) j["configuration"] = *s.configuration;
   return j;
 }
 
@@ -58,6 +62,7 @@ Status SetField(ServiceDef& s, const std::string& key, const ordered_json& v) {
     else if (key == "grace") s.grace = v.get<int>();
     else if (key == "level") s.level = v.get<int>();
     else if (key == "dev") s.dev = v.get<bool>();
+    else if (key == "configuration") s.configuration = v.get<std::vector<std::string>>();
     else return Bad(s.name, "unknown field \"" + key + "\"");
   } catch (const nlohmann::json::exception&) {
     return Bad(s.name, "field \"" + key + "\" has the wrong type");
@@ -120,6 +125,17 @@ Status ValidateService(const ServiceDef& s) {
     for (char c : key) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
     if (!ok) return Bad(s.name, "environment name \"" + key + "\" is not valid");
     if (value.find('\0') != std::string::npos) return Bad(s.name, "environment value of " + key + " holds a NUL");
+  }
+  if (s.configuration) {
+    for (size_t i = 0; i < s.configuration->size(); ++i) {
+      const std::string& name = (*s.configuration)[i];
+      if (!ValidatePackageName(name))
+        return Bad(s.name, "configuration \"" + name + "\" is not a package name; give the names of the "
+                           "configuration packages it reads");
+      if (std::find(s.configuration->begin(), s.configuration->begin() + static_cast<std::ptrdiff_t>(i), name) !=
+          s.configuration->begin() + static_cast<std::ptrdiff_t>(i))
+        return Bad(s.name, "configuration \"" + name + "\" is named twice");
+    }
   }
   for (const std::string* text : {&s.command, &s.workdir, &s.user, &s.group})
     if (text->find('\0') != std::string::npos) return Bad(s.name, "a field holds a NUL");
@@ -248,6 +264,11 @@ Result<std::string> SetServiceOverrides(std::string_view services_json, const st
     }
     ordered_json v;
     if (key == "args") v = SplitWords(value);
+    else if (key == "configuration") {
+      std::string words = value;
+      std::replace(words.begin(), words.end(), ',', ' ');
+      v = SplitWords(words);
+    }
     else if (key == "holdoff" || key == "grace" || key == "level") {
       if (value.find_first_not_of("0123456789") != std::string::npos || value.size() > 6)
         return Fail(ErrorCode::kInvalidArgument, key + "=" + value + ": expected a number");

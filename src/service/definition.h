@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,10 @@ struct ServiceDef {
   int grace = 10;                  // seconds before SIGKILL
   int level = 50;                  // start order: lower first, stopped in reverse
   bool dev = false;                // not started unless the generation enables it
+  /// The configuration packages it reads (names): a new version of one restarts it. None
+  /// given: those of the generation whose `matches` names the service's package
+  /// (ConfigurationsRead, generation/generation.h); an empty list: none.
+  std::optional<std::vector<std::string>> configuration;
 
   bool operator==(const ServiceDef&) const = default;
 };
@@ -47,7 +52,7 @@ std::string ServicesToJson(const std::vector<ServiceDef>& services);
 Result<std::vector<ServiceDef>> ServicesFromJson(std::string_view json);
 
 /// Applies `KEY=VALUE` settings (command, args, workdir, user, group, restart, holdoff,
-/// stop_signal, grace, level, dev, env.NAME; "KEY=" clears to the default) to the
+/// stop_signal, grace, level, dev, configuration (names split at ',' or ' '), env.NAME; "KEY=" clears to the default) to the
 /// overrides object of one service in a generation's "services" JSON; returns the new JSON.
 Result<std::string> SetServiceOverrides(std::string_view services_json, const std::string& name,
                                         const std::vector<std::string>& settings);

@@ -73,6 +73,44 @@ TEST(ServiceDefinition, GenerationOverridesWinAndCanBeCleared) {
   EXPECT_FALSE(ApplyOverrides(base, *escaping));
 }
 
+// `configuration`: absent (the default rule) is not the same as an empty list (reads
+// none); absent leaves the JSON as it was before the field existed (the fingerprint of a
+// service that reads no configuration must not change with an agent upgrade).
+TEST(ServiceDefinition, ConfigurationListFromTomlJsonAndOverrides) {
+  ServiceDef base = *ParseServiceSpec("ioc=bin/demoApp st.cmd");
+  EXPECT_FALSE(base.configuration);
+  EXPECT_EQ(ServicesToJson({base}),
+            R"([{"name":"ioc","command":"bin/demoApp","args":["st.cmd"],"restart":"always","holdoff":15,)"
+            R"("stop_signal":"SIGTERM","grace":10,"level":50,"dev":false}])");
+  ScratchDir dir;
+  WriteTestFile(dir / "services.toml", "[ioc]\nconfiguration = [\"ioc-db\", \"site\"]\n[tool]\ncommand = \"t\"\n"
+                                       "configuration = []\n");
+  std::vector<ServiceDef> services{base};
+  ASSERT_TRUE(MergeServicesToml(dir / "services.toml", services));
+  EXPECT_EQ(services[0].configuration, (std::vector<std::string>{"ioc-db", "site"}));
+  EXPECT_EQ(services[1].configuration, std::vector<std::string>{});
+  auto back = ServicesFromJson(ServicesToJson(services));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, services);
+
+  auto json = SetServiceOverrides("", "ioc", {"configuration=a-conf, b-conf"});
+  ASSERT_TRUE(json) << json.error().message;
+  EXPECT_EQ(ApplyOverrides(services[0], *json)->configuration, (std::vector<std::string>{"a-conf", "b-conf"}));
+  auto cleared = SetServiceOverrides(*json, "ioc", {"configuration="});
+  ASSERT_TRUE(cleared);
+  EXPECT_EQ(*ApplyOverrides(services[0], *cleared), services[0]);
+
+  for (const char* bad : {"configuration = [\"../x\"]", "configuration = [\"a\", \"a\"]"}) {
+    WriteTestFile(dir / "bad.toml", std::string("[ioc]\ncommand = \"x\"\n") + bad + "\n");
+    std::vector<ServiceDef> none;
+    auto refused = MergeServicesToml(dir / "bad.toml", none);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message.find("configuration"), std::string::npos) << refused.error().message;
+  }
+  auto applied = ApplyOverrides(base, *SetServiceOverrides("", "ioc", {"configuration=Bad/Name"}));
+  EXPECT_FALSE(applied);
+}
+
 TEST(ServiceDefinition, Signals) {
   EXPECT_EQ(SignalNumber("SIGTERM"), 15);
   EXPECT_EQ(SignalNumber("INT"), 2);

@@ -648,6 +648,7 @@ class ProcServ {
     j["server_pid"] = ::getpid();
     j["server_start"] = server_start_;  // with the PID, names this process (service/trusted.h)
     j["fingerprint"] = fingerprint_;    // what the supervisor started it for
+    j["configuration"] = o_.configuration;  // the configuration versions it started with
     j["mode"] = RestartModeName(mode_);
     j["started"] = child_ > 0 ? ordered_json(FormatTime(started_)) : ordered_json(nullptr);
     j["restarts"] = std::max(0, starts_ - 1);

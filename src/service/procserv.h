@@ -50,6 +50,9 @@ struct ProcServOptions {
   size_t replay_bytes = 64 * 1024;
   size_t client_buffer_bytes = 1 << 20;  // a client that reads slower than this is dropped
   std::string status_file;  // JSON, rewritten atomically on every change; empty: none
+  /// The configuration packages the service reads ("NAME@VERSION"), shown in the status
+  /// file as "configuration": what it started with.
+  std::vector<std::string> configuration;
 
   bool operator==(const ProcServOptions&) const = default;
 };

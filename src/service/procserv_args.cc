@@ -68,7 +68,8 @@ constexpr std::string_view kValued[] = {
     "--root",      "--name",       "--chdir",      "--env",         "--mode",     "--user",
     "--group",     "--holdoff",    "--stop-signal", "--grace",      "--console",  "--log-socket",
     "--socket-mode", "--socket-group", "--log-file", "--log-max",   "--log-keep", "--status",
-    "--kill-key",  "--toggle-key", "--restart-key", "--fingerprint", "--spec"};
+    "--kill-key",  "--toggle-key", "--restart-key", "--fingerprint", "--spec",
+    "--configuration"};
 
 Result<ParsedProcServ> Parse(const std::vector<std::string>& args, bool from_spec) {
   ParsedProcServ parsed;
@@ -171,6 +172,10 @@ Result<ParsedProcServ> Parse(const std::vector<std::string>& args, bool from_spe
       if (!ParseConsoleKey(value, key)) return Usage(name + " " + value + ": a console key is ^A..^_, one character, or none");
     } else if (name == "--fingerprint") {
       parsed.fingerprint = value;
+    } else if (name == "--configuration") {
+      if (value.empty() || value.find('\0') != std::string::npos)
+        return Usage("--configuration: give NAME@VERSION of a configuration package the service reads");
+      o.configuration.push_back(value);
     }
   }
   o.argv.assign(args.begin() + static_cast<std::ptrdiff_t>(std::min(i, args.size())), args.end());
@@ -234,6 +239,7 @@ std::vector<std::string> ProcServArguments(const ProcServOptions& o, const std::
   add("--kill-key", KeyText(o.kill_key));
   add("--toggle-key", KeyText(o.toggle_key));
   add("--restart-key", KeyText(o.restart_key));
+  for (const auto& config : o.configuration) add("--configuration", config);
   if (!fingerprint.empty()) add("--fingerprint", fingerprint);
   a.push_back("--");
   a.insert(a.end(), o.argv.begin(), o.argv.end());
@@ -326,6 +332,8 @@ Usage: wharf-procserv --name NAME [OPTIONS] -- COMMAND [ARGS...]
   --toggle-key KEY      key that cycles restart/norestart/oneshot (default ^T)
   --restart-key KEY     key that starts a stopped child (default ^R)
   --fingerprint TEXT    copied into the status file as "fingerprint" (for the supervisor)
+  --configuration N@V   a configuration package the service reads, copied into the status
+                        file's "configuration" list (repeatable; shown by `wharf-agent list -v`)
   --spec FILE           read the arguments from FILE: owned by root or you, writable by no
                         one else, no symlink, at most 1 MiB; nothing may follow it
   -h, --help            this text

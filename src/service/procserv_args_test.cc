@@ -48,6 +48,7 @@ ProcServOptions Awkward() {
   o.toggle_key = 'q';
   o.restart_key = 0x01;
   o.status_file = "/r/run/wharf/status/ioc-1.json";
+  o.configuration = {"ioc-db@2", "site@7"};
   return o;
 }
 
@@ -68,6 +69,7 @@ TEST_F(ProcServArgs, RoundTripsEveryOption) {
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(again->options, plain);
   EXPECT_EQ(again->fingerprint, "");
+  EXPECT_FALSE(ParseProcServArguments({"--name", "s", "--configuration", "", "--", "/bin/true"}));
 }
 
 TEST_F(ProcServArgs, RoundTripsThroughASpecFile) {

@@ -35,7 +35,7 @@ and the agent's checks are what a test exercises.
                               index stays consistent with itself
 
   forge.py sign-generation --store DIR --fec F --key K.key [--package N@V...]
-                   [--fec-field OTHER] [--number N] [--expires-in SECONDS]
+                   [--fec-field OTHER] [--number N] [--parent HEX] [--expires-in SECONDS]
                    [--archive-sha N@V=HEX] [--archive-size N@V=BYTES] [--refs-from-index]
       Writes and signs the next generation of F (number = current + 1, parent = sha256 of the
       current generation.json, created now, expires in a day) naming those packages, as
@@ -45,6 +45,7 @@ and the agent's checks are what a test exercises.
       size and sha256, the prefix from package.json.
         --fec-field OTHER   the generation claims to be for OTHER (still written under F)
         --number N          this number instead of current + 1
+        --parent HEX        this parent hash instead of the current generation's
         --expires-in S      lifetime in seconds; negative: expired S seconds ago
 """
 import argparse
@@ -291,6 +292,8 @@ def cmd_sign(args):
         number, parent = json.loads(data)["number"] + 1, sha256(data)
     if args.number is not None:
         number = args.number
+    if args.parent is not None:
+        parent = args.parent
     shas = overrides(args.archive_sha, "archive-sha")
     sizes = overrides(args.archive_size, "archive-size")
     packages = []
@@ -357,6 +360,7 @@ def main():
     s.add_argument("--package", nargs="+", action="extend", default=[], metavar="N@V")
     s.add_argument("--fec-field")
     s.add_argument("--number", type=int)
+    s.add_argument("--parent")
     s.add_argument("--expires-in", type=int, default=86400)
     s.add_argument("--archive-sha", nargs="+", action="extend", default=[], metavar="N@V=HEX")
     s.add_argument("--archive-size", nargs="+", action="extend", default=[], metavar="N@V=BYTES")

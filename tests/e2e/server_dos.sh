@@ -44,7 +44,7 @@ honest_round() {
   echo "$worst"
 }
 
-# check SUMMARY MIN MAX: every accepted slow connection was cut, between MIN and MAX s.
+# check SUMMARY MIN MAX: every slow connection the server held was cut, between MIN and MAX s.
 check() {
   python3 - "$@" <<'PY' || fail "$1: $(cat "$1")"
 import json, sys
@@ -52,7 +52,11 @@ s = json.load(open(sys.argv[1])); low, high = float(sys.argv[2]), float(sys.argv
 assert s["opened"] > 0, "no slow connection was accepted at all"
 assert s["still_open"] == 0, "%d slow connections were still open at the end" % s["still_open"]
 assert s["cut_after_max"] < high, "one was cut only after %.1f s" % s["cut_after_max"]
-assert s["cut_after_min"] >= low, "one was cut already after %.1f s" % s["cut_after_min"]
+# A connection closed within its first second was turned away on accept (over the
+# per-address or pending limits: on a loaded machine its first byte may still go out); one
+# the server held must last until the deadline.
+held = s["held_cut_after_min"]
+assert held is not None and held >= low, "one was cut already after %s s" % held
 PY
 }
 

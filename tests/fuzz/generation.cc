@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   WHARF_FUZZ_CHECK(again);
   WHARF_FUZZ_CHECK(GenerationToJson(*again) == json);
   for (int64_t now : {int64_t{0}, generation->created, generation->expires, INT64_MAX, INT64_MIN}) {
-    (void)CheckAcceptable(*generation, generation->fec, AcceptedFloor{generation->number, generation->created}, now);
+    (void)CheckAcceptable(*generation, generation->fec, AcceptedFloor{generation->number, generation->created, ""}, now);
     (void)CheckAcceptable(*generation, "fec01", AcceptedFloor{}, now);
   }
   (void)RollbackTarget({*generation, *again}, std::nullopt);
