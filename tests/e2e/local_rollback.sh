@@ -184,7 +184,7 @@ done
 pass "a kill at each of ${#POINTS[@]} abort points (${POINTS[*]}) leaves a whole generation; done again, it completes"
 
 # A kept generation whose package is gone from the disk is refused, the active one stays.
-ALPHA3=$(ls -d "$R"/var/lib/wharf/packages/alpha/3-* | grep -v '\.package\.json$')
+ALPHA3=$(ls -d "$R"/var/lib/wharf/packages/alpha/3-* | grep -v -e '\.package\.json$' -e '\.stamp$')
 mv "$ALPHA3" "$T/alpha3-aside"
 expect_refused "kept generation 5 names alpha@3, no longer on disk" rollback --to 5
 [ "$(gen)" = 6 ] && check_whole "a package gone" || fail "a kept generation with a package gone changed the active one"
