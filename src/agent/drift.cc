@@ -188,6 +188,8 @@ Result<ObservedTree> ScanTree(const std::string& folder, bool hash, const Verify
       sha.Update(data, size);
       done += size;
       Throttle(budget, start, done);
+      if (budget.stop && budget.stop())
+        return Fail(ErrorCode::kTimedOut, folder + ": verify stopped before its end");
       return {};
     }));
     tree[rel].sha256 = sha.HexDigest();
@@ -235,6 +237,21 @@ Result<DriftReport> VerifyInstalled(const Layout& layout, const Generation& gene
     for (auto& d : *drifts) report.drifts.push_back(std::move(d));
   }
   return report;
+}
+
+std::string DriftSummary(const std::vector<Drift>& drifts) {
+  if (drifts.empty()) return "";
+  std::vector<std::string> packages;
+  for (const auto& d : drifts)
+    if (std::find(packages.begin(), packages.end(), d.package) == packages.end()) packages.push_back(d.package);
+  std::string line = "drift: " + std::to_string(drifts.size()) + (drifts.size() == 1 ? " difference in " : " differences in ");
+  for (size_t i = 0; i < packages.size(); ++i) line += (i ? ", " : "") + packages[i];
+  line += "; first: ";
+  line += drifts.front().path;
+  line += ": ";
+  line += DriftKindName(drifts.front().kind);
+  line += " (run `wharf-agent verify`)";
+  return line;
 }
 
 // ---- repair

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -68,6 +69,9 @@ std::vector<Drift> CompareTree(const PackageRef& ref, const PackageIndex& index,
 /// Limits the full check's reading rate (for a daemon's background verify); 0: no limit.
 struct VerifyBudget {
   uint64_t bytes_per_second = 0;
+  /// Asked between reads (may be empty): true stops the check with kTimedOut (a daemon
+  /// shutting down).
+  std::function<bool()> stop;
 };
 
 /// Walks a package folder without following links; hashes files when `hash`, at most at
@@ -99,6 +103,10 @@ Result<std::vector<Drift>> VerifyPackage(const Layout& layout, const PackageRef&
 /// (nothing signed describes them); the generation's own version is.
 Result<DriftReport> VerifyInstalled(const Layout& layout, const Generation& generation,
                                     const VerifyBudget& budget = {});
+
+/// One line for a heartbeat or `wharf status`: "" when clean, else "drift: N differences in
+/// name@version[, ...]; first: PATH: KIND (run `wharf-agent verify`)".
+std::string DriftSummary(const std::vector<Drift>& drifts);
 
 struct RepairStats {
   size_t files = 0;     // files written again from the store's frames

@@ -108,6 +108,15 @@ TEST(CompareTree, UnhashedTreesCompareSizesOnly) {
   EXPECT_EQ(CompareTree(Ref(), SampleIndex(), tree, true).size(), 2u) << "both files' content unknown";
 }
 
+TEST(DriftSummary, OneLineForAHeartbeat) {
+  EXPECT_EQ(DriftSummary({}), "");
+  ObservedTree tree = SampleTree();
+  tree["bin/ioc"].sha256 = std::string(64, 'c');
+  tree["bin/x"] = {Observed::Type::kFile, 0444, 1, "x"};
+  EXPECT_EQ(DriftSummary(CompareTree(Ref(), SampleIndex(), tree)),
+            "drift: 2 differences in demo@1; first: /opt/demo/bin/ioc: content (run `wharf-agent verify`)");
+}
+
 TEST(InstalledMode, LessWriteBitsFoldersWalkable) {
   EXPECT_EQ(InstalledMode({"a", EntryType::kFile, 0644}), 0444u);
   EXPECT_EQ(InstalledMode({"a", EntryType::kFile, 04755}), 0555u);
@@ -295,6 +304,11 @@ TEST_F(DriftTest, TheBudgetBoundsTheReadingRate) {
   ASSERT_TRUE(tree);
   EXPECT_GE(bytes, 1500000u);
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(700));
+  VerifyBudget stopping;
+  stopping.stop = [] { return true; };
+  auto stopped = VerifyInstalled(Layout(config_.root), generation_, stopping);
+  ASSERT_FALSE(stopped);
+  EXPECT_EQ(stopped.error().code, ErrorCode::kTimedOut);
 }
 
 }  // namespace

@@ -39,7 +39,7 @@ nlohmann::ordered_json DriftJson(const Drift& d) {
 
 int RunAgentVerify(const AgentArgs& given) {
   AgentArgs args = given;
-  if (!args.repair && args.fec.empty()) args.fec = "-";  // not needed to compare
+  if (!args.repair && args.fec.empty()) args.fec.push_back('-');  // not needed to compare
   auto config = MakeAgentConfig(args, args.repair);
   if (!config) return ReportError(kProgram, config.error(), kExitUsage);
   Layout layout(config->root);
