@@ -26,6 +26,7 @@ const char* WorkName(Work work) {
     case Work::kBoot: return "boot";
     case Work::kSync: return "sync";
     case Work::kSnapshot: return "snapshot";
+    case Work::kVerify: return "verify";
   }
   return "?";
 }
@@ -35,6 +36,7 @@ void Daemon::Start(int64_t now) {
   next_beat_ = now;
   next_watchdog_ = now;
   next_tick_ = now;
+  next_verify_ = now + timings_.verify_interval_ms;
   // Boot work (data to restore, boot scripts) comes before the services it prepares; an
   // agent started again on a running FEC has none, and adopts its services at once.
   if (host_.BootWorkNeeded()) {
@@ -56,7 +58,7 @@ void Daemon::BeReady(int64_t now) {
 }
 
 void Daemon::Beat(int64_t now) {
-  std::string error = !last_error_.empty() ? last_error_ : snapshot_error_;
+  std::string error = !last_error_.empty() ? last_error_ : !snapshot_error_.empty() ? snapshot_error_ : drift_;
   host_.Heartbeat(error, working_ == Work::kSync ? host_.Activity() : "");
   next_beat_ = now + timings_.heartbeat_interval_ms;
 }
@@ -95,6 +97,11 @@ void Daemon::Tick(int64_t now) {
     } else {
       next_snapshot_ = 0;
     }
+    // The installed files re-hashed against their signed indexes, when nothing else runs.
+    if (!working_ && timings_.verify_interval_ms > 0 && now >= next_verify_) {
+      working_ = Work::kVerify;
+      host_.StartWork(Work::kVerify);
+    }
   }
   if (timings_.heartbeat_interval_ms > 0 && now >= next_beat_) Beat(now);
 }
@@ -119,8 +126,13 @@ std::optional<int> Daemon::Handle(const DaemonEvent& event, int64_t now) {
           next_sync_ = now + timings_.sync_interval_ms;
           // A new agent build takes over the running services as they are.
           if (outcome.new_agent) return kDaemonExitNewAgent;
+          if (outcome.error.empty()) drift_.clear();  // a sync repairs the packages it finds changed
           host_.Supervise(true);
           next_beat_ = now;  // the server hears of the sync at once
+          break;
+        case Work::kVerify:
+          drift_ = outcome.error;
+          next_verify_ = now + timings_.verify_interval_ms;
           break;
         case Work::kSnapshot:
           snapshot_error_ = outcome.error;
@@ -145,6 +157,7 @@ int64_t Daemon::WaitMs(int64_t now) const {
     if (!working_) {
       wake = std::min(wake, next_sync_);
       if (next_snapshot_ > 0) wake = std::min(wake, next_snapshot_);
+      if (timings_.verify_interval_ms > 0) wake = std::min(wake, next_verify_);
     }
   }
   return std::clamp<int64_t>(wake - now, 0, std::max<int64_t>(timings_.tick_ms, 1));

@@ -37,9 +37,10 @@ struct DaemonTimings {
   int64_t watchdog_ms = 0;                 // 0: no watchdog; else a ping at least this often
   int64_t tick_ms = 1'000;                 // process servers are looked at this often
   int64_t snapshot_retry_ms = 60'000;      // a failed snapshot is tried again this soon
+  int64_t verify_interval_ms = 0;          // installed files re-hashed this often; 0: never
 };
 
-enum class Work { kBoot, kSync, kSnapshot };
+enum class Work { kBoot, kSync, kSnapshot, kVerify };
 const char* WorkName(Work work);
 
 struct WorkOutcome {
@@ -127,6 +128,8 @@ class Daemon {
   int64_t next_sync_ = 0, next_beat_ = 0, next_snapshot_ = 0, next_watchdog_ = 0, next_tick_ = 0;
   std::string last_error_;      // of the last sync
   std::string snapshot_error_;  // of the last snapshot
+  std::string drift_;           // what the last verify found ("" when the files are as signed)
+  int64_t next_verify_ = 0;
 };
 
 /// One background job at a time, on its own thread; its end is written to an eventfd that

@@ -168,6 +168,37 @@ TEST(Daemon, SnapshotsEveryIntervalSoonerAgainAfterAFailureNeverBesideASync) {
   EXPECT_EQ(f.host.started.back(), Work::kSnapshot);  // retried after 30 s, not 40
 }
 
+TEST(Daemon, DriftFoundByABackgroundVerifyIsReportedUntilASyncRepairsIt) {
+  FakeHost host;
+  NoEvents events;
+  int64_t now = 0;
+  DaemonTimings timings = Timings();
+  timings.verify_interval_ms = 600'000;
+  Daemon daemon(timings, host, events, [&] { return now; });
+  daemon.Start(now);
+  daemon.Handle({DaemonEvent::kWorkDone, {Work::kSync, false, false, ""}}, now);
+  auto run_for = [&](int64_t ms) {
+    for (int64_t end = now + ms; now < end;) {
+      now = std::min(end, now + std::max<int64_t>(daemon.WaitMs(now), 1));
+      daemon.Handle({}, now);
+      if (daemon.busy() && host.started.back() == Work::kSync)  // syncs end at once here
+        daemon.Handle({DaemonEvent::kWorkDone, {Work::kSync, false, false, ""}}, now);
+    }
+  };
+  run_for(599'000);
+  EXPECT_EQ(std::count(host.started.begin(), host.started.end(), Work::kVerify), 0);
+  // A sync may be due at the same moment: the verify waits for the next idle tick.
+  run_for(62'000);
+  ASSERT_EQ(std::count(host.started.begin(), host.started.end(), Work::kVerify), 1);
+  ASSERT_EQ(host.started.back(), Work::kVerify);
+  daemon.Handle({DaemonEvent::kWorkDone, {Work::kVerify, false, false, "drift: 1 difference in a@1"}}, now);
+  now += 10'000;
+  daemon.Handle({}, now);
+  EXPECT_TRUE(host.beats.back().starts_with("drift: 1 difference in a@1|")) << host.beats.back();
+  run_for(60'000);  // the next sync (it repairs what it finds changed)
+  EXPECT_EQ(host.beats.back(), "|");
+}
+
 TEST(Daemon, ANewAgentBuildEndsTheDaemonWithoutStoppingServices) {
   Fixture f;
   f.daemon.Start(f.now);

@@ -20,6 +20,7 @@
 
 #include "agent/agent.h"
 #include "agent/daemon.h"
+#include "agent/drift.h"
 #include "agent/launcher.h"
 #include "cli/agent_config.h"
 #include "agent/dev.h"
@@ -441,6 +442,8 @@ class HeartbeatThread {
 // services through the supervisor, heartbeats through their thread.
 class FecHost : public DaemonHost {
  public:
+  static constexpr uint64_t kVerifyBytesPerSecond = 8u << 20;  // 8 MiB/s: a background check
+
   FecHost(const AgentArgs& args, AgentConfig config, Worker& worker)
       : args_(args), config_(std::move(config)), layout_(config_.root), worker_(worker),
         agent_(config_, clock_, fetcher_), beats_(args, config_.fec) {
@@ -467,6 +470,7 @@ class FecHost : public DaemonHost {
       switch (work) {
         case Work::kBoot: outcome.error = Boot(""); break;
         case Work::kSync: SyncRound(outcome); break;
+        case Work::kVerify: outcome.error = Verify(); break;
         case Work::kSnapshot:
           if (auto taken = Snapshot(args_, config_, clock_, false); !taken) {
             Note("wharf-agent: warning: " + taken.error().message);
@@ -558,6 +562,23 @@ class FecHost : public DaemonHost {
     return problem;
   }
 
+  // The active generation's files re-hashed at a bounded rate (the FEC's I/O is the
+  // services' first); one line when they differ from what was signed ("" when not).
+  std::string Verify() {
+    auto active = Active(config_);
+    if (!active) return "";
+    VerifyBudget budget;
+    budget.bytes_per_second = kVerifyBytesPerSecond;
+    auto report = VerifyInstalled(layout_, *active, budget);
+    if (!report) {
+      Note("wharf-agent: warning: verify: " + report.error().message);
+      return "";
+    }
+    std::string summary = DriftSummary(report->drifts);
+    if (!summary.empty()) Note(config_.fec + ": " + summary);
+    return summary;
+  }
+
   void SyncRound(WorkOutcome& outcome) {
     auto report = agent_.Sync();
     if (!report) {
@@ -639,6 +660,7 @@ int RunAgentDaemon(const AgentArgs& given) {
   DaemonTimings timings;
   timings.sync_interval_ms = int64_t{args.interval_seconds} * 1000;
   timings.heartbeat_interval_ms = int64_t{args.heartbeat_seconds} * 1000;
+  timings.verify_interval_ms = int64_t{args.verify_interval_seconds} * 1000;
   // Under systemd (Type=notify, WatchdogSec=): a keep-alive at least twice per period.
   if (const char* usec = std::getenv("WATCHDOG_USEC"))
     timings.watchdog_ms = std::max<int64_t>(100, std::atoll(usec) / 2000);

@@ -29,6 +29,7 @@ struct AgentArgs {
   std::string token_file;
   int interval_seconds = 60;   // run: time between syncs
   int heartbeat_seconds = 30;  // run: time between heartbeats
+  int verify_interval_seconds = 6 * 3600;  // run: installed files re-hashed this often (0: never)
   // run: who keeps the services up: "builtin" (one process server each, in its own session),
   // "systemd" (wharf-svc@NAME units), "none"; empty: from agent.toml, else builtin.
   std::string supervisor;

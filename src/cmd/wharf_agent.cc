@@ -102,6 +102,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 86400));
   run->add_option("--heartbeat", args.heartbeat_seconds, "seconds between heartbeats")
       ->capture_default_str()->check(CLI::Range(1, 86400));
+  run->add_option("--verify-interval", args.verify_interval_seconds,
+                  "seconds between background checks of the installed files against their signed "
+                  "indexes (at 8 MiB/s; drift goes into heartbeats; 0: never)")
+      ->capture_default_str()->check(CLI::Range(0, 30 * 86400));
   AddDeadline(run, args);
   run->add_flag("--stop-services", args.stop_services,
                 "stop the services when the agent stops (default: they keep running, and the next agent "
