@@ -214,6 +214,10 @@ class Launcher {
         }
       } else {
         choice = Choose();
+        // Only a build not yet seen healthy is on trial: the boot binary and a delivered
+        // build that was healthy before are not stopped for a late sign of health (a
+        // server that is away must not make the agent start over every deadline).
+        trial = !choice.boot && !(choice.delivered && std::ranges::find(state_.good, *choice.delivered) != state_.good.end());
       }
       if (choice.boot && choice.sha256.empty())
         if (auto digest = Sha256File(choice.path)) choice.sha256 = digest->sha256;
@@ -232,7 +236,7 @@ class Launcher {
           std::to_string(delegate.pid) + ")");
       std::string why;  // set when the launcher stopped it
       bool forwarded = false;
-      Ended ended = Watch(delegate, choice, why, forwarded);
+      Ended ended = Watch(delegate, choice, trial, why, forwarded);
       int64_t ran = MonotonicMs() - delegate.started_ms;
       if (forwarded) {
         // Asked to stop: the delegate's end is the launcher's (a death by the very signal
@@ -327,8 +331,8 @@ class Launcher {
   }
 
   // Until the delegate ends: stop signals forwarded (then no deadline), its health read,
-  // and stopped when on trial past the deadline (`why` says so).
-  Ended Watch(Delegate& delegate, const AgentChoice& choice, std::string& why, bool& forwarded) {
+  // and stopped when on `trial` past the deadline (`why` says so).
+  Ended Watch(Delegate& delegate, const AgentChoice& choice, bool trial, std::string& why, bool& forwarded) {
     int seen = 0;
     while (true) {
       if (g_signals != seen) {
@@ -340,7 +344,7 @@ class Launcher {
       if (::waitpid(delegate.pid, &status, WNOHANG) == delegate.pid)
         return WIFEXITED(status) ? Ended{true, WEXITSTATUS(status)} : Ended{false, WTERMSIG(status)};
       int timeout = -1;
-      if (!delegate.healthy && !forwarded) {
+      if (trial && !delegate.healthy && !forwarded) {
         int64_t left = HealthLeftMs(options_.timing, delegate.started_ms, MonotonicMs());
         if (left == 0) {
           why = "sent no sign of health within " + WholeSeconds(options_.timing.health_deadline_ms);

@@ -442,6 +442,22 @@ TEST_F(LauncherTest, NoSignOfHealthWithinTheDeadlineIsRefused) {
                                     "the boot binary " + options_.boot_binary);
 }
 
+// The boot binary is not on trial: a server that is away (no heartbeat delivered, so no
+// sign of health) must not make the agent start over at every deadline.
+TEST_F(LauncherTest, TheBootBinaryIsNotStoppedForALateSignOfHealth) {
+  options_.timing.health_deadline_ms = 300;
+  options_.boot_binary = Script("boot", "trap 'echo term-boot >> $D/log; exit 0' TERM\n"
+                                        "while :; do sleep 0.02; done");
+  int code = LaunchWhile([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1'200));  // four deadlines
+    ::kill(::getpid(), SIGTERM);
+  });
+  EXPECT_EQ(code, 0) << log_;
+  EXPECT_EQ(CountLines(Log(), "boot run"), 1) << log_;  // started once, never stopped for it
+  EXPECT_EQ(log_.find("sign of health"), std::string::npos) << log_;
+  EXPECT_EQ(CountLines(Log(), "term-boot"), 1);
+}
+
 TEST_F(LauncherTest, AStubbornDelegateIsKilledAfterTheGrace) {
   Layout layout(options_.root);
   options_.timing.health_deadline_ms = 500;
