@@ -91,6 +91,15 @@ Agent::Agent(AgentConfig config, const Clock& clock, Fetcher& fetcher)
   fetcher_.set_deadline(config_.deadline);
 }
 
+Result<FileLock> Agent::LockAndRecover(const Layout& layout) {
+  WHARF_TRY(MakeDirs(layout.tmp()));
+  auto lock = FileLock::Acquire(layout.lock());
+  if (!lock) return std::unexpected(lock.error());
+  AbortPoint("locked");
+  if (!config_.dry_run) WHARF_TRY(RecoverLeftovers(layout));
+  return lock;
+}
+
 Result<SyncReport> Agent::Sync() {
   progress_.done = 0;
   progress_.total = 0;
@@ -105,11 +114,8 @@ Result<SyncReport> Agent::Sync() {
     }
   } idle{*this};
   Layout layout(config_.root);
-  WHARF_TRY(MakeDirs(layout.tmp()));
-  auto lock = FileLock::Acquire(layout.lock());
+  auto lock = LockAndRecover(layout);
   if (!lock) return std::unexpected(lock.error());
-  AbortPoint("locked");
-  if (!config_.dry_run) WHARF_TRY(RecoverLeftovers(layout));
   auto active = ReadActive(layout);
   if (!active) return std::unexpected(active.error());
   auto floor = ReadFloor(layout, *active);
@@ -662,11 +668,8 @@ namespace wharf {
 // again (Sync), a newer one supersedes the rollback.
 Result<RollbackReport> Agent::Rollback(std::optional<uint64_t> to) {
   Layout layout(config_.root);
-  WHARF_TRY(MakeDirs(layout.tmp()));
-  auto lock = FileLock::Acquire(layout.lock());
+  auto lock = LockAndRecover(layout);
   if (!lock) return std::unexpected(lock.error());
-  AbortPoint("locked");
-  if (!config_.dry_run) WHARF_TRY(RecoverLeftovers(layout));
   auto active = ReadActive(layout);
   if (!active) return std::unexpected(active.error());
   if (!*active)

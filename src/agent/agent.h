@@ -117,6 +117,9 @@ class Agent {
   const SyncProgress& progress() const { return progress_; }
 
  private:
+  /// The start of every change to the FEC's state: the tmp folder, the agent's lock, then
+  /// what a killed run left half-done cleaned up (not on a dry run).
+  Result<FileLock> LockAndRecover(const Layout& layout);
   struct Fetched;
   Result<std::optional<Fetched>> FetchGeneration(const std::optional<ActiveGeneration>& active,
                                                  const AcceptedFloor& floor, SyncReport& report);
