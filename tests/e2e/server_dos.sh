@@ -55,8 +55,10 @@ assert s["cut_after_max"] < high, "one was cut only after %.1f s" % s["cut_after
 # A connection closed within its first second was turned away on accept (over the
 # per-address or pending limits: on a loaded machine its first byte may still go out); one
 # the server held must last until the deadline.
+# (With MIN 0, when the oldest waiting connections make room for new ones, none need be held.)
 held = s["held_cut_after_min"]
-assert held is not None and held >= low, "one was cut already after %s s" % held
+if low > 0:
+    assert held is not None and held >= low, "one was cut already after %s s" % held
 PY
 }
 
