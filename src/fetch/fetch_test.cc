@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "fetch/test_listener.h"
+
 #include "base/scratch_dir.h"
 
 #include <arpa/inet.h>
@@ -99,15 +101,9 @@ class CuttingServer {
   // `later`: the body of every request after the first (default: the same).
   CuttingServer(std::string body, bool honour_range, std::string later = "")
       : body_(std::move(body)), later_(std::move(later)), honour_range_(honour_range) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(listener_, 8);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    auto listener = ListenOnLoopback();
+    listener_ = listener.fd;
+    port_ = listener.port;
     thread_ = std::thread([this] { Serve(); });
   }
   ~CuttingServer() {
@@ -257,15 +253,9 @@ namespace {
 class TricklingServer {
  public:
   explicit TricklingServer(size_t size, size_t cut_first = 0) : size_(size), cut_first_(cut_first) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(listener_, 8);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    auto listener = ListenOnLoopback();
+    listener_ = listener.fd;
+    port_ = listener.port;
     thread_ = std::thread([this] { Serve(); });
   }
   ~TricklingServer() {
