@@ -18,6 +18,7 @@
 #include "service/definition.h"
 #include "store/changes.h"
 #include "store/data.h"
+#include "store/retention.h"
 #include "store/store.h"
 
 namespace wharf {
@@ -49,6 +50,7 @@ class Backend {
   virtual Result<Json> ListFecs() = 0;
   virtual Result<Json> ListPackages() = 0;
   virtual Result<Json> Gc(int keep, int generations) = 0;
+  virtual Result<Json> Retention() = 0;
   virtual Result<Json> Init(const std::string& fec, const InitEdit& edit) = 0;
   virtual Result<Json> DataList(const std::string& fec) = 0;
   virtual Result<Json> DataRestore(const std::string& fec, const std::string& id) = 0;
@@ -59,11 +61,13 @@ class LocalBackend : public Backend {
   LocalBackend(Store store, std::optional<PrivateKey> key, const StoreArgs& args)
       : store_(std::move(store)), key_(std::move(key)), args_(args) {}
   Result<Json> Publish(const std::string& archive, const std::string& index) override {
-    return ops::Publish(store_, archive, index, args_.dry_run, args_.delta_bases);
+    return ops::Publish(store_, archive, index, args_.dry_run, args_.delta_bases, {args_.prune, args_.keep});
   }
-  Result<Json> Change(const ops::ChangeRequest& request) override {
+  Result<Json> Change(const ops::ChangeRequest& given) override {
     auto options = Options();
     if (!options) return std::unexpected(options.error());
+    ops::ChangeRequest request = given;
+    request.prune = {args_.prune, args_.keep};
     return ops::Change(store_, request, *options);
   }
   Result<Json> Init(const std::string& fec, const InitEdit& edit) override {
@@ -77,6 +81,8 @@ class LocalBackend : public Backend {
   Result<Json> Gc(int keep, int generations) override {
     return ops::Gc(store_, keep, generations, args_.dry_run);
   }
+  Result<Json> Retention() override { return ops::RetentionJson(store_); }
+  Store& store() { return store_; }
   Result<Json> DataList(const std::string& fec) override { return ops::DataList(store_, fec); }
   Result<Json> DataRestore(const std::string& fec, const std::string& id) override {
     return ops::DataRestore(store_, fec, id);
@@ -115,6 +121,8 @@ class RemoteBackend : public Backend {
   Result<Json> Publish(const std::string& archive, const std::string& index) override {
     std::string path = "/api/v1/packages?deltas=" + std::to_string(args_.delta_bases);
     if (args_.dry_run) path += "&dry_run=1";
+    if (args_.prune) path += *args_.prune ? "&prune=1" : "&prune=0";
+    if (args_.keep > 0) path += "&keep=" + std::to_string(args_.keep);
     return ParseAnswer(client_.Upload(path, {{"index", index}, {"archive", archive}}));
   }
   Result<Json> Change(const ops::ChangeRequest& request) override {
@@ -122,6 +130,8 @@ class RemoteBackend : public Backend {
     static constexpr const char* kVerbs[] = {"assign", "unassign", "rollback", "refresh", "services/", "persist"};
     Json body{{"expires_in", args_.expires_in}, {"dry_run", args_.dry_run}};
     if (args_.force) body["force"] = true;
+    if (request.kind == ops::ChangeKind::kAssign && args_.prune) body["prune"] = *args_.prune;
+    if (request.kind == ops::ChangeKind::kAssign && args_.keep > 0) body["keep"] = args_.keep;
     bool service = request.kind == ops::ChangeKind::kServiceSet;
     if (request.kind == ops::ChangeKind::kPersist) {
       body["paths"] = request.items;
@@ -144,9 +154,12 @@ class RemoteBackend : public Backend {
   Result<Json> ListFecs() override { return ParseAnswer(client_.Call("GET", "/api/v1/generations")); }
   Result<Json> ListPackages() override { return ParseAnswer(client_.Call("GET", "/api/v1/packages")); }
   Result<Json> Gc(int keep, int generations) override {
-    Json body{{"keep", keep}, {"generations", generations}, {"dry_run", args_.dry_run}};
+    Json body{{"dry_run", args_.dry_run}};
+    if (keep > 0) body["keep"] = keep;
+    if (generations > 0) body["generations"] = generations;
     return ParseAnswer(client_.Call("POST", "/api/v1/gc", body.dump()));
   }
+  Result<Json> Retention() override { return ParseAnswer(client_.Call("GET", "/api/v1/retention")); }
   Result<Json> DataList(const std::string& fec) override {
     WHARF_TRY(ValidateFecName(fec));
     return ParseAnswer(client_.Call("GET", "/api/v1/fecs/" + fec + "/data"));
@@ -230,12 +243,35 @@ Result<std::unique_ptr<Backend>> OpenBackend(const StoreArgs& given, bool create
   return std::unique_ptr<Backend>(std::make_unique<LocalBackend>(std::move(*store), std::move(key), args));
 }
 
+// "  (cannot be rolled back to: demo@1 removed)" for a history entry naming versions the
+// store no longer holds; "" otherwise.
+std::string MissingNote(const Json& entry) {
+  std::string missing;
+  for (const auto& m : entry.value("missing", Json::array()))
+    missing += (missing.empty() ? "" : ", ") + m.get<std::string>();
+  return missing.empty() ? "" : "  (cannot be rolled back to: " + missing + " no longer in the store)";
+}
+
 // Mismatched configurations accepted with --force: said on every command that shows them.
 void PrintForced(const Json& g) {
   for (const auto& f : g.value("forced", Json::array()))
     PrintHuman(stdout, "  FORCED: configuration %s is made for %s, the FEC runs %s\n",
                 f["configuration"].get<std::string>().c_str(), f["wanted"].get<std::string>().c_str(),
                 f["found"].get<std::string>().empty() ? "none of it" : f["found"].get<std::string>().c_str());
+}
+
+// What a release's pruning removed (publish, assign): one line each, as gc prints them.
+void PrintPruned(const Json& answer) {
+  if (!answer.contains("pruned")) return;
+  const Json& p = answer["pruned"];
+  for (const auto& v : p["removed"])
+    PrintHuman(stdout, "  pruned %s@%s (%s): older than the newest %d, and no FEC's generation within the retention "
+                       "names it\n",
+               v["name"].get<std::string>().c_str(), v["version"].get<std::string>().c_str(),
+               HumanBytes(v["bytes"].get<uint64_t>()).c_str(), p["keep"].get<int>());
+  for (const auto& v : p["kept_assigned"])
+    PrintHuman(stdout, "  kept %s@%s: a FEC's generation within the retention names it\n",
+               v["name"].get<std::string>().c_str(), v["version"].get<std::string>().c_str());
 }
 
 // Prints what a change did (or would do, with --dry-run).
@@ -250,6 +286,7 @@ int ReportChange(const Result<Json>& result, const StoreArgs& args, const char* 
                 static_cast<unsigned long long>(g["number"].get<uint64_t>()), PackagesText(g).c_str(),
                 g["expires"].get<std::string>().c_str());
     PrintForced(g);
+    PrintPruned(g);
   }
   return kExitOk;
 }
@@ -358,10 +395,13 @@ int RunPublish(const std::vector<std::string>& archives, const StoreArgs& args) 
       PrintHuman(stdout, "%s@%s: %s (%s)\n", i["name"].get<std::string>().c_str(),
                   i["version"].get<std::string>().c_str(), state.c_str(),
                   HumanBytes(i["size"].get<uint64_t>()).c_str());
+      PrintPruned(i);
     }
-    if (i.value("versions", 0) > kGcKeep)
+    if (!i.contains("pruned") && i.value("versions", 0) > kGcKeep)
       Note("wharf: warning: " + i["name"].get<std::string>() + " has " + std::to_string(i["versions"].get<int>()) +
-           " versions; `wharf gc` keeps the newest " + std::to_string(kGcKeep) + " and every one a FEC uses");
+           " versions; `wharf gc` keeps the newest " + std::to_string(kGcKeep) +
+           " and every one a FEC uses (`publish --prune` does it on release; `wharf retention "
+           "--prune-on-release true` on every release)");
   }
   if (args.json) PrintJson(out);
   return kExitOk;
@@ -448,8 +488,9 @@ int RunShow(const std::string& fec, const StoreArgs& args) {
   }
   PrintHuman(stdout, "history:\n");
   for (const auto& h : g["history"])
-    PrintHuman(stdout, "  %4llu  %s  %s\n", static_cast<unsigned long long>(h["number"].get<uint64_t>()),
-                h["created"].get<std::string>().c_str(), h["packages"].get<std::string>().c_str());
+    PrintHuman(stdout, "  %4llu  %s  %s%s\n", static_cast<unsigned long long>(h["number"].get<uint64_t>()),
+                h["created"].get<std::string>().c_str(), h["packages"].get<std::string>().c_str(),
+                MissingNote(h).c_str());
   return kExitOk;
 }
 
@@ -567,6 +608,40 @@ int RunGc(int keep, int generations, const StoreArgs& args) {
   return kExitOk;
 }
 
+int RunRetention(std::optional<int> keep, std::optional<int> generations, std::optional<bool> prune_on_release,
+                 const StoreArgs& given) {
+  bool change = keep || generations || prune_on_release;
+  StoreArgs args = WithEnvironment(given);
+  if (change && !args.server.empty())
+    return ReportError(kProgram, {ErrorCode::kInvalidArgument,
+                                  "the retention is a setting of the store folder: change it there (--store DIR) as "
+                                  "its owner; a server reads it at every release"}, kExitUsage);
+  auto backend = OpenBackend(args, false, false);
+  if (!backend) return Failed(backend.error());
+  if (change) {
+    auto& local = static_cast<LocalBackend&>(**backend);
+    auto current = ReadRetention(local.store());
+    if (!current) return Failed(current.error());
+    wharf::Retention wanted = *current;
+    if (keep) wanted.keep_versions = *keep;
+    if (generations) wanted.keep_generations = *generations;
+    if (prune_on_release) wanted.prune_on_release = *prune_on_release;
+    if (auto written = WriteRetention(local.store(), wanted); !written) return Failed(written.error());
+  }
+  auto shown = (*backend)->Retention();
+  if (!shown) return Failed(shown.error());
+  const Json& r = *shown;
+  if (args.json) {
+    PrintJson(r);
+    return kExitOk;
+  }
+  PrintHuman(stdout, "keep %d versions of each package, besides those a FEC's last %d releases name; %s\n",
+              r["keep"].get<int>(), r["generations"].get<int>(),
+              r["prune_on_release"].get<bool>() ? "publish and assign prune the released packages"
+                                                : "only `wharf gc` (or publish/assign --prune) prunes");
+  return kExitOk;
+}
+
 namespace {
 
 Result<Json> ServerCall(const StoreArgs& given, const std::string& path) {
@@ -617,11 +692,46 @@ int RunStatus(const std::string& fec, const StoreArgs& args) {
   return kExitOk;
 }
 
+// A store folder's history: its generations, marked; activations are the server's.
+int RunLocalHistory(const std::string& fec, const StoreArgs& args) {
+  auto backend = OpenBackend(args, false, false);
+  if (!backend) return Failed(backend.error());
+  auto shown = (*backend)->Show(fec);
+  if (!shown) return Failed(shown.error());
+  Json j{{"fec", fec}, {"generations", (*shown)["history"]}};
+  if (args.json) {
+    PrintJson(j);
+    return kExitOk;
+  }
+  PrintHuman(stdout, "generations of %s (activations and dev versions: ask the server, --server):\n", fec.c_str());
+  for (const auto& g : j["generations"])
+    PrintHuman(stdout, "  %4llu  created %s  %s%s\n", static_cast<unsigned long long>(g["number"].get<uint64_t>()),
+                g["created"].get<std::string>().c_str(), g["packages"].get<std::string>().c_str(),
+                MissingNote(g).c_str());
+  return kExitOk;
+}
+
+// "ioc@dev (sha256 1a2b3c4d) in place of ioc@1.0" for a dev version in a history answer.
+std::string DevText(const Json& d) {
+  std::string name = d["name"].get<std::string>();
+  std::string sha = d.value("sha256", std::string());
+  std::string text = name + "@dev" + (sha.empty() ? "" : " (sha256 " + sha.substr(0, 8) + ")");
+  text += d["replaces"].is_string() ? " in place of " + name + "@" + d["replaces"].get<std::string>() : " (added)";
+  return text;
+}
+
 int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& args) {
   if (auto valid = ValidateFecName(fec); !valid) return ReportError(kProgram, valid.error(), kExitUsage);
   if (!at.empty() && !ParseTime(at))
     return ReportError(kProgram, {ErrorCode::kInvalidArgument,
                                   "--at " + at + ": expected a UTC time like 2026-11-24T10:00:00Z"}, kExitUsage);
+  if (StoreArgs where = WithEnvironment(args); where.server.empty() && !where.store.empty()) {
+    if (!at.empty())
+      return ReportError(kProgram, {ErrorCode::kInvalidArgument,
+                                    "--at asks the server's records of what FECs ran: pass --server URL and --token T"},
+                         kExitUsage);
+    return RunLocalHistory(fec, args);
+  }
   auto answer = ServerCall(args, "/api/v1/fecs/" + fec + "/history" + (at.empty() ? "" : "?at=" + at));
   if (!answer) return Failed(answer.error());
   const Json& j = *answer;
@@ -632,12 +742,16 @@ int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& a
   if (!at.empty()) {
     const Json& running = j["running"];
     const Json& wanted = j["wanted"];
-    if (running.is_null())
+    if (running.is_null()) {
       PrintHuman(stdout, "%s at %s: no activation reported before then\n", fec.c_str(), at.c_str());
-    else
+    } else {
       PrintHuman(stdout, "%s at %s: running generation %llu since %s: %s\n", fec.c_str(), at.c_str(),
                   static_cast<unsigned long long>(running["generation"].get<uint64_t>()),
                   running["since"].get<std::string>().c_str(), OrDash(running["packages"]).c_str());
+      for (const auto& d : running.value("dev", Json::array()))
+        PrintHuman(stdout, "%s at %s: dev version %s, since %s\n", fec.c_str(), at.c_str(), DevText(d).c_str(),
+                    d["since"].get<std::string>().c_str());
+    }
     if (!wanted.is_null())
       PrintHuman(stdout, "%s at %s: wanted generation %llu (created %s): %s\n", fec.c_str(), at.c_str(),
                   static_cast<unsigned long long>(wanted["generation"].get<uint64_t>()),
@@ -646,12 +760,20 @@ int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& a
   }
   PrintHuman(stdout, "generations of %s:\n", fec.c_str());
   for (const auto& g : j["generations"])
-    PrintHuman(stdout, "  %4llu  created %s  %s\n", static_cast<unsigned long long>(g["number"].get<uint64_t>()),
-                g["created"].get<std::string>().c_str(), g["packages"].get<std::string>().c_str());
+    PrintHuman(stdout, "  %4llu  created %s  %s%s\n", static_cast<unsigned long long>(g["number"].get<uint64_t>()),
+                g["created"].get<std::string>().c_str(), g["packages"].get<std::string>().c_str(),
+                MissingNote(g).c_str());
   PrintHuman(stdout, "activations (newest first):\n");
   for (const auto& a : j["activations"])
     PrintHuman(stdout, "  %s  generation %llu  %s\n", a["time"].get<std::string>().c_str(),
                 static_cast<unsigned long long>(a["generation"].get<uint64_t>()), OrDash(a["packages"]).c_str());
+  if (!j.value("dev", Json::array()).empty()) {
+    PrintHuman(stdout, "dev versions (newest first):\n");
+    for (const auto& d : j["dev"])
+      PrintHuman(stdout, "  %s .. %s  %s\n", d["since"].get<std::string>().c_str(),
+                  d["until"].is_string() ? d["until"].get<std::string>().c_str() : "now                 ",
+                  DevText(d).c_str());
+  }
   return kExitOk;
 }
 

@@ -24,6 +24,10 @@ struct StoreArgs {
   bool json = false;
   bool force = false;   // assign: accept a configuration made for another software version
   int delta_bases = 2;  // publish: earlier versions to write patches against (0: none)
+  // publish, assign: prune the released packages' old versions as gc would (--prune,
+  // --no-prune; unset: as the store's retention says); `keep`: versions kept (0: the store's).
+  std::optional<bool> prune;
+  int keep = 0;
 };
 
 int RunKeygen(const std::string& out, bool json);
@@ -55,11 +59,15 @@ int RunList(const StoreArgs& args, bool packages);
 /// wharf init add|link|remove: the FEC's boot scripts (store folder only).
 int RunInitEdit(const std::string& fec, const InitEdit& edit, const StoreArgs& args);
 /// Drops old versions: keeps the newest `keep` of each package and every version a FEC's
-/// current or last `generations` generations name.
+/// generations within the retention (its last `generations` releases) name; 0: the store's.
 int RunGc(int keep, int generations, const StoreArgs& args);
+/// Shows the store's retention setting, or changes what is given (store folder only).
+int RunRetention(std::optional<int> keep, std::optional<int> generations, std::optional<bool> prune_on_release,
+                 const StoreArgs& args);
 /// Server only: the fleet (or one FEC): wanted and running generations, heartbeats, services.
 int RunStatus(const std::string& fec, const StoreArgs& args);
-/// Server only: a FEC's generations and activations, or what it ran at `at`.
+/// A FEC's generations (those that cannot be rolled back to marked) and, from a server, its
+/// activations and dev versions, or what it ran at `at` (server only).
 int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& args);
 /// Server only: who did what, when, from where.
 int RunAudit(const std::string& target, int limit, const StoreArgs& args);

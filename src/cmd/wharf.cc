@@ -41,6 +41,23 @@ void AddStoreOptions(CLI::App* cmd, wharf::StoreArgs& args, bool changes) {
   cmd->add_flag("--dry-run", args.dry_run, "print the generation it would write, write nothing");
 }
 
+// publish, assign: --prune / --no-prune / --keep N (store/retention.h).
+void AddPruneOptions(CLI::App* cmd, wharf::StoreArgs& args, bool& prune, bool& no_prune) {
+  auto* on = cmd->add_flag("--prune", prune,
+                           "remove the released packages' versions older than the newest --keep that no FEC's "
+                           "generation within the retention names, as gc would (default: the store's "
+                           "prune_on_release, `wharf retention`)");
+  cmd->add_flag("--no-prune", no_prune, "do not prune, whatever the store's retention says")->excludes(on);
+  cmd->add_option("--keep", args.keep, "with pruning: versions kept per package (default: the store's, 3)")
+      ->check(CLI::Range(1, 1000));
+}
+
+// --keep N alone asks for pruning.
+void ResolvePrune(wharf::StoreArgs& args, bool prune, bool no_prune) {
+  if (prune || args.keep > 0) args.prune = true;
+  if (no_prune) args.prune = false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -51,6 +68,7 @@ int main(int argc, char** argv) {
   int code = 0;
   wharf::StoreArgs store_args;
   bool json = false;
+  bool prune = false, no_prune = false;
 
   std::string key_out;
   auto* keygen = app.add_subcommand("keygen", "make an Ed25519 signing key pair (NAME.key, NAME.pub)");
@@ -128,7 +146,11 @@ int main(int argc, char** argv) {
   publish->add_option("--deltas", store_args.delta_bases,
                       "write patches of changed big files against this many earlier versions")
       ->capture_default_str()->check(CLI::Range(0, 10));
-  publish->callback([&] { code = wharf::RunPublish(archives, store_args); });
+  AddPruneOptions(publish, store_args, prune, no_prune);
+  publish->callback([&] {
+    ResolvePrune(store_args, prune, no_prune);
+    code = wharf::RunPublish(archives, store_args);
+  });
 
   std::string fec;
   std::vector<std::string> items;
@@ -138,7 +160,11 @@ int main(int argc, char** argv) {
   AddStoreOptions(assign, store_args, true);
   assign->add_flag("--force", store_args.force,
                    "accept a configuration made for another software version (recorded in the generation)");
-  assign->callback([&] { code = wharf::RunAssign(fec, items, store_args); });
+  AddPruneOptions(assign, store_args, prune, no_prune);
+  assign->callback([&] {
+    ResolvePrune(store_args, prune, no_prune);
+    code = wharf::RunAssign(fec, items, store_args);
+  });
 
   std::string persist_interval = "1h";
   bool persist_none = false;
@@ -249,15 +275,33 @@ int main(int argc, char** argv) {
   AddStoreOptions(data_restore, store_args, false);
   data_restore->callback([&] { code = wharf::RunDataRestore(fec, snapshot_id, store_args); });
 
-  int gc_keep = 3, gc_generations = 3;
+  int gc_keep = 0, gc_generations = 0;
   auto* gc = app.add_subcommand("gc", "remove old package versions no FEC uses (keeps the newest --keep)");
-  gc->add_option("--keep", gc_keep, "versions of each package to keep")->capture_default_str()->check(CLI::Range(1, 1000));
+  gc->add_option("--keep", gc_keep, "versions of each package to keep (default: the store's retention, 3)")
+      ->check(CLI::Range(1, 1000));
   gc->add_option("--generations", gc_generations,
-                 "a FEC's current generation and the ones before it that agents keep (their `keep`)")
-      ->capture_default_str()->check(CLI::Range(1, 1000));
+                 "releases of each FEC kept for rollback: its generations back to the one where the "
+                 "(G+1)-th different set of packages begins (default: the store's retention, 3: the agents' `keep`)")
+      ->check(CLI::Range(1, 1000));
   AddStoreOptions(gc, store_args, false);
   gc->add_flag("--dry-run", store_args.dry_run, "print what would be removed, remove nothing");
   gc->callback([&] { code = wharf::RunGc(gc_keep, gc_generations, store_args); });
+
+  std::optional<int> retention_keep, retention_generations;
+  std::optional<bool> retention_prune;
+  auto* retention = app.add_subcommand(
+      "retention", "the store's retention: versions kept per package, releases kept per FEC for rollback, "
+                   "and whether publish and assign prune (shows it; changes what is given)");
+  retention->add_option("--keep", retention_keep, "versions of each package to keep, besides those in use")
+      ->check(CLI::Range(1, 1000));
+  retention->add_option("--generations", retention_generations,
+                        "releases (different package sets) of each FEC kept for rollback")
+      ->check(CLI::Range(1, 1000));
+  retention->add_option("--prune-on-release", retention_prune,
+                        "true: every publish and assign prunes the released packages (as `--prune`)");
+  AddStoreOptions(retention, store_args, false);
+  retention->callback(
+      [&] { code = wharf::RunRetention(retention_keep, retention_generations, retention_prune, store_args); });
 
   auto* status = app.add_subcommand("status", "the fleet from the server: each FEC's wanted and running "
                                                "generation, last heartbeat, services, errors");
@@ -267,10 +311,12 @@ int main(int argc, char** argv) {
   status->callback([&] { code = wharf::RunStatus(fec, store_args); });
 
   std::string at;
-  auto* history = app.add_subcommand("history", "a FEC's generations and activations from the server, "
-                                                 "or what it ran at a time (--at)");
+  auto* history = app.add_subcommand("history", "a FEC's generations (marked when they cannot be rolled back "
+                                                 "to), activations and dev versions, or what it ran at a "
+                                                 "time (--at, dev versions included; from the server)");
   history->add_option("FEC", fec, "FEC name")->required();
   history->add_option("--at", at, "a UTC time, e.g. 2026-11-24T03:00:00Z: what ran then");
+  history->add_option("--store", store_args.store, "a store folder: its generations only (or WHARF_STORE)");
   AddServerOptions(history, store_args);
   history->add_flag("--json", store_args.json, "print the result as JSON on stdout");
   history->callback([&] { code = wharf::RunHistory(fec, at, store_args); });

@@ -7,6 +7,7 @@
 #include "base/strings.h"
 #include "store/data.h"
 #include "store/gc.h"
+#include "store/retention.h"
 
 namespace wharf::ops {
 namespace {
@@ -15,6 +16,34 @@ Json PackageJson(const PackageRef& p) {
   Json j{{"name", p.name}, {"version", p.version}, {"prefix", p.prefix},
          {"archive", p.archive}, {"size", p.archive_size}, {"sha256", p.archive_sha256}};
   if (IsConfiguration(p)) j["kind"] = "configuration";
+  return j;
+}
+
+Json GcJson(const GcReport& report) {
+  auto list = [](const std::vector<GcVersion>& versions) {
+    Json out = Json::array();
+    for (const auto& v : versions)
+      out.push_back({{"name", v.name}, {"version", v.version}, {"bytes", v.bytes}, {"area", v.area}});
+    return out;
+  };
+  return Json{{"removed", list(report.removed)}, {"kept_assigned", list(report.kept_assigned)},
+              {"freed_bytes", report.freed_bytes}};
+}
+
+// A release's pruning: gc's rules, for the released packages only. Nothing (null) when the
+// release does not prune.
+Result<Json> PruneReleased(Store& store, const Prune& prune, std::vector<std::string> names, bool dry_run) {
+  if (prune.prune == false) return Json(nullptr);
+  auto retention = ReadRetention(store);
+  if (!retention) return std::unexpected(retention.error());
+  if (!prune.prune.value_or(retention->prune_on_release)) return Json(nullptr);
+  GcOptions options{prune.keep_versions > 0 ? prune.keep_versions : retention->keep_versions,
+                    retention->keep_generations, dry_run, std::move(names)};
+  auto report = CollectGarbage(store, options);
+  if (!report) return Prefix("released, but not pruned (run `wharf gc`)", report.error());
+  Json j = GcJson(*report);
+  j["keep"] = options.keep_versions;
+  j["generations"] = options.keep_generations;
   return j;
 }
 
@@ -58,14 +87,19 @@ Result<int64_t> ParseDuration(const std::string& text, const std::string& what) 
 }
 
 Result<Json> Publish(Store& store, const std::string& archive, const std::string& index,
-                     bool dry_run, int delta_bases) {
+                     bool dry_run, int delta_bases, const Prune& prune) {
   auto outcome = store.Publish(archive, index, dry_run, delta_bases);
   if (!outcome) return std::unexpected(outcome.error());
   const PackageIndex& i = outcome->index;
+  // A dry run does not plan the pruning: the store does not hold the new version then.
+  auto pruned = dry_run ? Result<Json>(Json(nullptr)) : PruneReleased(store, prune, {i.name}, false);
+  if (!pruned) return Prefix(i.name + "@" + i.version, pruned.error());
   auto versions = store.Versions({StoreArea(i.configuration, i.fec), i.name});
-  return Json{{"name", i.name}, {"version", i.version}, {"size", i.archive_size},
-              {"sha256", i.archive_sha256}, {"already_present", outcome->already_present},
-              {"dry_run", dry_run}, {"versions", versions ? versions->size() : 0}};
+  Json j{{"name", i.name}, {"version", i.version}, {"size", i.archive_size},
+         {"sha256", i.archive_sha256}, {"already_present", outcome->already_present},
+         {"dry_run", dry_run}, {"versions", versions ? versions->size() : 0}};
+  if (!pruned->is_null()) j["pruned"] = std::move(*pruned);
+  return j;
 }
 
 Result<Json> Change(Store& store, const ChangeRequest& request, const ChangeOptions& options) {
@@ -106,7 +140,24 @@ Result<Json> Change(Store& store, const ChangeRequest& request, const ChangeOpti
   if (!result) return std::unexpected(result.error());
   Json j = GenerationSummary(*result);
   j["dry_run"] = options.dry_run;
+  if (request.kind == ChangeKind::kAssign && !options.dry_run) {  // (a dry run: as publish)
+    std::vector<std::string> names;
+    for (const auto& p : request.items) names.push_back(p.substr(0, p.find('@')));
+    auto pruned = PruneReleased(store, request.prune, names, false);
+    if (!pruned) return Prefix(request.fec + ": generation " + std::to_string(result->number), pruned.error());
+    if (!pruned->is_null()) j["pruned"] = std::move(*pruned);
+  }
   return j;
+}
+
+Result<std::map<uint64_t, std::vector<std::string>>> MissingByGeneration(const Store& store,
+                                                                         const std::string& fec) {
+  auto history = store.History(fec);
+  if (!history) return std::unexpected(history.error());
+  std::map<std::string, std::string> hashes;
+  std::map<uint64_t, std::vector<std::string>> out;
+  for (const auto& g : *history) out[g.number] = MissingVersions(store, g.packages, &hashes);
+  return out;
 }
 
 Result<Json> Show(const Store& store, const std::string& fec) {
@@ -120,9 +171,10 @@ Result<Json> Show(const Store& store, const std::string& fec) {
   Json j = GenerationSummary(g);
   j["parent"] = g.parent;
   j["history"] = Json::array();
+  std::map<std::string, std::string> hashes;
   for (const auto& h : *history)
     j["history"].push_back({{"number", h.number}, {"created", FormatTime(h.created)},
-                            {"packages", PackagesText(h)}});
+                            {"packages", PackagesText(h)}, {"missing", MissingVersions(store, h.packages, &hashes)}});
   return j;
 }
 
@@ -148,16 +200,24 @@ Result<Json> Init(Store& store, const std::string& fec, const InitEdit& edit, co
 }
 
 Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_run) {
-  auto report = CollectGarbage(store, {keep_versions, keep_generations, dry_run});
+  auto retention = ReadRetention(store);
+  if (!retention) return std::unexpected(retention.error());
+  GcOptions options{keep_versions > 0 ? keep_versions : retention->keep_versions,
+                    keep_generations > 0 ? keep_generations : retention->keep_generations, dry_run, {}};
+  auto report = CollectGarbage(store, options);
   if (!report) return std::unexpected(report.error());
-  auto list = [](const std::vector<GcVersion>& versions) {
-    Json out = Json::array();
-    for (const auto& v : versions)
-      out.push_back({{"name", v.name}, {"version", v.version}, {"bytes", v.bytes}, {"area", v.area}});
-    return out;
-  };
-  return Json{{"removed", list(report->removed)}, {"kept_assigned", list(report->kept_assigned)},
-              {"freed_bytes", report->freed_bytes}, {"dry_run", dry_run}};
+  Json j = GcJson(*report);
+  j["dry_run"] = dry_run;
+  j["keep"] = options.keep_versions;
+  j["generations"] = options.keep_generations;
+  return j;
+}
+
+Result<Json> RetentionJson(const Store& store) {
+  auto r = ReadRetention(store);
+  if (!r) return std::unexpected(r.error());
+  return Json{{"keep", r->keep_versions}, {"generations", r->keep_generations},
+              {"prune_on_release", r->prune_on_release}};
 }
 
 Json SnapshotJson(const SnapshotRecord& record) { return Json::parse(SnapshotRecordToJson(record)); }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,9 +19,17 @@ namespace wharf::ops {
 
 using Json = nlohmann::ordered_json;
 
-/// {name, version, size, sha256, already_present, dry_run}
+/// Pruning on release (store/retention.h): whether publish and assign remove the versions
+/// of the packages they release that the retention no longer needs, as gc would.
+struct Prune {
+  std::optional<bool> prune;  // nullopt: as the store's prune_on_release says
+  int keep_versions = 0;      // 0: the store's `keep`
+};
+
+/// {name, version, size, sha256, already_present, dry_run, versions} and, when it pruned,
+/// "pruned": {removed, kept_assigned, freed_bytes} (as gc's, for this package only).
 Result<Json> Publish(Store& store, const std::string& archive, const std::string& index,
-                     bool dry_run, int delta_bases);
+                     bool dry_run, int delta_bases, const Prune& prune = {});
 
 enum class ChangeKind { kAssign, kUnassign, kRollback, kRefresh, kServiceSet, kPersist };
 struct ChangeRequest {
@@ -31,11 +40,13 @@ struct ChangeRequest {
   std::optional<uint64_t> to;      // rollback
   std::string service;             // service set: its name
   int64_t interval = 3600;         // persist: seconds between snapshots (items: the paths)
+  Prune prune{};                   // assign: prune the assigned packages' old versions
 };
-/// Runs one change; the new generation's summary with "dry_run".
+/// Runs one change; the new generation's summary with "dry_run" (assign: and "pruned").
 Result<Json> Change(Store& store, const ChangeRequest& request, const ChangeOptions& options);
 
-/// The FEC's current generation with "parent" and "history".
+/// The FEC's current generation with "parent" and "history"; each history entry says which
+/// of its versions the store no longer holds ("missing": a rollback to it is refused).
 Result<Json> Show(const Store& store, const std::string& fec);
 /// Every FEC's current generation.
 Result<Json> ListFecs(const Store& store);
@@ -50,8 +61,12 @@ std::string PackagesText(const Generation& generation);
 Result<Json> Init(Store& store, const std::string& fec, const InitEdit& edit, const ChangeOptions& options);
 
 /// Retention (store/gc.h): {"removed": [{name, version, bytes}], "kept_assigned": [...],
-/// "freed_bytes", "dry_run"}.
+/// "freed_bytes", "dry_run", "keep", "generations"}; 0 for a number: the store's setting.
 Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_run);
+/// The store's retention setting: {keep, generations, prune_on_release}.
+Result<Json> RetentionJson(const Store& store);
+/// The versions of each of a FEC's generations that the store no longer holds, by number.
+Result<std::map<uint64_t, std::vector<std::string>>> MissingByGeneration(const Store& store, const std::string& fec);
 
 /// A snapshot's record as JSON (docs/formats.md).
 Json SnapshotJson(const SnapshotRecord& record);

@@ -118,6 +118,45 @@ Result<Json> ParseBody(const std::string& body) {
   }
 }
 
+// A release's pruning (publish, assign): "prune" true/false (absent: the store's retention)
+// and "keep", which only an admin may give (how much a store keeps is the store's choice).
+Result<ops::Prune> ReleasePrune(const TokenInfo& token, std::optional<bool> prune, std::optional<int> keep) {
+  ops::Prune out{prune, 0};
+  if (keep) {
+    if (!Allowed(token, Right::kAdmin, ""))
+      return Fail(ErrorCode::kRejected, "keep: how many versions a release keeps is the store's retention "
+                                        "(`wharf retention`); giving another needs an admin token");
+    if (*keep < 1 || *keep > 1000) return Fail(ErrorCode::kInvalidArgument, "keep: expected a number from 1 to 1000");
+    out.keep_versions = *keep;
+    if (!prune) out.prune = true;
+  }
+  return out;
+}
+
+Json DevRunJson(const DevRun& run) {
+  Json j{{"name", run.dev.name}, {"sha256", run.dev.sha256},
+         {"replaces", run.dev.replaces ? Json(*run.dev.replaces) : Json(nullptr)},
+         {"generation", run.generation ? Json(*run.generation) : Json(nullptr)}, {"since", FormatTime(run.since)}};
+  j["until"] = run.until ? Json(FormatTime(*run.until)) : Json(nullptr);
+  return j;
+}
+
+// "ioc@1.0 tools@2" as it ran with these dev versions: "ioc@dev tools@2".
+std::string WithDev(const std::string& packages, const std::vector<DevRun>& dev) {
+  std::string out;
+  std::vector<std::string> added;
+  for (const auto& run : dev)
+    if (!run.dev.replaces) added.push_back(run.dev.name + "@dev");
+  for (const auto& item : Split(packages, ' ')) {
+    if (item.empty() || item == "(nothing)") continue;
+    std::string name = item.substr(0, item.find('@'));
+    bool replaced = std::any_of(dev.begin(), dev.end(), [&](const DevRun& r) { return r.dev.name == name && r.dev.replaces; });
+    out += (out.empty() ? "" : " ") + (replaced ? name + "@dev" : item);
+  }
+  for (const auto& a : added) out += (out.empty() ? "" : " ") + a;
+  return out.empty() ? "(nothing)" : out;
+}
+
 Result<std::vector<std::string>> StringList(const Json& body, const char* key) {
   std::vector<std::string> out;
   if (!body.contains(key)) return out;
@@ -162,8 +201,9 @@ std::string Metrics::RenderHttp() const {
 
 class PublishExchange : public http::Exchange {
  public:
-  PublishExchange(Api& api, TokenInfo token, std::string dir, bool dry_run, int deltas)
-      : api_(api), token_(std::move(token)), dir_(std::move(dir)), dry_run_(dry_run), deltas_(deltas) {}
+  PublishExchange(Api& api, TokenInfo token, std::string dir, bool dry_run, int deltas, ops::Prune prune)
+      : api_(api), token_(std::move(token)), dir_(std::move(dir)), dry_run_(dry_run), deltas_(deltas),
+        prune_(prune) {}
   ~PublishExchange() override {
     if (processor_) MHD_destroy_post_processor(processor_);
     archive_fd_ = UniqueFd();
@@ -255,7 +295,7 @@ class PublishExchange : public http::Exchange {
     std::string index_path = JoinPath(dir_, index_->name + "-" + index_->version + ".package.json");
     WHARF_TRY(RenameDurable(archive_part_, archive));
     WHARF_TRY(WriteFileAtomic(index_path, index_json_));
-    return ops::Publish(api_.store_, archive, index_path, dry_run_, deltas_);
+    return ops::Publish(api_.store_, archive, index_path, dry_run_, deltas_, prune_);
   }
 
   Api& api_;
@@ -263,6 +303,7 @@ class PublishExchange : public http::Exchange {
   std::string dir_;
   bool dry_run_;
   int deltas_;
+  ops::Prune prune_;
   MHD_PostProcessor* processor_ = nullptr;
   std::string archive_part_;
   UniqueFd archive_fd_;
@@ -466,8 +507,21 @@ void Api::Register(http::Router& router) {
             return Response::Error(400, "invalid_argument", "deltas: expected a number from 0 to 10");
           deltas = std::stoi(it->second);
         }
+        std::optional<bool> prune;
+        if (auto it = request.query.find("prune"); it != request.query.end()) {
+          if (it->second != "0" && it->second != "1") return Response::Error(400, "invalid_argument", "prune: expected 0 or 1");
+          prune = it->second == "1";
+        }
+        std::optional<int> keep;
+        if (auto it = request.query.find("keep"); it != request.query.end()) {
+          if (it->second.empty() || it->second.size() > 4 || it->second.find_first_not_of("0123456789") != std::string::npos)
+            return Response::Error(400, "invalid_argument", "keep: expected a number from 1 to 1000");
+          keep = std::stoi(it->second);
+        }
+        auto pruning = ReleasePrune(caller.token, prune, keep);
+        if (!pruning) return Response::FromError(pruning.error());
         std::string dir = JoinPath(config_.uploads_dir, RandomHex(12));
-        auto exchange = std::make_unique<PublishExchange>(*this, caller.token, dir, dry_run, deltas);
+        auto exchange = std::make_unique<PublishExchange>(*this, caller.token, dir, dry_run, deltas, *pruning);
         if (auto started = exchange->Start(request); !started) return Response::FromError(started.error());
         return exchange;
       });
@@ -616,6 +670,18 @@ void Api::Register(http::Router& router) {
             if (j->contains("force") && !(*j)["force"].is_boolean())
               return Fail(ErrorCode::kInvalidArgument, "force: expected true or false");
             if (route.kind == ops::ChangeKind::kServiceSet) change.service = request.params.at("service");
+            if (route.kind == ops::ChangeKind::kAssign) {
+              if (j->contains("prune") && !(*j)["prune"].is_boolean())
+                return Fail(ErrorCode::kInvalidArgument, "prune: expected true or false");
+              if (j->contains("keep") && !(*j)["keep"].is_number_unsigned())
+                return Fail(ErrorCode::kInvalidArgument, "keep: expected a number from 1 to 1000");
+              auto pruning = ReleasePrune(token,
+                                          j->contains("prune") ? std::optional<bool>((*j)["prune"].get<bool>()) : std::nullopt,
+                                          j->contains("keep") ? std::optional<int>(std::min<uint64_t>((*j)["keep"].get<uint64_t>(), 100000))
+                                                              : std::nullopt);
+              if (!pruning) return std::unexpected(pruning.error());
+              change.prune = *pruning;
+            }
             if (j->contains("to")) {
               if (!(*j)["to"].is_number_unsigned())
                 return Fail(ErrorCode::kInvalidArgument, "to: expected a generation number");
@@ -681,13 +747,20 @@ void Api::Register(http::Router& router) {
             if (j->contains("dev")) {
               if (!(*j)["dev"].is_array())
                 return Response::Error(400, "invalid_argument", "dev: expected a list");
-              Json dev = Json::array();  // names and what they replace: nothing else is kept
+              Json dev = Json::array();  // names, what they replace, their hash: nothing else is kept
               for (const auto& d : (*j)["dev"]) {
                 if (!d.is_object() || !d.contains("name") || !d["name"].is_string() ||
                     !ValidatePackageName(d["name"].get<std::string>()))
                   return Response::Error(400, "invalid_argument", "dev: expected [{\"name\": PACKAGE, ...}]");
-                dev.push_back({{"name", d["name"]},
-                               {"replaces", d.contains("replaces") && d["replaces"].is_string() ? d["replaces"] : Json(nullptr)}});
+                DevVersion version{d["name"].get<std::string>(), "", std::nullopt};
+                if (d.contains("sha256") && d["sha256"].is_string() && IsSha256Hex(d["sha256"].get<std::string>()))
+                  version.sha256 = d["sha256"].get<std::string>();
+                if (d.contains("replaces") && d["replaces"].is_string() && ValidateVersion(d["replaces"].get<std::string>()))
+                  version.replaces = d["replaces"].get<std::string>();
+                dev.push_back({{"name", version.name},
+                               {"replaces", version.replaces ? Json(*version.replaces) : Json(nullptr)},
+                               {"sha256", version.sha256}});
+                beat.dev.push_back(std::move(version));
               }
               beat.dev_json = dev.dump();
             }
@@ -806,10 +879,19 @@ void Api::Register(http::Router& router) {
             Json j{{"fec", caller.fec}, {"at", FormatTime(*time)}};
             auto active = records_.ActivationAt(caller.fec, *time);
             if (!active) return Response::FromError(active.error());
-            j["running"] = *active ? Json{{"generation", (*active)->generation},
-                                          {"since", FormatTime((*active)->time)},
-                                          {"packages", packages_of((*active)->generation)}}
-                                   : Json(nullptr);
+            auto dev = records_.DevAt(caller.fec, *time);
+            if (!dev) return Response::FromError(dev.error());
+            j["running"] = nullptr;
+            if (*active) {
+              // What ran: the generation's packages with the dev versions then in place of theirs.
+              Json packages = packages_of((*active)->generation);
+              Json running{{"generation", (*active)->generation}, {"since", FormatTime((*active)->time)},
+                           {"packages", packages}, {"dev", Json::array()}};
+              for (const auto& run : *dev) running["dev"].push_back(DevRunJson(run));
+              if (!dev->empty() && packages.is_string()) running["packages"] = WithDev(packages.get<std::string>(), *dev);
+              if (!dev->empty()) running["generation_packages"] = packages;
+              j["running"] = std::move(running);
+            }
             Json wanted = nullptr;
             for (const auto& g : *generations)
               if (g.created <= *time)
@@ -817,10 +899,20 @@ void Api::Register(http::Router& router) {
             j["wanted"] = wanted;
             return JsonResponse(200, j);
           }
-          Json j{{"fec", caller.fec}, {"generations", Json::array()}, {"activations", Json::array()}};
-          for (const auto& g : *generations)
+          Json j{{"fec", caller.fec}, {"generations", Json::array()}, {"activations", Json::array()},
+                 {"dev", Json::array()}};
+          // Versions gc removed: a rollback to such a generation is refused.
+          auto missing = ops::MissingByGeneration(store_, caller.fec);
+          for (const auto& g : *generations) {
+            Json gone = Json::array();
+            if (missing && missing->contains(g.number)) gone = missing->at(g.number);
             j["generations"].push_back({{"number", g.number}, {"created", FormatTime(g.created)},
-                                        {"expires", FormatTime(g.expires)}, {"packages", g.packages}});
+                                        {"expires", FormatTime(g.expires)}, {"packages", g.packages},
+                                        {"missing", gone}});
+          }
+          auto runs = records_.DevRuns(caller.fec, 1000);
+          if (!runs) return Response::FromError(runs.error());
+          for (const auto& run : *runs) j["dev"].push_back(DevRunJson(run));
           auto activations = records_.Activations(caller.fec, 1000);
           if (!activations) return Response::FromError(activations.error());
           for (const auto& a : *activations)
@@ -896,7 +988,9 @@ void Api::Register(http::Router& router) {
                 return Fail(ErrorCode::kInvalidArgument, std::string(key) + ": expected a number");
             if (j->contains("dry_run") && !(*j)["dry_run"].is_boolean())
               return Fail(ErrorCode::kInvalidArgument, "dry_run: expected true or false");
-            return ops::Gc(store_, j->value("keep", 3), j->value("generations", 3), j->value("dry_run", false));
+            // 0: the store's retention (`wharf retention`)
+            return ops::Gc(store_, std::min(j->value("keep", 0), 1000), std::min(j->value("generations", 0), 1000),
+                           j->value("dry_run", false));
           }();
           Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
           std::string detail = answer ? std::to_string((*answer)["removed"].size()) + " versions, " +
@@ -906,6 +1000,12 @@ void Api::Register(http::Router& router) {
           (void)records_.Audit({0, clock_.Now(), token.name, RoleName(token.role), request.remote, "gc", "",
                                 detail, response.status});
           return response;
+        });
+
+  body_route("GET", "/api/v1/retention", Right::kRead, Scope::kFleet, get,
+        [this](const Caller&, Request&, const std::string&) -> Response {
+          auto r = ops::RetentionJson(store_);
+          return r ? JsonResponse(200, *r) : Response::FromError(r.error());
         });
 
   body_route("GET", "/api/v1/audit", Right::kAudit, Scope::kFleet, get,

@@ -1,5 +1,6 @@
 #include "server/records.h"
 
+#include <algorithm>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -40,6 +41,11 @@ constexpr const char* kMigrations[] = {
        CREATE INDEX activations_by_time ON activations(time);)",
     // 4: what the agent was doing at its last heartbeat ("syncing: N of M bytes")
     "ALTER TABLE fecs ADD COLUMN activity TEXT NOT NULL DEFAULT '';",
+    // 5: dev versions' runs, for "what ran at T" (history --at)
+    R"(CREATE TABLE dev_runs(
+         id INTEGER PRIMARY KEY, fec TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL,
+         replaces TEXT, generation INTEGER, since INTEGER NOT NULL, until INTEGER);
+       CREATE INDEX dev_runs_by_fec ON dev_runs(fec, since);)",
 };
 
 Error DbError(const std::exception& e) {
@@ -76,6 +82,20 @@ FecRecord ReadFec(SQLite::Statement& q) {
   r.activity = q.getColumn(8).getString();
   return r;
 }
+
+DevRun ReadDevRun(SQLite::Statement& q, const std::string& fec) {
+  DevRun r;
+  r.fec = fec;
+  r.dev.name = q.getColumn(0).getString();
+  r.dev.sha256 = q.getColumn(1).getString();
+  if (!q.getColumn(2).isNull()) r.dev.replaces = q.getColumn(2).getString();
+  if (auto g = OptionalInt(q.getColumn(3))) r.generation = static_cast<uint64_t>(*g);
+  r.since = q.getColumn(4).getInt64();
+  r.until = OptionalInt(q.getColumn(5));
+  return r;
+}
+
+constexpr const char* kDevRunColumns = "SELECT name, sha256, replaces, generation, since, until FROM dev_runs";
 
 constexpr const char* kFecColumns =
     "SELECT fec, last_heartbeat, running, services, last_error, remote, agent_version, dev, activity FROM fecs";
@@ -248,8 +268,70 @@ Status Records::RecordHeartbeat(const Heartbeat& h) {
       a.bind(3, static_cast<int64_t>(h.time));
       a.exec();
     }
+    RecordDevRuns(h);
     transaction.commit();
     return {};
+  });
+}
+
+void Records::RecordDevRuns(const Heartbeat& h) {
+  auto same = [](const DevVersion& a, const DevVersion& b) {
+    return a.name == b.name && a.sha256 == b.sha256 && a.replaces == b.replaces;
+  };
+  std::vector<DevVersion> open;
+  {
+    SQLite::Statement q(*db_, "SELECT id, name, sha256, replaces FROM dev_runs WHERE fec = ? AND until IS NULL");
+    q.bind(1, h.fec);
+    SQLite::Statement end(*db_, "UPDATE dev_runs SET until = ? WHERE id = ?");
+    while (q.executeStep()) {
+      DevVersion d{q.getColumn(1).getString(), q.getColumn(2).getString(), std::nullopt};
+      if (!q.getColumn(3).isNull()) d.replaces = q.getColumn(3).getString();
+      if (std::any_of(h.dev.begin(), h.dev.end(), [&](const DevVersion& x) { return same(x, d); })) {
+        open.push_back(std::move(d));
+        continue;
+      }
+      end.bind(1, static_cast<int64_t>(h.time));
+      end.bind(2, q.getColumn(0).getInt64());
+      end.exec();
+      end.reset();
+    }
+  }
+  SQLite::Statement add(*db_, "INSERT INTO dev_runs(fec, name, sha256, replaces, generation, since) VALUES(?,?,?,?,?,?)");
+  for (const auto& d : h.dev) {
+    if (std::any_of(open.begin(), open.end(), [&](const DevVersion& x) { return same(x, d); })) continue;
+    add.bind(1, h.fec);
+    add.bind(2, d.name);
+    add.bind(3, d.sha256);
+    if (d.replaces) add.bind(4, *d.replaces); else add.bind(4);
+    if (h.running) add.bind(5, static_cast<int64_t>(*h.running)); else add.bind(5);
+    add.bind(6, static_cast<int64_t>(h.time));
+    add.exec();
+    add.reset();
+    open.push_back(d);
+  }
+}
+
+Result<std::vector<DevRun>> Records::DevAt(const std::string& fec, int64_t time) {
+  return Guarded(mutex_, [&]() -> Result<std::vector<DevRun>> {
+    std::vector<DevRun> out;
+    SQLite::Statement q(*db_, std::string(kDevRunColumns) +
+                                  " WHERE fec = ? AND since <= ? AND (until IS NULL OR until > ?) ORDER BY name, id");
+    q.bind(1, fec);
+    q.bind(2, static_cast<int64_t>(time));
+    q.bind(3, static_cast<int64_t>(time));
+    while (q.executeStep()) out.push_back(ReadDevRun(q, fec));
+    return out;
+  });
+}
+
+Result<std::vector<DevRun>> Records::DevRuns(const std::string& fec, int limit) {
+  return Guarded(mutex_, [&]() -> Result<std::vector<DevRun>> {
+    std::vector<DevRun> out;
+    SQLite::Statement q(*db_, std::string(kDevRunColumns) + " WHERE fec = ? ORDER BY since DESC, id DESC LIMIT ?");
+    q.bind(1, fec);
+    q.bind(2, limit);
+    while (q.executeStep()) out.push_back(ReadDevRun(q, fec));
+    return out;
   });
 }
 
@@ -458,6 +540,9 @@ Result<Records::Pruned> Records::Prune(int64_t audit_before, int64_t activations
                                 "(SELECT MAX(id) FROM activations GROUP BY fec)");
       q.bind(1, static_cast<int64_t>(activations_before));
       pruned.activations = q.exec();
+      SQLite::Statement d(*db_, "DELETE FROM dev_runs WHERE until IS NOT NULL AND until < ?");
+      d.bind(1, static_cast<int64_t>(activations_before));
+      pruned.dev_runs = d.exec();
     }
     return pruned;
   });

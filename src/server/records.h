@@ -35,6 +35,23 @@ struct TokenInfo {
   std::optional<int64_t> revoked;
 };
 
+// A dev version a FEC reported running (wharf-agent install-dev, `wharf dev-deploy`).
+struct DevVersion {
+  std::string name;
+  std::string sha256;                   // of its archive; "" from an agent that did not say
+  std::optional<std::string> replaces;  // the generation's version it stands in for
+};
+
+// A dev version's run on a FEC, from the first heartbeat that reported it to the first that
+// did not (as activations: what the server heard, to the heartbeat interval).
+struct DevRun {
+  std::string fec;
+  DevVersion dev;
+  std::optional<uint64_t> generation;  // the generation it ran on
+  int64_t since = 0;
+  std::optional<int64_t> until;        // none: still running at the last heartbeat
+};
+
 struct Heartbeat {
   std::string fec;
   int64_t time = 0;
@@ -43,7 +60,8 @@ struct Heartbeat {
   std::string last_error;
   std::string remote;
   std::string agent_version;
-  std::string dev_json = "[]";  // dev versions in place of the generation's: [{"name", "replaces"}]
+  std::string dev_json = "[]";  // dev versions in place of the generation's: [{"name", "replaces", "sha256"}]
+  std::vector<DevVersion> dev;  // the same, for the record of dev runs
   std::string activity;  // what the agent is doing: "syncing: N of M bytes", "" when idle
 };
 
@@ -92,7 +110,7 @@ class Records {
   static Result<std::unique_ptr<Records>> Open(const std::string& path);
   ~Records();
 
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
   /// Refused requests: new audit rows per minute; past it one row counts the rest.
   static constexpr int kRefusalRowsPerMinute = 100;
   int schema_version();
@@ -105,7 +123,8 @@ class Records {
   /// The live token whose secret this is.
   std::optional<TokenInfo> Authenticate(std::string_view secret);
 
-  /// Records a heartbeat; a new running generation starts an activation.
+  /// Records a heartbeat; a new running generation starts an activation, a dev version not
+  /// reported before starts a dev run, and one no longer reported ends its run.
   Status RecordHeartbeat(const Heartbeat& heartbeat);
   Result<std::vector<FecRecord>> FecRecords();
   Result<std::optional<FecRecord>> Fec(const std::string& fec);
@@ -113,6 +132,11 @@ class Records {
   Result<std::vector<Activation>> Activations(const std::string& fec, int limit);
   /// The activation in force at `time` (the last one not after it).
   Result<std::optional<Activation>> ActivationAt(const std::string& fec, int64_t time);
+
+  /// The dev versions running on the FEC at `time`.
+  Result<std::vector<DevRun>> DevAt(const std::string& fec, int64_t time);
+  /// A FEC's dev runs, newest first.
+  Result<std::vector<DevRun>> DevRuns(const std::string& fec, int limit);
 
   Status RecordGeneration(const GenerationRow& row);
   /// Highest generation number indexed for the FEC (0: none).
@@ -133,14 +157,17 @@ class Records {
   struct Pruned {
     int64_t audit = 0;
     int64_t activations = 0;
+    int64_t dev_runs = 0;
   };
-  /// Retention: drops audit rows older than `audit_before` and activations older than
-  /// `activations_before` (each FEC keeps its newest one); a cut-off of 0 keeps everything.
+  /// Retention: drops audit rows older than `audit_before`, and activations and ended dev runs
+  /// older than `activations_before` (each FEC keeps its newest activation); a cut-off of 0
+  /// keeps everything.
   Result<Pruned> Prune(int64_t audit_before, int64_t activations_before);
 
  private:
   Records() = default;
-  // REQUIRES: mutex_ held.
+  // REQUIRES: mutex_ held (and, for RecordDevRuns, a transaction open).
+  void RecordDevRuns(const Heartbeat& heartbeat);
   void InsertAudit(const AuditEntry& entry, int64_t* id);
   void FlushRefusals();
 

@@ -22,9 +22,9 @@ TEST(Records, AVersion1DatabaseIsMigrated) {
     h.running = 3;
     ASSERT_TRUE((*records)->RecordHeartbeat(h));
   }
-  {  // as session 2's wharf left it: no dev or activity column, schema 1
+  {  // as session 2's wharf left it: no dev or activity column, no dev runs, schema 1
     SQLite::Database db(dir / "r.db", SQLite::OPEN_READWRITE);
-    db.exec("ALTER TABLE fecs DROP COLUMN activity; ALTER TABLE fecs DROP COLUMN dev; DROP INDEX audit_by_time; DROP INDEX activations_by_time; "
+    db.exec("DROP TABLE dev_runs; ALTER TABLE fecs DROP COLUMN activity; ALTER TABLE fecs DROP COLUMN dev; DROP INDEX audit_by_time; DROP INDEX activations_by_time; "
             "ALTER TABLE audit DROP COLUMN count; PRAGMA user_version = 1;");
   }
   auto records = Records::Open(dir / "r.db");
@@ -44,6 +44,45 @@ TEST(Records, AVersion1DatabaseIsMigrated) {
   ASSERT_TRUE((*records)->RecordHeartbeat(h));
   EXPECT_EQ((*(*records)->FecRecords())[0].dev_json, h.dev_json);
   EXPECT_EQ((*(*records)->FecRecords())[0].activity, h.activity);
+}
+
+TEST(Records, DevRunsSayWhichDevVersionRanWhen) {
+  ScratchDir dir;
+  auto records = Records::Open(dir / "r.db");
+  ASSERT_TRUE(records) << records.error().message;
+  auto beat = [&](int64_t time, std::vector<DevVersion> dev) {
+    Heartbeat h;
+    h.fec = "fec01";
+    h.time = time;
+    h.running = 4;
+    h.dev = std::move(dev);
+    ASSERT_TRUE((*records)->RecordHeartbeat(h));
+  };
+  DevVersion first{"app", std::string(64, 'a'), "1.0"};
+  DevVersion second{"app", std::string(64, 'b'), "1.0"};
+  beat(100, {});
+  beat(200, {first});
+  beat(300, {first});  // the same run goes on
+  beat(400, {second});  // another dev build of app: a new run
+  beat(500, {});        // dropped (or a new generation)
+  auto at = [&](int64_t time) { return (*records)->DevAt("fec01", time).value(); };
+  EXPECT_TRUE(at(150).empty());
+  ASSERT_EQ(at(250).size(), 1u);
+  EXPECT_EQ(at(250)[0].dev.sha256, first.sha256);
+  EXPECT_EQ(at(250)[0].dev.replaces, std::optional<std::string>("1.0"));
+  EXPECT_EQ(at(250)[0].generation, std::optional<uint64_t>(4));
+  EXPECT_EQ(at(250)[0].since, 200);
+  EXPECT_EQ(at(399)[0].dev.sha256, first.sha256);
+  EXPECT_EQ(at(400)[0].dev.sha256, second.sha256);
+  EXPECT_TRUE(at(500).empty());
+  auto runs = (*records)->DevRuns("fec01", 10).value();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].until, std::optional<int64_t>(500));
+  EXPECT_EQ(runs[1].until, std::optional<int64_t>(400));
+  EXPECT_TRUE((*records)->DevRuns("fec02", 10).value().empty());
+  auto pruned = (*records)->Prune(0, 450);  // ended before the cut-off: dropped
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(pruned->dev_runs, 1);
 }
 
 TEST(Records, TokensAreHashedAndRevocable) {

@@ -13,6 +13,7 @@
 #include "base/strings.h"
 #include "crypto/sha256.h"
 #include "service/definition.h"
+#include "store/retention.h"
 
 namespace wharf {
 namespace {
@@ -57,6 +58,25 @@ Status CheckConfigurations(const Store& store, const std::vector<ForcedMatch>& c
   return {};
 }
 
+std::string Listed(const std::vector<std::string>& items) {
+  std::string text;
+  for (const auto& item : items) text += (text.empty() ? "" : ", ") + item;
+  return text;
+}
+
+// A generation that names a version gc removed cannot be synced by a FEC that lacks it:
+// such a generation is never signed. `what`: "generation 4" or "the new generation".
+Status CheckVersionsHeld(const Store& store, const std::string& fec, const std::string& what,
+                         const std::vector<PackageRef>& packages) {
+  auto missing = MissingVersions(store, packages);
+  if (missing.empty()) return {};
+  return Fail(ErrorCode::kNotFound,
+              fec + ": " + what + " names " + Listed(missing) + ", which this store no longer holds (removed by gc" +
+                  " or republished with other bytes); republish " + (missing.size() > 1 ? "them" : "it") +
+                  ", or roll back to a generation within the retention (`wharf history " + fec +
+                  "` marks those that cannot be)");
+}
+
 // Lock, read the current generation, edit, chain, check, sign, write.
 Result<Generation> Change(Store& store, const std::string& fec, const Edit& edit,
                           const ChangeOptions& options) {
@@ -76,6 +96,7 @@ Result<Generation> Change(Store& store, const std::string& fec, const Edit& edit
     draft = *parent;
   }
   WHARF_TRY(edit(*current, draft));
+  WHARF_TRY(CheckVersionsHeld(store, fec, "the new generation", draft.packages));
   Generation next = NextGeneration(fec, parent, parent_json, std::move(draft.packages), options.now,
                                    options.lifetime_seconds);
   next.services = draft.services;
@@ -135,6 +156,7 @@ Result<Generation> Rollback(Store& store, const std::string& fec, std::optional<
     if (!history) return std::unexpected(history.error());
     auto target = RollbackTarget(*history, to);
     if (!target) return std::unexpected(target.error());
+    WHARF_TRY(CheckVersionsHeld(store, fec, "generation " + std::to_string(target->number), target->packages));
     if (!options.may_configure &&
         (target->services != draft.services || target->init != draft.init ||
          target->init_stop_on_failure != draft.init_stop_on_failure))

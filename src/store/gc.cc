@@ -8,6 +8,7 @@
 #include <set>
 
 #include "base/file.h"
+#include "store/retention.h"
 
 namespace wharf {
 namespace {
@@ -36,16 +37,14 @@ Result<GcReport> CollectGarbage(Store& store, const GcOptions& options) {
   auto lock = store.Lock();  // no assign or publish can start naming a version meanwhile
   if (!lock) return std::unexpected(lock.error());
 
-  // What the FECs may still run: their current generation and the ones before it they keep.
+  // What the FECs may still run or roll back to: their generations within the retention.
   std::set<std::string> assigned;  // store folders of versions: "software/<name>/<version>"
   auto fecs = store.Fecs();
   if (!fecs) return std::unexpected(fecs.error());
   for (const auto& fec : *fecs) {
     auto history = store.History(fec);
     if (!history) return std::unexpected(history.error());
-    size_t from = history->size() > static_cast<size_t>(options.keep_generations)
-                      ? history->size() - options.keep_generations
-                      : 0;
+    size_t from = RetentionStart(*history, options.keep_generations);
     for (size_t i = from; i < history->size(); ++i)
       for (const auto& p : (*history)[i].packages) assigned.insert(Dirname(p.index));
   }
@@ -54,6 +53,8 @@ Result<GcReport> CollectGarbage(Store& store, const GcOptions& options) {
   auto homes = store.Packages();
   if (!homes) return std::unexpected(homes.error());
   for (const auto& home : *homes) {
+    if (!options.only.empty() && std::find(options.only.begin(), options.only.end(), home.name) == options.only.end())
+      continue;
     auto versions = store.Versions(home);
     if (!versions) continue;
     std::string folder = JoinPath(store.root(), home.folder());

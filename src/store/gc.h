@@ -1,7 +1,8 @@
 // Retention: which published versions a store may drop. Keeps the newest `keep_versions`
-// of each package and configuration (by publication time) and every version that a FEC's current generation
-// or one of the `keep_generations` - 1 before it names (what agents keep on disk and roll
-// back to), whatever its age.
+// of each package and configuration (by publication time) and every version that a FEC's
+// generations within the retention name (its last `keep_generations` releases: see
+// store/retention.h), whatever its age: every one of those generations can be rolled back
+// to and synced by a wiped FEC.
 #pragma once
 
 #include <cstdint>
@@ -15,8 +16,9 @@ namespace wharf {
 
 struct GcOptions {
   int keep_versions = 3;
-  int keep_generations = 3;  // the agents' `keep`
+  int keep_generations = 3;  // releases (different package sets) per FEC; the agents' `keep`
   bool dry_run = false;
+  std::vector<std::string> only;  // package names to consider (a release prunes its own); empty: all
 };
 
 struct GcVersion {
