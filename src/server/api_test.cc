@@ -140,6 +140,63 @@ TEST_F(ApiTest, HistoryAtATimeNamesTheActivationThen) {
   EXPECT_TRUE(early["running"].is_null());
 }
 
+TEST_F(ApiTest, HistoryAtATimeNamesTheDevVersionsThatRan) {
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/assign", operator_, R"({"packages": ["ioc@1.0"]})"));
+  int64_t start = clock_.Now();
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/heartbeat", agent_, R"({"generation": 1, "dev": []})"));
+  clock_.Set(start + 100);  // wharf dev-deploy of ioc: the agent reports it
+  std::string sha(64, 'c');
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/heartbeat", agent_,
+                   R"({"generation": 1, "dev": [{"name": "ioc", "version": "dev", "sha256": ")" + sha +
+                       R"(", "replaces": "1.0"}]})"));
+  clock_.Set(start + 200);  // dropped again
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/heartbeat", agent_, R"({"generation": 1, "dev": []})"));
+  json before = Get("/api/v1/fecs/fec01/history?at=" + FormatTime(start + 50), operator_);
+  EXPECT_EQ(before["running"]["packages"], "ioc@1.0");
+  EXPECT_TRUE(before["running"]["dev"].empty());
+  json during = Get("/api/v1/fecs/fec01/history?at=" + FormatTime(start + 150), operator_);
+  EXPECT_EQ(during["running"]["generation"], 1);
+  EXPECT_EQ(during["running"]["packages"], "ioc@dev");
+  EXPECT_EQ(during["running"]["generation_packages"], "ioc@1.0");
+  ASSERT_EQ(during["running"]["dev"].size(), 1u);
+  EXPECT_EQ(during["running"]["dev"][0]["sha256"], sha);
+  EXPECT_EQ(during["running"]["dev"][0]["replaces"], "1.0");
+  EXPECT_EQ(during["running"]["dev"][0]["since"], FormatTime(start + 100));
+  json after = Get("/api/v1/fecs/fec01/history?at=" + FormatTime(start + 250), operator_);
+  EXPECT_EQ(after["running"]["packages"], "ioc@1.0");
+  json all = Get("/api/v1/fecs/fec01/history", operator_);
+  ASSERT_EQ(all["dev"].size(), 1u);
+  EXPECT_EQ(all["dev"][0]["until"], FormatTime(start + 200));
+}
+
+TEST_F(ApiTest, HistoryMarksGenerationsNamingRemovedVersions) {
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/assign", operator_, R"({"packages": ["ioc@1.0"]})"));
+  ASSERT_TRUE(Post("/api/v1/fecs/fec01/unassign", operator_, R"({"packages": ["ioc"]})"));
+  ASSERT_TRUE(RemoveTree(scratch_ / "store/software/ioc/1.0"));  // gone (as gc with --generations 1)
+  json all = Get("/api/v1/fecs/fec01/history", operator_);
+  ASSERT_EQ(all["generations"].size(), 2u);
+  EXPECT_EQ(all["generations"][0]["missing"], json::array({"ioc@1.0"}));
+  EXPECT_TRUE(all["generations"][1]["missing"].empty());
+  auto refused = Post("/api/v1/fecs/fec01/rollback", operator_, R"({"to": 1})");
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("generation 1 names ioc@1.0, which this store no longer holds"),
+            std::string::npos) << refused.error().message;
+  EXPECT_EQ(Get("/api/v1/fecs/fec01/generation", operator_)["number"], 2);
+}
+
+TEST_F(ApiTest, OnlyAnAdminChoosesHowManyVersionsAReleaseKeeps) {
+  auto refused = Post("/api/v1/fecs/fec01/assign", operator_, R"({"packages": ["ioc@1.0"], "keep": 1})");
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("needs an admin token"), std::string::npos) << refused.error().message;
+  EXPECT_FALSE(PathExists(scratch_ / "store/fecs/fec01/generation.json"));
+  ApiClient client(url_, operator_);
+  auto answer = client.Call("POST", "/api/v1/fecs/fec01/assign", R"({"packages": ["ioc@1.0"], "prune": true})");
+  ASSERT_TRUE(answer) << answer.error().message;
+  json j = json::parse(*answer);
+  EXPECT_EQ(j["pruned"]["keep"], 3);  // the store's retention
+  EXPECT_TRUE(j["pruned"]["removed"].empty());
+}
+
 TEST_F(ApiTest, RefusedChangesAreAuditedAndChangeNothing) {
   auto refused = Post("/api/v1/fecs/fec01/assign", publisher_, R"({"packages": ["ioc@1.0"]})");
   ASSERT_FALSE(refused);

@@ -10,6 +10,8 @@
 #include "base/scratch_dir.h"
 #include "crypto/sha256.h"
 #include "store/changes.h"
+#include "store/gc.h"
+#include "store/retention.h"
 
 namespace wharf {
 
@@ -172,6 +174,115 @@ TEST_F(StoreTest, DryRunChangeWritesNothing) {
   ASSERT_TRUE(g);
   EXPECT_EQ(g->number, 1u);
   EXPECT_FALSE(PathExists(store_->root() + "/fecs/fec01"));
+}
+
+// Six versions assigned in turn: generations 1..6 name app@1..6.
+class RetentionTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    for (int v = 1; v <= 6; ++v) {
+      std::string a = Pack("app", std::to_string(v), "v" + std::to_string(v));
+      ASSERT_TRUE(store_->Publish(a, IndexOf(a), false));
+      ASSERT_TRUE(Assign(*store_, "fec01", {{"app", std::to_string(v)}}, Options()));
+    }
+  }
+  std::vector<std::string> Versions() { return *store_->Versions({"software", "app"}); }
+};
+
+TEST_F(RetentionTest, GcKeepsWhatTheLastReleasesName) {
+  auto report = CollectGarbage(*store_, {1, 3, false, {}});
+  ASSERT_TRUE(report) << report.error().message;
+  // keep 1 alone would leave 6; generations 4..6 (the last 3 releases) name 4, 5, 6.
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"4", "5", "6"}));
+  EXPECT_EQ(report->removed.size(), 3u);
+  EXPECT_EQ(report->kept_assigned.size(), 2u);
+}
+
+TEST_F(RetentionTest, RefreshesDoNotPushAReleaseOutOfTheRetention) {
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Refresh(*store_, "fec01", Options()));  // generations 7..11
+  ASSERT_TRUE(CollectGarbage(*store_, {1, 3, false, {}}));
+  EXPECT_EQ(Versions(), (std::vector<std::string>{"4", "5", "6"}));
+  auto back = Rollback(*store_, "fec01", std::nullopt, Options());  // to generation 5: app@5
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->packages[0].version, "5");
+}
+
+TEST(Retention, StartCountsDifferentPackageSets) {
+  auto gen = [](uint64_t n, const std::string& version) {
+    Generation g;
+    g.number = n;
+    g.packages.push_back({"app", version, "/opt/app", "", 0, "", "", 0, ""});
+    return g;
+  };
+  // 1:a 2:b 3:b (refresh) 4:c 5:b (rollback) 6:c
+  std::vector<Generation> h = {gen(1, "a"), gen(2, "b"), gen(3, "b"), gen(4, "c"), gen(5, "b"), gen(6, "c")};
+  EXPECT_EQ(RetentionStart(h, 1), 5u);  // only c: generation 6 (5 is b)
+  EXPECT_EQ(RetentionStart(h, 2), 1u);  // b and c reach back to generation 2
+  EXPECT_EQ(RetentionStart(h, 3), 0u);
+  EXPECT_EQ(RetentionStart({}, 3), 0u);
+}
+
+TEST_F(RetentionTest, RollbackToARemovedVersionIsRefusedAndWritesNothing) {
+  ASSERT_TRUE(CollectGarbage(*store_, {3, 3, false, {}}));
+  auto before = ReadFile(store_->root() + "/fecs/fec01/generation.json");
+  auto refused = Rollback(*store_, "fec01", 2, Options());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(refused.error().message,
+            "fec01: generation 2 names app@2, which this store no longer holds (removed by gc or republished with "
+            "other bytes); republish it, or roll back to a generation within the retention (`wharf history fec01` "
+            "marks those that cannot be)");
+  EXPECT_EQ(ReadFile(store_->root() + "/fecs/fec01/generation.json").value(), before.value());
+  EXPECT_FALSE(PathExists(store_->root() + "/fecs/fec01/generations/7.json"));
+  ChangeOptions dry = Options();
+  dry.dry_run = true;
+  EXPECT_FALSE(Rollback(*store_, "fec01", 1, dry));  // a dry run says the same
+  EXPECT_TRUE(Rollback(*store_, "fec01", 4, Options()));
+}
+
+TEST_F(RetentionTest, RollbackToAVersionRepublishedWithOtherBytesIsRefused) {
+  ASSERT_TRUE(CollectGarbage(*store_, {3, 3, false, {}}));
+  std::string other = Pack("app", "2", "not the bytes generation 2 names");
+  ASSERT_TRUE(store_->Publish(other, IndexOf(other), false));
+  auto refused = Rollback(*store_, "fec01", 2, Options());
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("names app@2, which this store no longer holds"), std::string::npos);
+}
+
+TEST_F(RetentionTest, NoChangeSignsAGenerationNamingARemovedVersion) {
+  // A version removed behind the store's back (by hand): a refresh of a generation naming it
+  // is refused as well; nothing is written.
+  ASSERT_TRUE(RemoveTree(store_->root() + "/software/app/6"));
+  auto refused = Refresh(*store_, "fec01", Options());
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("fec01: the new generation names app@6"), std::string::npos)
+      << refused.error().message;
+  EXPECT_FALSE(PathExists(store_->root() + "/fecs/fec01/generations/7.json"));
+  EXPECT_TRUE(Assign(*store_, "fec01", {{"app", "5"}}, Options()));  // a change away from it is fine
+}
+
+TEST_F(RetentionTest, MissingVersionsNamesWhatIsGone) {
+  ASSERT_TRUE(CollectGarbage(*store_, {3, 3, false, {}}));
+  auto history = store_->History("fec01");
+  ASSERT_TRUE(history);
+  std::map<std::string, std::string> cache;
+  EXPECT_EQ(MissingVersions(*store_, (*history)[0].packages, &cache), std::vector<std::string>{"app@1"});
+  EXPECT_TRUE(MissingVersions(*store_, (*history)[5].packages, &cache).empty());
+}
+
+TEST_F(StoreTest, RetentionSettingRoundTripsAndRefusesNonsense) {
+  EXPECT_EQ(*ReadRetention(*store_), Retention{});
+  Retention r{2, 4, true};
+  ASSERT_TRUE(WriteRetention(*store_, r));
+  EXPECT_EQ(*ReadRetention(*store_), r);
+  EXPECT_FALSE(ParseRetention("keep = 0\n", "x"));
+  EXPECT_FALSE(ParseRetention("keep = many\n", "x"));
+  EXPECT_FALSE(ParseRetention("prune_on_release = yes\n", "x"));
+  auto unknown = ParseRetention("# comment\nkeep_forever = true\n", "x");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().message, "x:2: unknown setting \"keep_forever\"; rewrite it with `wharf retention`");
+  EXPECT_FALSE(WriteRetention(*store_, {0, 3, false}));
 }
 
 TEST(NameVersion, ParsesAndRefuses) {
