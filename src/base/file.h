@@ -97,6 +97,10 @@ Result<std::string> ReadLink(const std::string& path);
 /// Last modification, in seconds since the epoch.
 Result<int64_t> FileModifiedTime(const std::string& path);
 
+/// This machine's host name up to its first dot ("fec01" of "fec01.cern.ch"); "" when the
+/// system has none.
+std::string ShortHostName();
+
 /// A unique name beside `path` for a temporary file or folder: "<dir>/.<base>.tmp-<pid>-<n>".
 std::string TempSibling(const std::string& path);
 /// Removes from `dir` the temporaries (TempSibling names) left by processes that are gone,

@@ -373,4 +373,11 @@ Result<UniqueFd> OpenParentNoFollow(int dir_fd, const std::string& rel, const st
   return dir;
 }
 
+std::string ShortHostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "";
+  std::string host(name);
+  return host.substr(0, host.find('.'));
+}
+
 }  // namespace wharf

@@ -65,8 +65,12 @@ Result<AgentConfig> MakeConfig(AgentArgs& args, bool need_store, bool need_trust
   config.dry_run = args.dry_run;
   if (args.transfer_base_seconds >= 0) config.deadline.base_seconds = args.transfer_base_seconds;
   if (args.transfer_floor_rate >= 0) config.deadline.floor_bytes_per_second = static_cast<uint64_t>(args.transfer_floor_rate);
-  if (config.fec.empty())
-    return Fail(ErrorCode::kInvalidArgument, "which FEC is this? pass --fec NAME or set fec in " + config_path);
+  if (config.fec.empty()) {  // neither --fec nor agent.toml: the FEC is named as its host
+    config.fec = ShortHostName();
+    if (!ValidateFecName(config.fec))
+      return Fail(ErrorCode::kInvalidArgument, "which FEC is this? the host name \"" + config.fec +
+                                                   "\" is not a FEC name; pass --fec NAME or set fec in " + config_path);
+  }
   if (!need_store && !need_trust) return config;
   if (need_store && config.stores.empty())
     return Fail(ErrorCode::kInvalidArgument, "no store: pass --store URL[,URL...] or set store in " + config_path);

@@ -601,7 +601,7 @@ int RunGc(int keep, int generations, const StoreArgs& args) {
     PrintHuman(stdout, "%s %s@%s (%s)\n", verb, v["name"].get<std::string>().c_str(), v["version"].get<std::string>().c_str(),
                 HumanBytes(v["bytes"].get<uint64_t>()).c_str());
   for (const auto& v : r["kept_assigned"])
-    PrintHuman(stdout, "kept %s@%s: a FEC's current or kept generation names it\n", v["name"].get<std::string>().c_str(),
+    PrintHuman(stdout, "kept %s@%s: a FEC's generation within the retention names it\n", v["name"].get<std::string>().c_str(),
                 v["version"].get<std::string>().c_str());
   PrintHuman(stdout, "%s%s freed (%zu versions)\n", args.dry_run ? "dry run: " : "",
               HumanBytes(r["freed_bytes"].get<uint64_t>()).c_str(), r["removed"].size());

@@ -38,7 +38,7 @@ void AddCommon(CLI::App* cmd, wharf::AgentArgs& args) {
   cmd->add_option("--root", args.root, "the FEC's root: a folder instead of / for tests or an unprivileged user")
       ->capture_default_str();
   cmd->add_option("--config", args.config, "settings file (default <root>/etc/wharf/agent.toml)");
-  cmd->add_option("--fec", args.fec, "this FEC's name");
+  cmd->add_option("--fec", args.fec, "this FEC's name (default: fec in agent.toml, else the host name up to its first dot)");
   cmd->add_flag("--json", args.json, "print the result as JSON on stdout");
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# wharf gc: keeps the newest N versions of each package and every version a FEC's current
-# or kept generations name; --dry-run removes nothing; through the server (admin only);
+# wharf gc: keeps the newest N versions of each package and every version a FEC's
+# generations within the retention (its last 3 releases) name; --dry-run removes nothing; through the server (admin only);
 # and gc running while FECs sync never breaks a sync.
 source "$(dirname "$0")/lib.sh"
 
@@ -14,7 +14,8 @@ for v in 1 2 3 4 5 6; do
 done
 grep -q "demo has 6 versions; \`wharf gc\` keeps the newest 3" "$T/publish.err" || fail "publish warns past 3 versions: $(cat "$T/publish.err")"
 ch() { "$WHARF" "$@" --store store --key k.key >/dev/null; }
-# fec01: 1, 3, 6, 5, then a rollback (to 6): its kept generations (the last 3) name 6 and 5.
+# fec01: 1, 3, 6, 5, then a rollback (to 6): its last 3 releases (different package sets,
+# back from the current generation) name 6, 5 and 3; 1 is a fourth.
 ch assign fec01 demo@1; ch assign fec01 demo@3; ch assign fec01 demo@6; ch assign fec01 demo@5; ch rollback fec01
 # fec02 runs an old version: 2.
 ch assign fec02 demo@2
@@ -25,24 +26,24 @@ expect_exit 0 "$WHARF" gc --store store --dry-run --json
 python3 - "$T/stdout" <<'PY' || fail "dry run plan: $(cat "$T/stdout")"
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert sorted(v["version"] for v in r["removed"]) == ["1", "3"], r
-assert [v["version"] for v in r["kept_assigned"]] == ["2"], r
+assert sorted(v["version"] for v in r["removed"]) == ["1"], r
+assert sorted(v["version"] for v in r["kept_assigned"]) == ["2", "3"], r
 assert r["dry_run"] and r["freed_bytes"] > 0, r
 PY
 [ "$(versions)" = "1 2 3 4 5 6 " ] || fail "--dry-run removed something: $(versions)"
-pass "gc --dry-run plans to remove 1 and 3 (2 is fec02's, 4-6 are the newest 3), removes nothing"
+pass "gc --dry-run plans to remove 1 (2 is fec02's, 3 within fec01's retention, 4-6 the newest 3), removes nothing"
 
 expect_exit 0 "$WHARF" gc --store store
-grep -q "^removed demo@1 " "$T/stdout" && grep -q "^removed demo@3 " "$T/stdout" || fail "gc output: $(cat "$T/stdout")"
+grep -q "^removed demo@1 " "$T/stdout" && ! grep -q "^removed demo@3 " "$T/stdout" || fail "gc output: $(cat "$T/stdout")"
 grep -q "^kept demo@2: a FEC" "$T/stdout" || fail "gc says why 2 stays"
-[ "$(versions)" = "2 4 5 6 " ] || fail "after gc: $(versions)"
+[ "$(versions)" = "2 3 4 5 6 " ] || fail "after gc: $(versions)"
 [ -z "$(ls -A store/software/demo | grep '^\.')" ] || fail "gc left hidden folders"
 expect_exit 0 "$WHARF" gc --store store --json
 python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['removed']==[], r" "$T/stdout" || fail "a second gc removes nothing"
 for f in fec01 fec02; do
   expect_exit 0 "$WHARF_AGENT" sync --root "$T/$f" --store "file://$T/store" --fec $f --trust k.pub
 done
-pass "gc removes exactly demo@1 and demo@3; both FECs still sync; a second gc removes nothing"
+pass "gc removes exactly demo@1; both FECs still sync; a second gc removes nothing"
 
 # through the server: admin only
 start_server "$T/store" --key "$T/k.key"
@@ -51,7 +52,7 @@ OP=$(make_token op operator "" "$T/store")
 expect_refused "lacks the right to administer" "$WHARF" gc --server "$SERVER_URL" --token "$OP"
 expect_exit 0 "$WHARF" gc --server "$SERVER_URL" --token "$ADMIN" --keep 1 --dry-run
 grep -q "would remove demo@4" "$T/stdout" || fail "gc --keep 1 over the API: $(cat "$T/stdout")"
-[ "$(versions)" = "2 4 5 6 " ] || fail "dry run over the API removed something"
+[ "$(versions)" = "2 3 4 5 6 " ] || fail "dry run over the API removed something"
 stop_server
 pass "gc through the server: operators refused, admins served"
 
