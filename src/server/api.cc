@@ -755,7 +755,7 @@ void Api::Register(http::Router& router) {
                 DevVersion version{d["name"].get<std::string>(), "", std::nullopt};
                 if (d.contains("sha256") && d["sha256"].is_string() && IsSha256Hex(d["sha256"].get<std::string>()))
                   version.sha256 = d["sha256"].get<std::string>();
-                if (d.contains("replaces") && d["replaces"].is_string() && ValidateVersion(d["replaces"].get<std::string>()))
+                if (d.contains("replaces") && d["replaces"].is_string())  // shown escaped (docs/cli.md, Output)
                   version.replaces = d["replaces"].get<std::string>();
                 dev.push_back({{"name", version.name},
                                {"replaces", version.replaces ? Json(*version.replaces) : Json(nullptr)},
