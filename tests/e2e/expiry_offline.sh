@@ -25,18 +25,21 @@ trap finish EXIT
 # The process servers this test's agents started, by PID (they outlive the agents).
 SERVICE_PIDS=()
 cleanup_services() {
+  local pid
   for pid in "${SERVICE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${SERVICE_PIDS[@]}"; do
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
 }
 
-# fec_root NAME: a fresh FEC root: tmpfs when root may mount one, else a plain folder.
+# fec_root NAME: a fresh FEC root in $ROOT: tmpfs when root may mount one, else a plain folder.
 fec_root() {
-  local r=$T/$1
-  mkdir -p "$r"
-  if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=64m "wharf-e2e-$1" "$r" 2>/dev/null; then
-    MOUNTS+=("$r")
+  ROOT=$T/$1
+  mkdir -p "$ROOT"
+  if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=64m "wharf-e2e-$1" "$ROOT" 2>/dev/null; then
+    MOUNTS+=("$ROOT")
   fi
-  mkdir -p "$r/etc/wharf"
-  echo "$r"
+  mkdir -p "$ROOT/etc/wharf"
 }
 # agent_config ROOT FEC STORE_URL PUB...: agent.toml and trusted keys under ROOT.
 agent_config() {
@@ -97,7 +100,7 @@ cp -a "$T/store-c" "$T/store-c-copy"
 "$WHARF" assign fec01 alpha@1 --store "$T/store-a" "${KEY[@]}" --expires-in 12s >/dev/null
 A_EXPIRES=$(epoch "$(gen_field "$T/store-a" fec01 expires)")
 start_nginx "$T/store-a"
-RA=$(fec_root fec01)
+fec_root fec01; RA=$ROOT
 agent_config "$RA" fec01 "$STORE_URL" "$T/release.pub"
 RUN_ERR=$T/run-a.err
 "$WHARF_AGENT" run --root "$RA" --interval 1 >>"$T/run-a.out" 2>>"$RUN_ERR" &
@@ -135,7 +138,7 @@ alive "$SECOND" && [ "$(service_pid "$RA")" = "$SECOND" ] || fail "service a was
 kill -TERM "$RUN_PID"; wait "$RUN_PID" 2>/dev/null || true
 RUN_PID=""
 alive "$SECOND" || fail "service a ended with the agent"
-pass "a: expired generation, store unreachable: a restarted (PID $SECOND), log and status say why; sync exits 3, stops nothing"
+pass "a: expired generation, store unreachable, root on $(stat -f -c %T "$RA"): a restarted (PID $SECOND), log and status say why; sync exits 3, stops nothing"
 
 # --- b. an offline store: a copied folder marked offline ---
 cp -a "$T/store-a" "$T/dvd"
@@ -154,7 +157,7 @@ B_EXPIRES=$(epoch "$(gen_field "$T/dvd" fec02 expires)")
 [ $((B_EXPIRES - $(epoch "$(gen_field "$T/dvd" fec02 created)"))) -eq 6 ] || fail "the offline store's lifetime was not used"
 wait_until "$B_EXPIRES"
 
-RB=$(fec_root fec02)
+fec_root fec02; RB=$ROOT
 agent_config "$RB" fec02 "file://$T/dvd" "$T/release.pub"
 RUN_ERR=$T/run-b.err
 "$WHARF_AGENT" run --root "$RB" --interval 1 >>"$T/run-b.out" 2>>"$RUN_ERR" &
@@ -171,7 +174,7 @@ sleep 2
 kill -TERM "$RUN_PID"; wait "$RUN_PID" 2>/dev/null || true
 RUN_PID=""
 # fec01, booting afresh from the offline store on its re-signed (and expired) generation 2.
-RB1=$(fec_root fec01-dvd)
+fec_root fec01-dvd; RB1=$ROOT
 agent_config "$RB1" fec01 "file://$T/dvd" "$T/release.pub"
 expect_exit 0 "$WHARF_AGENT" sync --root "$RB1"
 grep -q "fec01: running expired offline generation 2 (expired at .*); its services run" "$T/stdout" \
@@ -180,14 +183,14 @@ pass "b: an expired offline generation from a file:// store: a runs (PID $B_PID)
 
 # The refused sides: the same offline bytes over http, an expired online generation from a folder.
 start_nginx "$T/dvd"
-RX=$(fec_root fec02-http)
+fec_root fec02-http; RX=$ROOT
 agent_config "$RX" fec02 "$STORE_URL" "$T/release.pub"
 expect_refused "fec02: generation 1 expired at .* \(an offline generation runs past its expiry only from a file:// store\)" \
   "$WHARF_AGENT" sync --root "$RX"
 [ "$(agent_generation "$RX")" = None ] || [ "$(agent_generation "$RX")" = null ] || fail "fec02 over http applied something"
 stop_nginx
 wait_until "$C_EXPIRES"
-RY=$(fec_root fec03-copy)
+fec_root fec03-copy; RY=$ROOT
 agent_config "$RY" fec03 "file://$T/store-c-copy" "$T/release.pub"
 expect_refused "fec03: generation 1 expired at .*; run \`wharf refresh fec03\`" "$WHARF_AGENT" sync --root "$RY"
 pass "b: refused: the expired offline generation over http, an expired online generation from a folder"
@@ -206,7 +209,7 @@ grep -q "wharf serve: fec03: re-signed as generation 2: alpha@1 (automatic: expi
   || fail "the audit log does not show the server's refresh"
 "$WHARF" history fec03 --server "$SERVER_URL" --token "$ADMIN" | grep -q "^ *2  created .*  expires .*  alpha@1$" \
   || fail "history does not show generation 2"
-RC=$(fec_root fec03)
+fec_root fec03; RC=$ROOT
 agent_config "$RC" fec03 "$SERVER_URL" "$T/release.pub" "$SERVER_PUB"
 expect_exit 0 "$WHARF_AGENT" sync --root "$RC"
 grep -q "fec03: generation none -> 2 applied" "$T/stdout" || fail "sync after the original expiry: $(cat "$T/stdout")"
