@@ -210,6 +210,11 @@ grep -q "wharf serve: fec03: re-signed as generation 2: alpha@1 (automatic: expi
 "$WHARF" history fec03 --server "$SERVER_URL" --token "$ADMIN" | grep -q "^ *2  created .*  expires .*  alpha@1$" \
   || fail "history does not show generation 2"
 fec_root fec03; RC=$ROOT
+# The store setting through the server: shown to readers, changed by admins only.
+"$WHARF" store show --server "$SERVER_URL" --token "$ADMIN" | grep -q "^store is online" || fail "store show over the API"
+OPERATOR=$(make_token op operator "" "$T/store-c")
+expect_refused "lacks the right to administer" "$WHARF" store offline --server "$SERVER_URL" --token "$OPERATOR"
+[ "$(gen_field "$T/store-c" fec03 number)" = 2 ] || fail "a refused store offline re-signed fec03"
 agent_config "$RC" fec03 "$SERVER_URL" "$T/release.pub" "$SERVER_PUB"
 expect_exit 0 "$WHARF_AGENT" sync --root "$RC"
 grep -q "fec03: generation none -> 2 applied" "$T/stdout" || fail "sync after the original expiry: $(cat "$T/stdout")"
