@@ -49,7 +49,14 @@ agent_config() {
     trust+="${trust:+, }\"/etc/wharf/$(basename "$pub")\""
   done
   printf 'fec = "%s"\nstore = "%s"\ntrust = [%s]\n' "$fec" "$url" "$trust" >"$r/etc/wharf/agent.toml"
+  [ -z "${HEARTBEATS:-}" ] || printf 'server = "%s"\n' "$HEARTBEATS" >>"$r/etc/wharf/agent.toml"
 }
+# server_error FEC: the error line the server holds from FEC's heartbeats.
+server_error() {
+  "$WHARF" status "$1" --json --server "$SERVER_URL" --token "$ADMIN" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["last_error"])'
+}
+server_says() { server_error "$1" | grep -Eq -- "$2"; }  # server_says FEC PATTERN
 # service_pid ROOT: the PID of service a under ROOT ('' when not running).
 service_pid() { service_field "$1" a pid; }
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
@@ -101,9 +108,11 @@ cp -a "$T/store-c" "$T/store-c-copy"
 A_EXPIRES=$(epoch "$(gen_field "$T/store-a" fec01 expires)")
 start_nginx "$T/store-a"
 fec_root fec01; RA=$ROOT
-agent_config "$RA" fec01 "$STORE_URL" "$T/release.pub"
+# Heartbeats go to the server (up while fec01's own store is not).
+HEARTBEATS=$SERVER_URL agent_config "$RA" fec01 "$STORE_URL" "$T/release.pub"
+TOKEN_A=$(make_token fec01 agent fec01 "$T/store-c")
 RUN_ERR=$T/run-a.err
-"$WHARF_AGENT" run --root "$RA" --interval 1 >>"$T/run-a.out" 2>>"$RUN_ERR" &
+"$WHARF_AGENT" run --root "$RA" --interval 1 --heartbeat 1 --token "$TOKEN_A" >>"$T/run-a.out" 2>>"$RUN_ERR" &
 RUN_PID=$!
 wait_for "fec01 applies generation 1 and runs a" eval '[ "$(agent_generation "$RA")" = 1 ] && alive "$(service_pid "$RA")"'
 remember "$RA"
@@ -118,19 +127,20 @@ SERVICE_PIDS=()
 stop_nginx
 wait_until "$A_EXPIRES"
 
-"$WHARF_AGENT" run --root "$RA" --interval 1 >>"$T/run-a.out" 2>>"$RUN_ERR" &
+"$WHARF_AGENT" run --root "$RA" --interval 1 --heartbeat 1 --token "$TOKEN_A" >>"$T/run-a.out" 2>>"$RUN_ERR" &
 RUN_PID=$!
 wait_for "service a started again with the store unreachable" eval 'alive "$(service_pid "$RA")"'
 remember "$RA"
 SECOND=$(service_pid "$RA")
 [ "$SECOND" != "$FIRST" ] || fail "service a has its old PID"
 wait_for "the log saying why" grep -q "fec01: store unreachable (.*); running generation 1, expired at .*; its services keep running" "$RUN_ERR"
+wait_for "the server hearing why" server_says fec01 '^store unreachable \(.*\); running generation 1, expired at '
 [ "$(status_json "$RA" expiry)" = "running generation 1, expired at $(gen_field "$T/store-a" fec01 expires)" ] \
   || fail "status --json expiry: $(status_json "$RA" expiry)"
 "$WHARF_AGENT" status --root "$RA" | grep -q "^running generation 1, expired at .*: its services keep running" \
   || fail "status does not say the generation expired"
 # sync by hand in that state: the documented offline exit code, nothing stopped.
-expect_exit 3 "$WHARF_AGENT" sync --root "$RA"
+expect_exit 3 "$WHARF_AGENT" sync --root "$RA" --token "$TOKEN_A"
 grep -q "no store answered: store unreachable (.*); running generation 1, expired at" "$T/stdout" \
   || fail "offline sync said: $(cat "$T/stdout")"
 sleep 2  # two syncs of the running agent, both offline
@@ -158,15 +168,17 @@ B_EXPIRES=$(epoch "$(gen_field "$T/dvd" fec02 expires)")
 wait_until "$B_EXPIRES"
 
 fec_root fec02; RB=$ROOT
-agent_config "$RB" fec02 "file://$T/dvd" "$T/release.pub"
+HEARTBEATS=$SERVER_URL agent_config "$RB" fec02 "file://$T/dvd" "$T/release.pub"
+TOKEN_B=$(make_token fec02 agent fec02 "$T/store-c")
 RUN_ERR=$T/run-b.err
-"$WHARF_AGENT" run --root "$RB" --interval 1 >>"$T/run-b.out" 2>>"$RUN_ERR" &
+"$WHARF_AGENT" run --root "$RB" --interval 1 --heartbeat 1 --token "$TOKEN_B" >>"$T/run-b.out" 2>>"$RUN_ERR" &
 RUN_PID=$!
 wait_for "fec02 boots on the expired offline generation and runs a" \
   eval '[ "$(agent_generation "$RB")" = 1 ] && alive "$(service_pid "$RB")"'
 remember "$RB"
 B_PID=$(service_pid "$RB")
 wait_for "the log saying why" grep -q "fec02: running expired offline generation 1 (expired at .*); its services keep running" "$RUN_ERR"
+wait_for "the server hearing it" server_says fec02 '^running expired offline generation 1 \(expired at '
 [ "$(status_json "$RB" offline)" = True ] || fail "status does not say the generation is offline"
 "$WHARF_AGENT" status --root "$RB" | grep -q "^running expired offline generation 1 (expired at" || fail "status does not say it"
 sleep 2
