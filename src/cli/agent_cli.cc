@@ -590,10 +590,11 @@ class FecHost : public DaemonHost {
     return active ? ExpiryNote(*active, clock_.Now()) : "";
   }
 
-  // Said in the log once each time it changes (a sync runs every minute).
-  void Log(std::string& last, const std::string& line) {
-    if (line == last) return;
-    last = line;
+  // Said in the log once each time `key` changes (a sync runs every minute; the reason a
+  // store gave, e.g. curl's "after 3 ms", may differ each time).
+  void Log(std::string& last, const std::string& key, const std::string& line) {
+    if (key == last) return;
+    last = key;
     if (!line.empty()) Note(config_.fec + ": " + line);
   }
 
@@ -606,10 +607,11 @@ class FecHost : public DaemonHost {
     }
     outcome.error = report->offline_reason;
     // Offline or expired, the services keep running: the log says why.
-    Log(logged_offline_, report->offline_reason.empty() ? "" : report->offline_reason + "; its services keep running");
-    Log(logged_expiry_, report->offline_reason.empty() && !report->expiry.empty()
-                            ? report->expiry + "; its services keep running"
-                            : "");
+    bool offline = report->outcome == SyncOutcome::kOffline;
+    Log(logged_offline_, offline ? std::to_string(report->generation) + report->expiry : "",
+        offline ? report->offline_reason + "; its services keep running" : "");
+    std::string expired = !offline && !report->expiry.empty() ? report->expiry + "; its services keep running" : "";
+    Log(logged_expiry_, expired, expired);
     if (report->outcome == SyncOutcome::kApplied) {
       PrintSync(*report, config_, args_.json);
       outcome.applied = true;
