@@ -74,6 +74,15 @@ struct Agent::Fetched {
   bool rolled_back_from = false;  // the floor generation a local rollback left: it stays left
 };
 
+std::string OfflineReason(const std::string& why, const Generation* active, int64_t now) {
+  std::string reason = "store unreachable (" + why + "); ";
+  if (!active) return reason + "no generation applied yet, nothing to run";
+  std::string expiry = ExpiryNote(*active, now);
+  return reason + (expiry.empty() ? "running generation " + std::to_string(active->number) + ", valid until " +
+                                        FormatTime(active->expires)
+                                  : expiry);
+}
+
 std::string LocalRollbackNote(uint64_t active, const AcceptedFloor& floor) {
   if (active == 0 || active >= floor.number) return "";
   return "local rollback to " + std::to_string(active) + " (from " + std::to_string(floor.number) + ")";
@@ -124,6 +133,9 @@ Result<SyncReport> Agent::Sync() {
   if (*active) report.previous = report.generation = (*active)->generation.number;
   auto fetched = FetchGeneration(*active, *floor, report);
   if (!fetched) return std::unexpected(fetched.error());
+  if (*fetched && !config_.dry_run) report.expiry = ExpiryNote((*fetched)->generation, clock_.Now());
+  if (*active && (!*fetched || (*fetched)->rolled_back_from))
+    report.expiry = ExpiryNote((*active)->generation, clock_.Now());
   if (!*fetched) {
     report.outcome = SyncOutcome::kOffline;
     report.local_rollback = LocalRollbackNote(report.generation, *floor);
@@ -210,10 +222,6 @@ Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& pre
     while (done < installed && !progress_.done.compare_exchange_weak(done, installed)) {
     }
   }
-  // The kept packages were found clean above; linking their files into the new ones changed
-  // the files' ctime, not their content: their stamps are taken again.
-  for (const auto& step : report.plan)
-    if (step.present && installed > 0) (void)WriteStamp(layout, step.ref);
   WHARF_TRY(WriteProfile(fetched));
   // A sync applies only a generation above the floor: it becomes the floor, and the chain's anchor.
   return SwitchTo(next, previous,
@@ -300,7 +308,10 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
                      " from the one already applied; refusing (forged or rewritten?)"});
       continue;
     }
-    auto acceptance = CheckAcceptable(fetched.generation, config_.fec, floor, clock_.Now());
+    // A store folder on this machine (a DVD, a copied folder) is a local medium: an offline
+    // generation read from it may run past its expiry (CheckAcceptable).
+    Medium medium = store.starts_with("file://") ? Medium::kLocal : Medium::kNetwork;
+    auto acceptance = CheckAcceptable(fetched.generation, config_.fec, floor, clock_.Now(), medium);
     if (!acceptance) {
       note(acceptance.error());
       continue;
@@ -316,7 +327,7 @@ Result<std::optional<Agent::Fetched>> Agent::FetchGeneration(
   }
   if (!worst) return Fail(ErrorCode::kInvalidArgument, "no store URL given: pass --store URL");
   if (worst->code == ErrorCode::kUnavailable || worst->code == ErrorCode::kTimedOut) {
-    report.offline_reason = worst->message;
+    report.offline_reason = OfflineReason(worst->message, active ? &active->generation : nullptr, clock_.Now());
     return std::optional<Fetched>();
   }
   if (worst->code == ErrorCode::kNotFound)

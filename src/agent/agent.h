@@ -60,7 +60,12 @@ struct SyncReport {
   size_t files_reused = 0;   // taken from packages already on the FEC instead of fetched
   size_t files_patched = 0;  // rebuilt from a delta against a file already on the FEC
   uint64_t requests = 0;
+  /// kOffline: "store unreachable (WHY); running generation N, valid until T" (or the
+  /// ExpiryNote of the active generation once it expired); services keep running.
   std::string offline_reason;
+  /// The generation running after the sync is past its expiry: its ExpiryNote
+  /// ("running expired offline generation N (expired at T)"); "" otherwise.
+  std::string expiry;
   std::vector<std::string> repaired;  // name@version of packages whose files had changed
   /// Under a local rollback (the active generation older than the floor) that the store's
   /// generation does not supersede: "local rollback to R (from F)"; "" otherwise.
@@ -75,6 +80,9 @@ struct RollbackReport {
   std::vector<uint64_t> kept;          // the kept generations
   std::vector<PackageRef> packages;    // of `to`
 };
+
+/// Why a sync found no store, and what the FEC runs meanwhile (`active`, or none).
+std::string OfflineReason(const std::string& why, const Generation* active, int64_t now);
 
 /// "local rollback to R (from F)" when the active generation is older than the newest one
 /// applied (a `wharf-agent rollback` that no newer signed generation has superseded yet);

@@ -27,6 +27,7 @@
 #include "crypto/sha256.h"
 #include "base/scratch_dir.h"
 #include "store/changes.h"
+#include "store/settings.h"
 #include "store/store.h"
 
 namespace wharf {
@@ -183,6 +184,42 @@ TEST_F(AgentTest, GoodClockRefusesExpiredNewGeneration) {
   ASSERT_FALSE(report);
   EXPECT_NE(report.error().message.find("expired"), std::string::npos);
   EXPECT_FALSE(PathExists(dir_ / "fec/opt/app"));
+}
+
+TEST_F(AgentTest, UnreachableStoreSaysWhatRunsAndThatItExpired) {
+  Assign("1", kNow, kDay);
+  ASSERT_TRUE(Sync(kNow));
+  config_.stores = {"http://127.0.0.1:9"};
+  auto valid = Sync(kNow + 1);
+  ASSERT_TRUE(valid) << valid.error().message;
+  EXPECT_NE(valid->offline_reason.find("; running generation 1, valid until 2026-11-25T01:02:03Z"), std::string::npos)
+      << valid->offline_reason;
+  auto expired = Sync(kNow + 2 * kDay);
+  ASSERT_TRUE(expired) << expired.error().message;
+  EXPECT_EQ(expired->outcome, SyncOutcome::kOffline);
+  EXPECT_TRUE(expired->offline_reason.starts_with("store unreachable (")) << expired->offline_reason;
+  EXPECT_TRUE(expired->offline_reason.ends_with("); running generation 1, expired at 2026-11-25T01:02:03Z"))
+      << expired->offline_reason;
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "1");
+}
+
+TEST_F(AgentTest, OfflineStoreGenerationRunsPastItsExpiryFromAFolder) {
+  ASSERT_TRUE(WriteStoreSettings(store_->root(), {true, kDay, kNow}));
+  Assign("1", kNow, 30 * kDay);  // the offline store's lifetime wins over the one asked
+  auto current = store_->CurrentGeneration("fec01");
+  ASSERT_TRUE(current && *current);
+  EXPECT_TRUE((*current)->generation.offline);
+  EXPECT_EQ((*current)->generation.expires, kNow + kDay);
+  auto report = Sync(kNow + 2 * kDay);
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->outcome, SyncOutcome::kApplied);
+  EXPECT_EQ(report->expiry, "running expired offline generation 1 (expired at 2026-11-25T01:02:03Z)");
+  EXPECT_EQ(*ReadFile(dir_ / "fec/opt/app/bin/app"), "1");
+  // Synced again from the medium: up to date, and still saying so.
+  auto again = Sync(kNow + 3 * kDay);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->outcome, SyncOutcome::kUpToDate);
+  EXPECT_EQ(again->expiry, report->expiry);
 }
 
 TEST_F(AgentTest, KeepsOnlyTheNewestGenerations) {

@@ -101,6 +101,7 @@ void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
                                {"fetched", !step.present}});
     if (!report.offline_reason.empty()) j["reason"] = report.offline_reason;
     if (!report.local_rollback.empty()) j["local_rollback"] = report.local_rollback;
+    if (!report.expiry.empty()) j["expiry"] = report.expiry;
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -117,8 +118,7 @@ void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
                   static_cast<unsigned long long>(report.generation));
       break;
     case SyncOutcome::kOffline:
-      PrintHuman(stdout, "%s: no store answered; staying on generation %s (%s)\n", config.fec.c_str(),
-                  prev.c_str(), report.offline_reason.c_str());
+      PrintHuman(stdout, "%s: no store answered: %s\n", config.fec.c_str(), report.offline_reason.c_str());
       break;
     case SyncOutcome::kPlanned:
       for (const auto& step : report.plan)
@@ -129,6 +129,9 @@ void PrintSync(const SyncReport& report, const AgentConfig& config, bool json) {
   if (!report.local_rollback.empty() && report.outcome != SyncOutcome::kPlanned)
     PrintHuman(stdout, "%s: %s holds: the store offers no newer generation\n", config.fec.c_str(),
                report.local_rollback.c_str());
+  if (!report.expiry.empty() && report.outcome != SyncOutcome::kOffline && report.outcome != SyncOutcome::kPlanned)
+    PrintHuman(stdout, "%s: %s; its services run (expiry never stops them)\n", config.fec.c_str(),
+               report.expiry.c_str());
   if (report.clock_behind)
     Note(config.fec + ": warning: this clock is behind the newest accepted generation; set the time (NTP)");
 }
@@ -369,7 +372,8 @@ int RunAgentSync(const AgentArgs& given) {
     reporter.Report(ActiveNumber(*config),
                     report ? (!init_error.empty()             ? init_error
                               : !report->offline_reason.empty() ? report->offline_reason
-                                                                : report->local_rollback)
+                              : !report->local_rollback.empty() ? report->local_rollback
+                                                                : report->expiry)
                            : report.error().message,
                     clock.Now(), true, ServiceStates(config->root), DevStates(config->root));
   if (!report) return Failed(report.error());
@@ -516,7 +520,8 @@ class FecHost : public DaemonHost {
     std::string said = !error.empty()              ? error
                        : !launcher_report_.empty() ? launcher_report_
                        : !local_rollback_.empty()  ? local_rollback_
-                                                   : service_error_;
+                       : !service_error_.empty()   ? service_error_
+                                                   : Expiry();
     beats_.Post(generation_, said, ServiceStates(config_.root), DevStates(config_.root), activity);
   }
 
@@ -583,6 +588,20 @@ class FecHost : public DaemonHost {
     return summary;
   }
 
+  // The active generation past its expiry: what runs and why ("" while it is valid).
+  std::string Expiry() {
+    auto active = Active(config_);
+    return active ? ExpiryNote(*active, clock_.Now()) : "";
+  }
+
+  // Said in the log once each time `key` changes (a sync runs every minute; the reason a
+  // store gave, e.g. curl's "after 3 ms", may differ each time).
+  void Log(std::string& last, const std::string& key, const std::string& line) {
+    if (key == last) return;
+    last = key;
+    if (!line.empty()) Note(config_.fec + ": " + line);
+  }
+
   void SyncRound(WorkOutcome& outcome) {
     auto report = agent_.Sync();
     if (!report) {
@@ -591,6 +610,12 @@ class FecHost : public DaemonHost {
       return;
     }
     outcome.error = report->offline_reason;
+    // Offline or expired, the services keep running: the log says why.
+    bool offline = report->outcome == SyncOutcome::kOffline;
+    Log(logged_offline_, offline ? std::to_string(report->generation) + report->expiry : "",
+        offline ? report->offline_reason + "; its services keep running" : "");
+    std::string expired = !offline && !report->expiry.empty() ? report->expiry + "; its services keep running" : "";
+    Log(logged_expiry_, expired, expired);
     if (report->outcome == SyncOutcome::kApplied) {
       PrintSync(*report, config_, args_.json);
       outcome.applied = true;
@@ -636,6 +661,7 @@ class FecHost : public DaemonHost {
   std::string launcher_report_;
   std::string local_rollback_;  // "local rollback to R (from F)" while one holds
   bool data_checked_ = false;  // touched by the worker only
+  std::string logged_offline_, logged_expiry_;  // the worker's last lines about them
   bool healthy_wanted_ = false, healthy_sent_ = false;
 };
 
@@ -744,6 +770,11 @@ int RunAgentStatus(const AgentArgs& args) {
                       {"last_snapshot", last ? ordered_json::parse(*last, nullptr, false) : ordered_json(nullptr)}};
     }
     j["floor"] = {{"number", status->floor.number}, {"created", FormatTime(status->floor.created)}};
+    if (status->active) {
+      j["offline"] = status->active->offline;
+      std::string expiry = ExpiryNote(*status->active, clock.Now());
+      j["expiry"] = expiry.empty() ? ordered_json(nullptr) : ordered_json(expiry);
+    }
     std::string rolled = status->active ? LocalRollbackNote(status->active->number, status->floor) : "";
     j["local_rollback"] = rolled.empty() ? ordered_json(nullptr) : ordered_json(rolled);
     j["kept"] = status->kept;
@@ -763,6 +794,10 @@ int RunAgentStatus(const AgentArgs& args) {
                 FormatTime(g.expires).c_str());
     if (std::string rolled = LocalRollbackNote(g.number, status->floor); !rolled.empty())
       PrintHuman(stdout, "%s: a newer signed generation from the store supersedes it\n", rolled.c_str());
+    if (std::string expiry = ExpiryNote(g, clock.Now()); !expiry.empty())
+      PrintHuman(stdout, "%s: its services keep running; %s\n", expiry.c_str(),
+                 g.offline ? "an offline generation is accepted past its expiry from a file:// store"
+                           : "the store re-signs it (`wharf serve` before expiry, or `wharf refresh`)");
     for (const auto& p : g.packages)
       PrintHuman(stdout, "  %-24s %-16s %s\n", p.name.c_str(), p.version.c_str(), p.prefix.c_str());
     for (const auto& line : DevStatusLines(Layout(config->root))) PrintHuman(stdout, "%s\n", line.c_str());

@@ -54,6 +54,8 @@ class Backend {
   virtual Result<Json> Init(const std::string& fec, const InitEdit& edit) = 0;
   virtual Result<Json> DataList(const std::string& fec) = 0;
   virtual Result<Json> DataRestore(const std::string& fec, const std::string& id) = 0;
+  /// The store's settings; with `offline`, sets them and re-signs every FEC (ops::StoreMode).
+  virtual Result<Json> StoreMode(std::optional<bool> offline, std::optional<std::string> lifetime) = 0;
 };
 
 class LocalBackend : public Backend {
@@ -86,6 +88,17 @@ class LocalBackend : public Backend {
   Result<Json> DataList(const std::string& fec) override { return ops::DataList(store_, fec); }
   Result<Json> DataRestore(const std::string& fec, const std::string& id) override {
     return ops::DataRestore(store_, fec, id);
+  }
+  Result<Json> StoreMode(std::optional<bool> offline, std::optional<std::string> lifetime) override {
+    std::optional<int64_t> seconds;
+    if (lifetime) {
+      auto parsed = ops::ParseDuration(*lifetime);
+      if (!parsed) return std::unexpected(parsed.error());
+      seconds = *parsed;
+    }
+    auto options = Options();
+    if (!options) return std::unexpected(options.error());
+    return ops::StoreMode(store_, offline, seconds, *options);
   }
 
  private:
@@ -167,6 +180,12 @@ class RemoteBackend : public Backend {
   Result<Json> DataRestore(const std::string& fec, const std::string& id) override {
     WHARF_TRY(ValidateFecName(fec));
     return ParseAnswer(client_.Call("POST", "/api/v1/fecs/" + fec + "/data/latest", Json{{"snapshot", id}}.dump()));
+  }
+  Result<Json> StoreMode(std::optional<bool> offline, std::optional<std::string> lifetime) override {
+    if (!offline) return ParseAnswer(client_.Call("GET", "/api/v1/store"));
+    Json body{{"offline", *offline}, {"expires_in", args_.expires_in}, {"dry_run", args_.dry_run}};
+    if (lifetime) body["offline_expires_in"] = *lifetime;
+    return ParseAnswer(client_.Call("POST", "/api/v1/store", body.dump()));
   }
   Result<Json> Init(const std::string& fec, const InitEdit& edit) override {
     if (fec != "global") WHARF_TRY(ValidateFecName(fec));
@@ -461,6 +480,34 @@ int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args) {
   return code;
 }
 
+int RunStoreMode(std::optional<bool> offline, const std::string& lifetime, const StoreArgs& args) {
+  auto backend = OpenBackend(args, false, offline.has_value());
+  if (!backend) return Failed(backend.error());
+  auto answer = (*backend)->StoreMode(offline, lifetime.empty() ? std::nullopt : std::optional<std::string>(lifetime));
+  if (!answer) return Failed(answer.error());
+  const Json& j = *answer;
+  if (args.json) {
+    PrintJson(j);
+    return kExitOk;
+  }
+  const char* dry = j.value("dry_run", false) ? "dry run: " : "";
+  int64_t lifetime_s = j["offline_lifetime_seconds"].get<int64_t>();
+  std::string lived = lifetime_s % 86400 == 0 ? std::to_string(lifetime_s / 86400) + " days"
+                                              : std::to_string(lifetime_s) + " s";
+  std::string since = j["changed"].is_null() ? "" : " (since " + j["changed"].get<std::string>() + ")";
+  if (j["offline"].get<bool>())
+    PrintHuman(stdout, "%sstore is offline: generations written for it are signed offline and live %s%s\n", dry,
+               lived.c_str(), since.c_str());
+  else
+    PrintHuman(stdout, "%sstore is online: generations live as long as each change asks (--expires-in)%s%s\n", dry,
+               j["changed"].is_null() ? "" : ", since ", j["changed"].is_null() ? "" : j["changed"].get<std::string>().c_str());
+  for (const auto& g : j.value("refreshed", Json::array()))
+    PrintHuman(stdout, "%s%s: re-signed as generation %llu: %s (expires %s%s)\n", dry, g["fec"].get<std::string>().c_str(),
+               static_cast<unsigned long long>(g["number"].get<uint64_t>()), PackagesText(g).c_str(),
+               g["expires"].get<std::string>().c_str(), g.value("offline", false) ? ", offline" : "");
+  return kExitOk;
+}
+
 int RunShow(const std::string& fec, const StoreArgs& args) {
   auto backend = OpenBackend(args, false, false);
   if (!backend) return Failed(backend.error());
@@ -471,9 +518,10 @@ int RunShow(const std::string& fec, const StoreArgs& args) {
     PrintJson(g);
     return kExitOk;
   }
-  PrintHuman(stdout, "FEC %s: generation %llu, created %s, expires %s\n", fec.c_str(),
+  PrintHuman(stdout, "FEC %s: generation %llu, created %s, expires %s%s\n", fec.c_str(),
               static_cast<unsigned long long>(g["number"].get<uint64_t>()),
-              g["created"].get<std::string>().c_str(), g["expires"].get<std::string>().c_str());
+              g["created"].get<std::string>().c_str(), g["expires"].get<std::string>().c_str(),
+              g.value("offline", false) ? " (offline: runs past it from a file:// store)" : "");
   PrintHuman(stdout, "  %-24s %-16s %-32s %10s\n", "PACKAGE", "VERSION", "PREFIX", "SIZE");
   for (const auto& p : g["packages"])
     PrintHuman(stdout, "  %-24s %-16s %-32s %10s\n", p["name"].get<std::string>().c_str(),
@@ -488,8 +536,9 @@ int RunShow(const std::string& fec, const StoreArgs& args) {
   }
   PrintHuman(stdout, "history:\n");
   for (const auto& h : g["history"])
-    PrintHuman(stdout, "  %4llu  %s  %s%s\n", static_cast<unsigned long long>(h["number"].get<uint64_t>()),
+    PrintHuman(stdout, "  %4llu  %s  %s%s%s\n", static_cast<unsigned long long>(h["number"].get<uint64_t>()),
                 h["created"].get<std::string>().c_str(), h["packages"].get<std::string>().c_str(),
+                h.value("offline", false) ? "  (offline)" : "",
                 MissingNote(h).c_str());
   return kExitOk;
 }
@@ -683,6 +732,9 @@ int RunStatus(const std::string& fec, const StoreArgs& args) {
     // What the agent was doing at its last heartbeat, under the state: "syncing: N of M bytes".
     if (std::string activity = r.value("activity", ""); !activity.empty())
       PrintHuman(stdout, "%-16s %s\n", "", activity.c_str());
+    if (r.value("wanted_offline", false))
+      PrintHuman(stdout, "%-16s wanted generation %s is offline (signed for an offline store), expires %s\n", "",
+                  OrDash(r["wanted"]).c_str(), OrDash(r.value("wanted_expires", Json())).c_str());
     for (const auto& d : r.value("dev", Json::array()))
       PrintHuman(stdout, "%-16s DEV %s@dev runs in place of %s (wharf-agent drop-dev %s on the FEC ends it)\n", "",
                   d["name"].get<std::string>().c_str(),
@@ -760,9 +812,10 @@ int RunHistory(const std::string& fec, const std::string& at, const StoreArgs& a
   }
   PrintHuman(stdout, "generations of %s:\n", fec.c_str());
   for (const auto& g : j["generations"])
-    PrintHuman(stdout, "  %4llu  created %s  %s%s\n", static_cast<unsigned long long>(g["number"].get<uint64_t>()),
-                g["created"].get<std::string>().c_str(), g["packages"].get<std::string>().c_str(),
-                MissingNote(g).c_str());
+    PrintHuman(stdout, "  %4llu  created %s  expires %s  %s%s%s\n",
+                static_cast<unsigned long long>(g["number"].get<uint64_t>()), g["created"].get<std::string>().c_str(),
+                g["expires"].get<std::string>().c_str(), g["packages"].get<std::string>().c_str(),
+                g.value("offline", false) ? "  (offline)" : "", MissingNote(g).c_str());
   PrintHuman(stdout, "activations (newest first):\n");
   for (const auto& a : j["activations"])
     PrintHuman(stdout, "  %s  generation %llu  %s\n", a["time"].get<std::string>().c_str(),

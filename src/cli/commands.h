@@ -54,6 +54,9 @@ int RunRollback(const std::string& fec, std::optional<uint64_t> to, const StoreA
 /// Re-signs the current generation of each FEC (all when `fecs` is empty).
 int RunRefresh(const std::vector<std::string>& fecs, const StoreArgs& args);
 int RunShow(const std::string& fec, const StoreArgs& args);
+/// `wharf store show|offline|online`: the store's settings; offline/online sets them (a
+/// lifetime like "10y" for an offline store's generations) and re-signs every FEC.
+int RunStoreMode(std::optional<bool> offline, const std::string& lifetime, const StoreArgs& args);
 /// Lists FECs and their current generations, or the published packages.
 int RunList(const StoreArgs& args, bool packages);
 /// wharf init add|link|remove: the FEC's boot scripts (store folder only).

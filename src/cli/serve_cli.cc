@@ -19,6 +19,7 @@
 #include "cli/output.h"
 #include "crypto/sha256.h"
 #include "crypto/sign.h"
+#include "ops/ops.h"
 #include "server/api.h"
 #include "server/http.h"
 #include "server/records.h"
@@ -205,6 +206,27 @@ bool ParseListen(const std::string& text, std::string& host, uint16_t& port) {
   return true;
 }
 
+// The automatic refresh's timing: none when --refresh-before is 0.
+struct RefreshTiming {
+  int64_t before = 0, every = 0, lifetime = 0;
+};
+Result<RefreshTiming> ParseRefreshTiming(const ServeArgs& args) {
+  RefreshTiming timing;
+  if (args.refresh_before == "0") return timing;
+  auto before = ops::ParseDuration(args.refresh_before, "--refresh-before");
+  if (!before) return std::unexpected(before.error());
+  auto every = ops::ParseDuration(args.refresh_every, "--refresh-every");
+  if (!every) return std::unexpected(every.error());
+  auto lifetime = ops::ParseDuration(args.refresh_expires_in, "--refresh-expires-in");
+  if (!lifetime) return std::unexpected(lifetime.error());
+  if (*lifetime <= *before)
+    return Fail(ErrorCode::kInvalidArgument,
+                "--refresh-expires-in " + args.refresh_expires_in + " must be longer than --refresh-before " +
+                    args.refresh_before + ", or every look would re-sign again");
+  timing = {*before, *every, *lifetime};
+  return timing;
+}
+
 }  // namespace
 
 int RunServe(const ServeArgs& args) {
@@ -214,6 +236,8 @@ int RunServe(const ServeArgs& args) {
     return Failed({ErrorCode::kInvalidArgument,
                    "--listen " + args.listen + ": expected IP:PORT, e.g. 0.0.0.0:8080, 127.0.0.1:8080 or [::]:8080"},
                   kExitUsage);
+  auto refresh = ParseRefreshTiming(args);
+  if (!refresh) return Failed(refresh.error(), kExitUsage);
   auto store = Store::Open(args.store, true);
   if (!store) return Failed(store.error());
   auto prepared = PrepareStateDir(args.store, args.state);
@@ -311,11 +335,29 @@ int RunServe(const ServeArgs& args) {
                                     args.heartbeat_days ? now - int64_t{args.heartbeat_days} * 86400 : 0);
     if (!pruned) Note("wharf serve: retention: " + pruned.error().message);
   };
+  // No lock-out by expiry: generations close to expiring are re-signed at the start, then
+  // every --refresh-every.
+  if (refresh->before > 0)
+    std::fprintf(stderr, "wharf serve: re-signing generations that expire within %llds, every %llds\n",
+                 static_cast<long long>(refresh->before), static_cast<long long>(refresh->every));
+  auto refresh_expiring = [&] {
+    for (const auto& line : api.RefreshExpiring(refresh->before, refresh->lifetime)) Note("wharf serve: " + line);
+  };
   int received = 0;
+  int64_t next_prune = 0, next_refresh = 0;
   for (;;) {
-    prune();
-    timespec hour{3600, 0};
-    received = sigtimedwait(&signals, nullptr, &hour);
+    int64_t now = clock.Now();
+    if (now >= next_prune) {
+      prune();
+      next_prune = now + 3600;
+    }
+    if (refresh->before > 0 && now >= next_refresh) {
+      refresh_expiring();
+      next_refresh = clock.Now() + refresh->every;
+    }
+    int64_t wake = refresh->before > 0 ? std::min(next_prune, next_refresh) : next_prune;
+    timespec wait{std::max<int64_t>(1, wake - clock.Now()), 0};
+    received = sigtimedwait(&signals, nullptr, &wait);
     if (received > 0) break;
   }
   std::fprintf(stderr, "wharf serve: stopping (signal %d)\n", received);

@@ -27,6 +27,11 @@ struct ServeArgs {
   unsigned per_ip_connections = 64;    // open connections from one address
   unsigned pending_connections = 1000; // connections still sending their header
   uint64_t min_body_rate = 16 * 1024;  // bytes/s
+  // The server re-signs a FEC's current generation when it expires within refresh_before
+  // ("0": never), looking at start and every refresh_every, with the lifetime refresh_expires_in.
+  std::string refresh_before = "10d";
+  std::string refresh_every = "1h";
+  std::string refresh_expires_in = "30d";
 };
 
 struct TokenArgs {

@@ -211,6 +211,31 @@ int main(int argc, char** argv) {
   AddStoreOptions(refresh, store_args, true);
   refresh->callback([&] { code = wharf::RunRefresh(items, store_args); });
 
+  std::string store_lifetime;
+  auto* store_cmd = app.add_subcommand(
+      "store", "the store's settings: offline (a DVD or copied folder FECs boot from) or online");
+  store_cmd->require_subcommand(1);
+  auto* store_show = store_cmd->add_subcommand("show", "whether the store is offline, and its generations' lifetime");
+  AddStoreOptions(store_show, store_args, false);
+  store_show->callback([&] { code = wharf::RunStoreMode(std::nullopt, "", store_args); });
+  auto* store_offline = store_cmd->add_subcommand(
+      "offline", "mark the store offline: every generation written for it (now: each FEC's current one, "
+                 "re-signed) is signed offline and lives --expires-in (default 10y)");
+  AddStoreOptions(store_offline, store_args, false);
+  store_offline->add_option("--key", store_args.key, "the signing key (NAME.key; or WHARF_KEY)");
+  store_offline->add_option("--expires-in", store_lifetime, "lifetime of its generations: 10y, 3650d (default: "
+                                                            "as set before, else 10y)");
+  store_offline->add_flag("--dry-run", store_args.dry_run, "print what it would re-sign, change nothing");
+  store_offline->callback([&] { code = wharf::RunStoreMode(true, store_lifetime, store_args); });
+  auto* store_online = store_cmd->add_subcommand(
+      "online", "mark the store online again: each FEC's current generation re-signed without the offline marker");
+  AddStoreOptions(store_online, store_args, false);
+  store_online->add_option("--key", store_args.key, "the signing key (NAME.key; or WHARF_KEY)");
+  store_online->add_option("--expires-in", store_args.expires_in, "lifetime of the re-signed generations")
+      ->capture_default_str();
+  store_online->add_flag("--dry-run", store_args.dry_run, "print what it would re-sign, change nothing");
+  store_online->callback([&] { code = wharf::RunStoreMode(false, "", store_args); });
+
   auto* show = app.add_subcommand("show", "a FEC's current generation and its history");
   show->add_option("FEC", fec, "FEC name")->required();
   AddStoreOptions(show, store_args, false);
@@ -370,6 +395,13 @@ int main(int argc, char** argv) {
   serve->add_option("--heartbeat-days", serve_args.heartbeat_days,
                     "days of heartbeat history (activations) kept (0: forever)")
       ->capture_default_str()->check(CLI::Range(0, 100000));
+  serve->add_option("--refresh-before", serve_args.refresh_before,
+                    "re-sign a FEC's current generation when it expires within this (0: never; the server "
+                    "looks at start and every --refresh-every)")->capture_default_str();
+  serve->add_option("--refresh-every", serve_args.refresh_every, "how often the server looks for generations to re-sign")
+      ->capture_default_str();
+  serve->add_option("--refresh-expires-in", serve_args.refresh_expires_in,
+                    "lifetime of the generations the server re-signs (more than --refresh-before)")->capture_default_str();
   serve->add_flag("--rebuild-db", serve_args.rebuild_db,
                   "re-index the store's generations (a damaged database is moved aside first)");
   serve->callback([&] { code = wharf::RunServe(serve_args); });

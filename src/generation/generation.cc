@@ -109,6 +109,7 @@ std::string GenerationToJson(const Generation& g) {
   j["parent"] = g.parent;
   j["created"] = FormatTime(g.created);
   j["expires"] = FormatTime(g.expires);
+  if (g.offline) j["offline"] = true;  // absent: online (every generation before the field)
   j["packages"] = ordered_json::array();
   for (const auto& p : g.packages) j["packages"].push_back(PackageToJson(p));
   if (!g.services.empty()) j["services"] = ordered_json::parse(g.services);
@@ -147,6 +148,10 @@ Result<Generation> ParseGeneration(std::string_view json) {
       return Fail(ErrorCode::kCorrupt, "generation has a malformed created or expires time");
     g.created = *created;
     g.expires = *expires;
+    if (j.contains("offline")) {
+      if (!j["offline"].is_boolean()) return Fail(ErrorCode::kCorrupt, "generation offline must be true or false");
+      g.offline = j["offline"].get<bool>();
+    }
     for (const auto& p : j.at("packages")) g.packages.push_back(PackageFromJson(p));
     if (j.contains("init")) {
       for (const auto& i : j.at("init"))
@@ -309,7 +314,7 @@ Result<Generation> RollbackTarget(const std::vector<Generation>& history,
 }
 
 Result<Acceptance> CheckAcceptable(const Generation& candidate, std::string_view fec,
-                                   const AcceptedFloor& floor, int64_t now) {
+                                   const AcceptedFloor& floor, int64_t now, Medium medium) {
   if (candidate.fec != fec)
     return Fail(ErrorCode::kRejected, std::string(fec) + ": generation " +
                                           std::to_string(candidate.number) + " is for FEC " +
@@ -323,15 +328,33 @@ Result<Acceptance> CheckAcceptable(const Generation& candidate, std::string_view
   Acceptance acceptance;
   acceptance.clock_behind = now < floor.created;
   acceptance.effective_now = std::max(now, floor.created);
-  if (acceptance.effective_now >= candidate.expires)
+  bool expired = acceptance.effective_now >= candidate.expires;
+  // Expiry bounds how long someone who controls the network can hold a FEC on an old,
+  // validly signed generation (a freeze or a replay). A medium attached to the FEC has no
+  // network between: an offline generation read from it runs past its expiry, never below
+  // the floor (checked above). Over the network the same bytes expire like any other.
+  if (expired && candidate.offline && medium == Medium::kLocal) {
+    acceptance.expired_offline = true;
+    return acceptance;
+  }
+  if (expired)
     return Fail(ErrorCode::kRejected,
                 std::string(fec) + ": generation " + std::to_string(candidate.number) +
                     " expired at " + FormatTime(candidate.expires) +
                     (acceptance.clock_behind ? " (this clock is behind; judged by the newest "
                                                "accepted generation's time)"
                                              : "") +
+                    (candidate.offline ? " (an offline generation runs past its expiry only from a file:// store)"
+                                       : "") +
                     "; run `wharf refresh " + std::string(fec) + "` on the store");
   return acceptance;
+}
+
+std::string ExpiryNote(const Generation& active, int64_t now) {
+  if (now < active.expires) return "";
+  std::string number = std::to_string(active.number), at = FormatTime(active.expires);
+  return active.offline ? "running expired offline generation " + number + " (expired at " + at + ")"
+                        : "running generation " + number + ", expired at " + at;
 }
 
 }  // namespace wharf

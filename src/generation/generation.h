@@ -71,6 +71,9 @@ struct Generation {
   std::string parent;  // sha256 of the previous generation's exact bytes; "" for the first
   int64_t created = 0;
   int64_t expires = 0;
+  /// Written for an offline store (a DVD, a copied folder): a FEC reading it from a medium
+  /// attached to it may run it past `expires` (CheckAcceptable, docs/security.md).
+  bool offline = false;
   std::vector<PackageRef> packages;  // sorted by name
   /// Per-FEC overrides of the packages' service definitions, a JSON object
   /// {"NAME": {"dev": true, "env": {...}, ...}}; empty: none (src/service/definition.h).
@@ -141,12 +144,28 @@ struct AcceptedFloor {
 struct Acceptance {
   bool clock_behind = false;  // the clock read earlier than the floor; the floor was used
   int64_t effective_now = 0;
+  bool expired_offline = false;  // accepted past its expiry: offline, from a local medium
+};
+
+/// Where a candidate generation was read from.
+enum class Medium {
+  kNetwork,  // a store reached over the network (http, https): whoever controls the
+             // network could replay an old signed generation, so expiry holds
+  kLocal,    // a store folder on this machine (file://: a DVD, a copied folder)
 };
 
 /// May an agent for `fec` apply `candidate`? Refuses another FEC's generation, a number
-/// below the floor, and one expired at max(now, floor.created). An equal number is the
-/// caller's case (the same generation again, or a forged twin).
+/// below the floor, and one expired at max(now, floor.created), unless it was signed
+/// `offline` and read from a local medium (then `expired_offline`: the policy in
+/// docs/security.md, "Expiry and offline stores"). An equal number is the caller's case
+/// (the same generation again, or a forged twin).
 Result<Acceptance> CheckAcceptable(const Generation& candidate, std::string_view fec,
-                                   const AcceptedFloor& floor, int64_t now);
+                                   const AcceptedFloor& floor, int64_t now,
+                                   Medium medium = Medium::kNetwork);
+
+/// What a FEC says about the expiry of the generation it runs, at `now`: "" while it is
+/// valid; "running expired offline generation N (expired at T)" for an offline one;
+/// "running generation N, expired at T" otherwise. Services are never stopped for it.
+std::string ExpiryNote(const Generation& active, int64_t now);
 
 }  // namespace wharf

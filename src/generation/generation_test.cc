@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/strings.h"
+
 namespace wharf {
 namespace {
 
@@ -180,6 +182,55 @@ TEST(Generation, RefusesExpired) {
   Generation g = First();
   EXPECT_TRUE(CheckAcceptable(g, "fec01", {}, g.expires - 1));
   EXPECT_FALSE(CheckAcceptable(g, "fec01", {}, g.expires));
+}
+
+TEST(Generation, OfflineMarkerRoundTripsAndOldGenerationsStayOnline) {
+  Generation g = First();
+  std::string online = GenerationToJson(g);
+  EXPECT_EQ(online.find("offline"), std::string::npos) << "an online generation keeps the old bytes";
+  g.offline = true;
+  std::string json = GenerationToJson(g);
+  auto parsed = ParseGeneration(json);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(parsed->offline);
+  EXPECT_EQ(GenerationToJson(*parsed), json);
+  EXPECT_FALSE(ParseGeneration(online)->offline);
+  std::string bad = json;
+  bad.replace(bad.find("\"offline\": true"), 15, "\"offline\": \"1\"");
+  EXPECT_FALSE(ParseGeneration(bad));
+}
+
+TEST(Generation, ExpiredOfflineGenerationRunsOnlyFromALocalMedium) {
+  Generation g = First();
+  g.offline = true;
+  auto local = CheckAcceptable(g, "fec01", {}, g.expires + 86400, Medium::kLocal);
+  ASSERT_TRUE(local) << local.error().message;
+  EXPECT_TRUE(local->expired_offline);
+  // Within its lifetime it is simply valid.
+  auto fresh = CheckAcceptable(g, "fec01", {}, g.expires - 1, Medium::kLocal);
+  ASSERT_TRUE(fresh);
+  EXPECT_FALSE(fresh->expired_offline);
+  // Over the network someone could replay it: it expires like any other.
+  auto network = CheckAcceptable(g, "fec01", {}, g.expires, Medium::kNetwork);
+  ASSERT_FALSE(network);
+  EXPECT_NE(network.error().message.find("only from a file:// store"), std::string::npos);
+  // Never below the floor, medium or not.
+  EXPECT_FALSE(CheckAcceptable(g, "fec01", {5, kNow, ""}, g.expires + 1, Medium::kLocal));
+}
+
+TEST(Generation, ExpiredOnlineGenerationIsRefusedFromALocalMediumToo) {
+  Generation g = First();
+  auto result = CheckAcceptable(g, "fec01", {}, g.expires, Medium::kLocal);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("wharf refresh"), std::string::npos);
+}
+
+TEST(Generation, ExpiryNoteSaysWhatRunsPastItsExpiry) {
+  Generation g = First();
+  EXPECT_EQ(ExpiryNote(g, g.expires - 1), "");
+  EXPECT_EQ(ExpiryNote(g, g.expires), "running generation 1, expired at " + FormatTime(g.expires));
+  g.offline = true;
+  EXPECT_EQ(ExpiryNote(g, g.expires + 5), "running expired offline generation 1 (expired at " + FormatTime(g.expires) + ")");
 }
 
 TEST(Generation, ClockBehindFloorIsJudgedByFloor) {

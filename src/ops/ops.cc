@@ -8,6 +8,7 @@
 #include "store/data.h"
 #include "store/gc.h"
 #include "store/retention.h"
+#include "store/settings.h"
 
 namespace wharf::ops {
 namespace {
@@ -52,6 +53,7 @@ Result<Json> PruneReleased(Store& store, const Prune& prune, std::vector<std::st
 Json GenerationSummary(const Generation& g) {
   Json j{{"fec", g.fec}, {"number", g.number}, {"created", FormatTime(g.created)},
          {"expires", FormatTime(g.expires)}, {"packages", Json::array()}};
+  if (g.offline) j["offline"] = true;
   for (const auto& p : g.packages) j["packages"].push_back(PackageJson(p));
   if (!g.services.empty()) j["services"] = Json::parse(g.services);
   if (!g.init.empty()) {
@@ -79,10 +81,10 @@ Result<int64_t> ParseDuration(const std::string& text, const std::string& what) 
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   std::string unit = text.substr(digits);
   int64_t scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600
-                : unit == "d" || unit.empty() ? 86400 : 0;
+                : unit == "d" || unit.empty() ? 86400 : unit == "y" ? 365 * 86400 : 0;
   if (digits == 0 || digits > 9 || scale == 0 || std::stoll(text.substr(0, digits)) == 0)
     return Fail(ErrorCode::kInvalidArgument,
-                what + " " + text + ": expected a positive duration like 90s, 12h or 30d");
+                what + " " + text + ": expected a positive duration like 90s, 12h, 30d or 10y");
   return std::stoll(text.substr(0, digits)) * scale;
 }
 
@@ -174,8 +176,59 @@ Result<Json> Show(const Store& store, const std::string& fec) {
   std::map<std::string, std::string> hashes;
   for (const auto& h : *history)
     j["history"].push_back({{"number", h.number}, {"created", FormatTime(h.created)},
+                            {"expires", FormatTime(h.expires)}, {"offline", h.offline},
                             {"packages", PackagesText(h)}, {"missing", MissingVersions(store, h.packages, &hashes)}});
   return j;
+}
+
+Json StoreSettingsJson(const StoreSettings& settings) {
+  return Json{{"offline", settings.offline},
+              {"offline_lifetime_seconds", settings.offline_lifetime},
+              {"changed", settings.changed ? Json(FormatTime(settings.changed)) : Json(nullptr)}};
+}
+
+Result<Json> StoreMode(Store& store, std::optional<bool> offline, std::optional<int64_t> lifetime,
+                       const ChangeOptions& options) {
+  auto settings = ReadStoreSettings(store.root());
+  if (!settings) return std::unexpected(settings.error());
+  if (!offline) return StoreSettingsJson(*settings);
+  if (!options.dry_run && options.key == nullptr)
+    return Fail(ErrorCode::kInvalidArgument, "a signing key is needed to re-sign the FECs' generations: pass --key NAME.key");
+  StoreSettings wanted = *settings;
+  wanted.offline = *offline;
+  if (lifetime) wanted.offline_lifetime = *lifetime;
+  wanted.changed = options.now;
+  if (!options.dry_run) {
+    auto lock = store.Lock();
+    if (!lock) return std::unexpected(lock.error());
+    WHARF_TRY(WriteStoreSettings(store.root(), wanted));
+  }
+  Json out = StoreSettingsJson(wanted);
+  out["dry_run"] = options.dry_run;
+  out["refreshed"] = Json::array();
+  // Every FEC's current packages signed again under the new setting: what is on the
+  // medium now carries the offline marker and its lifetime (or, back online, loses them).
+  auto fecs = store.Fecs();
+  if (!fecs) return std::unexpected(fecs.error());
+  for (const auto& fec : *fecs) {
+    if (fec == "global") continue;
+    auto current = store.CurrentGeneration(fec);
+    if (!current) return std::unexpected(current.error());
+    if (!*current) continue;
+    if (options.dry_run) {
+      Generation would = (*current)->generation;
+      ++would.number;
+      would.created = std::max(options.now, would.created);
+      would.expires = would.created + GenerationLifetime(wanted, options.lifetime_seconds);
+      would.offline = wanted.offline;
+      out["refreshed"].push_back(GenerationSummary(would));
+      continue;
+    }
+    auto refreshed = Refresh(store, fec, options);
+    if (!refreshed) return Prefix("the setting is written; re-signing " + fec, refreshed.error());
+    out["refreshed"].push_back(GenerationSummary(*refreshed));
+  }
+  return out;
 }
 
 Result<Json> ListFecs(const Store& store) {

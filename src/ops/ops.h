@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "store/changes.h"
 #include "store/data.h"
+#include "store/settings.h"
 #include "store/store.h"
 
 namespace wharf::ops {
@@ -75,7 +76,16 @@ Result<Json> DataList(const Store& store, const std::string& fec);
 /// Makes snapshot `id` the one the FEC restores at its next boot: its record.
 Result<Json> DataRestore(Store& store, const std::string& fec, const std::string& id);
 
-/// "90s", "15m", "12h", "30d" (a bare number is days).
+/// The store's settings (store/settings.h): {"offline", "offline_lifetime_seconds", "changed"}.
+Json StoreSettingsJson(const StoreSettings& settings);
+/// `offline` given: marks the store offline (or online), with `lifetime` for its
+/// generations when given, and re-signs every FEC's current generation under the new
+/// setting: the settings with "refreshed" (the new generations' summaries) and "dry_run".
+/// Without `offline`: the settings as they are.
+Result<Json> StoreMode(Store& store, std::optional<bool> offline, std::optional<int64_t> lifetime,
+                       const ChangeOptions& options);
+
+/// "90s", "15m", "12h", "30d", "10y" (a bare number is days).
 Result<int64_t> ParseDuration(const std::string& text, const std::string& what = "expires_in");
 
 }  // namespace wharf::ops

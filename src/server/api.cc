@@ -17,6 +17,7 @@
 #include "ops/ops.h"
 #include "store/changes.h"
 #include "store/data.h"
+#include "store/settings.h"
 #include "server/static_files.h"
 
 namespace wharf {
@@ -425,6 +426,38 @@ Status Api::ImportGenerations(const std::string& fec) {
   return {};
 }
 
+std::vector<std::string> Api::RefreshExpiring(int64_t margin_seconds, int64_t lifetime_seconds) {
+  std::vector<std::string> lines;
+  auto fecs = store_.Fecs();
+  if (!fecs) return {"automatic refresh: " + fecs.error().message};
+  for (const auto& fec : *fecs) {
+    if (fec == "global") continue;
+    ChangeOptions options;
+    options.key = &key_;
+    options.now = clock_.Now();
+    options.lifetime_seconds = lifetime_seconds;
+    // The store lock orders it with any publish, assign or other change under way.
+    auto refreshed = RefreshIfExpiring(store_, fec, margin_seconds, options);
+    if (refreshed && !*refreshed) continue;
+    std::string detail;
+    int status = 200;
+    if (refreshed) {
+      const Generation& g = **refreshed;
+      (void)ImportGenerations(fec);
+      detail = "generation " + std::to_string(g.number) + ": " + ops::PackagesText(g) + " (automatic: expires " +
+               FormatTime(g.expires) + (g.offline ? ", offline" : "") + ")";
+      lines.push_back(fec + ": re-signed as " + detail);
+    } else {
+      if (refreshed.error().code == ErrorCode::kNotFound) continue;  // a FEC folder without a generation
+      status = Response::FromError(refreshed.error()).status;
+      detail = refreshed.error().message;
+      lines.push_back(fec + ": automatic refresh failed: " + detail);
+    }
+    (void)records_.Audit({0, clock_.Now(), "server", "server", "-", "refresh", fec, detail, status});
+  }
+  return lines;
+}
+
 void Api::Register(http::Router& router) {
   // Who is asking and whether it may, from the headers alone: every refusal is answered
   // before a byte of the body is read (and refusals go to the audit log, aggregated).
@@ -786,6 +819,8 @@ void Api::Register(http::Router& router) {
     std::optional<uint64_t> wanted;
     if (current && *current) wanted = (*current)->generation.number;
     j["wanted"] = wanted ? Json(*wanted) : Json(nullptr);
+    j["wanted_expires"] = wanted ? Json(FormatTime((*current)->generation.expires)) : Json(nullptr);
+    j["wanted_offline"] = wanted && (*current)->generation.offline;
     j["running"] = record && record->running ? Json(*record->running) : Json(nullptr);
     int64_t now = clock_.Now();
     j["last_heartbeat"] = record && record->last_heartbeat ? Json(FormatTime(*record->last_heartbeat)) : Json(nullptr);
@@ -860,6 +895,53 @@ void Api::Register(http::Router& router) {
           return shown ? JsonResponse(200, *shown) : Response::FromError(shown.error());
         });
 
+  // The store's settings: offline (generations signed offline, long-lived) or online.
+  body_route("GET", "/api/v1/store", Right::kRead, Scope::kFleet, get,
+        [this](const Caller&, Request&, const std::string&) -> Response {
+          auto settings = ReadStoreSettings(store_.root());
+          return settings ? JsonResponse(200, ops::StoreSettingsJson(*settings)) : Response::FromError(settings.error());
+        });
+  body_route("POST", "/api/v1/store", Right::kAdmin, Scope::kFleet, {64 << 10, true},
+        [this](const Caller& caller, Request& request, const std::string& body) -> Response {
+          auto answer = [&]() -> Result<Json> {
+            auto j = ParseBody(body);
+            if (!j) return std::unexpected(j.error());
+            if (!j->contains("offline") || !(*j)["offline"].is_boolean())
+              return Fail(ErrorCode::kInvalidArgument, "offline: expected true or false");
+            for (const char* key : {"expires_in", "offline_expires_in"})
+              if (j->contains(key) && !(*j)[key].is_string())
+                return Fail(ErrorCode::kInvalidArgument, std::string(key) + ": expected a duration like \"10y\"");
+            if (j->contains("dry_run") && !(*j)["dry_run"].is_boolean())
+              return Fail(ErrorCode::kInvalidArgument, "dry_run: expected true or false");
+            auto lifetime = ops::ParseDuration(j->value("expires_in", std::string("30d")));
+            if (!lifetime) return std::unexpected(lifetime.error());
+            std::optional<int64_t> offline_lifetime;
+            if (j->contains("offline_expires_in")) {
+              auto parsed = ops::ParseDuration((*j)["offline_expires_in"].get<std::string>(), "offline_expires_in");
+              if (!parsed) return std::unexpected(parsed.error());
+              offline_lifetime = *parsed;
+            }
+            ChangeOptions options;
+            options.key = &key_;
+            options.now = clock_.Now();
+            options.lifetime_seconds = *lifetime;
+            options.dry_run = j->value("dry_run", false);
+            auto result = ops::StoreMode(store_, (*j)["offline"].get<bool>(), offline_lifetime, options);
+            if (result && !options.dry_run) (void)ImportGenerations();
+            return result;
+          }();
+          Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
+          std::string detail = answer ? ((*answer)["offline"].get<bool>() ? "offline, generations live " +
+                                                                                 std::to_string((*answer)["offline_lifetime_seconds"].get<int64_t>()) + " s"
+                                                                           : std::string("online")) +
+                                            ", " + std::to_string((*answer)["refreshed"].size()) + " FECs re-signed" +
+                                            ((*answer)["dry_run"].get<bool>() ? " (dry run)" : "")
+                                      : answer.error().message;
+          (void)records_.Audit({0, clock_.Now(), caller.token.name, RoleName(caller.token.role), request.remote,
+                                "store-mode", "", detail, response.status});
+          return response;
+        });
+
   // History: generations and activations; ?at=T answers "what ran on the FEC at T".
   body_route("GET", "/api/v1/fecs/{fec}/history", Right::kRead, Scope::kFec, get,
         [this](const Caller& caller, Request& request, const std::string&) -> Response {
@@ -901,14 +983,19 @@ void Api::Register(http::Router& router) {
           }
           Json j{{"fec", caller.fec}, {"generations", Json::array()}, {"activations", Json::array()},
                  {"dev", Json::array()}};
+          // Whether each was signed for an offline store: from the store's own files.
+          std::set<uint64_t> offline;
+          if (auto stored = store_.History(caller.fec))
+            for (const auto& g : *stored)
+              if (g.offline) offline.insert(g.number);
           // Versions gc removed: a rollback to such a generation is refused.
           auto missing = ops::MissingByGeneration(store_, caller.fec);
           for (const auto& g : *generations) {
             Json gone = Json::array();
             if (missing && missing->contains(g.number)) gone = missing->at(g.number);
             j["generations"].push_back({{"number", g.number}, {"created", FormatTime(g.created)},
-                                        {"expires", FormatTime(g.expires)}, {"packages", g.packages},
-                                        {"missing", gone}});
+                                        {"expires", FormatTime(g.expires)}, {"offline", offline.contains(g.number)},
+                                        {"packages", g.packages}, {"missing", gone}});
           }
           auto runs = records_.DevRuns(caller.fec, 1000);
           if (!runs) return Response::FromError(runs.error());

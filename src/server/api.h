@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "archive/snapshot.h"
@@ -53,6 +54,12 @@ class Api {
   Status ImportGenerations();
   /// The same for one FEC.
   Status ImportGenerations(const std::string& fec);
+
+  /// Re-signs (ChangeKind::kRefresh, with `lifetime_seconds`) each FEC's current generation
+  /// that expires within `margin_seconds` of the clock, under the store lock like any change;
+  /// each in the audit log as a refresh by actor "server". One line per FEC refreshed or
+  /// failed, for the log.
+  std::vector<std::string> RefreshExpiring(int64_t margin_seconds, int64_t lifetime_seconds);
 
  private:
   friend class PublishExchange;

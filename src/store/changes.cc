@@ -14,6 +14,7 @@
 #include "crypto/sha256.h"
 #include "service/definition.h"
 #include "store/retention.h"
+#include "store/settings.h"
 
 namespace wharf {
 namespace {
@@ -87,6 +88,8 @@ Result<Generation> Change(Store& store, const std::string& fec, const Edit& edit
   if (!lock) return std::unexpected(lock.error());
   auto current = store.CurrentGeneration(fec);
   if (!current) return std::unexpected(current.error());
+  auto settings = ReadStoreSettings(store.root());
+  if (!settings) return std::unexpected(settings.error());
   std::optional<Generation> parent;
   std::string parent_json;
   Generation draft;
@@ -97,8 +100,11 @@ Result<Generation> Change(Store& store, const std::string& fec, const Edit& edit
   }
   WHARF_TRY(edit(*current, draft));
   WHARF_TRY(CheckVersionsHeld(store, fec, "the new generation", draft.packages));
+  // A store marked offline (a DVD, a copied folder) signs what it writes as offline, with
+  // the lifetime the medium needs.
   Generation next = NextGeneration(fec, parent, parent_json, std::move(draft.packages), options.now,
-                                   options.lifetime_seconds);
+                                   GenerationLifetime(*settings, options.lifetime_seconds));
+  next.offline = settings->offline;
   next.services = draft.services;
   next.init = draft.init;
   next.init_stop_on_failure = draft.init_stop_on_failure;
@@ -202,6 +208,25 @@ Result<Generation> Refresh(Store& store, const std::string& fec, const ChangeOpt
       return Fail(ErrorCode::kNotFound, fec + " has no generation to refresh; assign first");
     return {};
   }, options);
+}
+
+Result<std::optional<Generation>> RefreshIfExpiring(Store& store, const std::string& fec, int64_t margin_seconds,
+                                                    const ChangeOptions& options) {
+  // Judged under the lock: an assign that just wrote a fresh generation makes this a no-op.
+  bool fresh = false;
+  auto refreshed = Change(store, fec, [&](const std::optional<StoredGeneration>& current, Generation&) -> Status {
+    if (!current)
+      return Fail(ErrorCode::kNotFound, fec + " has no generation to refresh; assign first");
+    if (current->generation.expires - options.now > margin_seconds) {
+      fresh = true;
+      return Fail(ErrorCode::kAlreadyExists, fec + ": generation " + std::to_string(current->generation.number) +
+                                                 " is not due for a refresh");
+    }
+    return {};
+  }, options);
+  if (fresh) return std::optional<Generation>();
+  if (!refreshed) return std::unexpected(refreshed.error());
+  return std::optional<Generation>(std::move(*refreshed));
 }
 
 Result<Generation> EditInit(Store& store, const std::string& fec, const InitEdit& edit,

@@ -1,5 +1,7 @@
 // The changes an operator makes to a FEC's desired state. Each writes one new signed
 // generation (number + 1, parent hash) under the store lock; none rewrites an old one.
+// On a store marked offline (store/settings.h) every one is signed offline, with the
+// store's offline lifetime in place of the one asked for.
 #pragma once
 
 #include <cstdint>
@@ -64,5 +66,10 @@ Result<Generation> SetPersist(Store& store, const std::string& fec, const Persis
                               const ChangeOptions& options);
 /// Re-signs the FEC's current packages with a later expiry (a daily timer's job).
 Result<Generation> Refresh(Store& store, const std::string& fec, const ChangeOptions& options);
+/// Refresh, when the FEC's current generation expires within `margin_seconds` of
+/// options.now (judged under the store lock, so never after a change that just wrote a
+/// fresh one); nothing when it does not.
+Result<std::optional<Generation>> RefreshIfExpiring(Store& store, const std::string& fec, int64_t margin_seconds,
+                                                    const ChangeOptions& options);
 
 }  // namespace wharf

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "archive/pack.h"
 #include "base/file.h"
@@ -163,6 +165,55 @@ TEST_F(StoreTest, RefreshKeepsPackagesAndExtendsExpiry) {
   ASSERT_TRUE(g2);
   EXPECT_EQ(g2->packages, g1->packages);
   EXPECT_GT(g2->expires, g1->expires);
+}
+
+TEST_F(StoreTest, RefreshIfExpiringOnlyWhenDue) {
+  std::string a = Pack("app", "1.0", "one");
+  ASSERT_TRUE(store_->Publish(a, IndexOf(a), false));
+  ChangeOptions options = Options();
+  options.lifetime_seconds = 20 * 86400;
+  auto g1 = Assign(*store_, "fec01", {{"app", "1.0"}}, options);
+  ASSERT_TRUE(g1);
+  auto early = RefreshIfExpiring(*store_, "fec01", 10 * 86400, options);
+  ASSERT_TRUE(early) << early.error().message;
+  EXPECT_FALSE(*early);
+  EXPECT_EQ(store_->History("fec01")->size(), 1u);
+  options.now += 11 * 86400;
+  auto due = RefreshIfExpiring(*store_, "fec01", 10 * 86400, options);
+  ASSERT_TRUE(due && *due);
+  EXPECT_EQ((*due)->number, 2u);
+  EXPECT_EQ((*due)->packages, g1->packages);
+  EXPECT_EQ((*due)->expires, options.now + 20 * 86400);
+  auto none = RefreshIfExpiring(*store_, "fec09", 10 * 86400, options);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(StoreTest, RefreshIfExpiringWaitsForAChangeUnderWayAndJudgesAfterIt) {
+  std::string a = Pack("app", "1.0", "one");
+  ASSERT_TRUE(store_->Publish(a, IndexOf(a), false));
+  ChangeOptions options = Options();
+  options.lifetime_seconds = 86400;
+  auto g1 = Assign(*store_, "fec01", {{"app", "1.0"}}, options);
+  ASSERT_TRUE(g1);
+  Result<std::optional<Generation>> refreshed = std::optional<Generation>();
+  std::thread refresher;
+  {
+    // A change under way holds the lock; the due refresh waits for it.
+    auto lock = store_->Lock();
+    ASSERT_TRUE(lock);
+    refresher = std::thread([&] { refreshed = RefreshIfExpiring(*store_, "fec01", 10 * 86400, options); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(store_->History("fec01")->size(), 1u) << "the refresh did not wait for the lock";
+    auto current = store_->CurrentGeneration("fec01");
+    Generation fresh = NextGeneration("fec01", (*current)->generation, (*current)->json, g1->packages,
+                                      options.now, 30 * 86400);
+    ASSERT_TRUE(store_->WriteGeneration(fresh, GenerationToJson(fresh), *key_));
+  }
+  refresher.join();
+  ASSERT_TRUE(refreshed) << refreshed.error().message;
+  EXPECT_FALSE(*refreshed) << "the generation the change wrote is not due";
+  EXPECT_EQ(store_->History("fec01")->size(), 2u);
 }
 
 TEST_F(StoreTest, DryRunChangeWritesNothing) {
