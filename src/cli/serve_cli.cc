@@ -84,7 +84,7 @@ Status Move(const std::string& from, const std::string& to) {
 }
 
 // Before --state, the state lived in <store>/.wharf beside the store lock. Moves all of it
-// but the lock and the retention setting (store/retention.h) to `state`; resumable, so a move cut short goes on at the next start.
+// but the lock to `state`; resumable, so a move cut short goes on at the next start.
 Status MoveLegacyState(const std::string& store, const std::string& state) {
   std::string legacy = JoinPath(AbsolutePath(store), ".wharf");
   if (legacy == state || !IsDirectory(legacy)) return {};
@@ -92,7 +92,7 @@ Status MoveLegacyState(const std::string& store, const std::string& state) {
   if (!names) return std::unexpected(names.error());
   std::vector<std::string> moving;
   for (const auto& name : *names) {
-    if (name == "lock" || name == "retention") continue;  // the store's own lock and setting: not the server's
+    if (name == "lock") continue;  // the store's own lock: not the server's
     if (name == "uploads" && PathExists(JoinPath(state, name))) {
       WHARF_TRY(RemoveTree(JoinPath(legacy, name)));  // cut uploads, never used again
       continue;

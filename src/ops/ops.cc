@@ -184,7 +184,9 @@ Result<Json> Show(const Store& store, const std::string& fec) {
 Json StoreSettingsJson(const StoreSettings& settings) {
   return Json{{"offline", settings.offline},
               {"offline_lifetime_seconds", settings.offline_lifetime},
-              {"changed", settings.changed ? Json(FormatTime(settings.changed)) : Json(nullptr)}};
+              {"changed", settings.changed ? Json(FormatTime(settings.changed)) : Json(nullptr)},
+              {"retention", {{"keep", settings.keep_versions}, {"generations", settings.keep_generations},
+                             {"prune_on_release", settings.prune_on_release}}}};
 }
 
 Result<Json> StoreMode(Store& store, std::optional<bool> offline, std::optional<int64_t> lifetime,

@@ -10,10 +10,10 @@
 //   their age, every version a generation within the retention names (store/gc.h).
 // - No change signs a generation naming a version the store no longer holds (changes.cc).
 //
-// The store's setting is `.wharf/retention` in the store folder (never served):
-//   keep = 3                  versions kept per package, besides those in use
-//   generations = 3           G, above
-//   prune_on_release = false  whether publish and assign prune as gc would
+// The store's setting is "retention" in its store.json (store/settings.h), copied with it:
+//   "keep": 3                  versions kept per package, besides those in use
+//   "generations": 3           G, above
+//   "prune_on_release": false  whether publish and assign prune as gc would
 #pragma once
 
 #include <map>
@@ -36,11 +36,9 @@ struct Retention {
 
 /// The store's setting; the defaults when it has none.
 Result<Retention> ReadRetention(const Store& store);
-/// Writes the setting (atomically). REQUIRES: each number at least 1.
+/// Writes the setting into store.json (atomically, under the store lock; the other settings
+/// stay). Refuses numbers below 1.
 Status WriteRetention(const Store& store, const Retention& retention);
-/// The setting file's text, and its parser (refuses unknown keys and numbers below 1).
-std::string RetentionToText(const Retention& retention);
-Result<Retention> ParseRetention(const std::string& text, const std::string& where);
 
 /// Index in `history` (ascending by number) of the oldest generation within the retention of
 /// `releases` different package sets (see above); history.size() when it is empty.

@@ -1,6 +1,7 @@
 // A store's own settings: store.json at its root (copied with it, harmless to serve).
-// Today one: whether the store is offline (a DVD, a copied folder a FEC boots from), so
-// that every generation written for it is signed `offline` with a long lifetime.
+// Whether the store is offline (a DVD, a copied folder a FEC boots from), so that every
+// generation written for it is signed `offline` with a long lifetime; and its retention
+// (store/retention.h: versions kept, releases kept for rollback, pruning on release).
 #pragma once
 
 #include <cstdint>
@@ -15,7 +16,11 @@ inline constexpr int64_t kDefaultOfflineLifetimeSeconds = 10 * 365 * 86400;  // 
 struct StoreSettings {
   bool offline = false;
   int64_t offline_lifetime = kDefaultOfflineLifetimeSeconds;  // seconds; used when offline
-  int64_t changed = 0;  // when the settings were last written (0: never)
+  int64_t changed = 0;  // when the store last went online or offline (0: never)
+  // "retention": {"keep", "generations", "prune_on_release"}; absent: these.
+  int keep_versions = 3;
+  int keep_generations = 3;
+  bool prune_on_release = false;
 
   bool operator==(const StoreSettings&) const = default;
 };

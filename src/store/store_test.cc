@@ -14,6 +14,7 @@
 #include "store/changes.h"
 #include "store/gc.h"
 #include "store/retention.h"
+#include "store/settings.h"
 
 namespace wharf {
 
@@ -322,18 +323,23 @@ TEST_F(RetentionTest, MissingVersionsNamesWhatIsGone) {
   EXPECT_TRUE(MissingVersions(*store_, (*history)[5].packages, &cache).empty());
 }
 
-TEST_F(StoreTest, RetentionSettingRoundTripsAndRefusesNonsense) {
+TEST_F(StoreTest, RetentionSettingRoundTripsBesideTheOfflineSetting) {
   EXPECT_EQ(*ReadRetention(*store_), Retention{});
+  ASSERT_TRUE(WriteStoreSettings(store_->root(), {true, 86400, 1795482123}));
   Retention r{2, 4, true};
   ASSERT_TRUE(WriteRetention(*store_, r));
   EXPECT_EQ(*ReadRetention(*store_), r);
-  EXPECT_FALSE(ParseRetention("keep = 0\n", "x"));
-  EXPECT_FALSE(ParseRetention("keep = many\n", "x"));
-  EXPECT_FALSE(ParseRetention("prune_on_release = yes\n", "x"));
-  auto unknown = ParseRetention("# comment\nkeep_forever = true\n", "x");
-  ASSERT_FALSE(unknown);
-  EXPECT_EQ(unknown.error().message, "x:2: unknown setting \"keep_forever\"; rewrite it with `wharf retention`");
+  auto settings = ReadStoreSettings(store_->root());
+  ASSERT_TRUE(settings);
+  EXPECT_TRUE(settings->offline);  // the other settings stay
+  EXPECT_EQ(settings->changed, 1795482123);
   EXPECT_FALSE(WriteRetention(*store_, {0, 3, false}));
+  ASSERT_TRUE(WriteFileAtomic(store_->root() + "/store.json",
+                              R"({"offline": false, "offline_lifetime_seconds": 1, "changed": "2026-12-03T00:00:00Z",)"
+                              R"( "retention": {"keep": 0, "generations": 3, "prune_on_release": true}})"));
+  auto bad = ReadRetention(*store_);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("retention keep and generations must be at least 1"), std::string::npos);
 }
 
 TEST(NameVersion, ParsesAndRefuses) {
