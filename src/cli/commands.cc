@@ -18,7 +18,6 @@
 #include "service/definition.h"
 #include "store/changes.h"
 #include "store/data.h"
-#include "store/retention.h"
 #include "store/store.h"
 
 namespace wharf {
@@ -51,6 +50,8 @@ class Backend {
   virtual Result<Json> ListPackages() = 0;
   virtual Result<Json> Gc(int keep, int generations) = 0;
   virtual Result<Json> Retention() = 0;
+  virtual Result<Json> SetRetention(std::optional<int> keep, std::optional<int> generations,
+                                    std::optional<bool> prune_on_release) = 0;
   virtual Result<Json> Init(const std::string& fec, const InitEdit& edit) = 0;
   virtual Result<Json> DataList(const std::string& fec) = 0;
   virtual Result<Json> DataRestore(const std::string& fec, const std::string& id) = 0;
@@ -84,7 +85,10 @@ class LocalBackend : public Backend {
     return ops::Gc(store_, keep, generations, args_.dry_run);
   }
   Result<Json> Retention() override { return ops::RetentionJson(store_); }
-  Store& store() { return store_; }
+  Result<Json> SetRetention(std::optional<int> keep, std::optional<int> generations,
+                            std::optional<bool> prune_on_release) override {
+    return ops::SetRetention(store_, keep, generations, prune_on_release);
+  }
   Result<Json> DataList(const std::string& fec) override { return ops::DataList(store_, fec); }
   Result<Json> DataRestore(const std::string& fec, const std::string& id) override {
     return ops::DataRestore(store_, fec, id);
@@ -173,6 +177,14 @@ class RemoteBackend : public Backend {
     return ParseAnswer(client_.Call("POST", "/api/v1/gc", body.dump()));
   }
   Result<Json> Retention() override { return ParseAnswer(client_.Call("GET", "/api/v1/retention")); }
+  Result<Json> SetRetention(std::optional<int> keep, std::optional<int> generations,
+                            std::optional<bool> prune_on_release) override {
+    Json body = Json::object();
+    if (keep) body["keep"] = *keep;
+    if (generations) body["generations"] = *generations;
+    if (prune_on_release) body["prune_on_release"] = *prune_on_release;
+    return ParseAnswer(client_.Call("POST", "/api/v1/retention", body.dump()));
+  }
   Result<Json> DataList(const std::string& fec) override {
     WHARF_TRY(ValidateFecName(fec));
     return ParseAnswer(client_.Call("GET", "/api/v1/fecs/" + fec + "/data"));
@@ -660,24 +672,10 @@ int RunGc(int keep, int generations, const StoreArgs& args) {
 int RunRetention(std::optional<int> keep, std::optional<int> generations, std::optional<bool> prune_on_release,
                  const StoreArgs& given) {
   bool change = keep || generations || prune_on_release;
-  StoreArgs args = WithEnvironment(given);
-  if (change && !args.server.empty())
-    return ReportError(kProgram, {ErrorCode::kInvalidArgument,
-                                  "the retention is a setting of the store folder: change it there (--store DIR) as "
-                                  "its owner; a server reads it at every release"}, kExitUsage);
+  const StoreArgs& args = given;
   auto backend = OpenBackend(args, false, false);
   if (!backend) return Failed(backend.error());
-  if (change) {
-    auto& local = static_cast<LocalBackend&>(**backend);
-    auto current = ReadRetention(local.store());
-    if (!current) return Failed(current.error());
-    wharf::Retention wanted = *current;
-    if (keep) wanted.keep_versions = *keep;
-    if (generations) wanted.keep_generations = *generations;
-    if (prune_on_release) wanted.prune_on_release = *prune_on_release;
-    if (auto written = WriteRetention(local.store(), wanted); !written) return Failed(written.error());
-  }
-  auto shown = (*backend)->Retention();
+  auto shown = change ? (*backend)->SetRetention(keep, generations, prune_on_release) : (*backend)->Retention();
   if (!shown) return Failed(shown.error());
   const Json& r = *shown;
   if (args.json) {

@@ -268,6 +268,18 @@ Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_
   return j;
 }
 
+Result<Json> SetRetention(Store& store, std::optional<int> keep, std::optional<int> generations,
+                          std::optional<bool> prune_on_release) {
+  auto current = ReadRetention(store);
+  if (!current) return std::unexpected(current.error());
+  Retention wanted = *current;
+  if (keep) wanted.keep_versions = *keep;
+  if (generations) wanted.keep_generations = *generations;
+  if (prune_on_release) wanted.prune_on_release = *prune_on_release;
+  WHARF_TRY(WriteRetention(store, wanted));
+  return RetentionJson(store);
+}
+
 Result<Json> RetentionJson(const Store& store) {
   auto r = ReadRetention(store);
   if (!r) return std::unexpected(r.error());

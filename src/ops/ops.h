@@ -66,6 +66,9 @@ Result<Json> Init(Store& store, const std::string& fec, const InitEdit& edit, co
 Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_run);
 /// The store's retention setting: {keep, generations, prune_on_release}.
 Result<Json> RetentionJson(const Store& store);
+/// Changes what is given of it (store.json, under the store lock); the setting as it is then.
+Result<Json> SetRetention(Store& store, std::optional<int> keep, std::optional<int> generations,
+                          std::optional<bool> prune_on_release);
 /// The versions of each of a FEC's generations that the store no longer holds, by number.
 Result<std::map<uint64_t, std::vector<std::string>>> MissingByGeneration(const Store& store, const std::string& fec);
 

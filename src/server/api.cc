@@ -1094,6 +1094,34 @@ void Api::Register(http::Router& router) {
           auto r = ops::RetentionJson(store_);
           return r ? JsonResponse(200, *r) : Response::FromError(r.error());
         });
+  // {"keep": N, "generations": G, "prune_on_release": bool}, each optional: how much the store keeps.
+  body_route("POST", "/api/v1/retention", Right::kAdmin, Scope::kFleet, {64 << 10, true},
+        [this](const Caller& caller, Request& request, const std::string& body) -> Response {
+          auto answer = [&]() -> Result<Json> {
+            auto j = ParseBody(body);
+            if (!j) return std::unexpected(j.error());
+            std::optional<int> numbers[2];
+            const char* keys[2] = {"keep", "generations"};
+            for (int i = 0; i < 2; ++i) {
+              if (!j->contains(keys[i])) continue;
+              if (!(*j)[keys[i]].is_number_unsigned() || (*j)[keys[i]].get<uint64_t>() < 1 ||
+                  (*j)[keys[i]].get<uint64_t>() > 1000)
+                return Fail(ErrorCode::kInvalidArgument, std::string(keys[i]) + ": expected a number from 1 to 1000");
+              numbers[i] = (*j)[keys[i]].get<int>();
+            }
+            std::optional<bool> prune;
+            if (j->contains("prune_on_release")) {
+              if (!(*j)["prune_on_release"].is_boolean())
+                return Fail(ErrorCode::kInvalidArgument, "prune_on_release: expected true or false");
+              prune = (*j)["prune_on_release"].get<bool>();
+            }
+            return ops::SetRetention(store_, numbers[0], numbers[1], prune);
+          }();
+          Response response = answer ? JsonResponse(200, *answer) : Response::FromError(answer.error());
+          (void)records_.Audit({0, clock_.Now(), caller.token.name, RoleName(caller.token.role), request.remote,
+                                "retention", "", answer ? answer->dump() : answer.error().message, response.status});
+          return response;
+        });
 
   body_route("GET", "/api/v1/audit", Right::kAudit, Scope::kFleet, get,
         [this](const Caller&, Request& request, const std::string&) -> Response {

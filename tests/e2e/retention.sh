@@ -129,8 +129,13 @@ PY
 pass "assign --keep 1 prunes tool 3-5, keeps 6 (assigned) and 1 (the release before, and what fec02 still runs)"
 
 # through the server: a publisher's release prunes by the store's setting; only an admin picks --keep
+# or changes the setting
 start_server "$T/store" --key "$T/k.key"
 CI=$(make_token ci publisher "" "$T/store")
+expect_refused "lacks the right to administer" "$WHARF" retention --keep 1 --server "$SERVER_URL" --token "$CI"
+expect_exit 0 "$WHARF" retention --server "$SERVER_URL" --token "$CI" --json
+python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r=={'keep':3,'generations':3,'prune_on_release':True}, r" "$T/stdout" \
+  || fail "retention over the API: $(cat "$T/stdout")"
 pack_version tool 7
 expect_refused "keep: how many versions a release keeps is the store's retention .*needs an admin token" \
   "$WHARF" publish out/tool-7.tar.zst --server "$SERVER_URL" --token "$CI" --keep 1
@@ -139,7 +144,7 @@ python3 -c "import json,sys; r=json.load(open(sys.argv[1]))[0]['pruned']; assert
   || fail "publish over the API: $(cat "$T/stdout")"
 [ "$(versions tool)" = "1 6 7 " ] || fail "over the API: $(versions tool)"
 stop_server
-pass "publish over the API prunes by the store's retention; --keep from a publisher refused"
+pass "publish over the API prunes by the store's retention; --keep and a new setting from a publisher refused"
 
 # --- history --at: dev versions that ran ---
 start_server "$T/store" --key "$T/k.key"
