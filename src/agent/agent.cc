@@ -207,10 +207,12 @@ Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& pre
   WHARF_TRY(MakeDirs(staging));
   if (auto staged = StageInitScripts(ProfileInitDir(staging), next, mirrors,
                                      {ProfileInitDir(layout.current()), JoinPath(layout.base(), "init")});
-      !staged)
+      !staged) {
+    (void)RemoveTree(staging);  // nothing of a generation that is not activated stays
     return Prefix(config_.fec + ": generation " + std::to_string(next.number) + " not activated" +
                       (previous ? " (generation " + std::to_string(previous->number) + " stays)" : ""),
                   staged.error());
+  }
   AbortPoint("init-staged");
   WHARF_TRY(RepairChanged(layout, mirrors, config_.fec, report.plan, report));
   uint64_t installed = 0;
