@@ -116,4 +116,17 @@ grep -q "^removed boot script fecs/global/init-sha256/$old " "$T/stdout" || fail
 expect_refused "boot script 10-boot \(fecs/global/init-sha256/$old\) is no longer in the store; add it again" \
   "$WHARF" rollback fecb --to "$signed_old" --store store --key k.key
 pass "gc removes the script blobs no kept generation names (reported), keeps the others; a rollback needing a removed one is refused"
+# A boot with every store away: `run` runs the scripts staged in the active profile.
+mv store store.away
+lines=$(wc -l <fecb/ran)
+RUN_ERR=$T/run.err
+"$WHARF_AGENT" run --root "$T/fecb" --store "file://$T/store" --fec fecb --trust k.pub --interval 60 \
+  >"$T/run.out" 2>"$RUN_ERR" &
+RUN_PID=$!
+trap 'kill ${RUN_PID:-} 2>/dev/null || true; cleanup' EXIT
+wait_for "the boot scripts run at the start of run" eval '[ "$(wc -l <fecb/ran)" -gt "$lines" ]'
+kill -TERM "$RUN_PID"; wait "$RUN_PID" 2>/dev/null || true
+RUN_PID=""
+[ "$(tail -n 1 fecb/ran)" = "new $next" ] || fail "the boot ran other bytes: $(cat fecb/ran)"
+pass "a boot with no store runs the exact bytes staged in the active profile"
 echo "boot_scripts_content: all checks passed"
