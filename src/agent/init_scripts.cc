@@ -124,14 +124,14 @@ Status StageInitScripts(const std::string& dir, const Generation& generation, Mi
   for (const auto& script : generation.init) {
     std::string path = JoinPath(dir, script.sha256);
     if (HasBytes(path, script)) continue;
-    std::string body;
+    std::optional<std::string> body;  // checked: a copy another profile holds, else the store's
     for (const auto& other : reuse)
       if (auto copy = ReadFile(JoinPath(other, script.sha256), kMaxInitBytes);
           copy && copy->size() == script.size && Sha256Hex(*copy) == script.sha256) {
         body = std::move(*copy);
         break;
       }
-    if (body.empty() && script.size > 0) {
+    if (!body) {
       auto fetched = FetchScript(script, mirrors);
       if (!fetched)
         return Prefix("boot script " + script.name + " (" + InitFetchPaths(script).front() + ")",
@@ -140,7 +140,7 @@ Status StageInitScripts(const std::string& dir, const Generation& generation, Mi
                                                       "another store) or sign a new generation: wharf init add|link|remove"});
       body = std::move(*fetched);
     }
-    WHARF_TRY(WriteFileAtomic(path, body, 0755));
+    WHARF_TRY(WriteFileAtomic(path, *body, 0755));
   }
   return SyncPath(dir);
 }
