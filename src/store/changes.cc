@@ -142,8 +142,6 @@ Result<Generation> Rollback(Store& store, const std::string& fec, std::optional<
                   fec + ": generation " + std::to_string(target->number) +
                       " has other service settings or boot scripts than the current one (what runs as root on "
                       "the FEC); rolling back to it needs the configure right (admin or maintainer)");
-    // The whole earlier release: packages, service settings, scripts, and the mismatches it
-    // was allowed. Persistent paths describe the FEC's data, not a release: they stay.
     // Its boot scripts by content: a version gc removed cannot be run again.
     for (const auto& script : target->init) {
       auto paths = InitFetchPaths(script);
@@ -154,6 +152,8 @@ Result<Generation> Rollback(Store& store, const std::string& fec, std::optional<
                         paths.front() + ") is no longer in the store; add it again (wharf init add " + fec + " " +
                         script.name + " FILE) instead of rolling back to it");
     }
+    // The whole earlier release: packages, service settings, scripts, and the mismatches it
+    // was allowed. Persistent paths describe the FEC's data, not a release: they stay.
     Persist persist = draft.persist;
     draft = *target;
     draft.persist = persist;
