@@ -225,10 +225,6 @@ Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& pre
     while (done < installed && !progress_.done.compare_exchange_weak(done, installed)) {
     }
   }
-  // The kept packages were found clean above; linking their files into the new ones changed
-  // the files' ctime, not their content: their stamps are taken again.
-  for (const auto& step : report.plan)
-    if (step.present && installed > 0) (void)WriteStamp(layout, step.ref);
   WHARF_TRY(WriteProfile(fetched));
   // A sync applies only a generation above the floor: it becomes the floor, and the chain's anchor.
   return SwitchTo(next, previous,

@@ -434,7 +434,7 @@ Result<RepairStats> RepairPackage(const Layout& layout, Mirrors& mirrors, const 
     if (d.kind == DriftKind::kMode && by_rel.count(d.rel) &&
         index->files[by_rel[d.rel]].type == EntryType::kDirectory)
       ++stats.modes;
-  read_only_again.done = true;  // a chmod changes ctime, so before the stamp
+  read_only_again.done = true;  // a chmod changes the mode, so before the stamp
   WHARF_TRY(SetFolderModes(folder, *index, false));
   UniqueFd dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.valid()) ::syncfs(dir.get());
@@ -453,8 +453,7 @@ Result<std::string> TreeStamp(const std::string& folder) {
     if (::lstat(path.c_str(), &st) != 0) return IoError("stat", path);
     std::string line = rel + '\0' + std::to_string(st.st_mode) + ' ' + std::to_string(st.st_size) + ' ' +
                        std::to_string(st.st_ino) + ' ' + std::to_string(st.st_mtim.tv_sec) + '.' +
-                       std::to_string(st.st_mtim.tv_nsec) + ' ' + std::to_string(st.st_ctim.tv_sec) + '.' +
-                       std::to_string(st.st_ctim.tv_nsec) + '\n';
+                       std::to_string(st.st_mtim.tv_nsec) + '\n';
     sha.Update(line);
     if (S_ISDIR(st.st_mode)) {
       auto names = ListDir(path);

@@ -7,9 +7,13 @@
 //
 // Two checks: the full one re-hashes every byte (`wharf-agent verify`); the cheap one a sync
 // can afford compares a stamp of the tree's metadata (lstat of every entry: type, mode,
-// size, mtime, ctime, inode) recorded when the folder was installed or last verified clean.
-// ctime cannot be set back by a user, so a write, chmod or replaced entry changes the stamp;
-// a stamp that differs leads to the full check of that package only.
+// size, mtime, inode, and the names in each folder) recorded when the folder was installed
+// or last verified clean. A write, chmod, replaced, added or removed entry changes it; a
+// stamp that differs leads to the full check of that package only. ctime is left out: the
+// agent's own hard links (a new version sharing a file, a staging folder removed, an old
+// version collected) change it on files nobody touched, which would make every kept
+// package look changed and lend nothing. A change that sets mtime back on purpose is found
+// by the full check, which `run` does in the background.
 #pragma once
 
 #include <cstdint>

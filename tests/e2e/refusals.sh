@@ -14,6 +14,16 @@ trap 'rm -rf "/etc/$EVIL" "/tmp/$EVIL"; cleanup' EXIT
 cd "$T"
 make_tree src1 1
 make_tree src2 2
+# 16 KiB of new bytes near the start of v2's library: every frame of it shifts, so a patch
+# from v1 is far smaller than its frames, and larger than deltas.json carries inline, so
+# `wharf publish` writes it as a file beside the archive (the deltas the cases below attack).
+head -c 16384 /dev/urandom >"$T/insert"
+python3 - src2/lib/libdemo.so "$T/insert" <<'PY'
+import sys
+path, insert = sys.argv[1:]
+data = open(path, "rb").read()
+open(path, "wb").write(data[:4096] + open(insert, "rb").read() + data[4096:])
+PY
 "$WHARF" keygen --out release >/dev/null
 "$WHARF" pack "${SMALL_FRAMES[@]}" src1 --name demo --version 1.0 --prefix /opt/demo -o out >/dev/null
 "$WHARF" pack "${SMALL_FRAMES[@]}" src2 --name demo --version 2.0 --prefix /opt/demo -o out >/dev/null
@@ -111,7 +121,7 @@ if how == "flip":
     sys.exit(0)
 deltas_path = os.path.join(folder, "deltas.json")
 deltas = json.load(open(deltas_path))
-d = deltas["deltas"][0]
+d = next(d for d in deltas["deltas"] if d.get("file"))
 patch = os.path.join(folder, d["file"])
 if how in ("delta-flip", "delta-rewrite"):
     flip(patch, os.path.getsize(patch) // 2)
@@ -127,18 +137,16 @@ PY
 }
 v2 && tamper flip
 refused "a flipped byte in an archive" "sha256 (or size )?differs"
-if [ -f "$V2/deltas.json" ] && grep -q '"file"' "$V2/deltas.json"; then
-  v2 && tamper delta-flip
-  refused "a flipped byte in a delta" "sha256 differs from deltas.json"
-  v2 && tamper delta-rewrite
-  refused "a flipped byte in a delta that deltas.json vouches for" \
-    "delta does not apply|delta is truncated|does not match its sha256"
-  v2 && tamper delta-bomb
-  refused "a delta that inflates past the file's size" \
-    "delta produces more than the file's declared size|delta does not apply"
-else
-  echo "ok - deltas # SKIP the store holds no delta for demo@2.0"
-fi
+[ -f "$V2/deltas.json" ] && grep -q '"file"' "$V2/deltas.json" ||
+  fail "setup: publish wrote no delta file for demo@2.0 (its library moved 16 KiB of code)"
+v2 && tamper delta-flip
+refused "a flipped byte in a delta" "sha256 differs from deltas.json"
+v2 && tamper delta-rewrite
+refused "a flipped byte in a delta that deltas.json vouches for" \
+  "delta does not apply|delta is truncated|does not match its sha256"
+v2 && tamper delta-bomb
+refused "a delta that inflates past the file's size" \
+  "delta produces more than the file's declared size|delta does not apply"
 rm -rf "$V2" && cp -a "$T/demo-2.0.pristine" "$V2"
 
 # 2. Signatures: a key this FEC does not trust; a trusted signature over other bytes.
@@ -281,7 +289,7 @@ hostile "a file through a symlink inside the prefix, assembled from frames" \
   --entry "${OK[@]}" dir:opt/evil/d symlink:opt/evil/l:d "file:opt/evil/l/$EVIL:boo" \
   cut "copy:opt/evil/libdemo.so:src1/lib/libdemo.so"
 grep -q '"GET /software/evil/1/evil-1.tar.zst HTTP/1.1" 206 ' "$NGINX_LOG" ||
-  echo "#   (note: the agent downloaded the whole archive; the frame path was not taken)"
+  fail "the agent downloaded the whole archive: the frame path this case attacks was not taken"
 
 # 7d. Device nodes and a fifo.
 hostile "a character device, listed" "entry type \"chardev\" is not allowed" \
