@@ -209,8 +209,10 @@ Result<Json> Gc(Store& store, int keep_versions, int keep_generations, bool dry_
       out.push_back({{"name", v.name}, {"version", v.version}, {"bytes", v.bytes}, {"area", v.area}});
     return out;
   };
+  Json scripts = Json::array();
+  for (const auto& s : report->removed_scripts) scripts.push_back({{"path", s.name}, {"bytes", s.bytes}});
   return Json{{"removed", list(report->removed)}, {"kept_assigned", list(report->kept_assigned)},
-              {"freed_bytes", report->freed_bytes}, {"dry_run", dry_run}};
+              {"removed_scripts", scripts}, {"freed_bytes", report->freed_bytes}, {"dry_run", dry_run}};
 }
 
 Json SnapshotJson(const SnapshotRecord& record) { return Json::parse(SnapshotRecordToJson(record)); }
