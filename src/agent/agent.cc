@@ -7,6 +7,7 @@
 #include "agent/abort_point.h"
 #include "agent/dev.h"
 #include "agent/drift.h"
+#include "agent/init_scripts.h"
 #include "agent/layout.h"
 #include "agent/state.h"
 #include "archive/package_index.h"
@@ -211,6 +212,20 @@ Status Agent::Apply(const Fetched& fetched, const std::optional<Generation>& pre
   const Generation& next = fetched.generation;
   Mirrors mirrors(config_.stores, fetcher_);
   mirrors.Prefer(report.store);
+  // The boot scripts first (small, and a generation without them is not activated): into
+  // the new profile, so that a boot with no store runs exactly these bytes.
+  std::string staging = JoinPath(layout.profiles(), "." + std::to_string(next.number) + ".building");
+  WHARF_TRY(RemoveTree(staging));
+  WHARF_TRY(MakeDirs(staging));
+  if (auto staged = StageInitScripts(ProfileInitDir(staging), next, mirrors,
+                                     {ProfileInitDir(layout.current()), JoinPath(layout.base(), "init")});
+      !staged) {
+    (void)RemoveTree(staging);  // nothing of a generation that is not activated stays
+    return Prefix(config_.fec + ": generation " + std::to_string(next.number) + " not activated" +
+                      (previous ? " (generation " + std::to_string(previous->number) + " stays)" : ""),
+                  staged.error());
+  }
+  AbortPoint("init-staged");
   WHARF_TRY(RepairChanged(layout, mirrors, config_.fec, report.plan, report));
   uint64_t installed = 0;
   for (const auto& step : report.plan) {
@@ -420,8 +435,7 @@ Status Agent::WriteProfile(const Fetched& fetched) {
   const Generation& g = fetched.generation;
   std::string final_dir = layout.profile(g.number);
   std::string staging = JoinPath(layout.profiles(), "." + std::to_string(g.number) + ".building");
-  WHARF_TRY(RemoveTree(staging));
-  WHARF_TRY(MakeDirs(staging));
+  WHARF_TRY(MakeDirs(staging));  // Apply made it and put the boot scripts in
   for (const auto& ref : g.packages)
     WHARF_TRY(SymlinkAtomic("../../packages/" + ref.name + "/" + Layout::PackageLeaf(ref),
                             JoinPath(staging, ref.name)));

@@ -692,3 +692,68 @@ TEST_F(AgentTest, SyncProgressMovesAndCanBeReadFromAnotherThread) {
 }
 
 }  // namespace wharf
+
+namespace wharf {
+namespace {
+
+// A generation signed before scripts were stored by content names the script by its name
+// (fecs/<FEC>/init/<name>, the file itself): the agent takes the blob of its sha256 first,
+// then that path; without either it does not activate the generation.
+class OldInitShapeTest : public AgentTest {
+ protected:
+  // Signs generation 2 = generation 1 with one boot script named the old way.
+  void SignOldShape(const std::string& content) {
+    auto current = store_->CurrentGeneration("fec01");
+    ASSERT_TRUE(current && *current);
+    Generation g = (*current)->generation;
+    g.parent = Sha256Hex(GenerationToJson(g));
+    g.number = 2;
+    g.init = {{"10-net", "fecs/fec01/init/10-net", content.size(), Sha256Hex(content), 60}};
+    auto lock = store_->Lock();
+    ASSERT_TRUE(lock);
+    auto written = store_->WriteGeneration(g, GenerationToJson(g), *key_);
+    ASSERT_TRUE(written) << written.error().message;
+  }
+  std::string Staged(const std::string& content) const {
+    return ReadFile(dir_ / ("fec/var/lib/wharf/profiles/2/.init/" + Sha256Hex(content))).value_or("<none>");
+  }
+};
+
+TEST_F(OldInitShapeTest, FetchesTheNamedFileOfAnOldStore) {
+  Assign("1", kNow);
+  SignOldShape("old\n");
+  WriteTestFile(dir_ / "store/fecs/fec01/init/10-net", "old\n");
+  auto report = Sync(kNow);
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->generation, 2u);
+  EXPECT_EQ(Staged("old\n"), "old\n");
+}
+
+TEST_F(OldInitShapeTest, TakesTheBlobOfItsSha256WhenTheNameMovedOn) {
+  Assign("1", kNow);
+  SignOldShape("old\n");
+  WriteTestFile(dir_ / "store/fecs/fec01/init/10-net", "newer\n");  // the name moved on
+  WriteTestFile(dir_ / ("store/" + InitBlobPath("fec01", Sha256Hex("old\n"))), "old\n");  // migrated
+  auto report = Sync(kNow);
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(Staged("old\n"), "old\n");
+}
+
+TEST_F(OldInitShapeTest, WithoutItsBytesTheGenerationIsNotActivated) {
+  Assign("1", kNow);
+  ASSERT_TRUE(Sync(kNow));
+  SignOldShape("old\n");
+  WriteTestFile(dir_ / "store/fecs/fec01/init/10-net", "newer\n");
+  auto report = Sync(kNow);
+  ASSERT_FALSE(report);
+  EXPECT_NE(report.error().message.find("fec01: generation 2 not activated (generation 1 stays): boot script 10-net ("
+                                        "fecs/fec01/init-sha256/"),
+            std::string::npos)
+      << report.error().message;
+  EXPECT_NE(report.error().message.find("the store was altered"), std::string::npos) << report.error().message;
+  EXPECT_EQ(Current(), "profiles/1");
+  EXPECT_FALSE(PathExists(dir_ / "fec/var/lib/wharf/profiles/.2.building"));
+}
+
+}  // namespace
+}  // namespace wharf

@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -79,25 +81,91 @@ InitResult RunOne(const std::string& path, const InitScript& script, const std::
 
 }  // namespace
 
+namespace {
+
+constexpr uint64_t kMaxInitBytes = 64u << 20;
+
+bool HasBytes(const std::string& path, const InitScript& script) {
+  auto body = ReadFile(path, kMaxInitBytes);
+  return body && body->size() == script.size && Sha256Hex(*body) == script.sha256;
+}
+
+// The script's bytes from the stores, checked; the error says which store answered what.
+Result<std::string> FetchScript(const InitScript& script, Mirrors& mirrors) {
+  std::optional<Error> last;
+  for (const auto& path : InitFetchPaths(script)) {
+    std::string body;
+    Status got = mirrors.Try(path, [&](const std::string& url) -> Status {
+      auto fetched = mirrors.fetcher().Get(url, std::min<uint64_t>(kMaxInitBytes, script.size + 65536));
+      if (!fetched) return std::unexpected(fetched.error());
+      if (fetched->size() != script.size || Sha256Hex(*fetched) != script.sha256)
+        return Fail(ErrorCode::kCorrupt, url + " has other bytes (sha256 " + Sha256Hex(*fetched).substr(0, 12) +
+                                             "...) than the signed generation names (" + script.sha256.substr(0, 12) +
+                                             "...): the store was altered");
+      body = std::move(*fetched);
+      return {};
+    });
+    if (got) return body;
+    // The blob's absence sends an old generation to its named path; a wrong blob is final.
+    if (!last || got.error().code != ErrorCode::kNotFound) last = got.error();
+    if (got.error().code != ErrorCode::kNotFound) break;
+  }
+  return std::unexpected(*last);
+}
+
+}  // namespace
+
+std::string ProfileInitDir(const std::string& profile) { return JoinPath(profile, ".init"); }
+
+Status StageInitScripts(const std::string& dir, const Generation& generation, Mirrors& mirrors,
+                        const std::vector<std::string>& reuse) {
+  if (generation.init.empty()) return {};
+  WHARF_TRY(MakeDirs(dir));
+  for (const auto& script : generation.init) {
+    std::string path = JoinPath(dir, script.sha256);
+    if (HasBytes(path, script)) continue;
+    std::optional<std::string> body;  // checked: a copy another profile holds, else the store's
+    for (const auto& other : reuse)
+      if (auto copy = ReadFile(JoinPath(other, script.sha256), kMaxInitBytes);
+          copy && copy->size() == script.size && Sha256Hex(*copy) == script.sha256) {
+        body = std::move(*copy);
+        break;
+      }
+    if (!body) {
+      auto fetched = FetchScript(script, mirrors);
+      if (!fetched)
+        return Prefix("boot script " + script.name + " (" + InitFetchPaths(script).front() + ")",
+                      Error{fetched.error().code,
+                            fetched.error().message + "; put those exact bytes back in the store (from a backup or "
+                                                      "another store) or sign a new generation: wharf init add|link|remove"});
+      body = std::move(*fetched);
+    }
+    WHARF_TRY(WriteFileAtomic(path, *body, 0755));
+  }
+  return SyncPath(dir);
+}
+
 Result<std::vector<InitResult>> RunInitScripts(const Layout& layout, const Generation& generation,
                                                Mirrors& mirrors, const std::string& store_url) {
   std::vector<InitResult> results;
   if (generation.init.empty()) return results;
-  std::string dir = InitDir(layout);
-  WHARF_TRY(MakeDirs(dir));
-  // Fetch and check every script before any runs (content-addressed: fetched once).
+  // Staged before the switch in the generation's profile (a dev profile runs generation n's).
+  std::vector<std::string> dirs = {ProfileInitDir(layout.current()), ProfileInitDir(layout.profile(generation.number)),
+                                   InitDir(layout)};
   std::vector<std::string> paths;
   for (const auto& script : generation.init) {
-    std::string path = JoinPath(dir, script.sha256);
-    if (!PathExists(path)) {
-      auto body = mirrors.Get(script.path, script.size);
-      if (!body) return Prefix("init script " + script.name, body.error());
-      if (body->size() != script.size || Sha256Hex(*body) != script.sha256)
-        return Fail(ErrorCode::kCorrupt, "init script " + script.name + ": sha256 or size differs from the "
-                                                                          "signed generation; the store was altered");
-      WHARF_TRY(WriteFileAtomic(path, *body, 0755));
-    }
-    paths.push_back(path);
+    auto found = std::find_if(dirs.begin(), dirs.end(),
+                              [&](const std::string& d) { return HasBytes(JoinPath(d, script.sha256), script); });
+    if (found == dirs.end()) break;
+    paths.push_back(JoinPath(*found, script.sha256));
+  }
+  if (paths.size() != generation.init.size()) {
+    // A profile an older agent wrote (or scripts changed on the FEC): fetched and checked now,
+    // before any runs.
+    paths.clear();
+    auto staged = StageInitScripts(InitDir(layout), generation, mirrors, dirs);
+    if (!staged) return Prefix(generation.fec, staged.error());
+    for (const auto& script : generation.init) paths.push_back(JoinPath(InitDir(layout), script.sha256));
   }
   UniqueFd log(::open(JoinPath(layout.base(), "init.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   std::vector<std::string> env = {"WHARF_FEC=" + generation.fec, "WHARF_GENERATION=" + std::to_string(generation.number),

@@ -4,6 +4,8 @@
 //   var/lib/wharf/packages/<name>/<version>-<sha8>.package.json
 //   var/lib/wharf/profiles/<n>/<name> -> ../../packages/<name>/<version>-<sha8>
 //   var/lib/wharf/profiles/<n>/.generation.json (+ .sig)    the generation it realises
+//   var/lib/wharf/profiles/<n>/.init/<sha256>               its boot scripts, fetched and
+//                                                           checked before the switch
 //   var/lib/wharf/current -> profiles/<n>                   switched by one rename
 //   var/lib/wharf/packages/<name>/dev-<sha8>/               a dev version (install-dev)
 //   var/lib/wharf/profiles/<n>-dev-<k>/                     generation n's links with dev

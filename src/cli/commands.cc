@@ -661,6 +661,9 @@ int RunGc(int keep, int generations, const StoreArgs& args) {
   for (const auto& v : r["removed"])
     PrintHuman(stdout, "%s %s@%s (%s)\n", verb, v["name"].get<std::string>().c_str(), v["version"].get<std::string>().c_str(),
                 HumanBytes(v["bytes"].get<uint64_t>()).c_str());
+  for (const auto& s : r.value("removed_scripts", Json::array()))
+    PrintHuman(stdout, "%s boot script %s (%s): no kept generation names it\n", verb, s["path"].get<std::string>().c_str(),
+               HumanBytes(s["bytes"].get<uint64_t>()).c_str());
   for (const auto& v : r["kept_assigned"])
     PrintHuman(stdout, "kept %s@%s: a FEC's generation within the retention names it\n", v["name"].get<std::string>().c_str(),
                 v["version"].get<std::string>().c_str());

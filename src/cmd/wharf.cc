@@ -306,7 +306,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   gc->add_option("--generations", gc_generations,
                  "releases of each FEC kept for rollback: its generations back to the one where the "
-                 "(G+1)-th different set of packages begins (default: the store's retention, 3: the agents' `keep`)")
+                 "(G+1)-th different release (packages, service settings, boot scripts) begins (default: the store's retention, 3: the agents' `keep`)")
       ->check(CLI::Range(1, 1000));
   AddStoreOptions(gc, store_args, false);
   gc->add_flag("--dry-run", store_args.dry_run, "print what would be removed, remove nothing");
@@ -320,7 +320,7 @@ int main(int argc, char** argv) {
   retention->add_option("--keep", retention_keep, "versions of each package to keep, besides those in use")
       ->check(CLI::Range(1, 1000));
   retention->add_option("--generations", retention_generations,
-                        "releases (different package sets) of each FEC kept for rollback")
+                        "releases (packages, service settings, boot scripts) of each FEC kept for rollback")
       ->check(CLI::Range(1, 1000));
   retention->add_option("--prune-on-release", retention_prune,
                         "true: every publish and assign prunes the released packages (as `--prune`)");

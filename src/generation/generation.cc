@@ -101,6 +101,21 @@ void SortByName(std::vector<PackageRef>& packages) {
 
 }  // namespace
 
+std::string InitBlobPath(std::string_view owner, std::string_view sha256) {
+  return "fecs/" + std::string(owner) + "/init-sha256/" + std::string(sha256);
+}
+
+std::string InitOwner(const InitScript& script) {
+  auto parts = Split(script.path, '/');
+  return parts.size() > 1 ? parts[1] : "";
+}
+
+std::vector<std::string> InitFetchPaths(const InitScript& script) {
+  std::vector<std::string> paths{InitBlobPath(InitOwner(script), script.sha256)};
+  if (script.path != paths.front()) paths.push_back(script.path);
+  return paths;
+}
+
 std::string GenerationToJson(const Generation& g) {
   ordered_json j;
   j["format"] = g.format;
@@ -197,13 +212,14 @@ Status ValidateGeneration(const Generation& g) {
   for (size_t i = 0; i < g.init.size(); ++i) {
     const InitScript& script = g.init[i];
     WHARF_TRY(ValidateInitName(script.name));
-    auto parts = Split(script.path, '/');
-    bool shaped = parts.size() == 4 && parts[0] == "fecs" && (parts[1] == g.fec || parts[1] == "global") &&
-                  parts[2] == "init" && ValidateInitName(parts[3]).has_value();
-    if (!shaped)
-      return Fail(ErrorCode::kUnsafe, "init script " + script.name + ": path \"" + script.path +
-                                          "\" is not fecs/<this FEC or global>/init/<name>");
     if (!IsSha256Hex(script.sha256)) return Fail(ErrorCode::kCorrupt, "init script " + script.name + ": bad sha256");
+    auto parts = Split(script.path, '/');
+    bool owned = parts.size() == 4 && parts[0] == "fecs" && (parts[1] == g.fec || parts[1] == "global");
+    bool by_content = owned && parts[2] == "init-sha256" && parts[3] == script.sha256;
+    bool by_name = owned && parts[2] == "init" && ValidateInitName(parts[3]).has_value();  // the old shape
+    if (!by_content && !by_name)
+      return Fail(ErrorCode::kUnsafe, "init script " + script.name + ": path \"" + script.path +
+                                          "\" is not fecs/<this FEC or global>/init-sha256/<its sha256>");
     if (script.size > (64u << 20)) return Fail(ErrorCode::kCorrupt, "init script " + script.name + " is over 64 MiB");
     if (script.timeout < 1 || script.timeout > 86400)
       return Fail(ErrorCode::kCorrupt, "init script " + script.name + ": timeout must be 1 to 86400 s");

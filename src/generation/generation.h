@@ -56,7 +56,11 @@ struct Persist {
 /// A boot script the FEC runs after activation, in name order, pinned by sha256.
 struct InitScript {
   std::string name;     // [A-Za-z0-9][A-Za-z0-9._-]*: the order is the names' byte order
-  std::string path;     // store-relative: "fecs/<FEC>/init/<name>" or "fecs/global/init/<file>"
+  /// Store-relative: the script's bytes by content, "fecs/<FEC or global>/init-sha256/<sha256>"
+  /// (InitBlobPath). Generations written before scripts were stored by content name
+  /// "fecs/<FEC or global>/init/<name>"; they still parse, and agents fetch the blob of
+  /// their sha256 first (InitFetchPaths).
+  std::string path;
   uint64_t size = 0;
   std::string sha256;
   int timeout = 60;     // seconds; then the script's process group is killed
@@ -83,6 +87,15 @@ struct Generation {
   std::vector<ForcedMatch> forced;    // configuration mismatches accepted with --force
   Persist persist;                    // no paths: no persistent data
 };
+
+/// "fecs/<owner>/init-sha256/<sha256>": where a store keeps one version of a boot script of
+/// `owner` (a FEC, or "global" for scripts FECs link), immutable once written.
+std::string InitBlobPath(std::string_view owner, std::string_view sha256);
+/// The owner ("fec01", "global") of a script's store path of either shape.
+std::string InitOwner(const InitScript& script);
+/// The store paths to try for `script`'s bytes, best first: the blob of its sha256, then
+/// (for a generation of the old shape) the path it names.
+std::vector<std::string> InitFetchPaths(const InitScript& script);
 
 /// Deterministic JSON (fixed key order, times as "YYYY-MM-DDTHH:MM:SSZ").
 std::string GenerationToJson(const Generation& generation);

@@ -265,15 +265,18 @@ namespace {
 
 TEST(Generation, InitScriptsRoundTripAndOnlyComeFromTheFecsOrGlobalFolder) {
   Generation g = First();
-  g.init = {{"10-net", "fecs/global/init/10-net", 12, std::string(64, 'c'), 30},
-            {"20-own", "fecs/fec01/init/20-own", 7, std::string(64, 'd'), 60}};
+  g.init = {{"10-net", "fecs/global/init-sha256/" + std::string(64, 'c'), 12, std::string(64, 'c'), 30},
+            {"20-own", "fecs/fec01/init-sha256/" + std::string(64, 'd'), 7, std::string(64, 'd'), 60}};
   g.init_stop_on_failure = true;
   auto parsed = ParseGeneration(GenerationToJson(g));
   ASSERT_TRUE(parsed) << parsed.error().message;
   EXPECT_EQ(parsed->init, g.init);
   EXPECT_TRUE(parsed->init_stop_on_failure);
   for (const char* path : {"fecs/fec02/init/20-own", "fecs/fec01/init/../../../etc/passwd", "/etc/passwd",
-                           "fecs/fec01/software/x", "fecs/global/init/.hidden"}) {
+                           "fecs/fec01/software/x", "fecs/global/init/.hidden",
+                           // a blob path must name the script's own sha256
+                           "fecs/fec01/init-sha256/ddd", "fecs/fec02/init-sha256/dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+                           "fecs/fec01/init-sha256/cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"}) {
     Generation bad = g;
     bad.init[1].path = path;
     EXPECT_FALSE(ParseGeneration(GenerationToJson(bad))) << path;
@@ -286,6 +289,26 @@ TEST(Generation, InitScriptsRoundTripAndOnlyComeFromTheFecsOrGlobalFolder) {
   EXPECT_FALSE(ParseGeneration(GenerationToJson(forever)));
   // A generation without scripts keeps its exact bytes (no "init" key).
   EXPECT_EQ(GenerationToJson(First()).find("init"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace wharf
+
+namespace wharf {
+namespace {
+
+TEST(Generation, OldGenerationsNamingScriptsByNameStillParseAndFetchTheBlobFirst) {
+  Generation g = First();
+  g.init = {{"10-net", "fecs/global/init/10-net", 12, std::string(64, 'c'), 30},
+            {"20-own", "fecs/fec01/init-sha256/" + std::string(64, 'd'), 7, std::string(64, 'd'), 60}};
+  auto parsed = ParseGeneration(GenerationToJson(g));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->init, g.init);
+  EXPECT_EQ(InitFetchPaths(g.init[0]),
+            (std::vector<std::string>{"fecs/global/init-sha256/" + std::string(64, 'c'), "fecs/global/init/10-net"}));
+  EXPECT_EQ(InitFetchPaths(g.init[1]), (std::vector<std::string>{g.init[1].path}));
+  EXPECT_EQ(InitOwner(g.init[1]), "fec01");
+  EXPECT_EQ(InitBlobPath("global", "ab"), "fecs/global/init-sha256/ab");
 }
 
 }  // namespace

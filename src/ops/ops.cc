@@ -27,8 +27,10 @@ Json GcJson(const GcReport& report) {
       out.push_back({{"name", v.name}, {"version", v.version}, {"bytes", v.bytes}, {"area", v.area}});
     return out;
   };
+  Json scripts = Json::array();
+  for (const auto& s : report.removed_scripts) scripts.push_back({{"path", s.name}, {"bytes", s.bytes}});
   return Json{{"removed", list(report.removed)}, {"kept_assigned", list(report.kept_assigned)},
-              {"freed_bytes", report.freed_bytes}};
+              {"removed_scripts", scripts}, {"freed_bytes", report.freed_bytes}};
 }
 
 // A release's pruning: gc's rules, for the released packages only. Nothing (null) when the

@@ -170,6 +170,16 @@ Result<Generation> Rollback(Store& store, const std::string& fec, std::optional<
                   fec + ": generation " + std::to_string(target->number) +
                       " has other service settings or boot scripts than the current one (what runs as root on "
                       "the FEC); rolling back to it needs the configure right (admin or maintainer)");
+    // Its boot scripts by content: a version gc removed cannot be run again.
+    for (const auto& script : target->init) {
+      auto paths = InitFetchPaths(script);
+      if (std::none_of(paths.begin(), paths.end(),
+                       [&](const std::string& p) { return PathExists(JoinPath(store.root(), p)); }))
+        return Fail(ErrorCode::kNotFound,
+                    fec + ": generation " + std::to_string(target->number) + "'s boot script " + script.name + " (" +
+                        paths.front() + ") is no longer in the store; add it again (wharf init add " + fec + " " +
+                        script.name + " FILE) instead of rolling back to it");
+    }
     // The whole earlier release: packages, service settings, scripts, and the mismatches it
     // was allowed. Persistent paths describe the FEC's data, not a release: they stay.
     Persist persist = draft.persist;
@@ -229,6 +239,50 @@ Result<std::optional<Generation>> RefreshIfExpiring(Store& store, const std::str
   return std::optional<Generation>(std::move(*refreshed));
 }
 
+namespace {
+
+constexpr uint64_t kMaxInitBytes = 64u << 20;
+
+// Stores one version of `owner`'s script by its content: fecs/<owner>/init-sha256/<sha256>,
+// written atomically and durably, never changed after (a blob found altered is written
+// again from the right bytes). Returns its store path.
+Result<std::string> StoreInitBlob(Store& store, const std::string& owner, const std::string& content,
+                                  bool dry_run) {
+  std::string rel = InitBlobPath(owner, Sha256Hex(content));
+  if (dry_run) return rel;
+  std::string path = JoinPath(store.root(), rel);
+  if (auto existing = ReadFile(path, kMaxInitBytes); existing && *existing == content) return rel;
+  WHARF_TRY(MakeDirs(Dirname(path)));
+  WHARF_TRY(WriteFileAtomic(path, content, 0644));
+  return rel;
+}
+
+// A store from before scripts were stored by content has the script itself at
+// fecs/<owner>/init/<name>: before that name changes, its bytes get their blob, so the
+// generations that name it keep them (agents fetch the blob of the sha256 first).
+Status MigrateInitName(Store& store, const std::string& owner, const std::string& name, bool dry_run) {
+  std::string path = JoinPath(store.root(), "fecs/" + owner + "/init/" + name);
+  if (dry_run || !PathExists(path) || ReadLink(path)) return {};
+  auto content = ReadFile(path, kMaxInitBytes);
+  if (!content) return std::unexpected(content.error());
+  auto blob = StoreInitBlob(store, owner, *content, false);
+  if (!blob) return std::unexpected(blob.error());
+  return {};
+}
+
+// fecs/<owner>/init/<name> -> the blob it runs now: for people browsing the store, and for
+// `init link` (the global script's newest version). Generations never name it.
+Status PointInitName(Store& store, const std::string& owner, const std::string& name, const std::string& blob,
+                     bool dry_run) {
+  if (dry_run) return {};
+  WHARF_TRY(MigrateInitName(store, owner, name, false));
+  std::string folder = JoinPath(store.root(), "fecs/" + owner + "/init");
+  WHARF_TRY(MakeDirs(folder));
+  return SymlinkAtomic("../../" + blob.substr(5), JoinPath(folder, name));  // blob: "fecs/..."
+}
+
+}  // namespace
+
 Result<Generation> EditInit(Store& store, const std::string& fec, const InitEdit& edit,
                             const ChangeOptions& options) {
   WHARF_TRY(ValidateInitName(edit.name));
@@ -237,48 +291,50 @@ Result<Generation> EditInit(Store& store, const std::string& fec, const InitEdit
       return Fail(ErrorCode::kInvalidArgument, "global scripts are added, then linked by FECs: wharf init link FEC SCRIPT");
     auto lock = store.Lock();
     if (!lock) return std::unexpected(lock.error());
-    auto content = ReadFile(edit.file, 64u << 20);
+    auto content = ReadFile(edit.file, kMaxInitBytes);
     if (!content) return std::unexpected(content.error());
-    if (!options.dry_run)
-      WHARF_TRY(WriteFileAtomic(JoinPath(store.root(), "fecs/global/init/" + edit.name), *content, 0644));
+    // A new version beside the old ones: generations already signed keep naming theirs.
+    auto blob = StoreInitBlob(store, "global", *content, options.dry_run);
+    if (!blob) return std::unexpected(blob.error());
+    WHARF_TRY(PointInitName(store, "global", edit.name, *blob, options.dry_run));
     Generation none;
     none.fec = "global";
     return none;
   }
-  std::string folder = JoinPath(store.root(), "fecs/" + fec + "/init");
   return Change(store, fec, [&](const std::optional<StoredGeneration>& current, Generation& draft) -> Status {
     if (!current) return Fail(ErrorCode::kNotFound, fec + " has no generation yet; assign its packages first");
     std::map<std::string, InitScript> scripts;
     for (const auto& s : draft.init) scripts[s.name] = s;
-    std::string own = "fecs/" + fec + "/init/" + edit.name;
-    std::string global = "fecs/global/init/" + edit.name;
+    int timeout = scripts.contains(edit.name) ? scripts[edit.name].timeout : 60;
     switch (edit.kind) {
       case InitEdit::kAdd: {
-        auto content = ReadFile(edit.file, 64u << 20);
+        auto content = ReadFile(edit.file, kMaxInitBytes);
         if (!content) return std::unexpected(content.error());
-        if (!options.dry_run) {
-          WHARF_TRY(MakeDirs(folder));
-          WHARF_TRY(WriteFileAtomic(JoinPath(store.root(), own), *content, 0644));
-        }
-        scripts[edit.name] = {edit.name, own, content->size(), Sha256Hex(*content), 60};
+        auto blob = StoreInitBlob(store, fec, *content, options.dry_run);
+        if (!blob) return std::unexpected(blob.error());
+        WHARF_TRY(PointInitName(store, fec, edit.name, *blob, options.dry_run));
+        scripts[edit.name] = {edit.name, *blob, content->size(), Sha256Hex(*content), timeout};
         break;
       }
       case InitEdit::kLink: {
-        auto content = ReadFile(JoinPath(store.root(), global), 64u << 20);
+        // The global script's newest version, by content: a later `init add global` makes
+        // another version, which this FEC runs only once linked again.
+        auto content = ReadFile(JoinPath(store.root(), "fecs/global/init/" + edit.name), kMaxInitBytes);
         if (!content)
           return Fail(ErrorCode::kNotFound, "no global script " + edit.name + "; add it first: wharf init add global FILE");
-        // Stored once: the FEC's folder only links to it (for people browsing the store).
-        if (!options.dry_run) {
-          WHARF_TRY(MakeDirs(folder));
-          WHARF_TRY(SymlinkAtomic("../../global/init/" + edit.name, JoinPath(store.root(), own)));
-        }
-        scripts[edit.name] = {edit.name, global, content->size(), Sha256Hex(*content), 60};
+        auto blob = StoreInitBlob(store, "global", *content, options.dry_run);  // an old store's file gets its blob
+        if (!blob) return std::unexpected(blob.error());
+        WHARF_TRY(PointInitName(store, fec, edit.name, *blob, options.dry_run));
+        scripts[edit.name] = {edit.name, *blob, content->size(), Sha256Hex(*content), timeout};
         break;
       }
       case InitEdit::kRemove:
         if (!scripts.erase(edit.name))
           return Fail(ErrorCode::kNotFound, fec + " runs no init script " + edit.name);
-        if (!options.dry_run) (void)::unlink(JoinPath(store.root(), own).c_str());
+        if (!options.dry_run) {
+          WHARF_TRY(MigrateInitName(store, fec, edit.name, false));
+          (void)::unlink(JoinPath(store.root(), "fecs/" + fec + "/init/" + edit.name).c_str());
+        }
         break;
     }
     if (edit.kind != InitEdit::kRemove && edit.timeout > 0) scripts[edit.name].timeout = edit.timeout;

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <set>
 
@@ -50,6 +52,7 @@ Result<GcReport> CollectGarbage(Store& store, const GcOptions& options) {
   }
 
   GcReport report;
+  if (options.only.empty()) WHARF_TRY(CollectInitScripts(store, options, report));  // a release prunes its packages only
   auto homes = store.Packages();
   if (!homes) return std::unexpected(homes.error());
   for (const auto& home : *homes) {
@@ -79,6 +82,43 @@ Result<GcReport> CollectGarbage(Store& store, const GcOptions& options) {
     }
   }
   return report;
+}
+
+Status CollectInitScripts(Store& store, const GcOptions& options, GcReport& report) {
+  auto fecs = store.Fecs();
+  if (!fecs) return std::unexpected(fecs.error());
+  std::vector<std::string> owners = *fecs;
+  owners.push_back("global");
+  std::set<std::string> named;  // store paths of blobs: "fecs/<owner>/init-sha256/<sha256>"
+  for (const auto& fec : *fecs) {
+    auto history = store.History(fec);
+    if (!history) return std::unexpected(history.error());
+    size_t from = RetentionStart(*history, options.keep_generations);  // as the versions
+    for (size_t i = from; i < history->size(); ++i)
+      for (const auto& script : (*history)[i].init)
+        for (const auto& path : InitFetchPaths(script)) named.insert(path);
+  }
+  // What the names point at now: the global scripts FECs link next, the FECs' own.
+  for (const auto& owner : owners) {
+    std::string folder = "fecs/" + owner + "/init";
+    for (const auto& name : ListDir(JoinPath(store.root(), folder)).value_or(std::vector<std::string>{}))
+      if (auto target = ReadLink(JoinPath(store.root(), folder + "/" + name)); target && target->starts_with("../../"))
+        named.insert("fecs/" + target->substr(6));
+  }
+  for (const auto& owner : owners) {
+    std::string folder = "fecs/" + owner + "/init-sha256";
+    for (const auto& blob : ListDir(JoinPath(store.root(), folder)).value_or(std::vector<std::string>{})) {
+      std::string rel = folder + "/" + blob;
+      if (blob[0] == '.' || named.contains(rel)) continue;  // a temporary: the writer's
+      std::string path = JoinPath(store.root(), rel);
+      GcVersion entry{rel, "", TreeBytes(path), "init"};
+      if (!options.dry_run && ::unlink(path.c_str()) != 0)
+        return Fail(ErrorCode::kIo, path + ": cannot remove (" + std::strerror(errno) + "); check the store's permissions");
+      report.freed_bytes += entry.bytes;
+      report.removed_scripts.push_back(std::move(entry));
+    }
+  }
+  return {};
 }
 
 }  // namespace wharf

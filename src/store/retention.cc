@@ -28,13 +28,18 @@ Status WriteRetention(const Store& store, const Retention& retention) {
 }
 
 size_t RetentionStart(const std::vector<Generation>& history, int releases) {
-  std::vector<const std::vector<PackageRef>*> seen;  // different package sets, newest first
+  // A release is what a rollback brings back: packages, service settings, boot scripts.
+  auto same_release = [](const Generation& a, const Generation& b) {
+    return a.packages == b.packages && a.services == b.services && a.init == b.init &&
+           a.init_stop_on_failure == b.init_stop_on_failure;
+  };
+  std::vector<const Generation*> seen;  // different releases, newest first
   size_t start = history.size();
   for (size_t i = history.size(); i-- > 0;) {
-    const auto& packages = history[i].packages;
-    if (std::none_of(seen.begin(), seen.end(), [&](const auto* s) { return *s == packages; })) {
+    const Generation& g = history[i];
+    if (std::none_of(seen.begin(), seen.end(), [&](const Generation* s) { return same_release(*s, g); })) {
       if (static_cast<int>(seen.size()) >= releases) break;
-      seen.push_back(&packages);
+      seen.push_back(&g);
     }
     start = i;
   }

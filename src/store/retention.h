@@ -1,9 +1,10 @@
 // Which versions a store must keep so that its generations stay usable (DESIGN, "Retention"):
 //
 // - A FEC's generations *within the retention* are, walking back from its current one, every
-//   generation until a (G+1)-th different set of packages would begin: its last G releases,
-//   however many refreshes, service edits or boot-script changes came between them (a
-//   server that re-signs daily must not push the previous release out). G is the store's
+//   generation until a (G+1)-th different release would begin: its last G releases (a
+//   release: what a rollback brings back, its packages, service settings and boot scripts),
+//   however many refreshes and re-signs came between them (a server that re-signs daily
+//   must not push the previous release out). G is the store's
 //   `generations` (default 3, the agents' own `keep`, so that whatever a FEC still holds
 //   locally a wiped FEC can fetch again). Every one of them can be rolled back to.
 // - gc keeps the newest `keep` versions of each package by publication time and, whatever
@@ -41,7 +42,7 @@ Result<Retention> ReadRetention(const Store& store);
 Status WriteRetention(const Store& store, const Retention& retention);
 
 /// Index in `history` (ascending by number) of the oldest generation within the retention of
-/// `releases` different package sets (see above); history.size() when it is empty.
+/// `releases` different releases (see above); history.size() when it is empty.
 size_t RetentionStart(const std::vector<Generation>& history, int releases);
 
 /// The versions among `packages` that the store no longer holds as they are named

@@ -342,6 +342,51 @@ TEST_F(StoreTest, RetentionSettingRoundTripsBesideTheOfflineSetting) {
   EXPECT_NE(bad.error().message.find("retention keep and generations must be at least 1"), std::string::npos);
 }
 
+TEST_F(StoreTest, BootScriptVersionsAreStoredByContentAndSignedGenerationsKeepTheirs) {
+  std::string a = Pack("app", "1.0", "one");
+  ASSERT_TRUE(store_->Publish(a, IndexOf(a), false));
+  ASSERT_TRUE(Assign(*store_, "fec01", {{"app", "1.0"}}, Options()));
+  // A store from before scripts were stored by content: the script itself under its name.
+  std::string root = store_->root();
+  ASSERT_TRUE(WriteFileAtomic(root + "/fecs/global/init/10-net", "old\n"));
+  InitEdit link{InitEdit::kLink, "10-net", "", 0, ""};
+  auto linked = EditInit(*store_, "fec01", link, Options());
+  ASSERT_TRUE(linked) << linked.error().message;
+  std::string old_blob = InitBlobPath("global", Sha256Hex("old\n"));
+  EXPECT_EQ(linked->init.at(0).path, old_blob);
+  EXPECT_EQ(ReadFile(root + "/" + old_blob).value_or(""), "old\n");
+  // A new global version: a blob beside the old one, the name points at it.
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/new", "new\n"));
+  ASSERT_TRUE(EditInit(*store_, "global", {InitEdit::kAdd, "10-net", dir_ + "/new", 0, ""}, Options()));
+  std::string new_blob = InitBlobPath("global", Sha256Hex("new\n"));
+  EXPECT_EQ(ReadFile(root + "/" + old_blob).value_or(""), "old\n") << "signed generations keep their bytes";
+  EXPECT_EQ(ReadFile(root + "/" + new_blob).value_or(""), "new\n");
+  EXPECT_EQ(ReadLink(root + "/fecs/global/init/10-net").value_or(""), "../../global/init-sha256/" + Sha256Hex("new\n"));
+  // gc keeps what kept generations and the names point at, removes the rest.
+  ASSERT_TRUE(WriteFileAtomic(root + "/fecs/global/init-sha256/" + Sha256Hex("stray"), "stray"));
+  GcReport report;
+  {
+    auto lock = store_->Lock();
+    ASSERT_TRUE(lock);
+    ASSERT_TRUE(CollectInitScripts(*store_, GcOptions{}, report));
+  }
+  ASSERT_EQ(report.removed_scripts.size(), 1u);
+  EXPECT_EQ(report.removed_scripts[0].name, InitBlobPath("global", Sha256Hex("stray")));
+  EXPECT_TRUE(PathExists(root + "/" + old_blob) && PathExists(root + "/" + new_blob));
+  // Once no kept generation names the old one, it goes; a rollback to it is then refused.
+  for (int t : {11, 12, 13}) ASSERT_TRUE(EditInit(*store_, "fec01", {InitEdit::kLink, "10-net", "", t, ""}, Options()));
+  report = {};
+  {
+    auto lock = store_->Lock();
+    ASSERT_TRUE(CollectInitScripts(*store_, GcOptions{}, report));
+  }
+  ASSERT_EQ(report.removed_scripts.size(), 1u);
+  EXPECT_EQ(report.removed_scripts[0].name, old_blob);
+  auto back = Rollback(*store_, "fec01", 2, Options());
+  ASSERT_FALSE(back);
+  EXPECT_NE(back.error().message.find("is no longer in the store; add it again"), std::string::npos) << back.error().message;
+}
+
 TEST(NameVersion, ParsesAndRefuses) {
   EXPECT_EQ(ParseNameVersion("demo-ioc@1.2.0")->version, "1.2.0");
   EXPECT_FALSE(ParseNameVersion("demo-ioc"));

@@ -14,7 +14,7 @@ for v in 1 2 3 4 5 6; do
 done
 grep -q "demo has 6 versions; \`wharf gc\` keeps the newest 3" "$T/publish.err" || fail "publish warns past 3 versions: $(cat "$T/publish.err")"
 ch() { "$WHARF" "$@" --store store --key k.key >/dev/null; }
-# fec01: 1, 3, 6, 5, then a rollback (to 6): its last 3 releases (different package sets,
+# fec01: 1, 3, 6, 5, then a rollback (to 6): its last 3 releases (different releases,
 # back from the current generation) name 6, 5 and 3; 1 is a fourth.
 ch assign fec01 demo@1; ch assign fec01 demo@3; ch assign fec01 demo@6; ch assign fec01 demo@5; ch rollback fec01
 # fec02 runs an old version: 2.

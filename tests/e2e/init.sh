@@ -26,9 +26,12 @@ for f in fec01 fec02; do ch init link $f 00-common; done
 for s in 05-first 20-order 40-fail 50-after; do ch init add fec01 scripts/$s; done
 ch init add fec01 scripts/30-slow --timeout 1
 
-[ -f store/fecs/global/init/00-common ] && [ -L store/fecs/fec01/init/00-common ] && [ -L store/fecs/fec02/init/00-common ] \
-  || fail "the global script is one file, linked from each FEC"
-[ "$(grep -c '"path": "fecs/global/init/00-common"' store/fecs/fec01/generation.json store/fecs/fec02/generation.json | grep -c ':1')" = 2 ] \
+common=$(sha256sum scripts/00-common | cut -d' ' -f1)
+[ -f "store/fecs/global/init-sha256/$common" ] && [ "$(ls store/fecs/global/init-sha256)" = "$common" ] \
+  && [ "$(readlink store/fecs/global/init/00-common)" = "../../global/init-sha256/$common" ] \
+  && [ -L store/fecs/fec01/init/00-common ] && [ -L store/fecs/fec02/init/00-common ] \
+  || fail "the global script is one file (by content), linked from each FEC"
+[ "$(grep -c "\"path\": \"fecs/global/init-sha256/$common\"" store/fecs/fec01/generation.json store/fecs/fec02/generation.json | grep -c ':1')" = 2 ] \
   || fail "both generations name the one global copy"
 pass "a global script linked by two FECs is stored once"
 
@@ -63,15 +66,16 @@ expect_exit 0 "$WHARF_AGENT" status --root "$T/fec01"
 grep -q "50-after *SKIPPED" "$T/stdout" || fail "status shows the skipped script: $(cat "$T/stdout")"
 pass "on-failure stop: the scripts after a failing one are skipped and shown as such"
 
-# A script altered in the store after it was signed is refused; nothing runs.
+# A script altered in the store after it was signed is refused; nothing runs, and the
+# generation is not activated (boot scripts by content, issue 18).
 ch init link fec03 00-common
-printf '#!/bin/sh\nprintf "EVIL " >>"$WHARF_ROOT/order"\n' >store/fecs/global/init/00-common
-expect_exit 0 "$WHARF_AGENT" sync --root "$T/fec03" --store "file://$T/store" --fec fec03 --trust k.pub
-grep -q "init script 00-common: sha256 or size differs from the signed generation" "$T/stderr" || fail "tampered script: $(cat "$T/stderr")"
-[ ! -e fec03/order ] || fail "a tampered script ran"
-pass "a script changed in the store after signing is refused and does not run"
+printf '#!/bin/sh\nprintf "EVIL " >>"$WHARF_ROOT/order"\n' >"store/fecs/global/init-sha256/$common"
+expect_refused "fec03: generation [0-9]+ not activated: boot script 00-common \(fecs/global/init-sha256/$common\): .* has other bytes .* than the signed generation names .*the store was altered; put those exact bytes back" \
+  "$WHARF_AGENT" sync --root "$T/fec03" --store "file://$T/store" --fec fec03 --trust k.pub
+[ ! -e fec03/order ] && [ ! -e fec03/var/lib/wharf/current ] || fail "a tampered script ran, or its generation became current"
+pass "a script changed in the store after signing is refused, does not run, and its generation is not activated"
 # The same through the server's API (the global script restored first).
-cp scripts/00-common store/fecs/global/init/00-common
+cp scripts/00-common "store/fecs/global/init-sha256/$common"
 start_server "$T/store" --key "$T/k.key"
 # Boot scripts run as root: they need the configure right (admin, maintainer), which
 # neither a publisher nor an operator has.
