@@ -4,12 +4,12 @@
 source "$(dirname "$0")/env.sh"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 case $ARCH in
-  powerpc) want='ELF 32-bit MSB executable, PowerPC' ;;
-  armhf)   want='ELF 32-bit LSB executable, ARM, EABI5' ;;
-  arm64)   want='ELF 64-bit LSB executable, ARM aarch64' ;;
+  powerpc) want='ELF 32-bit MSB (pie )?executable, PowerPC' ;;
+  armhf)   want='ELF 32-bit LSB (pie )?executable, ARM, EABI5' ;;
+  arm64)   want='ELF 64-bit LSB (pie )?executable, ARM aarch64' ;;
 esac
 for b in wharf-agent wharf-procserv; do
-  file -b "$OUT/$b" | grep -q "^$want" || fail "$b is not '$want': $(file -b "$OUT/$b")"
+  file -b "$OUT/$b" | grep -Eq "^$want" || fail "$b is not '$want': $(file -b "$OUT/$b")"
   needed=$(readelf -d "$OUT/$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort | tr '\n' ' ')
   for lib in $needed; do
     case $lib in libc.so.*|libm.so.*|ld*.so*) ;; *) fail "$b needs $lib (only the C library is allowed): $needed" ;; esac
