@@ -19,6 +19,6 @@ set(CMAKE_CXX_FLAGS_INIT "-ffunction-sections -fdata-sections")
 # sections dropped (the dependencies are built with -ffunction-sections too).
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc -Wl,--gc-sections")
 # ctest runs the unit tests under qemu-user (no binfmt registration needed).
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L ${WHARF_CROSS_SYSROOT})
+set(CMAKE_CROSSCOMPILING_EMULATOR ${CMAKE_CURRENT_LIST_DIR}/../../tests/cross/qemu-run arm64)
 # Every try_compile sees the prefix too.
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES WHARF_CROSS_PREFIX)

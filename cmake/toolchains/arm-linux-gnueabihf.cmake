@@ -20,6 +20,6 @@ set(CMAKE_CXX_FLAGS_INIT "-D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64 -ffunction-sect
 # sections dropped (the dependencies are built with -ffunction-sections too).
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc -Wl,--gc-sections")
 # ctest runs the unit tests under qemu-user (no binfmt registration needed).
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-arm -L ${WHARF_CROSS_SYSROOT})
+set(CMAKE_CROSSCOMPILING_EMULATOR ${CMAKE_CURRENT_LIST_DIR}/../../tests/cross/qemu-run armhf)
 # Every try_compile sees the prefix too.
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES WHARF_CROSS_PREFIX)

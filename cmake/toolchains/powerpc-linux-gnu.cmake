@@ -23,6 +23,6 @@ set(CMAKE_EXE_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc -Wl,--gc-secti
 set(CMAKE_C_STANDARD_LIBRARIES "-l:libatomic.a")
 set(CMAKE_CXX_STANDARD_LIBRARIES "-l:libatomic.a")
 # ctest runs the unit tests under qemu-user (no binfmt registration needed).
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-ppc -L ${WHARF_CROSS_SYSROOT})
+set(CMAKE_CROSSCOMPILING_EMULATOR ${CMAKE_CURRENT_LIST_DIR}/../../tests/cross/qemu-run powerpc)
 # Every try_compile sees the prefix too.
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES WHARF_CROSS_PREFIX)

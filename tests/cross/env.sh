@@ -18,6 +18,11 @@ command -v "$QEMU" >/dev/null || { echo "no $QEMU: run scripts/install-deps --cr
 # is qemu's, so kill reaches the emulated agent.
 WRAP=$(mktemp -d /tmp/wharf-cross-XXXXXX)
 trap 'rm -rf "$WRAP"' EXIT
+# -L here (not qemu-run's loader form): /proc/self/exe stays the agent. LOCPATH: qemu-run's
+# C.UTF-8 in the target's byte order (made on first use).
+"$REPO/tests/cross/qemu-run" "$ARCH" --version >/dev/null 2>&1 || true
+case $ARCH in powerpc) order=big ;; *) order=little ;; esac
+export LOCPATH=${WHARF_CROSS_CACHE:-$HOME/.cache/wharf-cross}/locale-$order
 for b in wharf-agent wharf-procserv; do
   printf '#!/bin/sh\nexec %s -L %s %s "$@"\n' "$QEMU" "$SYSROOT" "$OUT/$b" >"$WRAP/$b"
   chmod +x "$WRAP/$b"
