@@ -14,7 +14,7 @@ for b in wharf-agent wharf-procserv; do
   for lib in $needed; do
     case $lib in libc.so.*|libm.so.*|ld*.so*) ;; *) fail "$b needs $lib (only the C library is allowed): $needed" ;; esac
   done
-  echo "ok - $b: $want, needs $needed($(stat -c %s "$OUT/$b") bytes)"
+  echo "ok - $b: $(file -b "$OUT/$b" | cut -d, -f1-2); needs $needed($(stat -c %s "$OUT/$b") bytes stripped)"
 done
 "$WRAP/wharf-agent" --help | grep -q 'sync' || fail "wharf-agent --help under $QEMU"
 echo "ok - wharf-agent --help under $QEMU"
