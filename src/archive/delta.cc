@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -39,6 +40,10 @@ class MappedFile {
     if (!fd) return std::unexpected(fd.error());
     struct stat st;
     if (::fstat(fd->get(), &st) != 0) return IoError("inspect", path);
+    // On a 32-bit FEC a base past the address space cannot be mapped: say so rather than
+    // map a truncated size (wharf makes no delta from a base over kMaxDeltaFileSize).
+    if (static_cast<uint64_t>(st.st_size) > std::numeric_limits<size_t>::max() / 2)
+      return Fail(ErrorCode::kUnsupported, path + ": too large to map as a delta base on this machine");
     return Map(fd->get(), static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, path);
   }
   Status OpenShared(int fd, size_t size, const std::string& path) {
@@ -342,11 +347,14 @@ Status ApplyDeltaInPlace(MappedFile& base, std::string_view delta, uint64_t size
     if (errno == EOPNOTSUPP || errno == ENOSYS) return Fail(ErrorCode::kUnsupported, path + ": no fallocate here");
     return IoError("reserve space for", path);
   }
+  // At most kMaxDeltaFileSize (the caller checks), so it fits a size_t on a 32-bit FEC too.
+  if (size > kMaxDeltaFileSize) return Fail(ErrorCode::kUnsupported, path + ": too large to patch in place");
+  const size_t mapped = static_cast<size_t>(size);
   MappedFile target;
-  if (!target.OpenShared(fd, size, path)) return Fail(ErrorCode::kUnsupported, path + ": cannot be mapped");
+  if (!target.OpenShared(fd, mapped, path)) return Fail(ErrorCode::kUnsupported, path + ": cannot be mapped");
   ZstdDctx dctx = PatchDecoder(base, size);
   ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_stableOutBuffer, 1);
-  ZSTD_outBuffer out{target.bytes(), size, 0};
+  ZSTD_outBuffer out{target.bytes(), mapped, 0};
   ZSTD_inBuffer in{delta.data(), 0, 0};
   uint64_t dropped = 0;
   size_t left = 1;

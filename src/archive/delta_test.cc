@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "archive/pack.h"
 #include "base/scratch_dir.h"
@@ -242,6 +243,22 @@ TEST(Delta, OnlyKeptEntriesAreHeldAndTheirNumberIsBounded) {
   ASSERT_TRUE(kept) << kept.error().message;
   EXPECT_EQ(kept->size(), 1u);
   EXPECT_FALSE(ParseDeltaIndex(json, [](const DeltaEntry&) { return true; }, 999)) << "more kept than allowed";
+}
+
+// A 32-bit FEC cannot map a base past half its address space: refused with an error, never
+// mapped at a truncated size (st_size cast to a 32-bit size_t). Runs on the 32-bit cross
+// builds (tests/cross/unit.sh powerpc); a 64-bit machine maps any base.
+TEST(Delta, RefusesABaseTooLargeToMapOn32Bit) {
+  if (sizeof(size_t) > 4) GTEST_SKIP() << "64-bit: every base fits the address space";
+  ScratchDir dir;
+  std::string base = dir / "base";
+  UniqueFd fd(::open(base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(::ftruncate(fd.get(), off_t{5} << 30), 0);  // 5 GiB of sparse zeros
+  std::string out;
+  auto applied = Collect(base, "", 1, out);
+  ASSERT_FALSE(applied);
+  EXPECT_NE(applied.error().message.find("too large to map"), std::string::npos) << applied.error().message;
 }
 
 }  // namespace wharf

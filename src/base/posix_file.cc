@@ -14,6 +14,11 @@
 
 #include "base/file.h"
 
+// Files past 4 GiB and times past 2038 on 32-bit FECs: wharf and every library linked with it
+// are built with -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64 there (cmake/toolchains, docs/embedded.md).
+static_assert(sizeof(off_t) == 8, "off_t must be 64-bit: build with -D_FILE_OFFSET_BITS=64");
+static_assert(sizeof(time_t) == 8, "time_t must be 64-bit: build with -D_TIME_BITS=64 (glibc >= 2.34)");
+
 namespace wharf {
 
 UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
