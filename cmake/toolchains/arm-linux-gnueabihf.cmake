@@ -1,25 +1,6 @@
-# Cross toolchain for the FEC side on ARM 32-bit hard-float (arm-linux-gnueabihf): Debian's g++-12-arm-linux-gnueabihf.
-# Used by scripts/cross-build (docs/embedded.md), which passes WHARF_CROSS_PREFIX: the
-# static dependencies (zstd, libarchive, libcurl, OpenSSL, GoogleTest) it builds from
-# Debian's source packages.
-set(CMAKE_SYSTEM_NAME Linux)
+# The FEC side on ARM 32-bit hard-float: Debian's g++-12-arm-linux-gnueabihf.
+set(WHARF_CROSS_TRIPLET arm-linux-gnueabihf)
+set(WHARF_CROSS_ARCH armhf)
 set(CMAKE_SYSTEM_PROCESSOR armv7l)
-set(CMAKE_C_COMPILER arm-linux-gnueabihf-gcc-12)
-set(CMAKE_CXX_COMPILER arm-linux-gnueabihf-g++-12)
-set(WHARF_CROSS_SYSROOT /usr/arm-linux-gnueabihf)
-set(CMAKE_FIND_ROOT_PATH ${WHARF_CROSS_PREFIX} ${WHARF_CROSS_SYSROOT})
-set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
-set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
-# 32-bit: 64-bit off_t and time_t (glibc >= 2.34), the same flags the dependencies are built
-# with. Each function in its own section, so the link keeps only what is called.
-set(CMAKE_C_FLAGS_INIT "-D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64 -ffunction-sections -fdata-sections")
-set(CMAKE_CXX_FLAGS_INIT "-D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64 -ffunction-sections -fdata-sections")
-# libstdc++ and libgcc linked in: the agent needs only the C library on the FEC; unused
-# sections dropped (the dependencies are built with -ffunction-sections too).
-set(CMAKE_EXE_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc -Wl,--gc-sections")
-# ctest runs the unit tests under qemu-user (no binfmt registration needed).
-set(CMAKE_CROSSCOMPILING_EMULATOR ${CMAKE_CURRENT_LIST_DIR}/../../tests/cross/qemu-run armhf)
-# Every try_compile sees the prefix too.
-list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES WHARF_CROSS_PREFIX)
+set(WHARF_CROSS_32BIT ON)
+include(${CMAKE_CURRENT_LIST_DIR}/wharf-cross.cmake)
