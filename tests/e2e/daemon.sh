@@ -34,19 +34,7 @@ NGINX_EXTRA='location /software/bulk/ { limit_rate 20k; }'
 start_nginx "$STORE"
 
 # Heartbeats go to a listener that notes when each arrives and what it says.
-HB_PORT=$(free_port)
-python3 - "$HB_PORT" "$T/beats.log" <<'PY' &
-import http.server, json, sys, time
-log = open(sys.argv[2], "a")
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        log.write(f"{time.monotonic():.3f} {body.get('activity', '')}\n"); log.flush()
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"{}")
-    def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
-HB_PID=$!
+start_heartbeat_listener "$T/beats.log" activity --time
 # systemd's side of the notify protocol: a datagram socket noting each message's time.
 python3 - "$T/notify.sock" "$T/notify.log" <<'PY' &
 import socket, sys, time

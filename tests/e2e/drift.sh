@@ -120,19 +120,7 @@ end=$(date +%s.%N)
 echo "verify of $size bytes: $(python3 -c "print(f'{$end - $start:.3f}')") s ($(tail -1 "$T/stdout"))"
 
 # Under `run`: a background verify finds drift made after the sync, and the heartbeat says it.
-HB_PORT=$(free_port)
-python3 - "$HB_PORT" "$T/beats.log" <<'PY' &
-import http.server, json, sys
-log = open(sys.argv[2], "a")
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        log.write((body.get("error") or "-") + "\n"); log.flush()
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"{}")
-    def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
-HB_PID=$!
+start_heartbeat_listener "$T/beats.log" error
 "$WHARF_AGENT" run --root "$T/fec01" --store "$STORE_URL" --fec fec01 --trust release.pub --interval 3600 \
   --heartbeat 1 --verify-interval 1 --server "http://127.0.0.1:$HB_PORT" --token t >"$T/run.out" 2>"$T/run.err" &
 RUN_PID=$!

@@ -61,6 +61,17 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# start_heartbeat_listener LOG FIELD [--time]: a stand-in for the server's heartbeat route on
+# a free port ($HB_PORT, process $HB_PID) that appends FIELD of each heartbeat to LOG
+# (heartbeat_listener.py says how).
+start_heartbeat_listener() {
+  HB_PORT=$(free_port)
+  python3 "$E2E_DIR/heartbeat_listener.py" "$HB_PORT" "$@" &
+  HB_PID=$!
+  wait_for "the heartbeat listener on port $HB_PORT" \
+    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $HB_PORT), 1)"
+}
+
 # start_nginx STORE: serves STORE on loopback; sets $STORE_URL and $NGINX_LOG (access log).
 # $NGINX_EXTRA, when set, goes into the server block (e.g. a throttled location).
 start_nginx() {
