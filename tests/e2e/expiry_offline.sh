@@ -41,6 +41,14 @@ fec_root() {
   fi
   mkdir -p "$ROOT/etc/wharf"
 }
+# start_run ROOT TOKEN NAME: `wharf-agent run` on ROOT in the background ($RUN_PID), its
+# output appended to $T/NAME.out and $T/NAME.err ($RUN_ERR, shown when a wait_for fails).
+start_run() {
+  RUN_ERR=$T/$3.err
+  "$WHARF_AGENT" run --root "$1" --interval 1 --heartbeat 1 --token "$2" >>"$T/$3.out" 2>>"$RUN_ERR" &
+  RUN_PID=$!
+}
+
 # agent_config ROOT FEC STORE_URL PUB...: agent.toml and trusted keys under ROOT.
 agent_config() {
   local r=$1 fec=$2 url=$3 trust="" pub; shift 3
@@ -111,9 +119,7 @@ fec_root fec01; RA=$ROOT
 # Heartbeats go to the server (up while fec01's own store is not).
 HEARTBEATS=$SERVER_URL agent_config "$RA" fec01 "$STORE_URL" "$T/release.pub"
 TOKEN_A=$(make_token fec01 agent fec01 "$T/store-c")
-RUN_ERR=$T/run-a.err
-"$WHARF_AGENT" run --root "$RA" --interval 1 --heartbeat 1 --token "$TOKEN_A" >>"$T/run-a.out" 2>>"$RUN_ERR" &
-RUN_PID=$!
+start_run "$RA" "$TOKEN_A" run-a
 wait_for "fec01 applies generation 1 and runs a" eval '[ "$(agent_generation "$RA")" = 1 ] && alive "$(service_pid "$RA")"'
 remember "$RA"
 FIRST=$(service_pid "$RA")
@@ -127,8 +133,7 @@ SERVICE_PIDS=()
 stop_nginx
 wait_until "$A_EXPIRES"
 
-"$WHARF_AGENT" run --root "$RA" --interval 1 --heartbeat 1 --token "$TOKEN_A" >>"$T/run-a.out" 2>>"$RUN_ERR" &
-RUN_PID=$!
+start_run "$RA" "$TOKEN_A" run-a
 wait_for "service a started again with the store unreachable" eval 'alive "$(service_pid "$RA")"'
 remember "$RA"
 SECOND=$(service_pid "$RA")
@@ -170,9 +175,7 @@ wait_until "$B_EXPIRES"
 fec_root fec02; RB=$ROOT
 HEARTBEATS=$SERVER_URL agent_config "$RB" fec02 "file://$T/dvd" "$T/release.pub"
 TOKEN_B=$(make_token fec02 agent fec02 "$T/store-c")
-RUN_ERR=$T/run-b.err
-"$WHARF_AGENT" run --root "$RB" --interval 1 --heartbeat 1 --token "$TOKEN_B" >>"$T/run-b.out" 2>>"$RUN_ERR" &
-RUN_PID=$!
+start_run "$RB" "$TOKEN_B" run-b
 wait_for "fec02 boots on the expired offline generation and runs a" \
   eval '[ "$(agent_generation "$RB")" = 1 ] && alive "$(service_pid "$RB")"'
 remember "$RB"
