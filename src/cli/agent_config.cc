@@ -2,6 +2,10 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <string_view>
+#include <utility>
+
 #include "base/file.h"
 #include "base/strings.h"
 
@@ -20,6 +24,54 @@ void AddUrls(std::vector<std::string>& out, const std::string& text) {
     if (!url.empty()) out.push_back(url);
 }
 
+// Every setting agent.toml may hold, and its type: a mistyped name or a value of the wrong
+// type would otherwise be ignored without a word, and the FEC would run on a default.
+enum class Setting { kString, kStrings, kInteger, kBoolean };
+constexpr std::pair<std::string_view, Setting> kSettings[] = {
+    {"fec", Setting::kString},           {"store", Setting::kStrings},
+    {"trust", Setting::kStrings},        {"keep", Setting::kInteger},
+    {"server", Setting::kString},        {"supervisor", Setting::kString},
+    {"agent_health_deadline", Setting::kInteger}, {"stop_services", Setting::kBoolean},
+    {"console_group", Setting::kString}, {"keep_snapshots", Setting::kInteger},
+    {"transfer_base_seconds", Setting::kInteger}, {"transfer_floor_rate", Setting::kInteger},
+    {"token_file", Setting::kString},
+};
+
+static bool HasType(const toml::node& node, Setting type) {
+  switch (type) {
+    case Setting::kString: return node.is_string();
+    case Setting::kInteger: return node.is_integer();
+    case Setting::kBoolean: return node.is_boolean();
+    case Setting::kStrings:
+      if (node.is_string()) return true;
+      if (auto* list = node.as_array())
+        return std::all_of(list->begin(), list->end(), [](const toml::node& item) { return item.is_string(); });
+      return false;
+  }
+  return false;
+}
+
+static Status CheckSettings(const toml::table& table, const std::string& path) {
+  static constexpr const char* kTypeNames[] = {"a string", "a string or a list of strings", "an integer",
+                                               "true or false"};
+  for (const auto& [key, node] : table) {
+    auto known = std::find_if(std::begin(kSettings), std::end(kSettings),
+                              [&](const auto& setting) { return setting.first == key.str(); });
+    if (known == std::end(kSettings)) {
+      std::string names;
+      for (const auto& setting : kSettings) names += (names.empty() ? "" : ", ") + std::string(setting.first);
+      return Fail(ErrorCode::kInvalidArgument, path + ":" + std::to_string(node.source().begin.line) +
+                                                   ": unknown setting '" + std::string(key.str()) +
+                                                   "'; fix the file (settings: " + names + ")");
+    }
+    if (!HasType(node, known->second))
+      return Fail(ErrorCode::kInvalidArgument,
+                  path + ":" + std::to_string(node.source().begin.line) + ": " + std::string(key.str()) +
+                      " must be " + kTypeNames[static_cast<int>(known->second)] + "; fix the file");
+  }
+  return {};
+}
+
 Status ReadConfigFile(const std::string& path, const std::string& root, AgentArgs& args) {
   auto text = ReadTomlText(path);
   if (!text) return std::unexpected(text.error());
@@ -31,6 +83,7 @@ Status ReadConfigFile(const std::string& path, const std::string& root, AgentArg
                 path + ":" + std::to_string(e.source().begin.line) + ": " +
                     std::string(e.description()) + "; fix the file");
   }
+  WHARF_TRY(CheckSettings(table, path));
   if (args.stores.empty()) {
     if (auto* list = table["store"].as_array()) {
       for (auto& item : *list)
